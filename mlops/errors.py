@@ -1,0 +1,57 @@
+"""Errors the library raises; the CLI turns each into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """A failure the user must act on. ``str(error)`` is the one-line message."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotARepoError(MlopsError):
+    """Not inside a Git work tree, or ``.mlops/`` is missing."""
+
+
+class InputError(MlopsError):
+    """A path, argument or file given by the user is not acceptable."""
+
+
+class ConfigError(MlopsError):
+    """A configuration or declaration file is invalid."""
+
+
+class CacheError(MlopsError):
+    """An object is missing from the cache, corrupt, or cannot be written."""
+
+
+class WorkspaceConflict(MlopsError):
+    """A workspace file would be lost; ``--force`` is needed."""
+
+
+class RemoteError(MlopsError):
+    """A remote cannot be reached, is misconfigured, or holds bad data."""
+
+
+class PipelineError(MlopsError):
+    """A pipeline declaration is invalid or a stage failed."""
+
+
+class CheckError(MlopsError):
+    """A check suite is invalid, or a check could not be evaluated."""
+
+
+class RegistryError(MlopsError):
+    """A model, version or alias is unknown, or a promotion is refused."""
+
+
+class MonitorError(MlopsError):
+    """Monitoring cannot score a batch."""
+
+
+class LockedError(MlopsError):
+    """Another mlops process holds the repository lock."""

@@ -1,0 +1,62 @@
+"""Small filesystem helpers shared by every layer: atomic writes and read-only bits."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Atomically write UTF-8 text, keeping an existing file's permission bits."""
+    mode = None
+    with contextlib.suppress(FileNotFoundError):
+        mode = stat.S_IMODE(path.stat().st_mode)
+    atomic_write_bytes(path, text.encode(), mode if mode is not None else 0o644)
+
+
+def make_read_only(path: Path | str) -> None:
+    """Remove every write bit, keeping read and executable bits."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    os.chmod(path, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def make_writable(path: Path | str) -> None:
+    """Give the owner write permission."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    os.chmod(path, mode | stat.S_IWUSR)
+
+
+@contextlib.contextmanager
+def temporary_sibling(path: Path) -> Iterator[Path]:
+    """Yield an unused temporary path next to ``path``; remove it if the block fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        yield Path(tmp)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            os.unlink(tmp)
+        raise

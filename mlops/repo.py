@@ -1,0 +1,219 @@
+"""Find the Git work tree and ``.mlops/``; load and change configuration."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import ConfigError, LockedError, NotARepoError
+from mlops.fsutil import atomic_write_text
+
+MLOPS_DIR = ".mlops"
+CONFIG_FILE = "config.yaml"
+LOCAL_CONFIG_FILE = "config.local.yaml"
+LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
+DEFAULT_CONFIG: dict[str, Any] = {"cache": {"link": ["reflink", "copy"]}}
+
+# What ``.mlops/.gitignore`` keeps out of Git: everything per machine.
+_MLOPS_GITIGNORE = "/config.local.yaml\n/cache/\n/tmp/\n/state.db*\n/runs.db*\n/lock\n"
+
+
+@dataclass(frozen=True)
+class Repo:
+    """A Git work tree with an ``.mlops/`` folder."""
+
+    root: Path
+
+    @property
+    def mlops_dir(self) -> Path:
+        return self.root / MLOPS_DIR
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.mlops_dir / "cache"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.mlops_dir / "tmp"
+
+    def config(self) -> dict[str, Any]:
+        """The merged configuration: defaults, then ``config.yaml``, then the local file."""
+        merged = _deep_merge({}, DEFAULT_CONFIG)
+        for name in (CONFIG_FILE, LOCAL_CONFIG_FILE):
+            merged = _deep_merge(merged, _read_config(self.mlops_dir / name))
+        return merged
+
+    def link_types(self) -> list[str]:
+        """The configured workspace link types, validated."""
+        links = self.config().get("cache", {}).get("link", DEFAULT_CONFIG["cache"]["link"])
+        if isinstance(links, str):
+            links = [links]
+        if not isinstance(links, list) or not links:
+            raise ConfigError("cache.link in .mlops/config.yaml must be a list of link types")
+        for link in links:
+            if link not in LINK_TYPES:
+                raise ConfigError(
+                    f"cache.link in .mlops/config.yaml: unknown link type {link!r} "
+                    f"(valid: {', '.join(LINK_TYPES)})"
+                )
+        return list(links)
+
+    def relpath(self, path: Path) -> str:
+        """``path`` relative to the repository root, with forward slashes."""
+        return path.relative_to(self.root).as_posix()
+
+
+def find_git_root(start: Path | None = None) -> Path:
+    """The top of the Git work tree containing ``start`` (default: the current folder)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    raise NotARepoError(f"not a Git repository (or any parent up to /): {here}")
+
+
+def find_repo(start: Path | None = None) -> Repo:
+    """The repository containing ``start``; it must have been set up with ``mlops init``."""
+    root = find_git_root(start)
+    if not (root / MLOPS_DIR).is_dir():
+        raise NotARepoError(f"{root} is not set up for mlops: run `mlops init` first")
+    return Repo(root)
+
+
+def init_repo(start: Path | None = None) -> tuple[Repo, bool]:
+    """Create ``.mlops/`` in the Git work tree; return the repo and whether anything changed."""
+    root = find_git_root(start)
+    repo = Repo(root)
+    created = False
+    if not repo.mlops_dir.is_dir():
+        repo.mlops_dir.mkdir()
+        created = True
+    config = repo.mlops_dir / CONFIG_FILE
+    if not config.exists():
+        atomic_write_text(config, "cache:\n  link: [reflink, copy]\n")
+        created = True
+    ignore = repo.mlops_dir / ".gitignore"
+    if not ignore.exists():
+        atomic_write_text(ignore, _MLOPS_GITIGNORE)
+        created = True
+    repo.cache_dir.mkdir(exist_ok=True)
+    return repo, created
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def config_get(repo: Repo, key: str) -> Any:
+    """Read a dotted key (``cache.link``) from the merged configuration."""
+    node: Any = repo.config()
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"config key {key!r} is not set")
+        node = node[part]
+    return node
+
+
+def config_set(repo: Repo, key: str, value: Any, local: bool = False) -> None:
+    """Set a dotted key in ``config.yaml`` (or ``config.local.yaml``), atomically."""
+    import yaml
+
+    parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"invalid config key {key!r}")
+    path = repo.mlops_dir / (LOCAL_CONFIG_FILE if local else CONFIG_FILE)
+    data = _read_config(path)
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key {key!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+    if key == "cache.link":
+        # Validate before writing so that a typo never lands on disk.
+        for link in value if isinstance(value, list) else [value]:
+            if link not in LINK_TYPES:
+                raise ConfigError(
+                    f"cache.link: unknown link type {link!r} (valid: {', '.join(LINK_TYPES)})"
+                )
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def config_unset(repo: Repo, key: str, local: bool = False) -> None:
+    """Remove a dotted key from ``config.yaml`` (or the local file)."""
+    import yaml
+
+    path = repo.mlops_dir / (LOCAL_CONFIG_FILE if local else CONFIG_FILE)
+    data = _read_config(path)
+    parts = key.split(".")
+    node: Any = data
+    for part in parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or parts[-1] not in node:
+        raise ConfigError(f"config key {key!r} is not set in {path.name}")
+    del node[parts[-1]]
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+@contextlib.contextmanager
+def repo_lock(repo: Repo, wait: float = 0.0, purpose: str = "") -> Iterator[None]:
+    """Hold the repository's exclusive lock; wait up to ``wait`` seconds for it.
+
+    An OS-level ``flock`` is released by the kernel when the process dies, so a
+    killed command never leaves a stale lock behind.
+    """
+    path = repo.mlops_dir / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                    raise LockedError(
+                        "another mlops command is running in this repository"
+                        + (f" ({holder})" if holder else "")
+                        + "; wait for it to finish"
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} {purpose}".strip().encode(), 0)
+        yield
+    finally:
+        os.close(fd)

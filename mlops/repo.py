@@ -146,6 +146,16 @@ def config_get(repo: Repo, key: str) -> Any:
     return node
 
 
+def parse_config_value(text: str) -> Any:
+    """A value typed on the command line, read as YAML (``[hardlink, copy]``, ``3``, ``true``)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
 def config_set(repo: Repo, key: str, value: Any, local: bool = False) -> None:
     """Set a dotted key in ``config.yaml`` (or ``config.local.yaml``), atomically."""
     import yaml

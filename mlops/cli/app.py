@@ -1,0 +1,88 @@
+"""The typer application and what every command shares: output, errors, options."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+
+class _MlopsGroup(TyperGroup):
+    """Turns library errors into one line and an exit code, for every command.
+
+    Living in the command group (not in ``main``) means typer's test runner sees
+    exactly what a user sees.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        from mlops.errors import MlopsError
+
+        try:
+            return super().invoke(ctx)
+        except MlopsError as exc:
+            sys.stderr.write(f"mlops: error: {exc.message}\n")
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            sys.stderr.write("mlops: interrupted\n")
+            ctx.exit(130)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if getattr(exc, "exit_code", None) is not None and hasattr(exc, "show"):
+                raise  # click's own usage errors keep exit code 2
+            if Options.debug:
+                import traceback
+
+                traceback.print_exception(exc)
+            else:
+                sys.stderr.write(
+                    f"mlops: internal error: {type(exc).__name__}: {exc} "
+                    "(run with --debug for the traceback)\n"
+                )
+            ctx.exit(3)
+
+
+app = typer.Typer(
+    cls=_MlopsGroup,
+    name="mlops",
+    help="Version data, models and pipelines next to your Git commits.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Options:
+    """Global options set by the top-level callback."""
+
+    quiet: bool = False
+    debug: bool = False
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as JSON on standard output (for ``--json``)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def echo(message: str = "", err: bool = False) -> None:
+    """Print one line unless ``--quiet`` (errors always print)."""
+    if Options.quiet and not err:
+        return
+    stream = sys.stderr if err else sys.stdout
+    stream.write(message + "\n")
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console, created on first use so that start-up stays light."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def progress_enabled() -> bool:
+    """Progress bars only on a terminal and never with ``--quiet``."""
+    return not Options.quiet and sys.stderr.isatty()

@@ -1,0 +1,165 @@
+"""``mlops add``: snapshot files and folders into the cache and write their pointers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops.data.workspace import (
+    ScannedFile,
+    Store,
+    find_targets,
+    hash_files,
+    open_store,
+    scan_folder,
+)
+from mlops.errors import InputError
+from mlops.fsutil import atomic_write_text
+from mlops.gitutil import tracked_paths
+from mlops.parallel import Progress, parallel_map
+from mlops.repo import MLOPS_DIR, Repo, repo_lock
+from mlops.storage.hashing import DIR_SUFFIX
+from mlops.storage.links import SHARED
+from mlops.storage.manifest import Entry, build_manifest
+from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What ``add`` recorded for one path."""
+
+    path: str
+    pointer: str
+    oid: str
+    size: int
+    files: int
+    stored: int  # objects that were not in the cache before
+
+
+def add(
+    repo: Repo, paths: list[str], jobs: int | None = None, progress: Progress | None = None
+) -> list[AddResult]:
+    """Snapshot ``paths`` (files or folders) and write ``PATH.mlops`` beside each."""
+    if not paths:
+        raise InputError("nothing to add: name at least one file or folder")
+    targets = [_validate(repo, raw) for raw in paths]
+    store = open_store(repo)
+    results = []
+    with repo_lock(repo, wait=30, purpose="add"):
+        try:
+            for path in targets:
+                results.append(_add_one(store, path, jobs, progress))
+        finally:
+            store.state.flush()
+    return results
+
+
+def _validate(repo: Repo, raw: str) -> Path:
+    path = Path(os.path.abspath(raw))
+    root = repo.root
+    if path != root and root not in path.parents:
+        raise InputError(f"{raw}: outside the repository {root}")
+    rel = path.relative_to(root)
+    if not rel.parts:
+        raise InputError(f"{raw}: cannot add the repository root; name a file or folder in it")
+    if rel.parts[0] in (".git", MLOPS_DIR):
+        raise InputError(f"{raw}: inside {rel.parts[0]}/, which mlops does not track")
+    if path.is_symlink():
+        raise InputError(f"{raw}: a symbolic link; add the file or folder it points to")
+    if not path.exists():
+        raise InputError(f"{raw}: no such file or folder")
+    if path.name.endswith(SUFFIX):
+        raise InputError(f"{raw}: a pointer file; add the data it describes instead")
+    if not (path.is_file() or path.is_dir()):
+        raise InputError(f"{raw}: not a regular file or folder")
+    in_git = tracked_paths(root, rel.as_posix())
+    if in_git:
+        raise InputError(
+            f"{rel.as_posix()} is tracked by Git; untrack it first with "
+            f"`git rm -r --cached {rel.as_posix()}` (the files stay on disk)"
+        )
+    for target in find_targets(repo):
+        other = target.data_path
+        if other != path and (other in path.parents or path in other.parents):
+            raise InputError(
+                f"{rel.as_posix()} overlaps {repo.relpath(other)}, which mlops already tracks "
+                f"({repo.relpath(target.pointer_file)})"
+            )
+    return path
+
+
+def _add_one(store: Store, path: Path, jobs: int | None, progress: Progress | None) -> AddResult:
+    repo = store.repo
+    pointer, stored = snapshot(store, path, jobs, progress)
+    # The pointer is written last: until it lands, the previous snapshot stays current.
+    pointer_file = pointer_path(path)
+    write_pointer(pointer_file, pointer)
+    _ignore_in_git(path)
+    return AddResult(
+        repo.relpath(path),
+        repo.relpath(pointer_file),
+        pointer.oid,
+        pointer.size,
+        pointer.files,
+        stored,
+    )
+
+
+def snapshot(
+    store: Store, path: Path, jobs: int | None = None, progress: Progress | None = None
+) -> tuple[Pointer, int]:
+    """Store a file or folder in the cache; return its pointer and how many objects were new.
+
+    Takes no lock and writes no pointer file: callers (``add``, the pipeline) do both.
+    """
+    if store.linker.chosen is None:
+        store.linker.probe(store.repo.cache_dir, store.repo.mlops_dir)
+    is_dir = path.is_dir()
+    files = scan_folder(path) if is_dir else [ScannedFile("", str(path), os.stat(path))]
+    entries = hash_files(store, files, jobs, progress)
+    stored = _store_files(store, files, entries, jobs, progress)
+    if not is_dir:
+        return Pointer(path.name, entries[0].oid, entries[0].size, 1), stored
+    manifest = build_manifest(entries)
+    oid = store.cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
+    return Pointer(path.name, oid, manifest.size, len(entries)), stored
+
+
+def _store_files(
+    store: Store,
+    files: list[ScannedFile],
+    entries: list[Entry],
+    jobs: int | None,
+    progress: Progress | None,
+) -> int:
+    cache, linker = store.cache, store.linker
+    present = cache.existing(entry.oid for entry in entries)
+    kind = linker.chosen
+    work = [
+        (item.abspath, entry.oid)
+        for item, entry in zip(files, entries, strict=True)
+        if not (
+            entry.oid in present
+            and (kind not in SHARED or (kind == "hardlink" and item.st.st_nlink > 1))
+        )
+    ]
+    parallel_map(
+        lambda job: cache.add_file(job[0], job[1], linker), work, jobs, progress, "storing"
+    )
+    return len({oid for _, oid in work} - present)
+
+
+def _ignore_in_git(path: Path) -> None:
+    """Add ``/name`` to the ``.gitignore`` beside ``path`` unless it is there."""
+    ignore = path.parent / ".gitignore"
+    line = "/" + path.name
+    try:
+        text = ignore.read_text()
+    except FileNotFoundError:
+        text = ""
+    if line in text.splitlines():
+        return
+    if text and not text.endswith("\n"):
+        text += "\n"
+    atomic_write_text(ignore, text + line + "\n")

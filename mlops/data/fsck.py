@@ -1,0 +1,35 @@
+"""``mlops fsck``: re-hash every cache object and move corrupt ones aside."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from mlops.data.workspace import open_store
+from mlops.parallel import Progress, parallel_map
+from mlops.repo import Repo, repo_lock
+
+
+@dataclass(frozen=True)
+class FsckResult:
+    """How many objects were checked, and which were corrupt (now in ``.mlops/corrupt/``)."""
+
+    checked: int
+    corrupt: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"checked": self.checked, "corrupt": list(self.corrupt)}
+
+
+def fsck(repo: Repo, jobs: int | None = None, progress: Progress | None = None) -> FsckResult:
+    """Re-hash every object; move those whose bytes do not match their id aside."""
+    store = open_store(repo)
+    with repo_lock(repo, wait=30, purpose="fsck"):
+        oids = sorted(store.cache.iter_objects())
+        good = parallel_map(store.cache.rehash, oids, jobs, progress, "checking")
+        corrupt = tuple(oid for oid, ok in zip(oids, good, strict=True) if not ok)
+        aside = repo.mlops_dir / "corrupt"
+        for oid in corrupt:
+            aside.mkdir(exist_ok=True)
+            os.replace(store.cache.path(oid), aside / oid)
+    return FsckResult(len(oids), corrupt)

@@ -1,0 +1,118 @@
+"""``mlops status``: how the workspace and the cache differ from the pointers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mlops.data.workspace import (
+    Store,
+    Target,
+    find_targets,
+    hash_files,
+    load_manifest,
+    open_store,
+    scan_folder,
+)
+from mlops.errors import CacheError
+from mlops.parallel import Progress
+from mlops.repo import Repo
+from mlops.storage.manifest import Entry
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    """One tracked path compared with its pointer.
+
+    ``workspace``: unchanged, modified, missing, or unknown (manifest not in the cache).
+    ``cache``: ok, or missing (some objects are not in the cache).
+    """
+
+    path: str
+    pointer: str
+    workspace: str
+    cache: str
+    added: tuple[str, ...] = field(default=())
+    modified: tuple[str, ...] = field(default=())
+    deleted: tuple[str, ...] = field(default=())
+    missing_objects: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return self.workspace == "unchanged" and self.cache == "ok"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "pointer": self.pointer,
+            "workspace": self.workspace,
+            "cache": self.cache,
+            "added": list(self.added),
+            "modified": list(self.modified),
+            "deleted": list(self.deleted),
+            "missing_objects": self.missing_objects,
+        }
+
+
+def data_status(
+    repo: Repo,
+    paths: list[str] | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> list[DataStatus]:
+    """The status of every tracked path (or those under ``paths``)."""
+    store = open_store(repo)
+    try:
+        return [_status_of(store, t, jobs, progress) for t in find_targets(repo, paths)]
+    finally:
+        store.state.flush()
+
+
+def _status_of(
+    store: Store, target: Target, jobs: int | None, progress: Progress | None
+) -> DataStatus:
+    repo, cache = store.repo, store.cache
+    rel, pointer_rel = target.relpath(repo), repo.relpath(target.pointer_file)
+    path, oid = target.data_path, target.pointer.oid
+    if not target.pointer.is_dir:
+        cache_state = "ok" if cache.exists(oid) else "missing"
+        if not path.is_file():
+            return DataStatus(
+                rel,
+                pointer_rel,
+                "missing",
+                cache_state,
+                missing_objects=int(cache_state == "missing"),
+            )
+        same = store.state.hash(str(path)) == oid
+        return DataStatus(
+            rel,
+            pointer_rel,
+            "unchanged" if same else "modified",
+            cache_state,
+            missing_objects=int(cache_state == "missing"),
+        )
+    try:
+        manifest = load_manifest(cache, oid, rel)
+    except CacheError:
+        workspace = "unknown" if path.exists() else "missing"
+        return DataStatus(rel, pointer_rel, workspace, "missing", missing_objects=1)
+    wanted = manifest.by_path()
+    missing = len(
+        {e.oid for e in manifest.entries} - cache.existing(e.oid for e in manifest.entries)
+    )
+    cache_state = "missing" if missing else "ok"
+    if not path.is_dir():
+        return DataStatus(rel, pointer_rel, "missing", cache_state, missing_objects=missing)
+    have = {e.path: e for e in hash_files(store, scan_folder(path), jobs, progress)}
+    added, modified, deleted = _compare(wanted, have)
+    workspace = "modified" if added or modified or deleted else "unchanged"
+    return DataStatus(rel, pointer_rel, workspace, cache_state, added, modified, deleted, missing)
+
+
+def _compare(
+    wanted: dict[str, Entry], have: dict[str, Entry]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    added = tuple(sorted(p for p in have if p not in wanted))
+    deleted = tuple(sorted(p for p in wanted if p not in have))
+    modified = tuple(sorted(p for p, e in have.items() if p in wanted and wanted[p].oid != e.oid))
+    return added, modified, deleted

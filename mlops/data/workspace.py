@@ -1,0 +1,143 @@
+"""What every data command shares: the opened store, tracked targets, folder scans."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops.errors import CacheError, InputError
+from mlops.gitutil import worktree_files
+from mlops.parallel import Progress, parallel_map
+from mlops.repo import MLOPS_DIR, Repo
+from mlops.storage.cache import Cache, is_executable
+from mlops.storage.hashing import DIR_SUFFIX
+from mlops.storage.links import Linker
+from mlops.storage.manifest import Entry, Manifest, parse_manifest
+from mlops.storage.pointer import SUFFIX, Pointer, read_pointer
+from mlops.storage.state import StateCache
+
+
+@dataclass(frozen=True)
+class Store:
+    """The repository's cache, state cache and link policy, opened for one command."""
+
+    repo: Repo
+    cache: Cache
+    linker: Linker
+
+    @property
+    def state(self) -> StateCache:
+        return self.cache.state
+
+
+def open_store(repo: Repo) -> Store:
+    """Open the cache of ``repo``."""
+    state = StateCache(repo.mlops_dir / "state.db")
+    return Store(repo, Cache(repo.cache_dir, state), Linker(repo.link_types()))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A tracked path: its pointer file, the pointer, and where the data lives."""
+
+    pointer_file: Path
+    pointer: Pointer
+
+    @property
+    def data_path(self) -> Path:
+        return self.pointer_file.parent / self.pointer.path
+
+    def relpath(self, repo: Repo) -> str:
+        return repo.relpath(self.data_path)
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    """A file found in the workspace."""
+
+    relpath: str
+    abspath: str
+    st: os.stat_result
+
+
+def find_targets(repo: Repo, paths: list[str] | None = None) -> list[Target]:
+    """Tracked paths in the workspace, optionally limited to ``paths`` (data or pointer paths)."""
+    pointer_files = [repo.root / name for name in worktree_files(repo.root, f"*{SUFFIX}")]
+    targets = [
+        Target(pf, read_pointer(pf, repo.root))
+        for pf in pointer_files
+        if pf.is_file() and MLOPS_DIR not in pf.relative_to(repo.root).parts[:1]
+    ]
+    if not paths:
+        return targets
+    chosen: list[Target] = []
+    for raw in paths:
+        wanted = Path(os.path.abspath(raw))
+        matches = [
+            t
+            for t in targets
+            if wanted in (t.data_path, t.pointer_file)
+            or t.data_path in wanted.parents
+            or wanted in t.data_path.parents
+        ]
+        if not matches:
+            raise InputError(f"{raw}: not tracked by mlops (no {Path(raw).name}{SUFFIX} found)")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def scan_folder(folder: Path) -> list[ScannedFile]:
+    """Every file below ``folder`` with its stat; symlinks to files are followed."""
+    found: list[ScannedFile] = []
+    stack = [(str(folder), "")]
+    while stack:
+        path, prefix = stack.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, rel + "/"))
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    raise InputError(f"{entry.path}: broken symbolic link") from None
+                if entry.is_symlink() and os.path.isdir(entry.path):
+                    raise InputError(
+                        f"{entry.path}: symbolic link to a folder; mlops stores files only "
+                        "(add the folder it points to instead)"
+                    )
+                found.append(ScannedFile(rel, entry.path, st))
+    return found
+
+
+def hash_files(
+    store: Store, files: list[ScannedFile], jobs: int | None, progress: Progress | None
+) -> list[Entry]:
+    """Manifest entries for scanned files, hashing only what the state cache does not know."""
+    state = store.state
+    state.preload()
+
+    def entry(item: ScannedFile) -> Entry:
+        oid = state.hash(item.abspath, item.st)
+        return Entry(item.relpath, oid, item.st.st_size, is_executable(item.st))
+
+    return parallel_map(entry, files, jobs, progress, "hashing")
+
+
+def load_manifest(cache: Cache, oid: str, where: str) -> Manifest:
+    """A folder's manifest from the cache, named after ``where`` when it is missing."""
+    if not cache.exists(oid):
+        raise CacheError(
+            f"{where}: folder manifest {oid} is not in the cache: run `mlops pull` first"
+        )
+    return parse_manifest(cache.read_bytes(oid), oid)
+
+
+def desired_entries(cache: Cache, target: Target, where: str) -> list[Entry]:
+    """The files a target should have: its manifest's entries, or the one file."""
+    pointer = target.pointer
+    if pointer.oid.endswith(DIR_SUFFIX):
+        return list(load_manifest(cache, pointer.oid, where).entries)
+    return [Entry("", pointer.oid, pointer.size)]

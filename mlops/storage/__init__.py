@@ -1,0 +1,1 @@
+"""Content-addressed storage: hashing, the cache, manifests, links, the state cache."""

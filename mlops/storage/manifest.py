@@ -1,0 +1,72 @@
+"""Folder manifests: the sorted list of a folder's files, stored as an object ending in .dir."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+
+from mlops.errors import CacheError
+from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
+
+_FIELDS = ["path", "hash", "size", "exec"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of a folder: path relative to the folder, hash, size, executable bit."""
+
+    path: str
+    oid: str
+    size: int
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A folder's files, sorted by path."""
+
+    entries: tuple[Entry, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(entry.size for entry in self.entries)
+
+    def by_path(self) -> dict[str, Entry]:
+        """Entries keyed by relative path."""
+        return {entry.path: entry for entry in self.entries}
+
+    def to_bytes(self) -> bytes:
+        """The canonical serialisation whose hash is the folder's id."""
+        rows = [[e.path, e.oid, e.size, int(e.executable)] for e in self.entries]
+        doc = {"algo": ALGORITHM, "fields": _FIELDS, "files": rows}
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def build_manifest(entries: list[Entry]) -> Manifest:
+    """A manifest from unsorted entries."""
+    return Manifest(tuple(sorted(entries, key=lambda e: e.path)))
+
+
+def parse_manifest(data: bytes, oid: str) -> Manifest:
+    """Read a manifest object, rejecting anything that could escape its folder."""
+    try:
+        doc = json.loads(data)
+        if doc.get("algo") != ALGORITHM:
+            raise CacheError(f"manifest {oid}: unknown hash algorithm {doc.get('algo')!r}")
+        entries = []
+        for path, file_oid, size, executable in doc["files"]:
+            if not is_safe_relpath(path) or not is_valid_oid(file_oid) or DIR_SUFFIX in file_oid:
+                raise CacheError(f"manifest {oid}: invalid entry {path!r}")
+            entries.append(Entry(path, file_oid, int(size), bool(executable)))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CacheError(f"manifest {oid} is not a valid manifest: {exc}") from exc
+    return Manifest(tuple(entries))
+
+
+def is_safe_relpath(path: object) -> bool:
+    """A relative POSIX path that stays inside its folder (no ``..``, no absolute path)."""
+    if not isinstance(path, str) or not path or path.startswith("/") or "\\" in path:
+        return False
+    parts = path.split("/")
+    return all(part not in ("", ".", "..") for part in parts) and posixpath.normpath(path) == path

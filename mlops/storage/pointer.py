@@ -1,0 +1,103 @@
+"""Pointer files (``PATH.mlops``): which content a tracked file or folder should have."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops.errors import InputError
+from mlops.fsutil import atomic_write_text
+from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
+
+SUFFIX = ".mlops"
+_HEADER = "# Written by mlops: commit this file, do not edit it by hand.\n"
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """The recorded content of one tracked path."""
+
+    path: str  # relative to the pointer file's folder
+    oid: str
+    size: int
+    files: int
+
+    @property
+    def is_dir(self) -> bool:
+        return self.oid.endswith(DIR_SUFFIX)
+
+    def to_text(self) -> str:
+        """The pointer file's YAML."""
+        return (
+            f"{_HEADER}path: {_quote(self.path)}\nalgo: {ALGORITHM}\nhash: {self.oid}\n"
+            f"size: {self.size}\nfiles: {self.files}\n"
+        )
+
+
+def _quote(text: str) -> str:
+    import json
+
+    # A JSON string is valid YAML and needs no escaping rules of our own.
+    return json.dumps(text)
+
+
+def pointer_path(data_path: Path) -> Path:
+    """The pointer file for a tracked path."""
+    return data_path.with_name(data_path.name + SUFFIX)
+
+
+def data_path(pointer_file: Path, pointer: Pointer) -> Path:
+    """The tracked path a pointer describes."""
+    return pointer_file.parent / pointer.path
+
+
+def write_pointer(pointer_file: Path, pointer: Pointer) -> None:
+    """Write a pointer file atomically."""
+    atomic_write_text(pointer_file, pointer.to_text())
+
+
+def parse_pointer(text: str, where: str) -> Pointer:
+    """Parse pointer YAML; ``where`` names the file in error messages."""
+    import yaml
+
+    try:
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InputError(f"{where}{line}: {problem}") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{where}: not a pointer file (expected a YAML mapping)")
+    for key in ("path", "algo", "hash"):
+        if key not in doc:
+            raise InputError(f"{where}: missing key {key!r}")
+    if doc["algo"] != ALGORITHM:
+        raise InputError(
+            f"{where}: unknown hash algorithm {doc['algo']!r} (this mlops knows {ALGORITHM})"
+        )
+    path, oid = doc["path"], doc["hash"]
+    if not isinstance(path, str) or not path or "/" in path or path in (".", ".."):
+        raise InputError(f"{where}: key 'path' must be a file or folder name beside the pointer")
+    if not is_valid_oid(oid):
+        raise InputError(f"{where}: key 'hash' is not a valid {ALGORITHM} hash: {oid!r}")
+    size, files = doc.get("size", 0), doc.get("files", 1)
+    if not isinstance(size, int) or not isinstance(files, int):
+        raise InputError(f"{where}: keys 'size' and 'files' must be whole numbers")
+    return Pointer(path=path, oid=oid, size=size, files=files)
+
+
+def read_pointer(pointer_file: Path, root: Path) -> Pointer:
+    """Read and validate a pointer file."""
+    where = (
+        pointer_file.relative_to(root).as_posix()
+        if pointer_file.is_absolute()
+        else str(pointer_file)
+    )
+    try:
+        text = pointer_file.read_text()
+    except FileNotFoundError:
+        raise InputError(f"{where}: pointer file not found") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: not a pointer file (not UTF-8 text)") from None
+    return parse_pointer(text, where)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from mlops.errors import CacheError, InputError
@@ -18,23 +19,26 @@ from mlops.storage.pointer import SUFFIX, Pointer, read_pointer
 from mlops.storage.state import StateCache
 
 
-@dataclass(frozen=True)
 class Store:
     """The repository's cache, state cache and link policy, opened for one command."""
 
-    repo: Repo
-    cache: Cache
-    linker: Linker
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.cache = Cache(repo.cache_dir, StateCache(repo.mlops_dir / "state.db"))
 
     @property
     def state(self) -> StateCache:
         return self.cache.state
 
+    @cached_property
+    def linker(self) -> Linker:
+        # Read on first use: commands that only look (status, diff) skip the config.
+        return Linker(self.repo.link_types())
+
 
 def open_store(repo: Repo) -> Store:
     """Open the cache of ``repo``."""
-    state = StateCache(repo.mlops_dir / "state.db")
-    return Store(repo, Cache(repo.cache_dir, state), Linker(repo.link_types()))
+    return Store(repo)
 
 
 @dataclass(frozen=True)

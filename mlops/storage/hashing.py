@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 
 ALGORITHM = "blake3"
 DIR_SUFFIX = ".dir"
 # Files above this size are hashed memory-mapped on every core.
 _MMAP_THRESHOLD = 8 << 20
+_OID = re.compile(r"[0-9a-f]{64}(?:\.dir)?")
 
 
 def hash_bytes(data: bytes) -> str:
@@ -33,7 +35,4 @@ def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
 
 def is_valid_oid(oid: object) -> bool:
     """Whether ``oid`` looks like an object id: 64 lowercase hex digits, maybe ``.dir``."""
-    if not isinstance(oid, str):
-        return False
-    digest = oid.removesuffix(DIR_SUFFIX)
-    return len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+    return isinstance(oid, str) and _OID.fullmatch(oid) is not None

@@ -56,17 +56,48 @@ def write_pointer(pointer_file: Path, pointer: Pointer) -> None:
     atomic_write_text(pointer_file, pointer.to_text())
 
 
+def _parse_plain(text: str) -> dict[str, object] | None:
+    """Read the flat ``key: value`` form mlops writes, or None for anything else.
+
+    Pointers are read on every status and Git hook; this skips loading a YAML
+    parser for them. Any other shape goes to the YAML parser.
+    """
+    import json
+
+    doc: dict[str, object] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition(": ")
+        if not sep or not key.isidentifier() or key in doc:
+            return None
+        if value.startswith('"'):
+            try:
+                doc[key] = json.loads(value)
+            except ValueError:
+                return None
+        elif value.isdigit():
+            doc[key] = int(value)
+        elif value.isalnum() or (value.endswith(".dir") and value[:-4].isalnum()):
+            doc[key] = value
+        else:
+            return None
+    return doc
+
+
 def parse_pointer(text: str, where: str) -> Pointer:
     """Parse pointer YAML; ``where`` names the file in error messages."""
-    import yaml
+    doc = _parse_plain(text)
+    if doc is None:
+        import yaml
 
-    try:
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise InputError(f"{where}{line}: {problem}") from None
+        try:
+            doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise InputError(f"{where}{line}: {problem}") from None
     if not isinstance(doc, dict):
         raise InputError(f"{where}: not a pointer file (expected a YAML mapping)")
     for key in ("path", "algo", "hash"):

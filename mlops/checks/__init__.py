@@ -1,0 +1,55 @@
+"""Data and model checks: suites declared in YAML, run before and after pipeline stages.
+
+The pipeline calls::
+
+    suites = load_suites(root / "mlops.yaml")
+    validate_suite_refs(names, suites, where="mlops.yaml: stage 'train' checks.before")
+    report = run_suites([suites[n] for n in names], root)
+    report.passed, report.to_dict()
+"""
+
+from __future__ import annotations
+
+from mlops.checks.report import (
+    ERROR,
+    FAIL,
+    PASS,
+    CheckResult,
+    ChecksReport,
+    SuiteResult,
+    describe,
+    to_junit,
+)
+from mlops.checks.runner import run_suite, run_suites, select_suites
+from mlops.checks.spec import (
+    CHECK_TYPES,
+    Check,
+    Condition,
+    Suite,
+    load_suites,
+    parse_condition,
+    stage_suite_names,
+    validate_suite_refs,
+)
+
+__all__ = [
+    "CHECK_TYPES",
+    "ERROR",
+    "FAIL",
+    "PASS",
+    "Check",
+    "CheckResult",
+    "ChecksReport",
+    "Condition",
+    "Suite",
+    "SuiteResult",
+    "describe",
+    "load_suites",
+    "parse_condition",
+    "run_suite",
+    "run_suites",
+    "select_suites",
+    "stage_suite_names",
+    "to_junit",
+    "validate_suite_refs",
+]

@@ -1,0 +1,152 @@
+"""Check results, as JSON-able dicts and as JUnit XML for CI systems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PASS, FAIL, ERROR = "pass", "fail", "error"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check on one column (or on the whole data, model or file).
+
+    ``failing`` counts the rows or values that broke the check and ``examples``
+    shows a few of them; ``observed`` is JSON-able.
+    """
+
+    suite: str
+    check: str
+    column: str | None
+    status: str
+    observed: Any
+    expected: str
+    message: str = ""
+    failing: int = 0
+    examples: tuple[Any, ...] = ()
+    where: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "check": self.check,
+            "column": self.column,
+            "status": self.status,
+            "observed": self.observed,
+            "expected": self.expected,
+            "message": self.message,
+            "failing": self.failing,
+            "examples": list(self.examples),
+            "where": self.where,
+            "seconds": round(self.seconds, 6),
+        }
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """Every result of one suite; it passes when none failed or errored."""
+
+    suite: str
+    results: tuple[CheckResult, ...]
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(r.status == PASS for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "passed": self.passed,
+            "seconds": round(self.seconds, 6),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+@dataclass(frozen=True)
+class ChecksReport:
+    """The results of several suites run together."""
+
+    suites: tuple[SuiteResult, ...]
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(s.passed for s in self.suites)
+
+    @property
+    def results(self) -> tuple[CheckResult, ...]:
+        return tuple(r for s in self.suites for r in s.results)
+
+    def counts(self) -> dict[str, int]:
+        """How many results passed, failed and errored."""
+        counts = {PASS: 0, FAIL: 0, ERROR: 0}
+        for result in self.results:
+            counts[result.status] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used by ``mlops check --json`` and the run records."""
+        return {
+            "passed": self.passed,
+            "counts": self.counts(),
+            "seconds": round(self.seconds, 6),
+            "suites": [s.to_dict() for s in self.suites],
+        }
+
+
+def describe(result: CheckResult) -> str:
+    """One line naming the suite, check and column, then what went wrong."""
+    column = f" > {result.column}" if result.column else ""
+    return f"{result.suite} > {result.check}{column}: {result.message}"
+
+
+def to_junit(report: ChecksReport) -> str:
+    """JUnit XML: one ``testsuite`` per suite, one ``testcase`` per result."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    counts = report.counts()
+    root = ET.Element(
+        "testsuites",
+        name="mlops check",
+        tests=str(len(report.results)),
+        failures=str(counts[FAIL]),
+        errors=str(counts[ERROR]),
+        time=f"{report.seconds:.3f}",
+    )
+    for suite in report.suites:
+        node = ET.SubElement(
+            root,
+            "testsuite",
+            name=suite.suite,
+            tests=str(len(suite.results)),
+            failures=str(sum(r.status == FAIL for r in suite.results)),
+            errors=str(sum(r.status == ERROR for r in suite.results)),
+            time=f"{suite.seconds:.3f}",
+        )
+        for result in suite.results:
+            case = ET.SubElement(
+                node,
+                "testcase",
+                classname=f"mlops.checks.{suite.suite}",
+                name=result.check + (f"[{result.column}]" if result.column else ""),
+                time=f"{result.seconds:.3f}",
+            )
+            if result.status != PASS:
+                detail = ET.SubElement(
+                    case, "failure" if result.status == FAIL else "error", message=result.message
+                )
+                detail.text = "\n".join(
+                    [
+                        f"observed: {result.observed}",
+                        f"expected: {result.expected}",
+                        f"failing: {result.failing}",
+                        *(json.dumps(e, default=str) for e in result.examples),
+                        f"declared at {result.where}",
+                    ]
+                )
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,134 @@
+"""Running suites: load each file once, run every check, collect results."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlops.checks.data_checks import COLUMN_CHECKS, TABLE_CHECKS, Context, Outcome, error_outcome
+from mlops.checks.files import DataStore, plan_reads
+from mlops.checks.model_checks import MODEL_CHECKS
+from mlops.checks.report import ERROR, CheckResult, ChecksReport, SuiteResult
+from mlops.checks.spec import (
+    Check,
+    CheckProblem,
+    Suite,
+    load_suites,
+    stage_suite_names,
+    validate_suite_refs,
+)
+
+# Checks that read the suite's data: file (the others name their own files, or none).
+_WITHOUT_DATA = frozenset({"command", "metric", "predicts"})
+
+
+def run_suites(suites: Iterable[Suite], root: Path) -> ChecksReport:
+    """Run ``suites`` on the files under ``root``; each file is read once for all of them."""
+    started = time.perf_counter()
+    suites = list(suites)
+    store = DataStore(root, plan_reads(suites, root))
+    results = tuple(run_suite(suite, root, store) for suite in suites)
+    return ChecksReport(results, time.perf_counter() - started)
+
+
+def run_suite(suite: Suite, root: Path, store: DataStore | None = None) -> SuiteResult:
+    """Run one suite; a problem with a file or a column becomes a result with status error."""
+    started = time.perf_counter()
+    store = store or DataStore(root, plan_reads([suite], root))
+    ctx = Context(suite, root, store)
+    results: list[CheckResult] = []
+    data = None
+    if suite.data is not None and any(c.kind not in _WITHOUT_DATA for c in suite.checks):
+        try:
+            data = store.table(suite.data, "data")
+        except CheckProblem as exc:
+            results.append(
+                CheckResult(
+                    suite.name,
+                    "data",
+                    None,
+                    ERROR,
+                    None,
+                    "readable data",
+                    f"{suite.where}: suite {suite.name!r}, key 'data': {exc.message}",
+                    where=suite.where,
+                )
+            )
+    for check in suite.checks:
+        if data is None and check.kind not in _WITHOUT_DATA:
+            continue  # the data error above already fails the suite
+        results.extend(_run_check(check, data, ctx))
+    return SuiteResult(suite.name, tuple(results), time.perf_counter() - started)
+
+
+def _run_check(check: Check, data: Any, ctx: Context) -> list[CheckResult]:
+    started = time.perf_counter()
+    outcomes: list[Outcome] = []
+    try:
+        if check.kind in COLUMN_CHECKS:
+            for item in check.args:
+                try:
+                    outcomes.append(COLUMN_CHECKS[check.kind](data, item, ctx))
+                except CheckProblem as exc:
+                    outcomes.append(
+                        error_outcome(
+                            _item_column(check.kind, item), _where(check, ctx, exc.key, exc.message)
+                        )
+                    )
+        else:
+            run = TABLE_CHECKS.get(check.kind) or MODEL_CHECKS[check.kind]
+            outcomes = run(check, data, ctx)
+    except CheckProblem as exc:
+        outcomes = [error_outcome(None, _where(check, ctx, exc.key, exc.message))]
+    except Exception as exc:  # user data and user models can break a check in many ways
+        detail = f"{type(exc).__name__}: {exc}"
+        outcomes = [error_outcome(None, _where(check, ctx, check.label, detail))]
+    share = (time.perf_counter() - started) / max(len(outcomes), 1)
+    return [
+        CheckResult(
+            suite=ctx.suite.name,
+            check=check.label,
+            column=o.column,
+            status=o.status,
+            observed=o.observed,
+            expected=o.expected,
+            message=o.message,
+            failing=o.failing,
+            examples=o.examples,
+            where=check.where,
+            seconds=share,
+        )
+        for o in outcomes
+    ]
+
+
+def _item_column(kind: str, item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    return "+".join(item) if kind == "unique" else str(item[0])
+
+
+def _where(check: Check, ctx: Context, key: str, detail: str) -> str:
+    return (
+        f"{check.where}: suite {ctx.suite.name!r}, check {check.index} ({check.label}), "
+        f"key {key!r}: {detail}"
+    )
+
+
+def select_suites(
+    mlops_yaml: Path, names: Sequence[str] = (), stage: str | None = None, all_suites: bool = False
+) -> list[Suite]:
+    """The suites named, those of ``stage`` (before, then after) and, with ``all_suites``,
+    every suite; each once, in that order. Unknown names raise ``CheckError``."""
+    suites = load_suites(mlops_yaml)
+    chosen: list[str] = list(suites) if all_suites else []
+    if stage is not None:
+        before, after = stage_suite_names(mlops_yaml, stage)
+        validate_suite_refs(before, suites, f"{mlops_yaml.name}: stage {stage!r} checks.before")
+        validate_suite_refs(after, suites, f"{mlops_yaml.name}: stage {stage!r} checks.after")
+        chosen += before + after
+    validate_suite_refs(names, suites, "mlops check")
+    chosen += names
+    return [suites[name] for name in dict.fromkeys(chosen)]

@@ -20,7 +20,7 @@ from mlops.checks.report import (
     describe,
     to_junit,
 )
-from mlops.checks.runner import run_suite, run_suites, select_suites
+from mlops.checks.runner import run_checks, run_suite, run_suites, select_suites
 from mlops.checks.spec import (
     CHECK_TYPES,
     Check,
@@ -46,6 +46,7 @@ __all__ = [
     "describe",
     "load_suites",
     "parse_condition",
+    "run_checks",
     "run_suite",
     "run_suites",
     "select_suites",

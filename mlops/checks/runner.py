@@ -132,3 +132,10 @@ def select_suites(
     validate_suite_refs(names, suites, "mlops check")
     chosen += names
     return [suites[name] for name in dict.fromkeys(chosen)]
+
+
+def run_checks(
+    root: Path, names: Sequence[str] = (), stage: str | None = None, all_suites: bool = False
+) -> ChecksReport:
+    """Select suites from ``root/mlops.yaml`` (see :func:`select_suites`) and run them."""
+    return run_suites(select_suites(root / "mlops.yaml", names, stage, all_suites), root)

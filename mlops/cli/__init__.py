@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from mlops.cli import checks  # noqa: F401
 from mlops.cli import data  # noqa: F401  (registers commands)
 from mlops.cli.app import Options, app
 

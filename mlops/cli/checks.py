@@ -1,0 +1,86 @@
+"""``mlops check``: run data and model check suites without running any stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from mlops.cli.app import Options, app, console, echo, emit_json
+
+
+@app.command()
+def check(
+    suites: list[str] = typer.Argument(None, help="Names of suites under checks: to run."),
+    stage: str | None = typer.Option(
+        None, "--stage", help="Run the before and after suites of this stage."
+    ),
+    all_suites: bool = typer.Option(False, "--all", help="Run every suite."),
+    json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    junit: Path | None = typer.Option(
+        None, "--junit", help="Also write the results as JUnit XML to this file."
+    ),
+) -> None:
+    """Run data and model checks on the current files (for Git hooks and CI); exit 1 on failure."""
+    if not (suites or stage or all_suites):
+        raise typer.BadParameter("name suites to run, or use --stage STAGE or --all")
+    from mlops.checks import run_checks, to_junit
+    from mlops.fsutil import atomic_write_text
+    from mlops.repo import find_git_root
+
+    report = run_checks(find_git_root(), suites or (), stage, all_suites)
+    if junit is not None:
+        atomic_write_text(junit, to_junit(report))
+    if json:
+        emit_json(report.to_dict())
+    else:
+        _render(report)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _render(report: Any) -> None:
+    from mlops.checks import ERROR, FAIL, PASS, describe
+
+    if not report.suites:
+        echo("no check suites selected (none are defined under checks: in mlops.yaml)")
+        return
+    if not Options.quiet:
+        from rich.table import Table
+
+        table = Table("suite", "check", "column", "status", "observed", "expected")
+        style = {PASS: "green", FAIL: "bold red", ERROR: "bold magenta"}
+        for r in report.results:
+            table.add_row(
+                r.suite,
+                r.check,
+                r.column or "",
+                f"[{style[r.status]}]{r.status}[/]",
+                _show(r.observed),
+                r.expected,
+            )
+        out = console()
+        if not out.is_terminal:
+            out.width = 200  # a CI log has no width: never cut suite or check names
+        out.print(table)
+    for r in report.results:
+        if r.status == FAIL:
+            echo(f"FAIL {describe(r)}")
+        elif r.status == ERROR:
+            echo(f"mlops: error: {r.message}", err=True)
+    counts = report.counts()
+    echo(
+        f"{len(report.results)} checks: {counts[PASS]} ok, {counts[FAIL]} failed, "
+        f"{counts[ERROR]} could not run ({report.seconds:.2f} s)"
+    )
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_show(v)}" for k, v in value.items())
+    return str(value)

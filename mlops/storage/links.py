@@ -9,6 +9,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from mlops.errors import CacheError
+
 # ioctl number of FICLONE on Linux: clone a whole file (copy-on-write).
 _FICLONE = 0x40049409
 # Errors meaning "this link type does not work here", so the next one is tried.
@@ -82,11 +84,16 @@ class Linker:
 
     def probe(self, cache_dir: Path, workspace_dir: Path) -> str:
         """Settle the link type by trying each on a scratch file; return it."""
-        os.makedirs(cache_dir, exist_ok=True)
         src, dst = _probe_name(str(cache_dir)), _probe_name(str(workspace_dir))
         try:
-            with open(src, "wb") as handle:
-                handle.write(b"probe")
+            try:
+                os.makedirs(cache_dir, exist_ok=True)
+                with open(src, "wb") as handle:
+                    handle.write(b"probe")
+            except OSError as exc:
+                raise CacheError(
+                    f"cannot write to the cache folder {cache_dir}: {exc.strerror}"
+                ) from exc
             return self.place(src, dst)
         finally:
             for path in (src, dst):

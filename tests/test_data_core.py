@@ -1,0 +1,523 @@
+"""The data versioning core: init, add, status, checkout, diff, gc, fsck, unprotect, config."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from blake3 import blake3
+from conftest import git, init_git, run_cli, run_subprocess
+
+
+def cache_path(repo: Path, oid: str) -> Path:
+    return repo / ".mlops" / "cache" / oid[:2] / oid[2:]
+
+
+def pointer(repo: Path, rel: str) -> dict[str, object]:
+    import yaml
+
+    return yaml.safe_load((repo / f"{rel}.mlops").read_text())
+
+
+def make_folder(root: Path) -> Path:
+    data = root / "data"
+    (data / "sub" / "deeper").mkdir(parents=True)
+    (data / "a.txt").write_text("alpha\n")
+    (data / "empty.txt").write_bytes(b"")
+    (data / "sub" / "b.csv").write_text("x,y\n1,2\n")
+    (data / "sub" / "deeper" / "c.bin").write_bytes(os.urandom(5000))
+    script = data / "run.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    return data
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+
+
+# --- init ---------------------------------------------------------------------------------
+
+
+def test_init_creates_layout_and_second_init_changes_nothing(git_repo: Path) -> None:
+    first = run_cli(git_repo, "init")
+    assert first.exit_code == 0
+    assert (git_repo / ".mlops" / "config.yaml").is_file()
+    ignore = (git_repo / ".mlops" / ".gitignore").read_text()
+    for entry in ("/cache/", "/state.db*", "/runs.db*", "/config.local.yaml"):
+        assert entry in ignore
+    before = {p: p.stat().st_mtime_ns for p in (git_repo / ".mlops").rglob("*")}
+    second = run_cli(git_repo, "init")
+    assert second.exit_code == 0
+    assert "already set up" in second.stdout
+    assert {p: p.stat().st_mtime_ns for p in (git_repo / ".mlops").rglob("*")} == before
+    # Git sees config and .gitignore but not the cache.
+    status = git(git_repo, "status", "--porcelain", "--untracked-files=all")
+    assert ".mlops/config.yaml" in status and ".mlops/cache" not in status
+
+
+def test_init_outside_git_fails(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "init")
+    assert result.exit_code == 1
+    assert "not a Git repository" in result.stderr
+    assert not (tmp_path / ".mlops").exists()
+
+
+def test_commands_need_init(git_repo: Path) -> None:
+    for args in (["status"], ["add", "x"], ["checkout"], ["gc"], ["diff"]):
+        result = run_cli(git_repo, *args)
+        assert result.exit_code == 1, args
+        assert "run `mlops init` first" in result.stderr
+
+
+# --- add ----------------------------------------------------------------------------------
+
+
+def test_add_file_writes_pointer_ignore_and_read_only_object(repo: Path) -> None:
+    content = os.urandom(100_000)
+    (repo / "raw.bin").write_bytes(content)
+    result = run_cli(repo, "add", "raw.bin")
+    assert result.exit_code == 0, result.stderr
+    record = pointer(repo, "raw.bin")
+    oid = blake3(content).hexdigest()
+    assert record == {"path": "raw.bin", "algo": "blake3", "hash": oid, "size": 100_000,
+                      "files": 1}
+    obj = cache_path(repo, oid)
+    assert obj.read_bytes() == content
+    assert not obj.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    assert (repo / "raw.bin").read_bytes() == content
+    assert "/raw.bin" in (repo / ".gitignore").read_text().splitlines()
+    assert "raw.bin\n" not in git(repo, "status", "--porcelain")
+
+
+def test_add_folder_keeps_structure_empty_files_and_exec_bits(repo: Path) -> None:
+    data = make_folder(repo)
+    result = run_cli(repo, "add", "data", "--json")
+    assert result.exit_code == 0, result.stderr
+    (added,) = json.loads(result.stdout)
+    assert added["files"] == 5 and added["oid"].endswith(".dir")
+    manifest = json.loads(cache_path(repo, added["oid"]).read_bytes())
+    rows = {row[0]: row for row in manifest["files"]}
+    assert sorted(rows) == ["a.txt", "empty.txt", "run.sh", "sub/b.csv", "sub/deeper/c.bin"]
+    assert rows["run.sh"][3] == 1 and rows["a.txt"][3] == 0
+    assert rows["empty.txt"][2] == 0
+    # Restore into an empty workspace: same bytes and the executable bit.
+    snapshot = {p.relative_to(data): p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    import shutil
+
+    shutil.rmtree(data)
+    assert run_cli(repo, "checkout").exit_code == 0
+    assert {p.relative_to(data): p.read_bytes() for p in data.rglob("*") if p.is_file()} == snapshot
+    assert os.access(data / "run.sh", os.X_OK)
+    assert not os.access(data / "a.txt", os.X_OK)
+
+
+def test_symlink_to_file_inside_folder_is_stored_as_its_content(repo: Path) -> None:
+    data = make_folder(repo)
+    (data / "link.txt").symlink_to("a.txt")
+    assert run_cli(repo, "add", "data").exit_code == 0
+    assert run_cli(repo, "status", "--exit-code").exit_code == 0
+    (data / "link.txt").unlink()
+    assert run_cli(repo, "checkout").exit_code == 0
+    assert not (data / "link.txt").is_symlink()
+    assert (data / "link.txt").read_text() == "alpha\n"
+
+
+@pytest.mark.parametrize("kind", ["dir", "broken"])
+def test_bad_symlinks_inside_folder_are_refused(repo: Path, kind: str) -> None:
+    data = make_folder(repo)
+    (data / "link").symlink_to("sub" if kind == "dir" else "nowhere")
+    result = run_cli(repo, "add", "data")
+    assert result.exit_code == 1
+    assert "link" in result.stderr
+    assert "folder" in result.stderr if kind == "dir" else "broken" in result.stderr
+    assert not (repo / "data.mlops").exists()
+
+
+def test_hardlink_mode_shares_inode_read_only_and_unprotect(repo: Path) -> None:
+    assert run_cli(repo, "config", "cache.link", "[hardlink, copy]").exit_code == 0
+    (repo / "model.bin").write_bytes(b"weights" * 1000)
+    assert run_cli(repo, "add", "model.bin").exit_code == 0
+    oid = str(pointer(repo, "model.bin")["hash"])
+    assert (repo / "model.bin").stat().st_ino == cache_path(repo, oid).stat().st_ino
+    assert not os.stat(repo / "model.bin").st_mode & stat.S_IWUSR
+    assert run_cli(repo, "unprotect", "model.bin").exit_code == 0
+    assert (repo / "model.bin").stat().st_ino != cache_path(repo, oid).stat().st_ino
+    with open(repo / "model.bin", "ab") as handle:  # editable now
+        handle.write(b"more")
+    assert cache_path(repo, oid).read_bytes() == b"weights" * 1000
+    status = json.loads(run_cli(repo, "status", "--json").stdout)
+    assert status["data"][0]["workspace"] == "modified"
+
+
+def test_readd_changed_folder_stores_only_changed_files(repo: Path) -> None:
+    data = make_folder(repo)
+    assert run_cli(repo, "add", "data").exit_code == 0
+    (data / "a.txt").write_text("changed\n")
+    result = json.loads(run_cli(repo, "add", "data", "--json").stdout)
+    # The new file and the new manifest are the only new objects.
+    assert result[0]["stored"] == 1
+    assert run_cli(repo, "status", "--exit-code").exit_code == 0
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+def test_status_reports_each_state(repo: Path) -> None:
+    data = make_folder(repo)
+    (repo / "one.txt").write_text("one")
+    (repo / "two.txt").write_text("two")
+    assert run_cli(repo, "add", "data", "one.txt", "two.txt").exit_code == 0
+    clean = run_cli(repo, "status", "--exit-code")
+    assert clean.exit_code == 0 and "up to date" in clean.stdout
+    (data / "a.txt").write_text("new text")
+    (data / "sub" / "b.csv").unlink()
+    (data / "added.txt").write_text("+")
+    (repo / "one.txt").unlink()
+    two_oid = str(pointer(repo, "two.txt")["hash"])
+    cache_path(repo, two_oid).unlink()
+    result = run_cli(repo, "status", "--json", "--exit-code")
+    assert result.exit_code == 1
+    by_path = {row["path"]: row for row in json.loads(result.stdout)["data"]}
+    assert by_path["data"]["workspace"] == "modified"
+    assert by_path["data"]["modified"] == ["a.txt"]
+    assert by_path["data"]["deleted"] == ["sub/b.csv"]
+    assert by_path["data"]["added"] == ["added.txt"]
+    assert by_path["one.txt"]["workspace"] == "missing"
+    assert by_path["two.txt"]["cache"] == "missing"
+    text = run_cli(repo, "status").stdout
+    assert "modified: a.txt" in text and "one.txt: missing" in text
+
+
+def test_status_does_not_import_heavy_libraries(repo: Path) -> None:
+    (repo / "f.txt").write_text("x")
+    assert run_cli(repo, "add", "f.txt").exit_code == 0
+    code = (
+        "import sys\nfrom mlops.cli import main\nsys.argv=['mlops','status']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "bad=[m for m in ('pandas','sklearn','git','fsspec','numpy','rich') if m in sys.modules]\n"
+        "print('HEAVY', bad)\n"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+# --- checkout -----------------------------------------------------------------------------
+
+
+def test_checkout_follows_git_checkout(repo: Path) -> None:
+    data = make_folder(repo)
+    assert run_cli(repo, "add", "data").exit_code == 0
+    commit_all(repo, "v1")
+    (data / "a.txt").write_text("version two\n")
+    (data / "new.txt").write_text("new\n")
+    assert run_cli(repo, "add", "data").exit_code == 0
+    commit_all(repo, "v2")
+    git(repo, "checkout", "-q", "HEAD~1")
+    assert run_cli(repo, "status", "--exit-code").exit_code == 1
+    result = run_cli(repo, "checkout")
+    assert result.exit_code == 0, result.stderr
+    assert (data / "a.txt").read_text() == "alpha\n"
+    assert not (data / "new.txt").exists()
+    assert run_cli(repo, "status", "--exit-code").exit_code == 0
+    git(repo, "checkout", "-q", "main")
+    assert run_cli(repo, "checkout").exit_code == 0
+    assert (data / "a.txt").read_text() == "version two\n"
+    assert (data / "new.txt").read_text() == "new\n"
+
+
+def test_checkout_refuses_to_lose_uncached_work_unless_forced(repo: Path) -> None:
+    data = make_folder(repo)
+    assert run_cli(repo, "add", "data").exit_code == 0
+    (data / "a.txt").write_text("my unsaved edit\n")
+    (data / "scratch.txt").write_text("notes\n")
+    refused = run_cli(repo, "checkout")
+    assert refused.exit_code == 1
+    assert "data/a.txt" in refused.stderr and "--force" in refused.stderr
+    assert (data / "a.txt").read_text() == "my unsaved edit\n"
+    assert (data / "scratch.txt").exists()
+    forced = run_cli(repo, "checkout", "--force")
+    assert forced.exit_code == 0
+    assert "data/a.txt" in forced.stdout and "data/scratch.txt" in forced.stdout
+    assert (data / "a.txt").read_text() == "alpha\n"
+    assert not (data / "scratch.txt").exists()
+
+
+def test_checkout_removes_extra_files_whose_content_is_cached(repo: Path) -> None:
+    data = make_folder(repo)
+    assert run_cli(repo, "add", "data").exit_code == 0
+    (data / "copy-of-a.txt").write_text("alpha\n")  # same bytes as a cached object
+    assert run_cli(repo, "checkout").exit_code == 0
+    assert not (data / "copy-of-a.txt").exists()
+
+
+def test_checkout_refuses_corrupt_object_and_changes_nothing(repo: Path) -> None:
+    (repo / "f.txt").write_text("good content")
+    assert run_cli(repo, "add", "f.txt").exit_code == 0
+    oid = str(pointer(repo, "f.txt")["hash"])
+    obj = cache_path(repo, oid)
+    obj.chmod(0o644)
+    obj.write_text("evil content")
+    (repo / "f.txt").unlink()
+    result = run_cli(repo, "checkout")
+    assert result.exit_code == 1
+    assert "corrupt" in result.stderr and "fsck" in result.stderr
+    assert not (repo / "f.txt").exists()
+    fsck = run_cli(repo, "fsck")
+    assert fsck.exit_code == 1 and oid in fsck.stdout
+    assert not obj.exists() and (repo / ".mlops" / "corrupt" / oid).exists()
+
+
+def test_checkout_with_object_missing_from_cache(repo: Path) -> None:
+    (repo / "f.txt").write_text("content")
+    assert run_cli(repo, "add", "f.txt").exit_code == 0
+    cache_path(repo, str(pointer(repo, "f.txt")["hash"])).unlink()
+    (repo / "f.txt").unlink()
+    result = run_cli(repo, "checkout")
+    assert result.exit_code == 1
+    assert "f.txt" in result.stderr and "mlops pull" in result.stderr
+
+
+# --- diff ---------------------------------------------------------------------------------
+
+
+def test_diff_between_commits_and_workspace(repo: Path) -> None:
+    data = make_folder(repo)
+    assert run_cli(repo, "add", "data").exit_code == 0
+    commit_all(repo, "v1")
+    (data / "a.txt").write_text("changed\n")
+    (data / "sub" / "b.csv").unlink()
+    (data / "z.txt").write_text("z")
+    (repo / "extra.txt").write_text("e")
+    assert run_cli(repo, "add", "data", "extra.txt").exit_code == 0
+    commit_all(repo, "v2")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    result = run_cli(repo, "diff", "HEAD~1", "HEAD", "--json")
+    assert result.exit_code == 0, result.stderr
+    changes = {c["path"]: c["change"] for c in json.loads(result.stdout)}
+    assert changes == {
+        "data/a.txt": "modified",
+        "data/sub/b.csv": "deleted",
+        "data/z.txt": "added",
+        "extra.txt": "added",
+    }
+    assert git(repo, "rev-parse", "HEAD").strip() == head  # nothing was checked out
+    assert (data / "a.txt").read_text() == "changed\n"
+    # Against the workspace: an edit not yet added shows up.
+    (repo / "extra.txt").write_text("edited")
+    ws = json.loads(run_cli(repo, "diff", "--json").stdout)
+    assert [(c["path"], c["change"]) for c in ws] == [("extra.txt", "modified")]
+    assert "~ modified extra.txt" in run_cli(repo, "diff").stdout
+
+
+def test_diff_unknown_revision(repo: Path) -> None:
+    result = run_cli(repo, "diff", "no-such-rev")
+    assert result.exit_code == 1 and "no-such-rev" in result.stderr
+
+
+# --- gc -----------------------------------------------------------------------------------
+
+
+def test_gc_keeps_what_branches_and_tags_need(repo: Path) -> None:
+    (repo / "f.txt").write_text("v1")
+    assert run_cli(repo, "add", "f.txt").exit_code == 0
+    commit_all(repo, "v1")
+    v1 = str(pointer(repo, "f.txt")["hash"])
+    git(repo, "tag", "v1")
+    (repo / "f.txt").write_text("v2")
+    assert run_cli(repo, "add", "f.txt").exit_code == 0
+    commit_all(repo, "v2")
+    (repo / "f.txt").write_text("v3")
+    assert run_cli(repo, "add", "f.txt").exit_code == 0
+    commit_all(repo, "v3")
+    v3 = str(pointer(repo, "f.txt")["hash"])
+    (repo / "f.txt").write_text("never committed")
+    assert run_cli(repo, "add", "f.txt").exit_code == 0
+    current = str(pointer(repo, "f.txt")["hash"])
+    dry = json.loads(run_cli(repo, "gc", "--dry-run", "--json").stdout)
+    assert dry["removed"] == 1 and dry["bytes"] == 2 and dry["dry_run"]
+    assert len(list((repo / ".mlops" / "cache").rglob("*"))) > 0
+    kept_all = json.loads(run_cli(repo, "gc", "--all-commits", "--json").stdout)
+    assert kept_all["removed"] == 0
+    result = json.loads(run_cli(repo, "gc", "--json").stdout)
+    assert result["removed"] == 1
+    for oid in (v1, v3, current):  # tag, branch head and workspace
+        assert cache_path(repo, oid).exists()
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+def test_config_read_write_and_invalid(repo: Path) -> None:
+    assert run_cli(repo, "config", "cache.link").stdout.strip() == "reflink, copy"
+    assert run_cli(repo, "config", "cache.link", "[symlink, copy]").exit_code == 0
+    assert run_cli(repo, "config", "cache.link", "--json").stdout.strip().startswith("[")
+    bad = run_cli(repo, "config", "cache.link", "[teleport]")
+    assert bad.exit_code == 1 and "teleport" in bad.stderr
+    assert "symlink" in (repo / ".mlops" / "config.yaml").read_text()
+    missing = run_cli(repo, "config", "no.such.key")
+    assert missing.exit_code == 1 and "no.such.key" in missing.stderr
+
+
+def test_symlink_link_type_round_trip(repo: Path) -> None:
+    assert run_cli(repo, "config", "cache.link", "[symlink]").exit_code == 0
+    data = make_folder(repo)
+    assert run_cli(repo, "add", "data").exit_code == 0
+    assert (data / "a.txt").is_symlink()
+    assert run_cli(repo, "status", "--exit-code").exit_code == 0
+    import shutil
+
+    shutil.rmtree(data)
+    assert run_cli(repo, "checkout").exit_code == 0
+    assert (data / "a.txt").read_text() == "alpha\n"
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        ("nothing-here.csv", "no such file"),
+        ("../outside.csv", "outside the repository"),
+        (".git/config", "inside .git/"),
+        (".mlops/config.yaml", "inside .mlops/"),
+    ],
+)
+def test_add_bad_paths(repo: Path, arg: str, message: str) -> None:
+    (repo.parent / "outside.csv").write_text("x")
+    result = run_cli(repo, "add", arg)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not [p for p in repo.rglob("*.mlops") if p.is_file()]
+
+
+def test_add_path_tracked_by_git_says_how_to_untrack(repo: Path) -> None:
+    (repo / "data.csv").write_text("a,b\n")
+    commit_all(repo, "data in git")
+    result = run_cli(repo, "add", "data.csv")
+    assert result.exit_code == 1
+    assert "git rm -r --cached data.csv" in result.stderr
+    assert not (repo / "data.csv.mlops").exists()
+
+
+def test_add_overlapping_tracked_paths_is_refused(repo: Path) -> None:
+    data = make_folder(repo)
+    assert run_cli(repo, "add", "data/a.txt").exit_code == 0
+    result = run_cli(repo, "add", "data")
+    assert result.exit_code == 1 and "overlaps data/a.txt" in result.stderr
+    assert not (repo / "data.mlops").exists()
+    assert data.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("path: f.txt\nhash: [unclosed\n", "f.txt.mlops:3: did not find expected"),
+        ('path: "f.txt"\nalgo: md5\nhash: abc\n', "unknown hash algorithm 'md5'"),
+        ('path: "f.txt"\nalgo: blake3\nhash: nothex\n', "not a valid blake3 hash"),
+        ('path: "../../etc"\nalgo: blake3\nhash: ' + "a" * 64 + "\n", "key 'path'"),
+    ],
+)
+def test_broken_pointer_files(repo: Path, text: str, message: str) -> None:
+    (repo / "f.txt.mlops").write_text(text)
+    for command in ("status", "checkout", "diff"):
+        result = run_cli(repo, command)
+        assert result.exit_code == 1, command
+        assert message in result.stderr, (command, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cache_folder_that_cannot_be_written(repo: Path) -> None:
+    cache = repo / ".mlops" / "cache"
+    (repo / "f.txt").write_text("content")
+    if os.geteuid() == 0:  # root ignores permission bits; the immutable flag still binds it
+        import subprocess
+
+        if subprocess.run(["chattr", "+i", str(cache)], capture_output=True).returncode != 0:
+            pytest.skip("cannot make a folder unwritable for root here")
+    else:
+        cache.chmod(0o500)
+    try:
+        result = run_cli(repo, "add", "f.txt")
+    finally:
+        if os.geteuid() == 0:
+            import subprocess
+
+            subprocess.run(["chattr", "-i", str(cache)], check=True)
+        else:
+            cache.chmod(0o755)
+    assert result.exit_code == 1
+    assert "cannot write to the cache folder" in result.stderr
+    assert not (repo / "f.txt.mlops").exists()
+    assert (repo / "f.txt").read_text() == "content"
+
+
+def test_killed_in_the_middle_of_add_leaves_no_partial_object(repo: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = repo / "big.bin"
+    with open(big, "wb") as handle:
+        for i in range(64):
+            handle.write(os.urandom(1 << 20))
+    digest = blake3(big.read_bytes()).hexdigest()
+    proc = subprocess.Popen([sys.executable, "-m", "mlops", "add", "big.bin"], cwd=repo)
+    cache = repo / ".mlops" / "cache"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(p.name.endswith(".tmp") for p in cache.rglob(".*")):
+            break
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert blake3(big.read_bytes()).hexdigest() == digest  # the user's file is intact
+    for obj in cache.rglob("*"):
+        if obj.is_file() and not obj.name.startswith("."):
+            oid = obj.parent.name + obj.name
+            assert blake3(obj.read_bytes()).hexdigest() == oid, "a partial object is visible"
+    pointer_file = repo / "big.bin.mlops"
+    if pointer_file.exists():  # the kill came after the pointer: then it must be complete
+        assert pointer(repo, "big.bin")["hash"] == digest
+    # Running it again completes the snapshot.
+    assert run_cli(repo, "add", "big.bin").exit_code == 0
+    assert cache_path(repo, digest).exists()
+
+
+def test_cli_as_subprocess_and_exit_codes(repo: Path) -> None:
+    (repo / "f.txt").write_text("x")
+    ok = run_subprocess(repo, "add", "f.txt")
+    assert ok.returncode == 0, ok.stderr
+    usage = run_subprocess(repo, "add", "--no-such-flag")
+    assert usage.returncode == 2
+    missing = run_subprocess(repo, "add", "ghost.txt")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "mlops: error: ghost.txt: no such file or folder"
+
+
+def test_every_command_has_help(repo: Path) -> None:
+    from typer.main import get_command
+
+    from mlops.cli.app import app
+
+    group = get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert command.help or command.short_help, f"{name} has no help text"
+
+
+def test_not_a_git_repo_for_add(tmp_path: Path) -> None:
+    other = init_git(tmp_path / "plain")
+    (tmp_path / "x").mkdir()
+    result = run_cli(tmp_path / "x", "status")
+    assert result.exit_code == 1 and "not a Git repository" in result.stderr
+    assert other.exists()

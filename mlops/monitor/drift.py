@@ -7,6 +7,7 @@ are scored in a thread pool (numpy and pandas release the GIL for most of the wo
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -466,9 +467,15 @@ def _numeric_histogram(a: NDArray[Any], b: NDArray[Any]) -> Histogram:
     if not bounds:
         return Histogram((), (), (), ())
     low, high = min(bounds), max(bounds)
-    if low == high:
-        low, high = low - 0.5, high + 0.5
-    edges = np.linspace(low, high, _PLOT_BINS + 1)
+    if a.dtype.kind in "iu" and b.dtype.kind in "iu":
+        # Whole numbers get bins of whole widths centred on them, so no bin holds an extra value.
+        width = max(1, math.ceil((high - low + 1) / _PLOT_BINS))
+        bins = math.ceil((high - low + 1) / width)
+        edges = low - 0.5 + width * np.arange(bins + 1)
+    else:
+        if low == high:
+            low, high = low - 0.5, high + 0.5
+        edges = np.linspace(low, high, _PLOT_BINS + 1)
     inner = edges[1:-1]
     counts = []
     for x in (a, b):

@@ -77,10 +77,15 @@ def row_examples(mask: Any, series: Any = None) -> tuple[dict[str, Any], ...]:
     return tuple({"row": r, "value": jsonable(v)} for r, v in zip(rows, values, strict=True))
 
 
+def plural(count: int, word: str, words: str = "") -> str:
+    """``1 value``, ``2 values``."""
+    return f"{count} {word if count == 1 else words or word + 's'}"
+
+
 def _rows_text(examples: tuple[dict[str, Any], ...], failing: int) -> str:
     parts = [f"{e['row']}: {show(e['value'])}" if "value" in e else str(e["row"]) for e in examples]
     more = ", ..." if failing > len(examples) else ""
-    return f"rows {', '.join(parts)}{more}"
+    return f"{'row' if len(parts) == 1 and not more else 'rows'} {', '.join(parts)}{more}"
 
 
 def _bounds_text(low: float | None, high: float | None) -> str:
@@ -163,7 +168,7 @@ def not_null_one(data: Data, column: str, ctx: Context) -> Outcome:
         FAIL,
         failing,
         "no nulls",
-        f"{failing} null values in {column!r} ({_rows_text(examples, failing)})",
+        f"{plural(failing, 'null value')} in {column!r} ({_rows_text(examples, failing)})",
         failing,
         examples,
     )
@@ -216,7 +221,7 @@ def unique_one(data: Data, key: tuple[str, ...], ctx: Context) -> Outcome:
         FAIL,
         failing,
         "unique",
-        f"{failing} rows share duplicated values of {label!r}: {shown}",
+        f"{plural(failing, 'row')} share duplicated values of {label!r}: {shown}",
         failing,
         tuple(examples),
     )
@@ -247,7 +252,8 @@ def between_one(data: Data, item: tuple[str, float | None, float | None], ctx: C
         FAIL,
         observed,
         expected,
-        f"{failing} values of {column!r} outside {expected} ({_rows_text(examples, failing)})",
+        f"{plural(failing, 'value')} of {column!r} outside {expected} "
+        f"({_rows_text(examples, failing)})",
         failing,
         examples,
     )
@@ -280,7 +286,7 @@ def allowed_one(data: Data, item: tuple[str, tuple[Any, ...]], ctx: Context) -> 
             {"value": jsonable(value), "count": int(count), "rows": [int(r) for r in rows]}
         )
     shown = ", ".join(
-        f"{show(e['value'])} ({e['count']}x, rows {', '.join(map(str, e['rows']))})"
+        f"{show(e['value'])} ({e['count']}x, row {', '.join(map(str, e['rows']))})"
         for e in examples
     )
     return Outcome(
@@ -288,7 +294,7 @@ def allowed_one(data: Data, item: tuple[str, tuple[Any, ...]], ctx: Context) -> 
         FAIL,
         failing,
         expected,
-        f"{failing} values of {column!r} not allowed: {shown}",
+        f"{plural(failing, 'value')} of {column!r} not allowed: {shown}",
         failing,
         tuple(examples),
     )
@@ -312,7 +318,7 @@ def regex_one(data: Data, item: tuple[str, str], ctx: Context) -> Outcome:
         FAIL,
         failing,
         expected,
-        f"{failing} values of {column!r} do not match {pattern!r} "
+        f"{plural(failing, 'value')} of {column!r} not matching {pattern!r} "
         f"({_rows_text(examples, failing)})",
         failing,
         examples,
@@ -340,7 +346,8 @@ def class_balance_one(
         FAIL,
         observed,
         expected,
-        f"{len(bad)} classes of {column!r} outside {_bounds_text(low, high)}: {shown}",
+        f"{plural(len(bad), 'class', 'classes')} of {column!r} outside "
+        f"{_bounds_text(low, high)}: {shown}",
         len(bad),
         examples,
     )
@@ -393,7 +400,7 @@ def no_duplicate_rows_check(check: Check, data: Data, ctx: Context) -> list[Outc
             FAIL,
             failing,
             "no duplicate rows",
-            f"{failing} rows are duplicates: {shown}",
+            f"{plural(failing, 'row')} duplicated: {shown}",
             failing,
             examples,
         )
@@ -543,31 +550,41 @@ def import_function(spec: str, root: Path) -> Callable[..., Any]:
 
 
 def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome]:
+    import os
+    import signal
     import subprocess
 
     cmd, timeout = check.args["cmd"], check.args["timeout"]
+    # A session of its own, so that a timeout stops the command's children too.
+    proc = subprocess.Popen(
+        cmd,
+        shell=True,
+        cwd=ctx.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            cmd,
-            shell=True,
-            cwd=ctx.root,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         raise CheckProblem("command", f"{cmd!r} did not finish within {timeout:g} s") from exc
-    if done.returncode == 0:
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)  # Ctrl-C: leave no command running behind us
+        proc.wait()
+        raise
+    if proc.returncode == 0:
         return [Outcome(None, PASS, 0, "exit 0")]
-    tail = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()][-3:]
+    tail = [line for line in output.splitlines() if line.strip()][-3:]
     return [
         Outcome(
             None,
             FAIL,
-            done.returncode,
+            proc.returncode,
             "exit 0",
-            f"{cmd!r} exited with {done.returncode}" + (f": {' | '.join(tail)}" if tail else ""),
+            f"{cmd!r} exited with {proc.returncode}" + (f": {' | '.join(tail)}" if tail else ""),
             1,
             tuple({"output": line} for line in tail),
         )

@@ -299,8 +299,8 @@ def _node_lines(node: Any, path: tuple[Any, ...], out: dict[tuple[Any, ...], int
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode):
-                out[(*path, key.value)] = key.start_mark.line + 1
                 _node_lines(value, (*path, key.value), out)
+                out[(*path, key.value)] = key.start_mark.line + 1  # the key's line, not its value's
     elif isinstance(node, yaml.SequenceNode):
         for i, value in enumerate(node.value):
             _node_lines(value, (*path, i), out)

@@ -1,0 +1,311 @@
+"""Every data check passing and failing on real files, and every run-time problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from checks_fixtures import data_project, train_frame, write
+
+from mlops.checks import CheckResult, load_suites, run_suites
+from mlops.checks.files import DataStore, plan_reads
+
+
+def run(root: Path, expect: str, data: str = "data/train.csv") -> list[CheckResult]:
+    """Run a one-suite project whose expect: list is ``expect`` (YAML lines)."""
+    body = "".join(f"      {line}\n" for line in expect.strip().splitlines())
+    write(root, "mlops.yaml", f"checks:\n  s:\n    data: {data}\n    expect:\n{body}")
+    return list(run_suites(load_suites(root / "mlops.yaml").values(), root).results)
+
+
+def only(results: list[CheckResult]) -> CheckResult:
+    assert len(results) == 1, results
+    return results[0]
+
+
+def corrupt(root: Path, **cells: Any) -> None:
+    """Set cells of data/train.csv: ``corrupt(root, age={3: 150})``."""
+    import pandas as pd
+
+    frame = pd.read_csv(root / "data/train.csv")
+    for column, changes in cells.items():
+        for row, value in changes.items():
+            frame.loc[row, column] = value
+    frame.to_csv(root / "data/train.csv", index=False)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return data_project(tmp_path / "p", "checks: {}\n", package=f"pkg_{tmp_path.name}")
+
+
+def test_schema(project: Path) -> None:
+    results = run(project, "- schema: {age: int, income: float, label: number, city: str}")
+    assert [(r.column, r.status, r.observed) for r in results] == [
+        ("age", "pass", "int64"),
+        ("income", "pass", "float64"),
+        ("label", "pass", "int64"),
+        ("city", "pass", str(train_frame()["city"].dtype)),
+    ]
+    corrupt(project, age={4: None})
+    results = run(project, "- schema: {age: int, city: float, nope: bool}")
+    assert [(r.column, r.status) for r in results] == [
+        ("age", "fail"),
+        ("city", "fail"),
+        ("nope", "fail"),
+    ]
+    assert results[0].message == (
+        "column 'age' has dtype float64, expected int "
+        "(missing values make pandas read integers as float)"
+    )
+    assert results[2].message == "column 'nope' is missing from data/train.csv"
+
+
+def test_not_null(project: Path) -> None:
+    assert only(run(project, "- not_null: [age]")).status == "pass"
+    corrupt(project, age={3: None, 17: None})
+    result = only(run(project, "- not_null: [age]"))
+    assert (result.status, result.failing, result.observed) == ("fail", 2, 2)
+    assert result.examples == ({"row": 3}, {"row": 17})
+    assert result.message == "2 null values in 'age' (rows 3, 17)"
+
+
+def test_unique_single_and_combined(project: Path) -> None:
+    assert only(run(project, "- unique: [id]")).status == "pass"
+    corrupt(project, id={10: 5, 11: 5}, email={0: None, 1: None})
+    # Several nulls are not duplicates of each other.
+    assert only(run(project, "- unique: [email]")).status == "pass"
+    result = only(run(project, "- unique: [id]"))
+    assert (result.status, result.failing) == ("fail", 3)
+    assert result.examples == ({"value": 5, "rows": [5, 10, 11], "count": 3},)
+    assert result.message == "3 rows share duplicated values of 'id': 5 in rows 5, 10, 11"
+    combined = only(run(project, "- unique: [[id, email]]"))
+    assert combined.status == "pass" and combined.column == "id+email"
+    corrupt(project, email={10: "user5@example.com", 11: "other"})
+    combined = only(run(project, "- unique: [[id, email]]"))
+    assert (combined.status, combined.failing) == ("fail", 2)
+    assert combined.examples[0] == {"value": [5, "user5@example.com"], "rows": [5, 10], "count": 2}
+
+
+def test_unique_unsorted_integers(project: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": [5, 3, 9, 1, 7]})
+    frame.to_csv(project / "data/ids.csv", index=False)
+    assert only(run(project, "- unique: [id]", data="data/ids.csv")).status == "pass"
+    pd.DataFrame({"id": [5, 3, 9, 3, 7]}).to_csv(project / "data/ids.csv", index=False)
+    result = only(run(project, "- unique: [id]", data="data/ids.csv"))
+    assert result.examples == ({"value": 3, "rows": [1, 3], "count": 2},)
+
+
+def test_between(project: Path) -> None:
+    result = only(run(project, "- between: {age: [0, 120]}"))
+    assert result.status == "pass"
+    frame = train_frame()
+    assert result.observed == {"min": int(frame.age.min()), "max": int(frame.age.max())}
+    corrupt(project, age={3: 150, 7: -2, 8: None})
+    result = only(run(project, "- between: {age: {min: 0, max: 120}}"))
+    assert (result.status, result.failing) == ("fail", 2)
+    assert result.examples == ({"row": 3, "value": 150.0}, {"row": 7, "value": -2.0})
+    assert result.message == "2 values of 'age' outside [0, 120] (rows 3: 150, 7: -2)"
+    open_ended = only(run(project, "- between: {income: [0, null]}"))
+    assert (open_ended.status, open_ended.expected) == ("pass", ">= 0")
+
+
+def test_between_on_text_is_an_error(project: Path) -> None:
+    result = only(run(project, "- between: {city: [0, 1]}"))
+    assert result.status == "error"
+    assert result.message.startswith(
+        "mlops.yaml:5: suite 's', check 1 (between), key 'city': column 'city' is not numeric"
+    )
+
+
+def test_allowed(project: Path) -> None:
+    results = run(project, "- allowed: {label: [0, 1], city: [paris, lyon, nice]}")
+    assert [r.status for r in results] == ["pass", "pass"]
+    corrupt(project, label={9: 2, 12: 2, 30: 7}, city={4: "rome"})
+    label, city = run(project, "- allowed: {label: [0, 1], city: [paris, lyon, nice]}")
+    assert (label.status, label.failing) == ("fail", 3)
+    assert label.examples == (
+        {"value": 2, "count": 2, "rows": [9, 12]},
+        {"value": 7, "count": 1, "rows": [30]},
+    )
+    assert label.message == "3 values of 'label' not allowed: 2 (2x, row 9, 12), 7 (1x, row 30)"
+    assert (city.status, city.examples) == ("fail", ({"value": "rome", "count": 1, "rows": [4]},))
+
+
+def test_rows_and_no_duplicate_rows(project: Path) -> None:
+    assert only(run(project, "- rows: {min: 100, max: 400}")).status == "pass"
+    result = only(run(project, "- rows: {min: 1000}"))
+    assert (result.status, result.observed) == ("fail", 400)
+    assert result.message == "data/train.csv has 400 rows, expected >= 1000"
+    assert only(run(project, "- no_duplicate_rows: true")).status == "pass"
+    frame = train_frame()
+    frame.loc[7] = frame.loc[2]
+    frame.loc[9] = frame.loc[2]
+    frame.to_csv(project / "data/train.csv", index=False)
+    result = only(run(project, "- no_duplicate_rows: true"))
+    assert (result.status, result.failing, result.examples) == ("fail", 3, ({"rows": [2, 7, 9]},))
+    subset = only(run(project, "- no_duplicate_rows: [city]"))
+    assert subset.status == "fail" and subset.column == "city"
+
+
+def test_drift(project: Path) -> None:
+    spec = "- drift: {reference: data/reference.csv, max_psi: 0.2, columns: [age, income, city]}"
+    assert [r.status for r in run(project, spec)] == ["pass", "pass", "pass"]
+    shifted = train_frame()
+    shifted["income"] = shifted["income"] * 1.5
+    shifted.loc[:200, "city"] = "paris"
+    shifted.to_csv(project / "data/train.csv", index=False)
+    age, income, city = run(project, spec)
+    assert age.status == "pass"
+    assert income.status == "fail" and income.observed > 1
+    assert income.failing >= 1 and income.examples[0]["current"] > income.examples[0]["reference"]
+    assert income.message.startswith("'income' drifted from data/reference.csv: psi ")
+    assert city.status == "fail"
+    assert city.examples[0]["bin"] == "paris"
+
+
+def test_regex(project: Path) -> None:
+    assert only(run(project, r"- regex: {email: 'user\d+@example\.com'}")).status == "pass"
+    corrupt(project, email={6: "not-an-email", 8: None})
+    result = only(run(project, r"- regex: {email: 'user\d+@example\.com'}"))
+    assert (result.status, result.failing) == ("fail", 1)
+    assert result.examples == ({"row": 6, "value": "not-an-email"},)
+    # Numbers are matched by their text.
+    assert only(run(project, r"- regex: {id: '\d+'}")).status == "pass"
+
+
+def test_class_balance(project: Path) -> None:
+    result = only(run(project, "- class_balance: {label: {min: 0.3, max: 0.7}}"))
+    assert result.status == "pass"
+    assert set(result.observed) == {"0", "1"}
+    frame = train_frame()
+    frame.loc[:360, "label"] = 0
+    frame.to_csv(project / "data/train.csv", index=False)
+    result = only(run(project, "- class_balance: {label: [0.2, 0.8]}"))
+    assert (result.status, result.failing) == ("fail", 2)
+    assert {e["class"] for e in result.examples} == {0, 1}
+
+
+def test_custom(project: Path) -> None:
+    pkg = f"pkg_{project.parent.name}"
+    result = only(run(project, f"- custom: {pkg}.checks:income_is_plausible"))
+    assert (result.status, result.message) == ("pass", "0 negative incomes")
+    corrupt(project, income={1: -5.0})
+    result = only(run(project, f"- custom: {pkg}.checks:income_is_plausible"))
+    assert (result.status, result.message) == ("fail", "1 negative incomes")
+    result = only(run(project, f"- custom: {pkg}.checks:always_false"))
+    assert (result.status, result.message) == ("fail", f"{pkg}.checks:always_false returned False")
+
+
+@pytest.mark.parametrize(
+    ("target", "detail"),
+    [
+        (
+            "nosuchpkg.checks:f",
+            "cannot import nosuchpkg.checks: ModuleNotFoundError: No module named 'nosuchpkg'",
+        ),
+        ("PKG.checks:missing", "module PKG.checks has no function 'missing'"),
+        ("PKG.checks:explodes", "custom function raised RuntimeError: boom"),
+        (
+            "PKG.checks:returns_text",
+            "custom function returned str; expected bool or (bool, message)",
+        ),
+    ],
+)
+def test_custom_errors(project: Path, target: str, detail: str) -> None:
+    target = target.replace("PKG", f"pkg_{project.parent.name}")
+    detail = detail.replace("PKG", f"pkg_{project.parent.name}")
+    result = only(run(project, f"- custom: {target}"))
+    assert result.status == "error"
+    assert result.message == f"mlops.yaml:5: suite 's', check 1 (custom), key '{target}': {detail}"
+
+
+def test_command(project: Path) -> None:
+    assert only(run(project, "- command: test -f data/train.csv")).status == "pass"
+    result = only(run(project, "- command: \"echo checking; echo 'too few rows' >&2; exit 3\""))
+    assert (result.status, result.observed) == ("fail", 3)
+    assert result.message.endswith('exit 3" exited with 3: checking | too few rows')
+    slow = only(run(project, "- command: {cmd: sleep 5, timeout: 0.2}"))
+    assert slow.status == "error" and "did not finish within 0.2 s" in slow.message
+
+
+def test_column_not_in_data(project: Path) -> None:
+    results = run(project, "- not_null: [age, agee]")
+    assert [r.status for r in results] == ["pass", "error"]
+    assert results[1].message == (
+        "mlops.yaml:5: suite 's', check 1 (not_null), key 'agee': column 'agee' is not in "
+        "data/train.csv (columns: id, age, income, label, city, email)"
+    )
+
+
+def test_missing_data_and_reference_files(project: Path) -> None:
+    result = only(run(project, "- not_null: [age]", data="data/nope.csv"))
+    assert (result.status, result.check) == ("error", "data")
+    assert (
+        result.message
+        == "mlops.yaml:2: suite 's', key 'data': data file data/nope.csv does not exist"
+    )
+    result = only(run(project, "- drift: {reference: data/old.csv}"))
+    assert result.message == (
+        "mlops.yaml:5: suite 's', check 1 (drift), key 'reference': "
+        "data file data/old.csv does not exist"
+    )
+
+
+def test_formats_parquet_and_json_lines(project: Path) -> None:
+    frame = train_frame()
+    frame.to_parquet(project / "data/train.parquet")
+    frame.to_json(project / "data/train.jsonl", orient="records", lines=True)
+    for name in ("data/train.parquet", "data/train.jsonl"):
+        corrupt_free = run(
+            project, "- not_null: [age]\n- unique: [id]\n- rows: {min: 400}", data=name
+        )
+        assert [r.status for r in corrupt_free] == ["pass", "pass", "pass"], name
+    frame.loc[3, "age"] = None
+    frame.to_parquet(project / "data/train.parquet")
+    assert only(run(project, "- not_null: [age]", data="data/train.parquet")).examples == (
+        {"row": 3},
+    )
+    (project / "data/train.xlsx").write_text("x")
+    result = only(run(project, "- rows: {min: 1}", data="data/train.xlsx"))
+    assert result.status == "error" and "unknown format" in result.message
+
+
+def test_each_file_read_once_with_only_needed_columns(project: Path) -> None:
+    write(
+        project,
+        "mlops.yaml",
+        """\
+        checks:
+          a: {data: data/train.csv, expect: [{not_null: [age]}]}
+          b:
+            data: data/train.csv
+            expect:
+              - unique: [id]
+              - drift: {reference: data/reference.csv, columns: [income]}
+        """,
+    )
+    suites = list(load_suites(project / "mlops.yaml").values())
+    needs = plan_reads(suites, project)
+    assert needs == {
+        project / "data/train.csv": {"age", "id", "income"},
+        project / "data/reference.csv": {"income"},
+    }
+    store = DataStore(project, needs)
+    first = store.table("data/train.csv", "data")
+    assert store.table("./data/../data/train.csv", "data") is first
+    assert list(first.frame.columns) == ["id", "age", "income"]
+    assert first.columns == ("id", "age", "income", "label", "city", "email")
+    report = run_suites(suites, project)
+    assert report.passed, [r.message for r in report.results]
+
+
+def test_report_is_json_able(project: Path) -> None:
+    corrupt(project, age={3: 150})
+    results = run(project, "- between: {age: [0, 120]}\n- class_balance: {label: [0, 1]}")
+    text = json.dumps([r.to_dict() for r in results])
+    assert json.loads(text)[0]["examples"] == [{"row": 3, "value": 150}]

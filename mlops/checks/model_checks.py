@@ -20,7 +20,7 @@ LATENCY_MAX_ROWS = 10_000
 def resolve_metric(name: str) -> Scorer:
     """A scikit-learn metric by name: a scorer name (``accuracy``, ``f1_macro``, ``roc_auc``),
     an error or loss whose scorer is negated (``log_loss``, ``mean_squared_error``), or a
-    ``sklearn.metrics`` function of ``(y_true, y_pred)`` (``cohen_kappa_score``)."""
+    ``sklearn.metrics`` function comparing true and predicted labels (``cohen_kappa_score``)."""
     from sklearn import metrics
 
     scorers = set(metrics.get_scorer_names())
@@ -39,7 +39,7 @@ def resolve_metric(name: str) -> Scorer:
     import difflib
 
     known = sorted(scorers | set(functions))
-    close = difflib.get_close_matches(name, known, n=3)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise CheckProblem(
         name,
@@ -56,8 +56,8 @@ def _prediction_metrics(metrics: Any) -> dict[str, Callable[..., Any]]:
         func = getattr(metrics, attr)
         if attr.startswith("_") or not inspect.isfunction(func):
             continue
-        params = list(inspect.signature(func).parameters)
-        if params[:2] == ["y_true", "y_pred"]:
+        params = list(inspect.signature(func).parameters)[:2]
+        if params in (["y_true", "y_pred"], ["y1", "y2"], ["labels_true", "labels_pred"]):
             found[attr] = func
     return found
 

@@ -22,6 +22,7 @@ from mlops.checks.spec import (
 
 # Checks that read the suite's data: file (the others name their own files, or none).
 _WITHOUT_DATA = frozenset({"command", "metric", "predicts"})
+_USE_MODEL = frozenset({"score", "latency", "predicts"})
 
 
 def run_suites(suites: Iterable[Suite], root: Path) -> ChecksReport:
@@ -44,23 +45,35 @@ def run_suite(suite: Suite, root: Path, store: DataStore | None = None) -> Suite
         try:
             data = store.table(suite.data, "data")
         except CheckProblem as exc:
-            results.append(
-                CheckResult(
-                    suite.name,
-                    "data",
-                    None,
-                    ERROR,
-                    None,
-                    "readable data",
-                    f"{suite.where}: suite {suite.name!r}, key 'data': {exc.message}",
-                    where=suite.where,
-                )
-            )
+            results.append(_suite_error(suite, "data", exc))
+    model_ok = True
+    if suite.model is not None and any(c.kind in _USE_MODEL for c in suite.checks):
+        try:
+            store.model(suite.model, "model")
+        except CheckProblem as exc:
+            model_ok = False
+            results.append(_suite_error(suite, "model", exc))
     for check in suite.checks:
         if data is None and check.kind not in _WITHOUT_DATA:
             continue  # the data error above already fails the suite
+        if not model_ok and check.kind in _USE_MODEL:
+            continue  # so does the model error
         results.extend(_run_check(check, data, ctx))
     return SuiteResult(suite.name, tuple(results), time.perf_counter() - started)
+
+
+def _suite_error(suite: Suite, key: str, exc: CheckProblem) -> CheckResult:
+    """A suite's data or model file cannot be loaded: one error instead of one per check."""
+    return CheckResult(
+        suite.name,
+        key,
+        None,
+        ERROR,
+        None,
+        f"a readable {key} file",
+        f"{suite.where}: suite {suite.name!r}, key {key!r}: {exc.message}",
+        where=suite.where,
+    )
 
 
 def _run_check(check: Check, data: Any, ctx: Context) -> list[CheckResult]:

@@ -1,0 +1,283 @@
+"""``mlops check``: the table, --json, --junit, --stage, --all, exit codes, every bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+from checks_fixtures import ISSUE_YAML, model_project
+from conftest import run_cli, run_subprocess
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return model_project(tmp_path_factory.mktemp("template") / "p")
+
+
+@pytest.fixture
+def project(template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the issue's example project (Git repository, data, model)."""
+    return Path(shutil.copytree(template, tmp_path / "p"))
+
+
+def break_training_data(root: Path) -> None:
+    """Deliberately broken data: an impossible age, an unknown label, a repeated id."""
+    import pandas as pd
+
+    frame = pd.read_csv(root / "data/train.csv")
+    frame.loc[3, "age"] = 150
+    frame.loc[9, "label"] = 2
+    frame.loc[11, "id"] = 5
+    frame.to_csv(root / "data/train.csv", index=False)
+
+
+def test_issue_example_passes(project: Path) -> None:
+    result = run_cli(project, "check", "--all")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "clean_training_data" in result.stdout and "good_model" in result.stdout
+    assert "latency_ms_per_1k_rows" in result.stdout
+    assert "22 checks: 22 ok, 0 failed, 0 could not run" in result.stdout
+    assert result.stderr == ""
+
+
+def test_broken_data_fails_with_rows_and_values(project: Path) -> None:
+    break_training_data(project)
+    result = run_cli(project, "check", "clean_training_data")
+    assert result.exit_code == 1
+    fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL ")]
+    assert fails == [
+        "FAIL clean_training_data > unique > id: 2 rows share duplicated values of 'id': "
+        "5 in rows 5, 11",
+        "FAIL clean_training_data > between > age: 1 value of 'age' outside [0, 120] (row 3: 150)",
+        "FAIL clean_training_data > allowed > label: 1 value of 'label' not allowed: 2 (1x, row 9)",
+    ]
+    # The model suite was not asked for.
+    assert "good_model" not in result.stdout
+
+
+def test_json_output(project: Path) -> None:
+    break_training_data(project)
+    result = run_cli(project, "check", "--all", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["passed"] is False
+    assert report["counts"] == {"pass": 19, "fail": 3, "error": 0}
+    suites = {s["suite"]: s for s in report["suites"]}
+    assert suites["good_model"]["passed"] is True
+    between = next(r for r in suites["clean_training_data"]["results"] if r["check"] == "between")
+    assert between == {
+        **between,
+        "column": "age",
+        "status": "fail",
+        "observed": {"min": 18, "max": 150},
+        "expected": "[0, 120]",
+        "failing": 1,
+        "examples": [{"row": 3, "value": 150}],
+        "where": "mlops.yaml:8",
+    }
+
+
+def test_junit_output(project: Path) -> None:
+    break_training_data(project)
+    (project / "mlops.yaml").write_text(
+        ISSUE_YAML.replace(
+            "- custom: mypkg.checks:income_is_plausible", "- custom: mypkg.checks:gone"
+        )
+    )
+    result = run_cli(project, "check", "--all", "--junit", "reports/checks.xml")
+    assert result.exit_code == 1
+    root = ET.parse(project / "reports/checks.xml").getroot()
+    assert root.tag == "testsuites"
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("22", "3", "1")
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert set(suites) == {"clean_training_data", "good_model"}
+    cases = {c.get("name"): c for c in suites["clean_training_data"].iter("testcase")}
+    failure = cases["between[age]"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == "1 value of 'age' outside [0, 120] (row 3: 150)"
+    assert '{"row": 3, "value": 150}' in (failure.text or "")
+    error = cases["custom"].find("error")
+    assert error is not None and "has no function 'gone'" in (error.get("message") or "")
+    assert cases["schema[age]"].find("failure") is None
+
+
+def test_stage_runs_its_before_and_after_suites(project: Path) -> None:
+    result = run_cli(project, "check", "--stage", "train", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [s["suite"] for s in json.loads(result.stdout)["suites"]] == [
+        "clean_training_data",
+        "good_model",
+    ]
+    missing = run_cli(project, "check", "--stage", "deploy")
+    assert missing.exit_code == 1
+    assert (
+        missing.stderr
+        == "mlops: error: mlops.yaml: no stage 'deploy' under stages: (stages: train)\n"
+    )
+
+
+def test_no_selection_is_a_usage_error(project: Path) -> None:
+    result = run_cli(project, "check")
+    assert result.exit_code == 2
+    assert "name suites to run, or use --stage STAGE or --all" in result.stderr
+
+
+def test_no_suites_defined(project: Path) -> None:
+    (project / "mlops.yaml").write_text("stages: {}\n")
+    result = run_cli(project, "check", "--all")
+    assert result.exit_code == 0
+    assert "no check suites selected" in result.stdout
+
+
+def _edit(root: Path, old: str, new: str) -> None:
+    text = (root / "mlops.yaml").read_text()
+    assert old in text
+    (root / "mlops.yaml").write_text(text.replace(old, new))
+
+
+# Every bad input of the issue: (old text in mlops.yaml, replacement, the one error line).
+BAD_INPUTS = {
+    "unknown check type": (
+        "- rows: {min: 100}",
+        "- rowz: {min: 100}",
+        "mlops.yaml:10: suite 'clean_training_data', check 6, key 'rowz': unknown check type "
+        "(valid: schema, not_null, unique, between, allowed, rows, no_duplicate_rows, drift, "
+        "regex, class_balance, custom, command, metric, predicts, or an expression like "
+        "'accuracy >= 0.9')",
+    ),
+    "column not in the data": (
+        "not_null: [age, label]",
+        "not_null: [age, labels]",
+        "mlops.yaml:6: suite 'clean_training_data', check 2 (not_null), key 'labels': column "
+        "'labels' is not in data/train.csv (columns: id, age, income, label, city, email)",
+    ),
+    "expression that does not parse": (
+        "- accuracy >= 0.9 ",
+        "- accuracy >== 0.9 ",
+        "mlops.yaml:20: suite 'good_model', check 1, key 'accuracy >== 0.9': cannot parse the "
+        "expression; expected '<metric> <op> <number>' such as 'accuracy >= 0.9' "
+        "(ops: >= <= == > <)",
+    ),
+    "missing data file": (
+        "data: data/train.csv ",
+        "data: data/trian.csv ",
+        "mlops.yaml:2: suite 'clean_training_data', key 'data': data file data/trian.csv "
+        "does not exist",
+    ),
+    "missing reference file": (
+        "reference: data/reference.csv",
+        "reference: data/ref.csv",
+        "mlops.yaml:12: suite 'clean_training_data', check 8 (drift), key 'reference': "
+        "data file data/ref.csv does not exist",
+    ),
+    "missing model file": (
+        "model: model.joblib ",
+        "model: models/model.joblib ",
+        "mlops.yaml:14: suite 'good_model', key 'model': model file "
+        "models/model.joblib does not exist",
+    ),
+    "custom function cannot be imported": (
+        "mypkg.checks:income_is_plausible",
+        "mypkg.checkz:income_is_plausible",
+        "mlops.yaml:13: suite 'clean_training_data', check 9 (custom), key "
+        "'mypkg.checkz:income_is_plausible': cannot import mypkg.checkz: ModuleNotFoundError: "
+        "No module named 'mypkg.checkz'",
+    ),
+    "custom function raises": (
+        "mypkg.checks:income_is_plausible",
+        "mypkg.checks:explodes",
+        "mlops.yaml:13: suite 'clean_training_data', check 9 (custom), key "
+        "'mypkg.checks:explodes': custom function raised RuntimeError: boom",
+    ),
+    "unknown sklearn metric": (
+        "- f1 >= 0.85",
+        "- f2 >= 0.85",
+        "mlops.yaml:21: suite 'good_model', check 2 (f2), key 'f2': unknown scikit-learn metric "
+        "'f2' (did you mean r2, f1? valid: sklearn.metrics.get_scorer_names() or a "
+        "sklearn.metrics function of (y_true, y_pred))",
+    ),
+    "suite used by a stage but not defined": (
+        "after: [good_model]",
+        "after: [good_models]",
+        "mlops.yaml: stage 'train' checks.after: suite 'good_models' is not defined under "
+        "checks: (defined: clean_training_data, good_model)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input(project: Path, case: str) -> None:
+    old, new, message = BAD_INPUTS[case]
+    _edit(project, old, new)
+    before = {
+        p: p.read_bytes() for p in project.rglob("*") if p.is_file() and ".git" not in p.parts
+    }
+    result = run_cli(project, "check", "--stage", "train")
+    assert result.exit_code == 1
+    assert result.stderr == f"mlops: error: {message}\n"
+    after = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and ".git" not in p.parts}
+    assert after == before  # nothing written, nothing lost
+
+
+def test_include_cycle(project: Path) -> None:
+    (project / "checks").mkdir()
+    (project / "checks/a.yaml").write_text("include: [b.yaml]\n")
+    (project / "checks/b.yaml").write_text("include: [a.yaml]\n")
+    (project / "mlops.yaml").write_text("include: [checks/a.yaml]\n" + ISSUE_YAML)
+    result = run_cli(project, "check", "--all")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "mlops: error: include cycle: "
+        "mlops.yaml -> checks/a.yaml -> checks/b.yaml -> checks/a.yaml\n"
+    )
+
+
+def test_suites_from_an_included_file(project: Path) -> None:
+    shared = yaml.safe_load(ISSUE_YAML)
+    (project / "shared").mkdir()
+    (project / "shared/checks.yaml").write_text(yaml.safe_dump({"checks": shared["checks"]}))
+    (project / "mlops.yaml").write_text(
+        yaml.safe_dump({"include": ["shared/checks.yaml"], "stages": shared["stages"]})
+    )
+    result = run_cli(project, "check", "--stage", "train", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["counts"]["pass"] == 22
+    assert report["suites"][0]["results"][0]["where"].startswith("shared/checks.yaml:")
+
+
+def test_subprocess_json_from_a_subfolder(project: Path) -> None:
+    break_training_data(project)
+    proc = run_subprocess(project / "data", "check", "clean_training_data", "--json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["counts"] == {"pass": 14, "fail": 3, "error": 0}
+    proc = run_subprocess(project, "check", "good_model")
+    assert proc.returncode == 0, proc.stderr
+    assert "5 checks: 5 ok, 0 failed, 0 could not run" in proc.stdout
+
+
+def test_pre_commit_hook_declared() -> None:
+    hooks = yaml.safe_load((REPO_ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert isinstance(hooks, list)
+    hook = next(h for h in hooks if h["id"] == "mlops-check")
+    assert hook == {
+        **hook,
+        "entry": "mlops check --all",
+        "language": "python",
+        "pass_filenames": False,
+        "always_run": True,
+    }
+
+
+def test_help_text() -> None:
+    result = run_cli(REPO_ROOT, "check", "--help")
+    assert result.exit_code == 0
+    for option in ("--stage", "--all", "--json", "--junit"):
+        assert option in result.stdout

@@ -137,16 +137,19 @@ def _store_files(
     present = cache.existing(entry.oid for entry in entries)
     kind = linker.chosen
     work = [
-        (item.abspath, entry.oid)
+        (item, entry.oid)
         for item, entry in zip(files, entries, strict=True)
         if not (
             entry.oid in present
             and (kind not in SHARED or (kind == "hardlink" and item.st.st_nlink > 1))
         )
     ]
-    parallel_map(
-        lambda job: cache.add_file(job[0], job[1], linker), work, jobs, progress, "storing"
-    )
+
+    def store(job: tuple[ScannedFile, str]) -> None:
+        item, oid = job
+        cache.add_file(item.abspath, oid, item.st, linker, oid in present)
+
+    parallel_map(store, work, jobs, progress, "storing")
     return len({oid for _, oid in work} - present)
 
 

@@ -22,6 +22,7 @@ from mlops.errors import CacheError, WorkspaceConflict
 from mlops.fsutil import make_writable
 from mlops.parallel import Progress, parallel_map
 from mlops.repo import Repo, repo_lock
+from mlops.storage.links import SHARED
 from mlops.storage.manifest import Entry
 
 
@@ -171,12 +172,15 @@ def _execute(
     for folder in sorted({os.path.dirname(e.path) for e in plan.place}):
         (path / folder).mkdir(parents=True, exist_ok=True)
 
-    def put(entry: Entry) -> tuple[os.stat_result, str]:
-        dst = str(path / entry.path) if entry.path else str(path)
-        cache.place(entry.oid, dst, linker, entry.executable)
-        return os.stat(dst), entry.oid
+    base = str(path)
+    state = store.state
 
-    store.state.put_many(parallel_map(put, plan.place, jobs, progress, "checking out"))
+    def put(entry: Entry) -> None:
+        dst = f"{base}/{entry.path}" if entry.path else base
+        if cache.place(entry.oid, dst, linker, entry.executable) not in SHARED:
+            state.put(os.stat(dst), entry.oid)  # a copy has an inode of its own
+
+    parallel_map(put, plan.place, jobs, progress, "checking out")
     repo = store.repo
     return CheckoutResult(
         plan.target.relpath(repo),

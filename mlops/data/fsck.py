@@ -29,6 +29,8 @@ def fsck(repo: Repo, jobs: int | None = None, progress: Progress | None = None) 
         good = parallel_map(store.cache.rehash, oids, jobs, progress, "checking")
         corrupt = tuple(oid for oid, ok in zip(oids, good, strict=True) if not ok)
         aside = repo.mlops_dir / "corrupt"
+        if corrupt:
+            store.cache.bump_generation()
         for oid in corrupt:
             aside.mkdir(exist_ok=True)
             os.replace(store.cache.path(oid), aside / oid)

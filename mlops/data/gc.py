@@ -51,6 +51,8 @@ def gc(repo: Repo, all_commits_: bool = False, dry_run: bool = False) -> GcResul
             if not dry_run:
                 os.unlink(path)
         if not dry_run:
+            if removed:
+                store.cache.bump_generation()
             _sweep_stale_temporaries(store)
     return GcResult(removed, size, kept, dry_run)
 

@@ -8,6 +8,7 @@ from mlops.data.workspace import (
     Store,
     Target,
     find_targets,
+    fingerprint,
     hash_files,
     load_manifest,
     open_store,
@@ -17,6 +18,7 @@ from mlops.errors import CacheError
 from mlops.parallel import Progress
 from mlops.repo import Repo
 from mlops.storage.manifest import Entry
+from mlops.storage.state import FolderRecord
 
 
 @dataclass(frozen=True)
@@ -74,38 +76,32 @@ def _status_of(
     rel, pointer_rel = target.relpath(repo), repo.relpath(target.pointer_file)
     path, oid = target.data_path, target.pointer.oid
     if not target.pointer.is_dir:
-        cache_state = "ok" if cache.exists(oid) else "missing"
+        missing = int(not cache.exists(oid))
+        cache_state = "missing" if missing else "ok"
         if not path.is_file():
-            return DataStatus(
-                rel,
-                pointer_rel,
-                "missing",
-                cache_state,
-                missing_objects=int(cache_state == "missing"),
-            )
-        same = store.state.hash(str(path)) == oid
-        return DataStatus(
-            rel,
-            pointer_rel,
-            "unchanged" if same else "modified",
-            cache_state,
-            missing_objects=int(cache_state == "missing"),
-        )
+            return DataStatus(rel, pointer_rel, "missing", cache_state, missing_objects=missing)
+        workspace = "unchanged" if store.state.hash(str(path)) == oid else "modified"
+        return DataStatus(rel, pointer_rel, workspace, cache_state, missing_objects=missing)
+    files = scan_folder(path) if path.is_dir() else None
+    stats = fingerprint(files) if files is not None else ""
+    generation = cache.generation()
+    if files is not None and store.state.folder(rel) == FolderRecord(stats, oid, generation):
+        return DataStatus(rel, pointer_rel, "unchanged", "ok")
     try:
         manifest = load_manifest(cache, oid, rel)
     except CacheError:
-        workspace = "unknown" if path.exists() else "missing"
+        workspace = "unknown" if files is not None else "missing"
         return DataStatus(rel, pointer_rel, workspace, "missing", missing_objects=1)
-    wanted = manifest.by_path()
-    missing = len(
-        {e.oid for e in manifest.entries} - cache.existing(e.oid for e in manifest.entries)
-    )
+    oids = {e.oid for e in manifest.entries}
+    missing = len(oids - cache.existing(oids))
     cache_state = "missing" if missing else "ok"
-    if not path.is_dir():
+    if files is None:
         return DataStatus(rel, pointer_rel, "missing", cache_state, missing_objects=missing)
-    have = {e.path: e for e in hash_files(store, scan_folder(path), jobs, progress)}
-    added, modified, deleted = _compare(wanted, have)
+    have = {e.path: e for e in hash_files(store, files, jobs, progress)}
+    added, modified, deleted = _compare(manifest.by_path(), have)
     workspace = "modified" if added or modified or deleted else "unchanged"
+    if workspace == "unchanged" and not missing:
+        store.state.put_folder(rel, FolderRecord(stats, oid, generation))
     return DataStatus(rel, pointer_rel, workspace, cache_state, added, modified, deleted, missing)
 
 

@@ -6,15 +6,16 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 from mlops.errors import CacheError, InputError
 from mlops.gitutil import worktree_files
 from mlops.parallel import Progress, parallel_map
 from mlops.repo import MLOPS_DIR, Repo
 from mlops.storage.cache import Cache, is_executable
-from mlops.storage.hashing import DIR_SUFFIX
+from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
 from mlops.storage.links import Linker
-from mlops.storage.manifest import Entry, Manifest, parse_manifest
+from mlops.storage.manifest import Entry, Manifest, parse_manifest, validate_manifest
 from mlops.storage.pointer import SUFFIX, Pointer, read_pointer
 from mlops.storage.state import StateCache
 
@@ -56,8 +57,7 @@ class Target:
         return repo.relpath(self.data_path)
 
 
-@dataclass(frozen=True)
-class ScannedFile:
+class ScannedFile(NamedTuple):
     """A file found in the workspace."""
 
     relpath: str
@@ -99,21 +99,29 @@ def scan_folder(folder: Path) -> list[ScannedFile]:
         path, prefix = stack.pop()
         with os.scandir(path) as entries:
             for entry in entries:
-                rel = prefix + entry.name
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, rel + "/"))
+                    stack.append((entry.path, f"{prefix}{entry.name}/"))
                     continue
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:
-                    raise InputError(f"{entry.path}: broken symbolic link") from None
-                if entry.is_symlink() and os.path.isdir(entry.path):
-                    raise InputError(
-                        f"{entry.path}: symbolic link to a folder; mlops stores files only "
-                        "(add the folder it points to instead)"
-                    )
-                found.append(ScannedFile(rel, entry.path, st))
+                if entry.is_symlink():
+                    _check_symlink(entry.path)
+                found.append(ScannedFile(prefix + entry.name, entry.path, entry.stat()))
     return found
+
+
+def fingerprint(files: list[ScannedFile]) -> str:
+    """A digest of every file's path, inode, mtime and size: equal means nothing changed."""
+    parts = sorted(f"{f.relpath}\0{f.st.st_ino}\0{f.st.st_mtime_ns}\0{f.st.st_size}" for f in files)
+    return hash_bytes("\n".join(parts).encode())
+
+
+def _check_symlink(path: str) -> None:
+    if not os.path.exists(path):
+        raise InputError(f"{path}: broken symbolic link")
+    if os.path.isdir(path):
+        raise InputError(
+            f"{path}: symbolic link to a folder; mlops stores files only "
+            "(add the folder it points to instead)"
+        )
 
 
 def hash_files(
@@ -122,12 +130,16 @@ def hash_files(
     """Manifest entries for scanned files, hashing only what the state cache does not know."""
     state = store.state
     state.preload()
-
-    def entry(item: ScannedFile) -> Entry:
-        oid = state.hash(item.abspath, item.st)
-        return Entry(item.relpath, oid, item.st.st_size, is_executable(item.st))
-
-    return parallel_map(entry, files, jobs, progress, "hashing")
+    known = [state.get(item.st) for item in files]
+    # Only files the state cache does not know are read, on the thread pool.
+    unknown = [item for item, oid in zip(files, known, strict=True) if oid is None]
+    hashed = iter(
+        parallel_map(lambda f: state.hash(f.abspath, f.st), unknown, jobs, progress, "hashing")
+    )
+    return [
+        Entry(item.relpath, oid or next(hashed), item.st.st_size, is_executable(item.st))
+        for item, oid in zip(files, known, strict=True)
+    ]
 
 
 def load_manifest(cache: Cache, oid: str, where: str) -> Manifest:
@@ -143,5 +155,7 @@ def desired_entries(cache: Cache, target: Target, where: str) -> list[Entry]:
     """The files a target should have: its manifest's entries, or the one file."""
     pointer = target.pointer
     if pointer.oid.endswith(DIR_SUFFIX):
-        return list(load_manifest(cache, pointer.oid, where).entries)
+        manifest = load_manifest(cache, pointer.oid, where)
+        validate_manifest(manifest, pointer.oid)
+        return list(manifest.entries)
     return [Entry("", pointer.oid, pointer.size)]

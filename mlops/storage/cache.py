@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from mlops.errors import CacheError
-from mlops.fsutil import make_read_only
+from mlops.fsutil import atomic_write_text, make_read_only
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, hash_file
 from mlops.storage.links import SHARED, Linker
 from mlops.storage.state import StateCache
 
+_GENERATION = ".generation"
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+_unique = itertools.count()
 
-def _tmp_name(target: str) -> str:
-    # Dot-names are never taken for objects, so a temporary left by a killed
-    # process is invisible to every reader and swept by ``gc``.
-    head, tail = os.path.split(target)
-    return os.path.join(head, f".{tail}.{os.getpid()}.{id(target):x}.tmp")
+
+def tmp_name(target: str) -> str:
+    """A temporary name beside ``target``, unique across threads and processes.
+
+    Dot-names are never taken for objects, so a temporary left by a killed
+    process is invisible to every reader and swept by ``gc``.
+    """
+    head, _, tail = target.rpartition("/")
+    return f"{head}/.{tail}.{os.getpid()}.{next(_unique)}.tmp"
 
 
 class Cache:
@@ -28,10 +36,12 @@ class Cache:
     def __init__(self, root: Path, state: StateCache) -> None:
         self.root = root
         self.state = state
+        self._root = str(root)
+        self._made: set[str] = set()
 
     def path(self, oid: str) -> str:
         """Where the object ``oid`` lives (it may not exist)."""
-        return os.path.join(self.root, oid[:2], oid[2:])
+        return f"{self._root}/{oid[:2]}/{oid[2:]}"
 
     def exists(self, oid: str) -> bool:
         """Whether the object is present."""
@@ -45,7 +55,7 @@ class Cache:
         present: set[str] = set()
         for prefix in {oid[:2] for oid in wanted}:
             with contextlib.suppress(FileNotFoundError):
-                present.update(prefix + name for name in os.listdir(self.root / prefix))
+                present.update(prefix + name for name in os.listdir(f"{self._root}/{prefix}"))
         return wanted & present
 
     def iter_objects(self) -> Iterator[str]:
@@ -60,6 +70,18 @@ class Cache:
                 if not name.startswith("."):
                     yield prefix + name
 
+    def _folder_for(self, oid: str) -> None:
+        prefix = oid[:2]
+        if prefix in self._made:
+            return
+        try:
+            os.makedirs(f"{self._root}/{prefix}", exist_ok=True)
+        except OSError as exc:
+            raise CacheError(
+                f"cannot write to the cache folder {self.root}: {exc.strerror}"
+            ) from exc
+        self._made.add(prefix)
+
     def _publish(self, tmp: str, oid: str) -> None:
         """Make a fully written temporary the object ``oid``."""
         make_read_only(tmp)
@@ -67,22 +89,13 @@ class Cache:
         os.replace(tmp, target)
         self.state.put(os.stat(target), oid.removesuffix(DIR_SUFFIX))
 
-    def _prepare(self, oid: str) -> str:
-        target = self.path(oid)
-        try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-        except OSError as exc:
-            raise CacheError(
-                f"cannot write to the cache folder {self.root}: {exc.strerror}"
-            ) from exc
-        return target
-
     def add_bytes(self, data: bytes, suffix: str = "") -> str:
         """Store ``data``; return its id (``suffix`` marks manifests as ``.dir``)."""
         oid = hash_bytes(data) + suffix
         if self.exists(oid):
             return oid
-        tmp = _tmp_name(self._prepare(oid))
+        self._folder_for(oid)
+        tmp = tmp_name(self.path(oid))
         try:
             with open(tmp, "wb") as handle:
                 handle.write(data)
@@ -103,47 +116,84 @@ class Cache:
                 f"object {oid} is not in the cache: run `mlops fetch` or `mlops pull`"
             ) from None
 
-    def add_file(self, src: str, oid: str, linker: Linker) -> None:
-        """Store the workspace file ``src`` (whose hash is ``oid``) and link it back.
+    def add_file(
+        self, src: str, oid: str, st: os.stat_result, linker: Linker, present: bool
+    ) -> None:
+        """Store the workspace file ``src`` (hash ``oid``, stat ``st``) and link it back.
 
-        With a shared link type (hardlink, symlink) the workspace file ends up
-        sharing the cache's bytes, read-only; with copy or reflink it is left as is.
+        ``linker`` must have settled its link type (``Linker.probe``). With a
+        shared link type the workspace file ends up sharing the cache's bytes,
+        read-only; with copy or reflink it is left as it is.
         """
-        target = self._prepare(oid)
+        kind = linker.chosen
+        target = self.path(oid)
         try:
-            if not os.path.exists(target):
-                tmp = _tmp_name(target)
-                try:
-                    linker.place(src, tmp, storing=True)
-                    self._publish(tmp, oid)
-                except BaseException:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-                    raise
-            if linker.chosen is None or (
-                linker.chosen in SHARED and not _is_link_to(src, target, linker.chosen)
-            ):
-                self.place(oid, src, linker, executable=os.access(src, os.X_OK))
+            if not present:
+                self._folder_for(oid)
+                present = self._store(src, oid, st, linker)
+            if present and kind in SHARED and not _is_link_to(src, target, kind):
+                self.place(oid, src, linker, bool(st.st_mode & stat.S_IXUSR))
         except PermissionError as exc:
             raise CacheError(
                 f"cannot write to the cache folder {self.root}: {exc.strerror}"
             ) from exc
 
+    def _store(self, src: str, oid: str, st: os.stat_result, linker: Linker) -> bool:
+        """Copy or link ``src`` in as ``oid``; True if the object turned out to be there."""
+        target = self.path(oid)
+        if linker.chosen == "hardlink":
+            # A new name for a complete file appears atomically: no temporary needed.
+            try:
+                os.link(src, target)
+            except FileExistsError:
+                return True
+            os.chmod(target, stat.S_IMODE(st.st_mode) & ~_WRITE_BITS)
+            self.state.put(st, oid)  # same inode; chmod leaves mtime alone
+            return False
+        tmp = tmp_name(target)
+        try:
+            linker.place(src, tmp, storing=True)
+            self._publish(tmp, oid)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return linker.chosen == "symlink"  # the workspace file still needs its link
+
     def place(self, oid: str, dst: str, linker: Linker, executable: bool = False) -> str:
-        """Put object ``oid`` at workspace path ``dst``, atomically replacing what is there."""
+        """Put object ``oid`` at workspace path ``dst``, atomically replacing what is there.
+
+        Returns the link type used; for shared types the workspace file has the
+        object's inode, which the state cache already knows.
+        """
         src = self.path(oid)
-        tmp = _tmp_name(dst)
+        if linker.chosen in SHARED:
+            try:  # a link to a complete object appears atomically
+                return linker.place(src, dst)
+            except FileExistsError:
+                pass
+        tmp = tmp_name(dst)
         try:
             kind = linker.place(src, tmp)
             if kind not in SHARED:
-                mode = 0o755 if executable else 0o644
-                os.chmod(tmp, mode & ~_umask())
+                os.chmod(tmp, (0o777 if executable else 0o666) & ~_UMASK)
             os.replace(tmp, dst)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
         return kind
+
+    def generation(self) -> int:
+        """A counter bumped whenever objects are deleted, so "all present" can be trusted."""
+        try:
+            return int((self.root / _GENERATION).read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def bump_generation(self) -> None:
+        """Record that objects may have been removed (``gc``, ``fsck``)."""
+        atomic_write_text(self.root / _GENERATION, str(self.generation() + 1))
 
     def verify(self, oid: str) -> bool:
         """Whether the object's bytes still hash to its id (trusting an unchanged stat)."""
@@ -173,15 +223,14 @@ def _is_link_to(path: str, target: str, kind: str) -> bool:
     try:
         if kind == "symlink":
             return os.path.islink(path) and os.readlink(path) == os.path.abspath(target)
-        return os.stat(path).st_ino == os.stat(target).st_ino and not os.path.islink(path)
+        return os.lstat(path).st_ino == os.stat(target).st_ino
     except FileNotFoundError:
         return False
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+# The process umask, read once (reading it means setting it).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def is_executable(st: os.stat_result) -> bool:

@@ -21,16 +21,25 @@ def hash_bytes(data: bytes) -> str:
 
 def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
     """The hex BLAKE3 digest of a file's bytes."""
+    return hash_file_stat(path, size)[0]
+
+
+def hash_file_stat(
+    path: str | os.PathLike[str], size: int | None = None
+) -> tuple[str, os.stat_result]:
+    """The file's digest and its stat taken after reading (to detect a change meanwhile)."""
     from blake3 import blake3
 
-    if size is None:
-        size = os.stat(path).st_size
-    if size >= _MMAP_THRESHOLD:
-        hasher = blake3(max_threads=blake3.AUTO)
-        hasher.update_mmap(path)
-        return hasher.hexdigest()
     with open(path, "rb") as handle:
-        return blake3(handle.read()).hexdigest()
+        if size is None:
+            size = os.fstat(handle.fileno()).st_size
+        if size >= _MMAP_THRESHOLD:
+            hasher = blake3(max_threads=blake3.AUTO)
+            hasher.update_mmap(path)
+            digest = hasher.hexdigest()
+        else:
+            digest = blake3(handle.read()).hexdigest()
+        return digest, os.fstat(handle.fileno())
 
 
 def is_valid_oid(oid: object) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mlops.errors import CacheError
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
@@ -12,9 +13,11 @@ from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
 _FIELDS = ["path", "hash", "size", "exec"]
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One file of a folder: path relative to the folder, hash, size, executable bit."""
+class Entry(NamedTuple):
+    """One file of a folder: path relative to the folder, hash, size, executable bit.
+
+    A NamedTuple: folders hold tens of thousands of these, and tuples are cheap.
+    """
 
     path: str
     oid: str
@@ -49,19 +52,36 @@ def build_manifest(entries: list[Entry]) -> Manifest:
 
 
 def parse_manifest(data: bytes, oid: str) -> Manifest:
-    """Read a manifest object, rejecting anything that could escape its folder."""
+    """Read a manifest object (see ``validate_manifest`` before writing files from it)."""
     try:
         doc = json.loads(data)
         if doc.get("algo") != ALGORITHM:
             raise CacheError(f"manifest {oid}: unknown hash algorithm {doc.get('algo')!r}")
-        entries = []
-        for path, file_oid, size, executable in doc["files"]:
-            if not is_safe_relpath(path) or not is_valid_oid(file_oid) or DIR_SUFFIX in file_oid:
-                raise CacheError(f"manifest {oid}: invalid entry {path!r}")
-            entries.append(Entry(path, file_oid, int(size), bool(executable)))
+        entries = tuple(
+            Entry(path, file_oid, size, bool(executable))
+            for path, file_oid, size, executable in doc["files"]
+        )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CacheError(f"manifest {oid} is not a valid manifest: {exc}") from exc
-    return Manifest(tuple(entries))
+    return Manifest(entries)
+
+
+def validate_manifest(manifest: Manifest, oid: str) -> None:
+    """Reject a manifest naming a path that could escape its folder, or a malformed entry.
+
+    Called where files are written from a manifest (checkout) and where a
+    manifest arrives from elsewhere (fetch); reading one for status skips it.
+    """
+    for entry in manifest.entries:
+        if (
+            not is_safe_relpath(entry.path)
+            or not is_valid_oid(entry.oid)
+            or entry.oid.endswith(DIR_SUFFIX)
+            or not isinstance(entry.size, int)
+        ):
+            raise CacheError(
+                f"manifest {oid}: invalid entry {entry.path!r} (outside its folder or malformed)"
+            )
 
 
 def is_safe_relpath(path: object) -> bool:

@@ -1,4 +1,9 @@
-"""The state cache: (inode, mtime_ns, size) -> hash, so no unchanged file is hashed twice."""
+"""The state cache: (inode, mtime_ns, size) -> hash, so no unchanged file is hashed twice.
+
+It also remembers, per tracked folder, a fingerprint of every file's stat at the
+moment the folder was last found to match its snapshot: an unchanged folder is
+then known clean from one ``scandir`` pass and one row, without per-file lookups.
+"""
 
 from __future__ import annotations
 
@@ -7,53 +12,74 @@ import sqlite3
 from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
+from typing import NamedTuple
 
-from mlops.storage.hashing import hash_file
+from mlops.storage.hashing import hash_file_stat
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS state ("
     " inode INTEGER PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,"
-    " hash TEXT NOT NULL)"
+    " hash TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS folders ("
+    " path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, oid TEXT NOT NULL,"
+    " generation INTEGER NOT NULL);"
 )
+
+
+class FolderRecord(NamedTuple):
+    """A folder known to hold exactly snapshot ``oid`` while its stats gave ``fingerprint``."""
+
+    fingerprint: str
+    oid: str
+    generation: int  # the cache generation when every object was last seen present
 
 
 class StateCache:
     """Remembers the hash of every file seen, keyed by inode and checked by mtime and size.
 
-    Rows are read once into memory and new ones written in one transaction on
-    ``flush``; a lost update only costs a re-hash, never a wrong answer.
+    Single lookups query one row; bulk work calls ``preload`` to read every row
+    once. New rows are written in one transaction on ``flush``: a lost update
+    only costs a re-hash, never a wrong answer.
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._db: sqlite3.Connection | None = None
         self._known: dict[int, tuple[int, int, str]] | None = None
         self._pending: dict[int, tuple[int, int, str]] = {}
-
-    def preload(self) -> None:
-        """Read the table now (before worker threads share this object)."""
-        self._load()
-
-    def _load(self) -> dict[int, tuple[int, int, str]]:
-        if self._known is None:
-            self._known = {}
-            if self._path.exists():
-                with closing(self._connect()) as db:
-                    rows = db.execute("SELECT inode, mtime_ns, size, hash FROM state")
-                    self._known = {inode: (mtime, size, h) for inode, mtime, size, h in rows}
-        return self._known
+        self._pending_folders: dict[str, FolderRecord] = {}
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(_SCHEMA)
-        return db
+        if self._db is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            # Losing the newest rows in a power cut only costs a re-hash.
+            db.execute("PRAGMA synchronous=OFF")
+            db.executescript(_SCHEMA)
+            self._db = db
+        return self._db
+
+    def preload(self) -> None:
+        """Read every row now: for bulk lookups, and before worker threads share this."""
+        if self._known is None:
+            rows = self._connect().execute("SELECT inode, mtime_ns, size, hash FROM state")
+            self._known = {inode: (mtime, size, h) for inode, mtime, size, h in rows}
 
     def get(self, st: os.stat_result) -> str | None:
         """The known hash of a file with this stat, or None."""
-        row = self._pending.get(st.st_ino) or self._load().get(st.st_ino)
+        row = self._pending.get(st.st_ino)
+        if row is None:
+            if self._known is not None:
+                row = self._known.get(st.st_ino)
+            else:
+                row = (
+                    self._connect()
+                    .execute("SELECT mtime_ns, size, hash FROM state WHERE inode = ?", (st.st_ino,))
+                    .fetchone()
+                )
         if row is not None and row[0] == st.st_mtime_ns and row[1] == st.st_size:
-            return row[2]
+            return str(row[2])
         return None
 
     def put(self, st: os.stat_result, oid: str) -> None:
@@ -66,9 +92,9 @@ class StateCache:
         known = self.get(st)
         if known is not None:
             return known
-        oid = hash_file(path, st.st_size)
+        oid, after = hash_file_stat(path, st.st_size)
         # A file changed while we read it must not be remembered under the old stat.
-        if os.stat(path).st_mtime_ns == st.st_mtime_ns:
+        if after.st_mtime_ns == st.st_mtime_ns and after.st_size == st.st_size:
             self.put(st, oid)
         return oid
 
@@ -77,15 +103,40 @@ class StateCache:
         for st, oid in items:
             self.put(st, oid)
 
+    def folder(self, path: str) -> FolderRecord | None:
+        """What was last recorded for the tracked folder ``path``."""
+        row = (
+            self._connect()
+            .execute("SELECT fingerprint, oid, generation FROM folders WHERE path = ?", (path,))
+            .fetchone()
+        )
+        return FolderRecord(*row) if row else None
+
+    def put_folder(self, path: str, record: FolderRecord) -> None:
+        """Remember that folder ``path`` matched its snapshot under this fingerprint."""
+        self._pending_folders[path] = record
+
     def flush(self) -> None:
         """Write remembered hashes to disk in one transaction."""
-        if not self._pending:
+        if not self._pending and not self._pending_folders:
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db, db:
+        db = self._connect()
+        with db:
             db.executemany(
                 "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
                 [(inode, m, s, h) for inode, (m, s, h) in self._pending.items()],
             )
-        self._load().update(self._pending)
+            db.executemany(
+                "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?)",
+                [(path, *record) for path, record in self._pending_folders.items()],
+            )
+        if self._known is not None:
+            self._known.update(self._pending)
         self._pending = {}
+        self._pending_folders = {}
+
+    def close(self) -> None:
+        """Close the database connection."""
+        if self._db is not None:
+            with closing(self._db):
+                self._db = None

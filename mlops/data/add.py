@@ -145,11 +145,11 @@ def _store_files(
         )
     ]
 
-    def store(job: tuple[ScannedFile, str]) -> None:
+    def store_one(job: tuple[ScannedFile, str]) -> None:
         item, oid = job
         cache.add_file(item.abspath, oid, item.st, linker, oid in present)
 
-    parallel_map(store, work, jobs, progress, "storing")
+    parallel_map(store_one, work, jobs, progress, "storing")
     return len({oid for _, oid in work} - present)
 
 

@@ -110,7 +110,7 @@ def parse_pointer(text: str, where: str) -> Pointer:
     path, oid = doc["path"], doc["hash"]
     if not isinstance(path, str) or not path or "/" in path or path in (".", ".."):
         raise InputError(f"{where}: key 'path' must be a file or folder name beside the pointer")
-    if not is_valid_oid(oid):
+    if not isinstance(oid, str) or not is_valid_oid(oid):
         raise InputError(f"{where}: key 'hash' is not a valid {ALGORITHM} hash: {oid!r}")
     size, files = doc.get("size", 0), doc.get("files", 1)
     if not isinstance(size, int) or not isinstance(files, int):

@@ -190,14 +190,13 @@ def _frame(ymax: float) -> tuple[list[str], float]:
     width, height = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
     ticks = _nice_ticks(0.0, ymax)
     top = ticks[-1]
-    digits = 0 if top >= 0.1 else 1
     out = [f'<rect x="{_LEFT}" y="{_TOP}" width="{width}" height="{height}" fill="#fafafa" />']
     for value in ticks:
         y = _TOP + height - height * value / top
         out.append(
             f'<line x1="{_LEFT}" x2="{_LEFT + width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e3e3" />'
             f'<text x="{_LEFT - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">'
-            f"{value * 100:.{digits}f}%</text>"
+            f"{round(value * 100, 6):g}%</text>"
         )
     out.append(
         f'<text x="10" y="{_TOP + height / 2:.0f}" font-size="10" text-anchor="middle" '
@@ -378,4 +377,4 @@ def _fmt(value: float | None) -> str:
         return "\u2013"
     if value != 0 and abs(value) < 1e-3:
         return f"{value:.2e}"
-    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) < 1e3 else f"{value:,.0f}"

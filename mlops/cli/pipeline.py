@@ -1,0 +1,329 @@
+"""Pipeline commands: run, dag, runs list/show/diff, params diff, metrics show/diff."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+
+from mlops.cli.app import Options, app, echo, emit_json
+
+JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+REVISIONS = typer.Argument(
+    None, help="REV_A [REV_B]: compare two commits, or REV_A (default HEAD) with the workspace."
+)
+_SHOWN_REASONS = 3
+
+runs_app = typer.Typer(
+    help="Run history: list, show and compare recorded runs.", no_args_is_help=True
+)
+params_app = typer.Typer(help="Parameters across commits.", no_args_is_help=True)
+metrics_app = typer.Typer(help="Metrics across commits.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(params_app, name="params")
+app.add_typer(metrics_app, name="metrics")
+
+
+def _repo() -> Any:
+    from mlops.repo import find_repo
+
+    return find_repo()
+
+
+def _reasons(reasons: tuple[str, ...] | list[str]) -> str:
+    shown = "; ".join(reasons[:_SHOWN_REASONS])
+    more = len(reasons) - _SHOWN_REASONS
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+class _Printer:
+    """Shows run events as they happen; stage output gets a ``[stage]`` prefix with -j > 1."""
+
+    def __init__(self, prefix: bool, to_stderr: bool) -> None:
+        self.prefix = prefix
+        self.to_stderr = to_stderr
+
+    def __call__(self, event: Any) -> None:
+        kind, stage = event.kind, event.stage
+        if kind == "output":
+            line = f"[{stage}] {event.text}" if self.prefix else event.text
+            if event.stderr:
+                echo(line, err=True)
+            elif not Options.quiet:
+                echo(line, err=self.to_stderr)
+        elif kind == "skipped":
+            self._say(f"Stage '{stage}' skipped: {event.text}")
+        elif kind == "restored":
+            self._say(
+                f"Stage '{stage}' restored from the cache ({_reasons(event.text.split('; '))})"
+            )
+        elif kind == "started":
+            self._say(f"Running stage '{stage}': {_reasons(event.text.split('; '))}")
+        elif kind == "finished":
+            result = event.result
+            if result.status == "ran":
+                self._say(f"Stage '{stage}' done in {result.duration:.1f} s")
+            else:
+                echo(f"Stage '{stage}' {result.status}: {result.error or 'interrupted'}", err=True)
+        (sys.stderr if self.to_stderr else sys.stdout).flush()
+
+    def _say(self, message: str) -> None:
+        if not Options.quiet:
+            echo(message, err=self.to_stderr)
+
+
+@app.command()
+def run(
+    stages: list[str] = typer.Argument(
+        None, help="Stages (or foreach groups) to bring up to date, with their upstream."
+    ),
+    force: bool = typer.Option(False, "--force", "-f", help="Run the stages even if unchanged."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only say what would run."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Stages to run at the same time."),
+    keep_going: bool = typer.Option(
+        False,
+        "--keep-going",
+        "-k",
+        help="After a failure, still run the stages that do not need it.",
+    ),
+    json: bool = JSON,
+) -> None:
+    """Run the pipeline in mlops.yaml, skipping stages whose inputs and outputs are unchanged."""
+    from mlops.errors import PipelineError
+    from mlops.pipeline.runner import RunOptions, run_pipeline
+
+    argv = ("mlops", *sys.argv[1:])
+    options = RunOptions(tuple(stages or ()), force, dry_run, jobs, keep_going, argv)
+    printer = None if dry_run else _Printer(prefix=jobs > 1, to_stderr=json)
+    result = run_pipeline(_repo(), options, printer)
+    if json:
+        emit_json(result.to_dict())
+    elif dry_run:
+        for s in result.stages:
+            if s.status == "stale":
+                echo(f"would run '{s.name}': {_reasons(s.reasons)}")
+            else:
+                echo(f"'{s.name}' is up to date")
+    else:
+        _summary(result)
+    failed = result.failed
+    if failed:
+        for s in failed:
+            if s.stderr_tail:
+                echo(f"--- last lines of stderr of stage '{s.name}' ---", err=True)
+                for line in s.stderr_tail:
+                    echo(f"    {line}", err=True)
+        more = f" ({len(failed) - 1} more stage(s) failed)" if len(failed) > 1 else ""
+        raise PipelineError(failed[0].error + more)
+
+
+def _summary(result: Any) -> None:
+    counts = [
+        f"{result.count(status)} {status}"
+        for status in ("ran", "restored", "skipped", "failed", "blocked", "cancelled")
+        if result.count(status)
+    ]
+    echo(
+        f"{len(result.stages)} stage(s): {', '.join(counts) or 'nothing to do'} "
+        f"in {result.duration:.1f} s (run {result.run_id})"
+    )
+    if result.lock_written:
+        echo("Updated mlops.lock: commit it with your code (git add mlops.lock ...)")
+
+
+@app.command()
+def dag(
+    mermaid: bool = typer.Option(False, "--mermaid", help="Print a Mermaid flowchart."),
+    dot: bool = typer.Option(False, "--dot", help="Print a Graphviz digraph."),
+    json: bool = JSON,
+) -> None:
+    """Show the stages of mlops.yaml and what each depends on."""
+    from mlops.pipeline import dag as dag_mod
+    from mlops.pipeline.schema import load_pipeline
+
+    graph = dag_mod.build_dag(load_pipeline(_repo().root))
+    if json:
+        emit_json(
+            {
+                "stages": list(graph.order),
+                "edges": [{"from": a, "to": b} for a, b in graph.edges()],
+            }
+        )
+    elif mermaid:
+        echo(dag_mod.to_mermaid(graph))
+    elif dot:
+        echo(dag_mod.to_dot(graph))
+    else:
+        echo(dag_mod.to_text(graph))
+
+
+def _when(timestamp: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@runs_app.command("list")
+def runs_list(
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs to show."),
+    json: bool = JSON,
+) -> None:
+    """Recorded runs, newest first."""
+    from mlops.runs import list_runs
+
+    records = list_runs(_repo(), limit)
+    if json:
+        emit_json([dict(r.to_dict(), object=r.object_id) for r in records])
+        return
+    if not records:
+        echo("No runs recorded yet: `mlops run` records one.")
+        return
+    echo(f"{'ID':<12}  {'STARTED':<19}  {'STATUS':<11}  {'COMMIT':<9}  RAN  REST  SKIP  FAIL  TIME")
+    for r in records:
+        commit = (r.commit or "-")[:8] + ("*" if r.dirty else "")
+        echo(
+            f"{r.id:<12}  {_when(r.started):<19}  {r.status:<11}  {commit:<9}  "
+            f"{r.count('ran'):>3}  {r.count('restored'):>4}  {r.count('skipped'):>4}  "
+            f"{r.count('failed'):>4}  {r.ended - r.started:.1f}s"
+        )
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: str = typer.Argument(..., help="A run id, or an unambiguous prefix of one."),
+    json: bool = JSON,
+) -> None:
+    """Everything recorded about one run."""
+    from mlops.runs import get_run
+
+    r = get_run(_repo(), run_id)
+    if json:
+        emit_json(dict(r.to_dict(), object=r.object_id))
+        return
+    echo(f"run {r.id}: {r.status}, {_when(r.started)}, {r.ended - r.started:.1f} s")
+    echo(f"  by {r.user}@{r.host} on commit {r.commit or '(none)'}{' (dirty)' if r.dirty else ''}")
+    echo(f"  command: {' '.join(r.argv)}")
+    packages = ", ".join(f"{k} {v}" for k, v in r.packages.items())
+    echo(f"  python {r.python}; {packages}")
+    echo(f"  record object: {r.object_id}")
+    for s in r.stages:
+        echo(f"  {s.name}: {s.status} ({s.duration:.1f} s) {_reasons(s.reasons)}")
+        if s.error:
+            echo(f"      error: {s.error}")
+        for file, values in s.metrics.items():
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            echo(f"      {file}: {shown}")
+
+
+@runs_app.command("diff")
+def runs_diff(
+    run_a: str = typer.Argument(..., help="The first run id (or prefix)."),
+    run_b: str = typer.Argument(..., help="The second run id (or prefix)."),
+    all_rows: bool = typer.Option(False, "--all", "-a", help="Show unchanged values too."),
+    json: bool = JSON,
+) -> None:
+    """Params, metrics and data hashes of two runs, side by side."""
+    from mlops.runs import diff_runs
+
+    a, b, rows = diff_runs(_repo(), run_a, run_b)
+    if json:
+        emit_json({"a": a.id, "b": b.id, "rows": [row.to_dict() for row in rows]})
+        return
+    shown = [row for row in rows if all_rows or row.changed]
+    if not shown:
+        echo(f"No differences in params, metrics or data between runs {a.id} and {b.id}.")
+        return
+
+    def cell(kind: str, value: Any) -> str:
+        if value is None:
+            return "-"
+        return str(value)[:12] if kind == "data" else str(value)
+
+    table = [(row.kind, row.name, cell(row.kind, row.a), cell(row.kind, row.b)) for row in shown]
+    _table(("KIND", "NAME", a.id, b.id), table)
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _format(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _changes(changes: list[Any], what: str, with_delta: bool) -> None:
+    if not changes:
+        echo(f"No {what} changes.")
+        return
+    header = ("FILE", "KEY", "OLD", "NEW", *(("CHANGE",) if with_delta else ()))
+    rows = []
+    for c in changes:
+        row: tuple[str, ...] = (c.file, c.key, _format(c.old), _format(c.new))
+        if with_delta:
+            row += ("-" if c.delta is None else f"{c.delta:+.6g}",)
+        rows.append(row)
+    _table(header, rows)
+
+
+@params_app.command("diff")
+def params_diff(
+    revisions: list[str] = REVISIONS,
+    all_rows: bool = typer.Option(False, "--all", "-a", help="Show unchanged parameters too."),
+    json: bool = JSON,
+) -> None:
+    """Parameters the stages read, compared between commits or with the workspace."""
+    from mlops.pipeline.history import params_diff as diff
+
+    changes = diff(_repo(), revisions or [], all_rows)
+    if json:
+        emit_json([c.to_dict() for c in changes])
+    else:
+        _changes(changes, "parameter", with_delta=False)
+
+
+@metrics_app.command("show")
+def metrics_show(
+    all_commits: bool = typer.Option(
+        False, "--all-commits", "-A", help="Also every commit reachable from a branch or tag."
+    ),
+    json: bool = JSON,
+) -> None:
+    """The metrics files of the pipeline, in the workspace (and at every commit)."""
+    from mlops.pipeline import history
+
+    repo = _repo()
+    shown = history.all_metrics(repo) if all_commits else history.metrics_show(repo)
+    if json:
+        emit_json([m.to_dict() for m in shown])
+        return
+    rows = []
+    for at in shown:
+        rev = at.rev if at.rev == history.WORKSPACE else at.rev[:10]
+        if at.error:
+            rows.append((rev, "-", "-", f"error: {at.error}"))
+        for file, values in at.metrics.items():
+            rows.extend((rev, file, key, _format(value)) for key, value in values.items())
+    if not rows:
+        echo("No metrics: declare metrics files under a stage's `metrics:` in mlops.yaml.")
+        return
+    _table(("REV", "FILE", "KEY", "VALUE"), rows)
+
+
+@metrics_app.command("diff")
+def metrics_diff(
+    revisions: list[str] = REVISIONS,
+    all_rows: bool = typer.Option(False, "--all", "-a", help="Show unchanged metrics too."),
+    json: bool = JSON,
+) -> None:
+    """Metrics compared between commits or with the workspace."""
+    from mlops.pipeline.history import metrics_diff as diff
+
+    changes = diff(_repo(), revisions or [], all_rows)
+    if json:
+        emit_json([c.to_dict() for c in changes])
+    else:
+        _changes(changes, "metric", with_delta=True)

@@ -1,0 +1,1 @@
+"""Pipelines: ``mlops.yaml`` stages, their DAG, the lock, the runner and the run cache."""

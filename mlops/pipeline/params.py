@@ -1,0 +1,97 @@
+"""Parameter files (YAML, JSON or TOML): the values a stage reads, as flat dotted keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mlops.errors import PipelineError
+from mlops.pipeline.schema import Stage
+
+# file -> dotted key -> value
+ParamValues = dict[str, dict[str, Any]]
+Loader = Callable[[str], dict[str, Any] | None]
+
+
+def parse_params(data: bytes, where: str) -> dict[str, Any]:
+    """A parameter file's content as a mapping; ``where`` names it in messages."""
+    if where.endswith(".toml"):
+        import tomllib
+
+        try:
+            return tomllib.loads(data.decode())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise PipelineError(f"{where}: invalid TOML: {exc}") from None
+    import yaml
+
+    try:
+        doc = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise PipelineError(f"{where}{line}: invalid YAML") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise PipelineError(f"{where}: expected a mapping of parameters at the top level")
+    return doc
+
+
+def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys; lists and scalars are values."""
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def stage_params(stage: Stage, load: Loader, strict: bool = True) -> ParamValues:
+    """The values of every parameter ``stage`` reads, per file.
+
+    ``load(file)`` returns a parsed file or None when it does not exist. With
+    ``strict``, a missing file or key is an error naming the stage, file and key;
+    otherwise it is left out (for reading old commits).
+    """
+    values: ParamValues = {}
+    for ref in stage.params:
+        doc = load(ref.file)
+        if doc is None:
+            if strict:
+                raise PipelineError(f"stage {stage.name!r}: params file {ref.file} not found")
+            continue
+        if ref.keys is None:
+            values[ref.file] = flatten(doc)
+            continue
+        chosen: dict[str, Any] = {}
+        for key in ref.keys:
+            found, value = _lookup(doc, key)
+            if not found:
+                if strict:
+                    raise PipelineError(
+                        f"stage {stage.name!r}: params key {key!r} not found in {ref.file}"
+                    )
+                continue
+            if isinstance(value, dict) and value:
+                chosen.update(flatten(value, key + "."))
+            else:
+                chosen[key] = value
+        values[ref.file] = chosen
+    return values
+
+
+def _lookup(doc: dict[str, Any], key: str) -> tuple[bool, Any]:
+    if key in doc:
+        return True, doc[key]
+    node: Any = doc
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False, None
+    return True, node

@@ -1,0 +1,783 @@
+"""``mlops run``: run stale stages in dependency order, restore cached results, record the run.
+
+The main thread decides, for each stage whose upstream stages are done, whether
+it is up to date (skip), whether an earlier run had exactly its inputs (restore
+its outputs from the object store) or whether it must run. Commands run on
+worker threads, each in its own process group; their output and completion
+come back to the main thread through one queue, so that printing, SQLite and
+the lock are only ever touched from one thread. Everything is written once, at
+the end: the run record, the lock (for the stages that succeeded), the run cache
+and the state cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from mlops.data.add import snapshot
+from mlops.data.checkout import checkout_targets
+from mlops.data.workspace import Store, Target, open_store
+from mlops.errors import MlopsError, PipelineError
+from mlops.fsutil import atomic_write_bytes, atomic_write_text
+from mlops.pipeline.dag import Dag, build_dag
+from mlops.pipeline.execute import ProcessGroups, run_command
+from mlops.pipeline.lock import FileHash, Lock, LockEntry, read_lock, write_lock
+from mlops.pipeline.params import ParamValues, flatten, parse_params, stage_params
+from mlops.pipeline.schema import Output, Stage, load_pipeline
+from mlops.pipeline.stale import (
+    Hasher,
+    ParamFiles,
+    StageStatus,
+    evaluate,
+    input_reasons,
+    output_reasons,
+    run_cache_key,
+)
+from mlops.repo import Repo, repo_lock
+from mlops.runs import RunRecord, RunsDB, StageRecord, environment, new_run_id, open_runs
+from mlops.storage.hashing import DIR_SUFFIX
+from mlops.storage.pointer import Pointer, pointer_path
+
+# How long a second `mlops run` waits for the first before giving up.
+LOCK_WAIT = 3.0
+# Metrics and plots files up to this size are also stored, so the run cache can restore them.
+_SMALL_FILE = 64 << 20
+_BAD = ("failed", "blocked", "interrupted", "cancelled")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``mlops run`` was asked to do."""
+
+    targets: tuple[str, ...] = ()
+    force: bool = False
+    dry_run: bool = False
+    jobs: int = 1
+    keep_going: bool = False
+    argv: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What happened to one stage: ran, skipped, restored, failed, interrupted, blocked,
+    cancelled; in a dry run, stale or skipped."""
+
+    name: str
+    status: str
+    reasons: tuple[str, ...] = ()
+    duration: float = 0.0
+    exit_code: int | None = None
+    error: str = ""
+    stderr_tail: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.name,
+            "status": self.status,
+            "reasons": list(self.reasons),
+            "duration": round(self.duration, 6),
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "stderr_tail": list(self.stderr_tail),
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A whole run. ``status``: success, failed, interrupted or dry-run."""
+
+    run_id: str | None
+    status: str
+    stages: tuple[StageResult, ...]
+    lock_written: bool = False
+    duration: float = 0.0
+
+    @property
+    def failed(self) -> tuple[StageResult, ...]:
+        return tuple(s for s in self.stages if s.status == "failed")
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.stages if s.status == status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "lock_written": self.lock_written,
+            "duration": round(self.duration, 6),
+            "stages": [s.to_dict() for s in self.stages],
+        }
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Progress for the caller to show: skipped, restored, started, output or finished."""
+
+    kind: str
+    stage: str
+    text: str = ""
+    stderr: bool = False
+    result: StageResult | None = None
+
+
+@dataclass(frozen=True)
+class HookContext:
+    """What a stage hook sees. ``phase`` is "before" (deps ready, command not started)
+    or "after" (command succeeded, outputs stored: ``outs`` holds their hashes)."""
+
+    repo: Repo
+    run_id: str
+    stage: Stage
+    phase: str
+    outs: tuple[FileHash, ...] = ()
+
+
+@dataclass(frozen=True)
+class HookResult:
+    """A hook's verdict. ``data`` (JSON-able) is kept in the run record's ``checks`` field;
+    ``ok=False`` fails the stage with ``message``."""
+
+    ok: bool
+    message: str = ""
+    data: Any = None
+
+
+StageHook = Callable[[HookContext], HookResult]
+OnEvent = Callable[[RunEvent], None]
+
+
+def run_pipeline(
+    repo: Repo,
+    options: RunOptions | None = None,
+    on_event: OnEvent | None = None,
+    hook: StageHook | None = None,
+) -> RunResult:
+    """Run the stale stages of ``mlops.yaml`` (or only ``options.targets`` and their upstream).
+
+    Declaration problems (cycle, missing dep or param, ...) raise PipelineError
+    before anything runs. A failed stage does not raise: the result's status is
+    "failed". Ctrl-C (or SIGTERM) stops every stage's process group, records the
+    run as interrupted, and re-raises KeyboardInterrupt.
+    """
+    options = options or RunOptions()
+    pipeline = load_pipeline(repo.root)
+    dag = build_dag(pipeline, repo.root)
+    names = dag.select(options.targets)
+    produced = frozenset(o.path for s in dag.stages.values() for o in s.outputs)
+    load = ParamFiles(repo.root, volatile=produced)
+    params: dict[str, ParamValues] = {}
+    for name in names:
+        stage = dag.stages[name]
+        # Parameter files made by an upstream stage are read when the stage is reached.
+        if not any(ref.file in produced for ref in stage.params):
+            params[name] = stage_params(stage, load)
+    if options.dry_run:
+        return _dry_run(repo, dag, names, params, load, options.force)
+    with repo_lock(repo, wait=LOCK_WAIT, purpose="run"):
+        store = open_store(repo)
+        runs = open_runs(repo)
+        try:
+            return _Run(repo, store, runs, dag, names, params, load, options, on_event, hook).go()
+        finally:
+            runs.close()
+            store.state.flush()
+
+
+def _dry_run(
+    repo: Repo,
+    dag: Dag,
+    names: tuple[str, ...],
+    params: dict[str, ParamValues],
+    load: ParamFiles,
+    force: bool,
+) -> RunResult:
+    for name in names:
+        if name not in params:
+            params[name] = stage_params(dag.stages[name], load, strict=False)
+    store = open_store(repo)
+    try:
+        statuses: list[StageStatus] = evaluate(
+            store, names, dag.stages, dag.upstream, params, force
+        )
+    finally:
+        store.state.flush()
+    results = tuple(
+        StageResult(s.name, "stale" if s.stale else "skipped", s.reasons or ("unchanged",))
+        for s in statuses
+    )
+    return RunResult(None, "dry-run", results)
+
+
+@dataclass
+class _Outcome:
+    """What a worker thread reports when its stage is over."""
+
+    ok: bool
+    outs: tuple[FileHash, ...] = ()
+    exit_code: int | None = None
+    error: str = ""
+    stderr_tail: tuple[str, ...] = ()
+    checks: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Planned:
+    """A stage decided to run, with the inputs it was judged on."""
+
+    stage: Stage
+    reasons: list[str]
+    deps: list[FileHash]
+    params: ParamValues
+    key: str
+    started: float = 0.0
+    wall: float = 0.0
+
+
+class _Run:
+    """One execution of the pipeline (state: results so far, running workers)."""
+
+    def __init__(
+        self,
+        repo: Repo,
+        store: Store,
+        runs: RunsDB,
+        dag: Dag,
+        names: tuple[str, ...],
+        params: dict[str, ParamValues],
+        load: ParamFiles,
+        options: RunOptions,
+        on_event: OnEvent | None,
+        hook: StageHook | None,
+    ) -> None:
+        self.repo, self.store, self.runs, self.dag = repo, store, runs, dag
+        self.names, self.params, self.load, self.options = names, params, load, options
+        self.emit = on_event or (lambda event: None)
+        self.hook = hook
+        self.run_id = new_run_id()
+        self.root = repo.root
+        self.lock = read_lock(repo.root)
+        self.hasher = Hasher(store)
+        self.groups = ProcessGroups()
+        self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.results: dict[str, StageResult] = {}
+        self.records: dict[str, StageRecord] = {}
+        self.entries: dict[str, LockEntry] = {}  # new lock entries (stages that succeeded)
+        self.cache_entries: list[tuple[str, str, dict[str, Any]]] = []
+        self.running: dict[str, _Planned] = {}
+        self.threads: list[threading.Thread] = []
+        self.stopping = False  # a stage failed without --keep-going: start nothing new
+        self.interrupted = False
+        self.started = time.time()
+
+    # --- main loop ---------------------------------------------------------------------
+
+    def go(self) -> RunResult:
+        graph = {n: [u for u in self.dag.upstream[n] if u in self.names] for n in self.names}
+        sorter = TopologicalSorter(graph)
+        sorter.prepare()
+        waiting: deque[_Planned] = deque()
+        try:
+            with _terminate_as_interrupt():
+                while sorter.is_active():
+                    for name in sorter.get_ready():
+                        planned = self._decide(name)
+                        if planned is None:
+                            sorter.done(name)
+                        else:
+                            waiting.append(planned)
+                    while waiting and (self.stopping or len(self.running) < self.options.jobs):
+                        planned = waiting.popleft()
+                        if self.stopping:
+                            self._set(planned.stage, "cancelled", ["run stopped by a failure"])
+                            sorter.done(planned.stage.name)
+                        else:
+                            self._start(planned)
+                    if self.running:
+                        self._handle(self.events.get(), sorter)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._stop_workers()
+            for name in list(self.running):
+                self._set(self.running.pop(name).stage, "interrupted", ["interrupted"])
+        except BaseException:
+            self._stop_workers()
+            raise
+        return self._finish()
+
+    def _stop_workers(self) -> None:
+        """Stop every running command's process group and let the workers wind down."""
+        self.groups.stop_all()
+        deadline = time.monotonic() + 5.0
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _handle(self, event: tuple[Any, ...], sorter: TopologicalSorter[str]) -> None:
+        kind, name = event[0], event[1]
+        if kind == "output":
+            self.emit(RunEvent("output", name, event[2], event[3]))
+            return
+        if kind == "crash":  # a bug in a worker: surface it as an internal error
+            raise event[2]
+        planned = self.running.pop(name)
+        outcome: _Outcome = event[2]
+        duration = time.monotonic() - planned.wall
+        stage = planned.stage
+        if outcome.ok:
+            self._succeeded(planned, outcome.outs, "ran", planned.reasons, duration, outcome)
+        else:
+            self._set(
+                stage,
+                "failed",
+                planned.reasons,
+                duration=duration,
+                exit_code=outcome.exit_code,
+                error=outcome.error,
+                tail=outcome.stderr_tail,
+                planned=planned,
+                checks=outcome.checks,
+            )
+            if not self.options.keep_going:
+                self.stopping = True
+        sorter.done(name)
+
+    # --- deciding ----------------------------------------------------------------------
+
+    def _decide(self, name: str) -> _Planned | None:
+        """Skip, restore or block the stage now (None), or plan to run it."""
+        stage = self.dag.stages[name]
+        bad = [u for u in self.dag.upstream[name] if self._status(u) in _BAD]
+        if bad:
+            self._set(stage, "blocked", [f"upstream stage {bad[0]!r} did not succeed"])
+            return None
+        try:
+            params = self.params.get(name)
+            if params is None:
+                params = stage_params(stage, self.load)
+            deps = []
+            for dep in stage.deps:
+                found = self.hasher.hash(dep)
+                if found is None:
+                    raise PipelineError(f"stage {name!r}: dep {dep!r} is missing")
+                deps.append(found)
+        except MlopsError as exc:
+            self._set(stage, "failed", [], error=exc.message)
+            self.stopping = self.stopping or not self.options.keep_going
+            return None
+        entry = self.lock.stages.get(name)
+        if self.options.force:
+            reasons = ["forced (--force)"]
+        else:
+            reasons = input_reasons(stage, entry, deps, params)
+            if not reasons and stage.always_changed:
+                reasons = ["always_changed is set"]
+        key = run_cache_key(stage, deps, params)
+        candidate: tuple[FileHash, ...] | None = None
+        if not reasons and entry is not None:
+            outs = [self.hasher.hash(o.path) for o in stage.outputs]
+            reasons = output_reasons(stage, entry, outs)
+            if not reasons:
+                record_outs = tuple(o for o in outs if o is not None)
+                self._set(
+                    stage, "skipped", ["unchanged"], deps=deps, params=params, outs=record_outs
+                )
+                self.emit(RunEvent("skipped", name, "unchanged"))
+                return None
+            candidate = entry.outs  # inputs match the lock: its outputs are the answer
+        elif not self.options.force:
+            cached = self.runs.cached(key)
+            if cached is not None:
+                candidate = tuple(FileHash(**o) for o in cached["outs"])
+        planned = _Planned(stage, reasons, deps, params, key)
+        if self.stopping:
+            self._set(stage, "cancelled", ["run stopped by a failure"], planned=planned)
+            return None
+        if candidate is not None and self._restore(stage, candidate):
+            why = [*reasons, "outputs restored from the cache"]
+            self._succeeded(planned, candidate, "restored", why, 0.0, _Outcome(True))
+            self.emit(RunEvent("restored", name, "; ".join(reasons)))
+            return None
+        return planned
+
+    def _restore(self, stage: Stage, outs: tuple[FileHash, ...]) -> bool:
+        """Place the outputs ``outs`` of an earlier run; False when that is not possible."""
+        if stage.always_changed or any(o.persist for o in stage.outputs):
+            return False
+        by_path = {o.path: o for o in outs}
+        if set(by_path) != {o.path for o in stage.outputs}:
+            return False
+        cache = self.store.cache
+        targets: list[Target] = []
+        copies: list[tuple[Output, FileHash]] = []
+        for out in stage.outputs:
+            found = by_path[out.path]
+            if out.cache:
+                targets.append(_target(self.root, found))
+            elif out.kind != "out" and not found.oid.endswith(DIR_SUFFIX):
+                copies.append((out, found))
+            else:
+                return False  # an uncached out cannot be brought back
+        wanted = [t.pointer.oid for t in targets] + [f.oid for _, f in copies]
+        if cache.existing(wanted) != set(wanted):
+            return False
+        if self.store.linker.chosen is None:
+            self.store.linker.probe(self.repo.cache_dir, self.repo.mlops_dir)
+        for target in targets:
+            target.data_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            checkout_targets(self.store, targets, force=True)
+        except MlopsError:  # e.g. a folder's files were garbage-collected: run instead
+            return False
+        for out, found in copies:
+            atomic_write_bytes(self.root / out.path, cache.read_bytes(found.oid), 0o644)
+        return True
+
+    # --- running -----------------------------------------------------------------------
+
+    def _start(self, planned: _Planned) -> None:
+        name = planned.stage.name
+        if self.store.linker.chosen is None:
+            self.store.linker.probe(self.repo.cache_dir, self.repo.mlops_dir)
+        planned.started, planned.wall = time.time(), time.monotonic()
+        self.running[name] = planned
+        self.emit(RunEvent("started", name, "; ".join(planned.reasons)))
+        thread = threading.Thread(
+            target=self._work, args=(planned,), name=f"stage-{name}", daemon=True
+        )
+        self.threads.append(thread)
+        thread.start()
+
+    def _work(self, planned: _Planned) -> None:
+        """Worker thread: prepare outputs, run the hook and the commands, store outputs."""
+        stage = planned.stage
+        try:
+            outcome = self._execute(stage)
+        except MlopsError as exc:
+            outcome = _Outcome(False, error=exc.message)
+        except OSError as exc:
+            outcome = _Outcome(False, error=f"stage {stage.name!r}: {exc.strerror or exc}")
+        except BaseException as exc:  # reported to the main thread, which re-raises it
+            self.events.put(("crash", stage.name, exc))
+            return
+        self.events.put(("done", stage.name, outcome))
+
+    def _execute(self, stage: Stage) -> _Outcome:
+        name = stage.name
+        checks: dict[str, Any] = {}
+        _clear_outputs(self.root, stage)
+        if self.hook is not None:
+            verdict = self.hook(HookContext(self.repo, self.run_id, stage, "before"))
+            checks["before"] = verdict.data
+            if not verdict.ok:
+                return _Outcome(
+                    False,
+                    error=f"stage {name!r}: checks before it failed: {verdict.message}",
+                    checks=checks,
+                )
+        cwd = self.root / stage.wdir
+        if not cwd.is_dir():
+            return _Outcome(False, error=f"stage {name!r}: wdir {stage.wdir!r} does not exist")
+        env = dict(os.environ)
+        env.update(stage.env)
+        env.update({"MLOPS_RUN_ID": self.run_id, "MLOPS_STAGE": name})
+        env.setdefault("PYTHONUNBUFFERED", "1")  # so that output streams line by line
+
+        def on_line(text: str, is_err: bool) -> None:
+            self.events.put(("output", name, text, is_err))
+
+        for command in stage.cmd:
+            result = run_command(command, cwd, env, on_line, self.groups)
+            if result.exit_code != 0:
+                return _Outcome(
+                    False,
+                    exit_code=result.exit_code,
+                    error=_failure(name, result.exit_code, result.stderr_tail),
+                    stderr_tail=result.stderr_tail,
+                    checks=checks,
+                )
+        for out in stage.outputs:
+            if not os.path.lexists(self.root / out.path):
+                return _Outcome(
+                    False,
+                    exit_code=0,
+                    error=f"stage {name!r} exited 0 but did not produce its {out.kind} "
+                    f"{out.path!r}",
+                    checks=checks,
+                )
+        outs = tuple(self._store_output(out) for out in stage.outputs)
+        if self.hook is not None:
+            verdict = self.hook(HookContext(self.repo, self.run_id, stage, "after", outs))
+            checks["after"] = verdict.data
+            if not verdict.ok:
+                return _Outcome(
+                    False,
+                    outs=outs,
+                    exit_code=0,
+                    error=f"stage {name!r}: checks after it failed: {verdict.message}",
+                    checks=checks,
+                )
+        return _Outcome(True, outs=outs, exit_code=0, checks=checks)
+
+    def _store_output(self, out: Output) -> FileHash:
+        path = self.root / out.path
+        if out.cache:
+            pointer, _ = snapshot(self.store, path)
+            return FileHash(out.path, pointer.oid, pointer.size, pointer.files)
+        found = self.hasher.hash(out.path)
+        if found is None:
+            raise PipelineError(f"output {out.path!r} disappeared while it was being stored")
+        if out.kind != "out" and not found.oid.endswith(DIR_SUFFIX) and found.size <= _SMALL_FILE:
+            # Small metrics and plots are kept too, so the run cache can bring them back.
+            self.store.cache.add_bytes(path.read_bytes())
+        return found
+
+    # --- results -----------------------------------------------------------------------
+
+    def _status(self, name: str) -> str:
+        result = self.results.get(name)
+        return result.status if result else ""
+
+    def _succeeded(
+        self,
+        planned: _Planned,
+        outs: tuple[FileHash, ...],
+        status: str,
+        reasons: list[str],
+        duration: float,
+        outcome: _Outcome,
+    ) -> None:
+        stage = planned.stage
+        self.entries[stage.name] = LockEntry(
+            cmd=stage.cmd,
+            deps=tuple(planned.deps),
+            params=planned.params,
+            outs=outs,
+            wdir=stage.wdir,
+            env=stage.env,
+            run=self.run_id,
+        )
+        if status == "ran" and _restorable(stage):
+            self.cache_entries.append((planned.key, stage.name, {"outs": [vars(o) for o in outs]}))
+        self._set(
+            stage,
+            status,
+            reasons,
+            duration=duration,
+            exit_code=outcome.exit_code,
+            planned=planned,
+            outs=outs,
+            checks=outcome.checks,
+        )
+
+    def _set(
+        self,
+        stage: Stage,
+        status: str,
+        reasons: list[str],
+        duration: float = 0.0,
+        exit_code: int | None = None,
+        error: str = "",
+        tail: tuple[str, ...] = (),
+        planned: _Planned | None = None,
+        deps: list[FileHash] | None = None,
+        params: ParamValues | None = None,
+        outs: tuple[FileHash, ...] = (),
+        checks: dict[str, Any] | None = None,
+    ) -> None:
+        if planned is not None:
+            deps, params = planned.deps, planned.params
+        result = StageResult(stage.name, status, tuple(reasons), duration, exit_code, error, tail)
+        self.results[stage.name] = result
+        self.records[stage.name] = StageRecord(
+            name=stage.name,
+            status=status,
+            reasons=tuple(reasons),
+            started=planned.started if planned and planned.started else None,
+            duration=duration,
+            cmd=stage.cmd,
+            deps={d.path: d.oid for d in deps or ()},
+            outs={o.path: o.oid for o in outs},
+            params=params or {},
+            metrics={},
+            exit_code=exit_code,
+            error=error,
+            checks=checks or None,
+        )
+        if status in ("ran", "failed", "interrupted"):
+            self.emit(RunEvent("finished", stage.name, result=result))
+
+    def _finish(self) -> RunResult:
+        """Record the run, then write the lock, run cache and .gitignore entries once."""
+        with _sigint_deferred():
+            for name in self.names:
+                if name not in self.results:
+                    self._set(self.dag.stages[name], "cancelled", ["not reached"])
+            status = (
+                "interrupted"
+                if self.interrupted
+                else "failed"
+                if any(r.status in ("failed", "blocked") for r in self.results.values())
+                else "success"
+            )
+            env = environment(self.root)
+            stages = tuple(self._with_metrics(self.records[n]) for n in self.names)
+            record = RunRecord(
+                id=self.run_id,
+                started=self.started,
+                ended=time.time(),
+                status=status,
+                user=env.user,
+                host=env.host,
+                commit=env.commit,
+                dirty=env.dirty,
+                argv=self.options.argv or tuple(sys.argv),
+                python=env.python,
+                packages=env.packages,
+                stages=stages,
+            )
+            record = replace(record, object_id=self.store.cache.add_bytes(record.canonical_bytes()))
+            if self.entries:
+                self._write_lock(record.object_id)
+                _ignore_in_git(
+                    self.root,
+                    [o.path for n in self.entries for o in self.dag.stages[n].outputs if o.cache],
+                )
+            self.runs.save(record, self.cache_entries)
+        if self.interrupted:
+            raise KeyboardInterrupt
+        return RunResult(
+            self.run_id,
+            status,
+            tuple(self.results[n] for n in self.names),
+            bool(self.entries),
+            record.ended - record.started,
+        )
+
+    def _write_lock(self, record_oid: str) -> None:
+        old = self.lock.stages
+        merged = {}
+        for name in self.dag.stages:  # declaration order; stages removed from mlops.yaml go
+            if name in self.entries:
+                merged[name] = replace(self.entries[name], record=record_oid)
+            elif name in old:
+                merged[name] = old[name]
+        write_lock(self.root, Lock(merged))
+
+    def _with_metrics(self, record: StageRecord) -> StageRecord:
+        stage = self.dag.stages[record.name]
+        if not stage.metrics or record.status not in ("ran", "restored", "skipped"):
+            return record
+        values: dict[str, Any] = {}
+        for out in stage.metrics:
+            with contextlib.suppress(OSError, MlopsError):
+                values[out.path] = flatten(
+                    parse_params((self.root / out.path).read_bytes(), out.path)
+                )
+        return replace(record, metrics=values)
+
+
+def _target(root: Path, found: FileHash) -> Target:
+    path = root / found.path
+    return Target(pointer_path(path), Pointer(path.name, found.oid, found.size, found.files))
+
+
+def _restorable(stage: Stage) -> bool:
+    """Whether a later run may take this stage's outputs from the run cache."""
+    return not stage.always_changed and all(
+        not o.persist and (o.cache or o.kind != "out") for o in stage.outputs
+    )
+
+
+def _clear_outputs(root: Path, stage: Stage) -> None:
+    """Remove the outputs a stage will write again; persistent ones become editable."""
+    from mlops.data.unprotect import _make_private_copy
+
+    for out in stage.outputs:
+        path = root / out.path
+        if out.persist:
+            if path.is_symlink() or (path.is_file() and path.stat().st_nlink > 1):
+                _make_private_copy(path)
+            elif path.is_dir():
+                for item in path.rglob("*"):
+                    if item.is_symlink() or (item.is_file() and item.stat().st_nlink > 1):
+                        _make_private_copy(item)
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            path.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _failure(name: str, code: int, tail: tuple[str, ...]) -> str:
+    last = f": {tail[-1]}" if tail else ""
+    if code == 127:
+        return f"stage {name!r}: command not found (exit code 127){last}"
+    if code == 126:
+        return f"stage {name!r}: command cannot be executed (exit code 126){last}"
+    if code < 0:
+        return f"stage {name!r} was killed by signal {signal.Signals(-code).name}"
+    return f"stage {name!r} failed with exit code {code}"
+
+
+def _ignore_in_git(root: Path, paths: list[str]) -> None:
+    """Add ``/name`` for each cached output to the .gitignore beside it (one write per folder)."""
+    by_folder: dict[Path, list[str]] = {}
+    for rel in paths:
+        path = root / rel
+        by_folder.setdefault(path.parent, []).append("/" + path.name)
+    for folder, lines in by_folder.items():
+        ignore = folder / ".gitignore"
+        try:
+            text = ignore.read_text()
+        except FileNotFoundError:
+            text = ""
+        present = set(text.splitlines())
+        new = [line for line in dict.fromkeys(lines) if line not in present]
+        if not new:
+            continue
+        if text and not text.endswith("\n"):
+            text += "\n"
+        atomic_write_text(ignore, text + "".join(line + "\n" for line in new))
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while stages run, so that their process groups are stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Let the final writes finish even if Ctrl-C is pressed again."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

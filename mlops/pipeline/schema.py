@@ -1,0 +1,532 @@
+"""``mlops.yaml``: the ``stages:`` map, validated and loaded into typed records.
+
+Only ``stages:`` is validated here. The other top-level sections (``checks:``,
+``include:``, ``monitor:``) belong to their own modules and are kept raw, as are
+a stage's ``checks:`` and ``register:`` entries.
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import PipelineError
+
+PIPELINE_FILE = "mlops.yaml"
+DEFAULT_PARAMS_FILE = "params.yaml"
+TOP_KEYS = ("stages", "checks", "include", "monitor")
+STAGE_KEYS = (
+    "cmd",
+    "deps",
+    "params",
+    "outs",
+    "metrics",
+    "plots",
+    "wdir",
+    "env",
+    "desc",
+    "always_changed",
+    "checks",
+    "register",
+)
+FOREACH_KEYS = ("foreach", "do")
+CHECKS_KEYS = ("before", "after")
+OUTPUT_OPTIONS = ("cache", "persist")
+# ``outs`` are cached by default; metrics and plots are small files meant for Git.
+OUTPUT_KINDS = {"outs": "out", "metrics": "metric", "plots": "plot"}
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(@[^\s/:]+)?$")
+_REF = re.compile(r"\$\{\s*(item|key)((?:\.[^\s.}]+)*)\s*\}")
+
+
+@dataclass(frozen=True)
+class Output:
+    """A file or folder a stage produces: an out, a metric or a plot."""
+
+    path: str  # relative to the repository root, POSIX
+    kind: str  # "out", "metric" or "plot"
+    cache: bool  # stored in the object store (and ignored by Git)
+    persist: bool = False  # kept (not deleted) before the stage runs
+
+
+@dataclass(frozen=True)
+class ParamsRef:
+    """Parameters a stage reads: some dotted keys of a file, or the whole file."""
+
+    file: str  # relative to the repository root
+    keys: tuple[str, ...] | None  # None: every key of the file
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline, after ``foreach`` expansion.
+
+    ``checks`` and ``register`` are the raw YAML of the stage's ``checks:`` and
+    ``register:`` keys, for the checks and registry modules to interpret.
+    """
+
+    name: str
+    cmd: tuple[str, ...]
+    deps: tuple[str, ...] = ()
+    params: tuple[ParamsRef, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    wdir: str = "."
+    env: tuple[tuple[str, str], ...] = ()
+    desc: str = ""
+    always_changed: bool = False
+    checks: dict[str, Any] = field(default_factory=dict)
+    register: dict[str, Any] | None = None
+    group: str | None = None  # the foreach definition this stage came from
+
+    @property
+    def checks_before(self) -> tuple[Any, ...]:
+        """The raw ``checks.before`` entries (suite names, for mlops.checks)."""
+        return _as_tuple(self.checks.get("before"))
+
+    @property
+    def checks_after(self) -> tuple[Any, ...]:
+        """The raw ``checks.after`` entries."""
+        return _as_tuple(self.checks.get("after"))
+
+    @property
+    def metrics(self) -> tuple[Output, ...]:
+        return tuple(o for o in self.outputs if o.kind == "metric")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The stages of ``mlops.yaml`` in declaration order, and its other sections raw."""
+
+    stages: dict[str, Stage]
+    sections: dict[str, Any]  # checks:, include:, monitor: as written
+    where: str = PIPELINE_FILE
+
+
+class _Invalid(Exception):
+    """A problem at a YAML path; turned into a PipelineError carrying the line number."""
+
+    def __init__(self, keys: tuple[Any, ...], message: str) -> None:
+        super().__init__(message)
+        self.keys = keys
+        self.message = message
+
+
+def load_pipeline(root: Path, required: bool = True) -> Pipeline:
+    """Load ``root/mlops.yaml``; without ``required`` a missing file is an empty pipeline."""
+    path = root / PIPELINE_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        if required:
+            raise PipelineError(
+                f"no {PIPELINE_FILE} in {root}: declare the pipeline's stages there first"
+            ) from None
+        return Pipeline({}, {})
+    except UnicodeDecodeError:
+        raise PipelineError(f"{PIPELINE_FILE}: not UTF-8 text") from None
+    return parse_pipeline(text, PIPELINE_FILE)
+
+
+def parse_pipeline(text: str, where: str = PIPELINE_FILE) -> Pipeline:
+    """Validate the YAML text of a pipeline file; ``where`` names it in messages."""
+    import yaml
+
+    try:
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise PipelineError(f"{where}{at}: invalid YAML: {problem}") from None
+    try:
+        return _pipeline(doc, where)
+    except _Invalid as exc:
+        line = _line_of(text, exc.keys)
+        raise PipelineError(f"{where}{f':{line}' if line else ''}: {exc.message}") from None
+
+
+def _pipeline(doc: Any, where: str) -> Pipeline:
+    if doc is None:
+        return Pipeline({}, {}, where)
+    if not isinstance(doc, dict):
+        raise _Invalid((), "expected a mapping with a 'stages:' key at the top level")
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise _Invalid((key,), f"unknown top-level key {key!r}{_hint(key, TOP_KEYS)}")
+    raw_stages = doc.get("stages") or {}
+    if not isinstance(raw_stages, dict):
+        raise _Invalid(("stages",), "'stages' must be a mapping of stage names to definitions")
+    stages: dict[str, Stage] = {}
+    for name, body in raw_stages.items():
+        for stage in _definition(name, body):
+            if stage.name in stages:
+                origin = f" (from the foreach of {stage.group!r})" if stage.group else ""
+                raise _Invalid(("stages", name), f"stage {stage.name!r} is defined twice{origin}")
+            stages[stage.name] = stage
+    sections = {k: v for k, v in doc.items() if k != "stages"}
+    return Pipeline(stages, sections, where)
+
+
+def _definition(name: Any, body: Any) -> Iterator[Stage]:
+    keys: tuple[Any, ...] = ("stages", name)
+    if not isinstance(name, str) or not _NAME.match(name) or "@" in name:
+        raise _Invalid(
+            keys,
+            f"invalid stage name {name!r}: use letters, digits, '_', '-' and '.'",
+        )
+    if not isinstance(body, dict):
+        raise _Invalid(keys, f"stage {name!r} must be a mapping, not {_kind(body)}")
+    if "foreach" not in body:
+        yield _stage(name, body, keys)
+        return
+    for key in body:
+        if key not in FOREACH_KEYS:
+            raise _Invalid(
+                (*keys, key),
+                f"stage {name!r}: unknown key {key!r} next to 'foreach'"
+                " (put the stage's definition under 'do:')",
+            )
+    template = body.get("do")
+    if not isinstance(template, dict):
+        raise _Invalid(keys, f"stage {name!r}: 'foreach' needs a 'do:' mapping")
+    items = body["foreach"]
+    if isinstance(items, list):
+        pairs = [
+            (str(item) if _is_scalar(item) else str(i), None, item) for i, item in enumerate(items)
+        ]
+    elif isinstance(items, dict):
+        pairs = [(str(k), k, v) for k, v in items.items()]
+    else:
+        raise _Invalid(
+            (*keys, "foreach"),
+            f"stage {name!r}: field 'foreach' must be a list or a mapping, not {_kind(items)}",
+        )
+    for suffix, key, item in pairs:
+        full = f"{name}@{suffix}"
+        if not _NAME.match(full):
+            raise _Invalid(
+                (*keys, "foreach"), f"stage {name!r}: foreach item {suffix!r} makes a bad name"
+            )
+        context = _Context(full, (*keys, "do"), isinstance(items, dict), key, item)
+        yield _stage(full, context.substitute(template), (*keys, "do"), group=name)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What ``${item}``, ``${item.field}`` and ``${key}`` mean for one foreach item."""
+
+    stage: str
+    keys: tuple[Any, ...]
+    is_map: bool
+    key: Any
+    item: Any
+
+    def substitute(self, value: Any) -> Any:
+        if isinstance(value, str):
+            whole = _REF.fullmatch(value.strip())
+            if whole:  # keep the value's type: `deps: ${item.deps}` may be a list
+                return self._resolve(whole)
+            return _REF.sub(lambda m: str(self._resolve(m)), value)
+        if isinstance(value, list):
+            return [self.substitute(v) for v in value]
+        if isinstance(value, dict):
+            return {self.substitute(k): self.substitute(v) for k, v in value.items()}
+        return value
+
+    def _resolve(self, match: re.Match[str]) -> Any:
+        name, path = match.group(1), match.group(2)
+        if name == "key":
+            if not self.is_map:
+                raise _Invalid(
+                    self.keys,
+                    f"stage {self.stage!r}: ${{key}} is only defined when foreach is a mapping",
+                )
+            value = self.key
+        else:
+            value = self.item
+        for part in path.split(".")[1:]:
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                raise _Invalid(
+                    self.keys,
+                    f"stage {self.stage!r}: {match.group(0)}: the foreach item has no "
+                    f"field {part!r}",
+                )
+        return value
+
+
+def _stage(
+    name: str, body: dict[str, Any], keys: tuple[Any, ...], group: str | None = None
+) -> Stage:
+    for key in body:
+        if key not in STAGE_KEYS:
+            raise _Invalid(
+                (*keys, key), f"stage {name!r}: unknown key {key!r}{_hint(key, STAGE_KEYS)}"
+            )
+    check = _Checker(name, keys)
+    if "cmd" not in body:
+        raise _Invalid(keys, f"stage {name!r} has no 'cmd'")
+    wdir = check.path(".", body.get("wdir", "."), "wdir", allow_root=True)
+    outputs: list[Output] = []
+    for field_name, kind in OUTPUT_KINDS.items():
+        outputs.extend(check.outputs(wdir, body.get(field_name), field_name, kind))
+    seen: set[str] = set()
+    for out in outputs:
+        if out.path in seen:
+            raise _Invalid(keys, f"stage {name!r} declares the output {out.path!r} twice")
+        seen.add(out.path)
+    raw_checks = body.get("checks") or {}
+    if not isinstance(raw_checks, dict):
+        raise check.wrong("checks", raw_checks, "a mapping with 'before' and/or 'after'")
+    for key in raw_checks:
+        if key not in CHECKS_KEYS:
+            raise _Invalid(
+                (*keys, "checks", key),
+                f"stage {name!r}: unknown key {key!r} in 'checks'{_hint(key, CHECKS_KEYS)}",
+            )
+    register = body.get("register")
+    if register is not None and not isinstance(register, dict):
+        raise check.wrong("register", register, "a mapping")
+    return Stage(
+        name=name,
+        cmd=check.cmd(body["cmd"]),
+        deps=tuple(
+            check.path(wdir, d, "deps", index=i)
+            for i, d in enumerate(check.str_list(body.get("deps"), "deps"))
+        ),
+        params=check.params(wdir, body.get("params")),
+        outputs=tuple(outputs),
+        wdir=wdir,
+        env=check.env(body.get("env")),
+        desc=check.text(body.get("desc", ""), "desc"),
+        always_changed=check.flag(body.get("always_changed", False), "always_changed"),
+        checks=dict(raw_checks),
+        register=register,
+        group=group,
+    )
+
+
+@dataclass(frozen=True)
+class _Checker:
+    """Type checks of one stage's fields, each error naming the stage and the field."""
+
+    stage: str
+    keys: tuple[Any, ...]
+
+    def wrong(
+        self, field_name: str, value: Any, expected: str, index: int | None = None
+    ) -> _Invalid:
+        keys = (*self.keys, field_name) if index is None else (*self.keys, field_name, index)
+        return _Invalid(
+            keys,
+            f"stage {self.stage!r}: field {field_name!r} must be {expected}, not {_kind(value)}",
+        )
+
+    def cmd(self, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str) and value.strip():
+            return (value,)
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, str) and v.strip() for v in value)
+        ):
+            return tuple(value)
+        raise self.wrong("cmd", value, "a command string or a list of command strings")
+
+    def str_list(self, value: Any, field_name: str) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.wrong(field_name, value, "a list of paths")
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                raise self.wrong(field_name, item, "a list of paths", i)
+        return value
+
+    def path(
+        self,
+        base: str,
+        raw: Any,
+        field_name: str,
+        index: int | None = None,
+        allow_root: bool = False,
+    ) -> str:
+        if not isinstance(raw, str) or not raw:
+            raise self.wrong(field_name, raw, "a path", index)
+        keys = (*self.keys, field_name) if index is None else (*self.keys, field_name, index)
+        if raw.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", raw):
+            raise _Invalid(
+                keys,
+                f"stage {self.stage!r}: {field_name} path {raw!r} must be relative to the "
+                "repository",
+            )
+        path = posixpath.normpath(posixpath.join(base, raw))
+        if path == ".." or path.startswith("../"):
+            raise _Invalid(
+                keys, f"stage {self.stage!r}: {field_name} path {raw!r} is outside the repository"
+            )
+        if path == "." and not allow_root:
+            raise _Invalid(
+                keys,
+                f"stage {self.stage!r}: {field_name} path {raw!r} names the whole repository",
+            )
+        if path.split("/")[0] in (".git", ".mlops"):
+            raise _Invalid(
+                keys,
+                f"stage {self.stage!r}: {field_name} path {raw!r} is inside {path.split('/')[0]}/",
+            )
+        return path
+
+    def outputs(self, wdir: str, value: Any, field_name: str, kind: str) -> list[Output]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.wrong(field_name, value, "a list of paths")
+        found = []
+        for i, item in enumerate(value):
+            options: Any
+            if isinstance(item, str):
+                raw, options = item, {}
+            elif isinstance(item, dict) and len(item) == 1:
+                ((raw, options),) = item.items()
+                options = {} if options is None else options
+                if not isinstance(options, dict):
+                    raise self.wrong(field_name, options, "a mapping of cache/persist options", i)
+            else:
+                raise self.wrong(
+                    field_name, item, "a list of paths or {path: {cache: ..., persist: ...}}", i
+                )
+            for key, flag in options.items():
+                if key not in OUTPUT_OPTIONS:
+                    raise _Invalid(
+                        (*self.keys, field_name, i),
+                        f"stage {self.stage!r}: unknown option {key!r} for {raw!r} in "
+                        f"{field_name!r}{_hint(key, OUTPUT_OPTIONS)}",
+                    )
+                if not isinstance(flag, bool):
+                    raise self.wrong(f"{field_name}.{raw}.{key}", flag, "true or false")
+            path = self.path(wdir, raw, field_name, i)
+            cache = options.get("cache", kind == "out")
+            found.append(Output(path, kind, cache, options.get("persist", False)))
+        return found
+
+    def params(self, wdir: str, value: Any) -> tuple[ParamsRef, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.wrong("params", value, "a list of keys or {file: [keys]}")
+        wanted: dict[str, list[str] | None] = {}
+        default = self.path(wdir, DEFAULT_PARAMS_FILE, "params")
+        for i, item in enumerate(value):
+            if isinstance(item, str) and item:
+                keys = wanted.setdefault(default, [])
+                if keys is not None:
+                    keys.append(item)
+                continue
+            if not isinstance(item, dict):
+                raise self.wrong("params", item, "a key or {file: [keys]}", i)
+            for raw_file, raw_keys in item.items():
+                file = self.path(wdir, raw_file, "params", i)
+                if raw_keys is None or raw_keys == []:
+                    wanted[file] = None  # the whole file
+                    continue
+                if not isinstance(raw_keys, list) or not all(
+                    isinstance(k, str) and k for k in raw_keys
+                ):
+                    raise self.wrong(f"params.{raw_file}", raw_keys, "a list of keys", i)
+                keys = wanted.setdefault(file, [])
+                if keys is not None:
+                    keys.extend(raw_keys)
+        return tuple(
+            ParamsRef(file, None if keys is None else tuple(dict.fromkeys(keys)))
+            for file, keys in wanted.items()
+        )
+
+    def env(self, value: Any) -> tuple[tuple[str, str], ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise self.wrong("env", value, "a mapping of variable names to values")
+        pairs = []
+        for key, raw in value.items():
+            if not isinstance(key, str) or not key or not _is_scalar(raw) or raw is None:
+                raise self.wrong(f"env.{key}", raw, "a string or number")
+            text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw)
+            pairs.append((key, text))
+        return tuple(pairs)
+
+    def text(self, value: Any, field_name: str) -> str:
+        if not isinstance(value, str):
+            raise self.wrong(field_name, value, "a string")
+        return value
+
+    def flag(self, value: Any, field_name: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.wrong(field_name, value, "true or false")
+        return value
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _hint(key: Any, valid: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (valid keys: {', '.join(valid)})"
+
+
+def _line_of(text: str, keys: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the deepest node of ``keys`` found in the YAML text."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(key):
+                    line, node = key_node.start_mark.line + 1, value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

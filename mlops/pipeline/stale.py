@@ -1,0 +1,203 @@
+"""Whether a stage is up to date: its command, dep hashes, params and outputs vs mlops.lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops.data.workspace import Store, hash_files, open_store, scan_folder
+from mlops.pipeline.dag import build_dag
+from mlops.pipeline.lock import FileHash, LockEntry, read_lock
+from mlops.pipeline.params import ParamValues, parse_params, stage_params
+from mlops.pipeline.schema import DEFAULT_PARAMS_FILE, Stage, load_pipeline
+from mlops.repo import Repo
+from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
+from mlops.storage.manifest import build_manifest
+
+NEW_STAGE = "new stage (not in mlops.lock)"
+
+
+class Hasher:
+    """Hashes workspace paths through the state cache; a folder's hash is its manifest id."""
+
+    def __init__(self, store: Store, memo: bool = False) -> None:
+        self.store = store
+        self.root = str(store.repo.root)
+        store.state.preload()
+        # Only read-only evaluations (status, dry runs) may remember hashes: a run changes files.
+        self._memo: dict[str, FileHash | None] | None = {} if memo else None
+
+    def hash(self, rel: str) -> FileHash | None:
+        """The content of ``rel`` (relative to the root), or None when it does not exist."""
+        if self._memo is not None and rel in self._memo:
+            return self._memo[rel]
+        found = self._hash(rel)
+        if self._memo is not None:
+            self._memo[rel] = found
+        return found
+
+    def _hash(self, rel: str) -> FileHash | None:
+        path = os.path.join(self.root, rel)
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            entries = hash_files(self.store, scan_folder(Path(path)), None, None)
+            manifest = build_manifest(entries)
+            oid = hash_bytes(manifest.to_bytes()) + DIR_SUFFIX
+            return FileHash(rel, oid, manifest.size, len(entries))
+        return FileHash(rel, self.store.state.hash(path, st), st.st_size)
+
+
+class ParamFiles:
+    """Parameter files read once per command (``volatile`` ones, made by stages, every time)."""
+
+    def __init__(self, root: Path, volatile: frozenset[str] = frozenset()) -> None:
+        self.root = root
+        self.volatile = volatile
+        self._docs: dict[str, dict[str, Any] | None] = {}
+
+    def __call__(self, rel: str) -> dict[str, Any] | None:
+        if rel in self._docs and rel not in self.volatile:
+            return self._docs[rel]
+        try:
+            data = (self.root / rel).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            doc = None
+        else:
+            doc = parse_params(data, rel)
+        self._docs[rel] = doc
+        return doc
+
+
+def input_reasons(
+    stage: Stage, entry: LockEntry | None, deps: list[FileHash], params: ParamValues
+) -> list[str]:
+    """Why the stage's inputs differ from its lock entry (empty: they match)."""
+    if entry is None:
+        return [NEW_STAGE]
+    reasons = []
+    if entry.cmd != stage.cmd:
+        reasons.append("command changed")
+    if entry.wdir != stage.wdir or entry.env != stage.env:
+        reasons.append("wdir or env changed")
+    locked = {d.path: d.oid for d in entry.deps}
+    for dep in deps:
+        if dep.path not in locked:
+            reasons.append(f"dep {dep.path} added")
+        elif locked[dep.path] != dep.oid:
+            reasons.append(f"dep {dep.path} changed")
+    current = {d.path for d in deps}
+    reasons += [f"dep {path} removed" for path in locked if path not in current]
+    for file in sorted(entry.params.keys() | params.keys()):
+        old, new = entry.params.get(file, {}), params.get(file, {})
+        shown = "" if os.path.basename(file) == DEFAULT_PARAMS_FILE else f"{file}:"
+        for key in sorted(old.keys() | new.keys()):
+            if key not in old:
+                reasons.append(f"param {shown}{key} added")
+            elif key not in new:
+                reasons.append(f"param {shown}{key} removed")
+            elif old[key] != new[key] or type(old[key]) is not type(new[key]):
+                reasons.append(f"param {shown}{key} changed ({old[key]!r} -> {new[key]!r})")
+    return reasons
+
+
+def output_reasons(stage: Stage, entry: LockEntry | None, outs: list[FileHash | None]) -> list[str]:
+    """Why the stage's outputs in the workspace differ from its lock entry."""
+    if entry is None:
+        return [NEW_STAGE]
+    locked = {o.path: o.oid for o in entry.outs}
+    reasons = []
+    for out, now in zip(stage.outputs, outs, strict=True):
+        if now is None:
+            reasons.append(f"{out.kind} {out.path} missing")
+        elif out.path not in locked:
+            reasons.append(f"{out.kind} {out.path} added")
+        elif locked[out.path] != now.oid:
+            reasons.append(f"{out.kind} {out.path} changed")
+    declared = {o.path for o in stage.outputs}
+    reasons += [f"output {path} removed from the stage" for path in locked if path not in declared]
+    return reasons
+
+
+def run_cache_key(stage: Stage, deps: list[FileHash], params: ParamValues) -> str:
+    """The hash of everything that determines a stage's outputs."""
+    doc = {
+        "cmd": list(stage.cmd),
+        "wdir": stage.wdir,
+        "env": [list(pair) for pair in stage.env],
+        "deps": [[d.path, d.oid] for d in deps],
+        "params": params,
+        "outs": [[o.path, o.kind, o.cache, o.persist] for o in stage.outputs],
+    }
+    return hash_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode())
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """A stage and why it is stale (no reasons: up to date)."""
+
+    name: str
+    reasons: tuple[str, ...]
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.name, "stale": self.stale, "reasons": list(self.reasons)}
+
+
+def evaluate(
+    store: Store,
+    names: tuple[str, ...],
+    stages: dict[str, Stage],
+    upstream: dict[str, tuple[str, ...]],
+    params: dict[str, ParamValues],
+    force: bool = False,
+) -> list[StageStatus]:
+    """Every stage's staleness without running anything; stale upstream makes it stale too."""
+    entries = read_lock(store.repo.root).stages
+    hasher = Hasher(store, memo=True)
+    stale: set[str] = set()
+    found = []
+    for name in names:
+        stage = stages[name]
+        reasons = [f"upstream stage {u!r} is stale" for u in upstream[name] if u in stale]
+        if force:
+            reasons.append("forced (--force)")
+        entry = entries.get(name)
+        deps = [hasher.hash(d) for d in stage.deps]
+        missing = [d for d, h in zip(stage.deps, deps, strict=True) if h is None]
+        reasons += [f"dep {d} missing (made by an upstream stage)" for d in missing]
+        present = [h for h in deps if h is not None]
+        own = input_reasons(stage, entry, present, params[name])
+        if not own and stage.always_changed:
+            own = ["always_changed is set"]
+        if not own:
+            own = output_reasons(stage, entry, [hasher.hash(o.path) for o in stage.outputs])
+        reasons += [r for r in own if r not in reasons]
+        if reasons:
+            stale.add(name)
+        found.append(StageStatus(name, tuple(reasons)))
+    return found
+
+
+def pipeline_status(repo: Repo) -> list[StageStatus]:
+    """The staleness of every stage in ``mlops.yaml`` (none when there is no such file)."""
+    pipeline = load_pipeline(repo.root, required=False)
+    if not pipeline.stages:
+        return []
+    dag = build_dag(pipeline, repo.root)
+    load = ParamFiles(repo.root)
+    params = {name: stage_params(stage, load) for name, stage in dag.stages.items()}
+    store = open_store(repo)
+    try:
+        return evaluate(store, dag.order, dag.stages, dag.upstream, params)
+    finally:
+        store.state.flush()

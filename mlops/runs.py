@@ -1,0 +1,492 @@
+"""Run records: every ``mlops run`` in ``.mlops/runs.db``, each also stored as an object.
+
+The database also holds the pipeline's run cache (stage inputs -> outputs), so
+that one ``mlops run`` opens one SQLite file and writes it in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import InputError
+from mlops.repo import Repo
+
+RUNS_DB = "runs.db"
+# Packages whose versions are worth knowing when comparing two runs.
+KEY_PACKAGES = (
+    "mlops",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "joblib",
+    "torch",
+    "tensorflow",
+    "xgboost",
+    "lightgbm",
+)
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS runs ("
+    " id TEXT PRIMARY KEY, started REAL NOT NULL, ended REAL NOT NULL, status TEXT NOT NULL,"
+    " user TEXT, host TEXT, git_commit TEXT, dirty INTEGER, argv TEXT, python TEXT,"
+    " packages TEXT, object TEXT)",
+    "CREATE TABLE IF NOT EXISTS stages ("
+    " run_id TEXT NOT NULL, position INTEGER NOT NULL, name TEXT NOT NULL,"
+    " status TEXT NOT NULL, reasons TEXT, started REAL, duration REAL, cmd TEXT, deps TEXT,"
+    " outs TEXT, params TEXT, metrics TEXT, exit_code INTEGER, error TEXT, checks TEXT,"
+    " PRIMARY KEY (run_id, name))",
+    "CREATE TABLE IF NOT EXISTS run_cache ("
+    " key TEXT PRIMARY KEY, stage TEXT NOT NULL, created REAL NOT NULL, entry TEXT NOT NULL)",
+)
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What one stage did in a run.
+
+    ``status``: ran, skipped, restored (outputs taken from the cache), failed,
+    interrupted, blocked (an upstream stage failed) or cancelled (the run stopped
+    after another stage failed). ``checks`` is free-form JSON written by the
+    checks integration.
+    """
+
+    name: str
+    status: str
+    reasons: tuple[str, ...] = ()
+    started: float | None = None
+    duration: float = 0.0
+    cmd: tuple[str, ...] = ()
+    deps: dict[str, str] = field(default_factory=dict)  # path -> hash
+    outs: dict[str, str] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> key -> value
+    metrics: dict[str, Any] = field(default_factory=dict)  # file -> key -> value
+    exit_code: int | None = None
+    error: str = ""
+    checks: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "reasons": list(self.reasons),
+            "started": self.started,
+            "duration": round(self.duration, 6),
+            "cmd": list(self.cmd),
+            "deps": self.deps,
+            "outs": self.outs,
+            "params": self.params,
+            "metrics": self.metrics,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "checks": self.checks,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageRecord:
+        return cls(
+            name=data["name"],
+            status=data["status"],
+            reasons=tuple(data.get("reasons") or ()),
+            started=data.get("started"),
+            duration=float(data.get("duration") or 0.0),
+            cmd=tuple(data.get("cmd") or ()),
+            deps=dict(data.get("deps") or {}),
+            outs=dict(data.get("outs") or {}),
+            params=dict(data.get("params") or {}),
+            metrics=dict(data.get("metrics") or {}),
+            exit_code=data.get("exit_code"),
+            error=data.get("error") or "",
+            checks=data.get("checks"),
+        )
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One ``mlops run``: where, when, on what code, and what each stage did.
+
+    ``status``: success, failed or interrupted. ``object_id`` is the id of the
+    record's canonical JSON in the object store (empty until stored).
+    """
+
+    id: str
+    started: float
+    ended: float
+    status: str
+    user: str
+    host: str
+    commit: str | None
+    dirty: bool
+    argv: tuple[str, ...]
+    python: str
+    packages: dict[str, str]
+    stages: tuple[StageRecord, ...]
+    object_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-able data (without ``object_id``, which is its hash)."""
+        return {
+            "id": self.id,
+            "started": self.started,
+            "ended": self.ended,
+            "status": self.status,
+            "user": self.user,
+            "host": self.host,
+            "commit": self.commit,
+            "dirty": self.dirty,
+            "argv": list(self.argv),
+            "python": self.python,
+            "packages": self.packages,
+            "stages": [s.to_dict() for s in self.stages],
+        }
+
+    def canonical_bytes(self) -> bytes:
+        """The stored form: sorted keys, no spaces."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.stages if s.status == status)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], object_id: str = "") -> RunRecord:
+        return cls(
+            id=data["id"],
+            started=float(data["started"]),
+            ended=float(data["ended"]),
+            status=data["status"],
+            user=data.get("user") or "",
+            host=data.get("host") or "",
+            commit=data.get("commit"),
+            dirty=bool(data.get("dirty")),
+            argv=tuple(data.get("argv") or ()),
+            python=data.get("python") or "",
+            packages=dict(data.get("packages") or {}),
+            stages=tuple(StageRecord.from_dict(s) for s in data.get("stages") or ()),
+            object_id=object_id,
+        )
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Who ran, where, on which commit, with which Python and packages."""
+
+    user: str
+    host: str
+    commit: str | None
+    dirty: bool
+    python: str
+    packages: dict[str, str]
+
+
+def new_run_id() -> str:
+    """A random 12-hex-digit run id."""
+    return secrets.token_hex(6)
+
+
+def environment(root: Path) -> Environment:
+    """The current environment, cheaply: one ``git status`` call, no package imports."""
+    from mlops.gitutil import git
+
+    commit, dirty = None, False
+    status = git(root, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    for line in status.decode(errors="replace").splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split()[2]
+            commit = None if oid == "(initial)" else oid
+        elif not line.startswith("#"):
+            dirty = True
+    return Environment(
+        user=_user(),
+        host=socket.gethostname(),
+        commit=commit,
+        dirty=dirty,
+        python=sys.version.split()[0],
+        packages=package_versions(KEY_PACKAGES),
+    )
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of ``names``, read from ``*.dist-info`` folder names.
+
+    One directory listing per ``sys.path`` entry: far cheaper than
+    ``importlib.metadata`` lookups or imports.
+    """
+    wanted = {_normal(name): name for name in names}
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            listing = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for item in listing:
+            if not item.endswith((".dist-info", ".egg-info")):
+                continue
+            name, _, version = item.rsplit(".", 1)[0].partition("-")
+            key = wanted.get(_normal(name))
+            if key is not None and key not in found:
+                found[key] = version.split("-py")[0]
+    return dict(sorted(found.items()))
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+class RunsDB:
+    """``.mlops/runs.db``: run records and the run cache, opened on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            self._db = db
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def save(self, record: RunRecord, cache_entries: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Store a run and new run-cache entries (key, stage, entry) in one transaction."""
+        db = self._connect()
+        with db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.started,
+                    record.ended,
+                    record.status,
+                    record.user,
+                    record.host,
+                    record.commit,
+                    int(record.dirty),
+                    json.dumps(list(record.argv)),
+                    record.python,
+                    json.dumps(record.packages),
+                    record.object_id,
+                ),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO stages VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        record.id,
+                        position,
+                        s.name,
+                        s.status,
+                        json.dumps(list(s.reasons)),
+                        s.started,
+                        s.duration,
+                        json.dumps(list(s.cmd)),
+                        json.dumps(s.deps),
+                        json.dumps(s.outs),
+                        json.dumps(s.params),
+                        json.dumps(s.metrics),
+                        s.exit_code,
+                        s.error,
+                        json.dumps(s.checks),
+                    )
+                    for position, s in enumerate(record.stages)
+                ],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO run_cache VALUES (?, ?, ?, ?)",
+                [
+                    (key, stage, record.ended, json.dumps(entry))
+                    for key, stage, entry in cache_entries
+                ],
+            )
+
+    def cached(self, key: str) -> dict[str, Any] | None:
+        """The run-cache entry for a stage's inputs, if an earlier run recorded one."""
+        if self._db is None and not self.path.exists():
+            return None
+        row = (
+            self._connect().execute("SELECT entry FROM run_cache WHERE key = ?", (key,)).fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    def records(self, limit: int | None = None) -> list[RunRecord]:
+        """Runs, newest first."""
+        if not self.path.exists():
+            return []
+        rows = self._connect().execute(
+            "SELECT id FROM runs ORDER BY started DESC LIMIT ?", (-1 if limit is None else limit,)
+        )
+        return [self._load(run_id) for (run_id,) in rows.fetchall()]
+
+    def find(self, prefix: str) -> RunRecord:
+        """The run whose id starts with ``prefix``; unknown or ambiguous is an input error."""
+        if not prefix or not self.path.exists():
+            raise InputError(f"no run with id {prefix!r} (see `mlops runs list`)")
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        ids = [
+            row[0]
+            for row in self._connect().execute(
+                "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY started DESC LIMIT 6",
+                (escaped + "%",),
+            )
+        ]
+        if not ids:
+            raise InputError(f"no run with id {prefix!r} (see `mlops runs list`)")
+        if len(ids) > 1 and prefix not in ids:
+            raise InputError(f"run id {prefix!r} is ambiguous: {', '.join(ids[:5])}")
+        return self._load(prefix if prefix in ids else ids[0])
+
+    def _load(self, run_id: str) -> RunRecord:
+        db = self._connect()
+        row = db.execute(
+            "SELECT id, started, ended, status, user, host, git_commit, dirty, argv, python,"
+            " packages, object FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        stage_rows = db.execute(
+            "SELECT name, status, reasons, started, duration, cmd, deps, outs, params, metrics,"
+            " exit_code, error, checks FROM stages WHERE run_id = ? ORDER BY position",
+            (run_id,),
+        ).fetchall()
+        stages = tuple(
+            StageRecord(
+                name=s[0],
+                status=s[1],
+                reasons=tuple(json.loads(s[2] or "[]")),
+                started=s[3],
+                duration=s[4] or 0.0,
+                cmd=tuple(json.loads(s[5] or "[]")),
+                deps=json.loads(s[6] or "{}"),
+                outs=json.loads(s[7] or "{}"),
+                params=json.loads(s[8] or "{}"),
+                metrics=json.loads(s[9] or "{}"),
+                exit_code=s[10],
+                error=s[11] or "",
+                checks=json.loads(s[12]) if s[12] else None,
+            )
+            for s in stage_rows
+        )
+        return RunRecord(
+            id=row[0],
+            started=row[1],
+            ended=row[2],
+            status=row[3],
+            user=row[4] or "",
+            host=row[5] or "",
+            commit=row[6],
+            dirty=bool(row[7]),
+            argv=tuple(json.loads(row[8] or "[]")),
+            python=row[9] or "",
+            packages=json.loads(row[10] or "{}"),
+            stages=stages,
+            object_id=row[11] or "",
+        )
+
+
+def open_runs(repo: Repo) -> RunsDB:
+    """The repository's run database."""
+    return RunsDB(repo.mlops_dir / RUNS_DB)
+
+
+def list_runs(repo: Repo, limit: int | None = None) -> list[RunRecord]:
+    """Recorded runs, newest first."""
+    db = open_runs(repo)
+    try:
+        return db.records(limit)
+    finally:
+        db.close()
+
+
+def get_run(repo: Repo, run_id: str) -> RunRecord:
+    """One run by id or unambiguous id prefix."""
+    db = open_runs(repo)
+    try:
+        return db.find(run_id)
+    finally:
+        db.close()
+
+
+@dataclass(frozen=True)
+class RunDiffRow:
+    """One parameter, metric or data path in two runs (None where a run lacks it)."""
+
+    kind: str  # "param", "metric" or "data"
+    name: str  # "params.yaml:train.lr", "metrics.json:accuracy", "data/prepared"
+    a: Any
+    b: Any
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.a != self.b)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "a": self.a, "b": self.b}
+
+
+def diff_runs(repo: Repo, id_a: str, id_b: str) -> tuple[RunRecord, RunRecord, list[RunDiffRow]]:
+    """Params, metrics and data hashes of two runs, side by side."""
+    db = open_runs(repo)
+    try:
+        a, b = db.find(id_a), db.find(id_b)
+    finally:
+        db.close()
+    rows: list[RunDiffRow] = []
+    for kind, pick in (("param", _params_of), ("metric", _metrics_of), ("data", _data_of)):
+        left, right = pick(a), pick(b)
+        rows.extend(
+            RunDiffRow(kind, name, left.get(name), right.get(name))
+            for name in sorted(left.keys() | right.keys())
+        )
+    return a, b, rows
+
+
+def _params_of(record: RunRecord) -> dict[str, Any]:
+    return {
+        f"{file}:{key}": value
+        for stage in record.stages
+        for file, values in stage.params.items()
+        for key, value in values.items()
+    }
+
+
+def _metrics_of(record: RunRecord) -> dict[str, Any]:
+    return {
+        f"{file}:{key}": value
+        for stage in record.stages
+        for file, values in stage.metrics.items()
+        for key, value in (values.items() if isinstance(values, dict) else [("", values)])
+    }
+
+
+def _data_of(record: RunRecord) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for stage in record.stages:
+        data.update(stage.deps)
+    for stage in record.stages:
+        data.update(stage.outs)
+    return data

@@ -67,20 +67,27 @@ def status(
 ) -> None:
     """Show what differs between workspace, pointers and cache."""
     from mlops.data.status import data_status
+    from mlops.pipeline.stale import pipeline_status
 
-    results = data_status(_repo(), paths or None, jobs)
+    repo = _repo()
+    results = data_status(repo, paths or None, jobs)
+    stages = pipeline_status(repo)
     if json:
-        emit_json({"data": [r.to_dict() for r in results]})
+        emit_json({"data": [r.to_dict() for r in results], "stages": [s.to_dict() for s in stages]})
     else:
-        _print_status(results)
-    if exit_code and not all(r.clean for r in results):
+        _print_status(results, stages)
+    if exit_code and not (all(r.clean for r in results) and not any(s.stale for s in stages)):
         raise typer.Exit(1)
 
 
-def _print_status(results: list[Any]) -> None:
+def _print_status(results: list[Any], stages: list[Any]) -> None:
     dirty = [r for r in results if not r.clean]
+    stale = [s for s in stages if s.stale]
+    for s in stale:
+        echo(f"stage {s.name}: stale: {'; '.join(s.reasons)}")
     if not dirty:
-        echo("Data and pipelines are up to date." if results else "No tracked data.")
+        if not stale:
+            echo("Data and pipelines are up to date." if results or stages else "No tracked data.")
         return
     for r in dirty:
         parts = []

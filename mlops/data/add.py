@@ -10,6 +10,7 @@ from mlops.data.workspace import (
     ScannedFile,
     Store,
     find_targets,
+    fingerprint,
     hash_files,
     open_store,
     scan_folder,
@@ -23,6 +24,7 @@ from mlops.storage.hashing import DIR_SUFFIX
 from mlops.storage.links import SHARED
 from mlops.storage.manifest import Entry, build_manifest
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
+from mlops.storage.state import FolderRecord
 
 
 @dataclass(frozen=True)
@@ -118,11 +120,15 @@ def snapshot(
     is_dir = path.is_dir()
     files = scan_folder(path) if is_dir else [ScannedFile("", str(path), os.stat(path))]
     entries = hash_files(store, files, jobs, progress)
-    stored = _store_files(store, files, entries, jobs, progress)
+    stored, replaced = _store_files(store, files, entries, jobs, progress)
     if not is_dir:
         return Pointer(path.name, entries[0].oid, entries[0].size, 1), stored
     manifest = build_manifest(entries)
-    oid = store.cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
+    cache = store.cache
+    oid = cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
+    if not replaced:  # the stats just scanned still describe the folder: the next status is quick
+        record = FolderRecord(fingerprint(files), oid, cache.generation())
+        store.state.put_folder(store.repo.relpath(path), record)
     return Pointer(path.name, oid, manifest.size, len(entries)), stored
 
 
@@ -132,7 +138,9 @@ def _store_files(
     entries: list[Entry],
     jobs: int | None,
     progress: Progress | None,
-) -> int:
+) -> tuple[int, bool]:
+    """Store what the cache lacks; return the count of new objects and whether any
+    workspace file was replaced by a link."""
     cache, linker = store.cache, store.linker
     present = cache.existing(entry.oid for entry in entries)
     kind = linker.chosen
@@ -145,12 +153,12 @@ def _store_files(
         )
     ]
 
-    def store_one(job: tuple[ScannedFile, str]) -> None:
+    def store_one(job: tuple[ScannedFile, str]) -> bool:
         item, oid = job
-        cache.add_file(item.abspath, oid, item.st, linker, oid in present)
+        return cache.add_file(item.abspath, oid, item.st, linker, oid in present)
 
-    parallel_map(store_one, work, jobs, progress, "storing")
-    return len({oid for _, oid in work} - present)
+    replaced = parallel_map(store_one, work, jobs, progress, "storing")
+    return len({oid for _, oid in work} - present), any(replaced) or kind == "symlink"
 
 
 def _ignore_in_git(path: Path) -> None:

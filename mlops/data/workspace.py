@@ -109,8 +109,12 @@ def scan_folder(folder: Path) -> list[ScannedFile]:
 
 
 def fingerprint(files: list[ScannedFile]) -> str:
-    """A digest of every file's path, inode, mtime and size: equal means nothing changed."""
-    parts = sorted(f"{f.relpath}\0{f.st.st_ino}\0{f.st.st_mtime_ns}\0{f.st.st_size}" for f in files)
+    """A digest of every file's path, inode, mtime and size: equal means nothing changed.
+
+    Taken in scan order, which is stable while a folder's entries are: a reordered
+    scan only costs one slow status, never a wrong answer.
+    """
+    parts = [f"{f.relpath}\0{f.st.st_ino}\0{f.st.st_mtime_ns}\0{f.st.st_size}" for f in files]
     return hash_bytes("\n".join(parts).encode())
 
 

@@ -118,12 +118,13 @@ class Cache:
 
     def add_file(
         self, src: str, oid: str, st: os.stat_result, linker: Linker, present: bool
-    ) -> None:
+    ) -> bool:
         """Store the workspace file ``src`` (hash ``oid``, stat ``st``) and link it back.
 
         ``linker`` must have settled its link type (``Linker.probe``). With a
         shared link type the workspace file ends up sharing the cache's bytes,
-        read-only; with copy or reflink it is left as it is.
+        read-only; with copy or reflink it is left as it is. Returns whether the
+        workspace file was replaced (by a link to an object already stored).
         """
         kind = linker.chosen
         target = self.path(oid)
@@ -133,6 +134,8 @@ class Cache:
                 present = self._store(src, oid, st, linker)
             if present and kind in SHARED and not _is_link_to(src, target, kind):
                 self.place(oid, src, linker, bool(st.st_mode & stat.S_IXUSR))
+                return True
+            return False
         except PermissionError as exc:
             raise CacheError(
                 f"cannot write to the cache folder {self.root}: {exc.strerror}"

@@ -84,8 +84,7 @@ def test_add_file_writes_pointer_ignore_and_read_only_object(repo: Path) -> None
     assert result.exit_code == 0, result.stderr
     record = pointer(repo, "raw.bin")
     oid = blake3(content).hexdigest()
-    assert record == {"path": "raw.bin", "algo": "blake3", "hash": oid, "size": 100_000,
-                      "files": 1}
+    assert record == {"path": "raw.bin", "algo": "blake3", "hash": oid, "size": 100_000, "files": 1}
     obj = cache_path(repo, oid)
     assert obj.read_bytes() == content
     assert not obj.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
@@ -521,3 +520,15 @@ def test_not_a_git_repo_for_add(tmp_path: Path) -> None:
     result = run_cli(tmp_path / "x", "status")
     assert result.exit_code == 1 and "not a Git repository" in result.stderr
     assert other.exists()
+
+
+def test_status_notices_a_wiped_cache_after_a_quick_clean_status(repo: Path) -> None:
+    import shutil
+
+    make_folder(repo)
+    assert run_cli(repo, "add", "data").exit_code == 0
+    assert run_cli(repo, "status", "--exit-code").exit_code == 0
+    shutil.rmtree(repo / ".mlops" / "cache")
+    result = run_cli(repo, "status", "--json", "--exit-code")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["data"][0]["cache"] == "missing"

@@ -126,7 +126,7 @@ def snapshot(
     manifest = build_manifest(entries)
     cache = store.cache
     oid = cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
-    if not replaced:  # the stats just scanned still describe the folder: the next status is quick
+    if not replaced and cache.generation():  # the scanned stats still hold: next status is quick
         record = FolderRecord(fingerprint(files), oid, cache.generation())
         store.state.put_folder(store.repo.relpath(path), record)
     return Pointer(path.name, oid, manifest.size, len(entries)), stored

@@ -100,7 +100,7 @@ def _status_of(
     have = {e.path: e for e in hash_files(store, files, jobs, progress)}
     added, modified, deleted = _compare(manifest.by_path(), have)
     workspace = "modified" if added or modified or deleted else "unchanged"
-    if workspace == "unchanged" and not missing:
+    if workspace == "unchanged" and not missing and generation:
         store.state.put_folder(rel, FolderRecord(stats, oid, generation))
     return DataStatus(rel, pointer_rel, workspace, cache_state, added, modified, deleted, missing)
 

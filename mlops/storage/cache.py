@@ -81,6 +81,8 @@ class Cache:
                 f"cannot write to the cache folder {self.root}: {exc.strerror}"
             ) from exc
         self._made.add(prefix)
+        if not self.generation():
+            self.bump_generation()
 
     def _publish(self, tmp: str, oid: str) -> None:
         """Make a fully written temporary the object ``oid``."""
@@ -187,16 +189,21 @@ class Cache:
             raise
         return kind
 
-    def generation(self) -> int:
-        """A counter bumped whenever objects are deleted, so "all present" can be trusted."""
+    def generation(self) -> str:
+        """A token replaced whenever objects are deleted, so "all were present" can be trusted.
+
+        Empty when unknown (say, the cache folder was wiped): nothing matches it then.
+        """
         try:
-            return int((self.root / _GENERATION).read_text())
-        except (FileNotFoundError, ValueError):
-            return 0
+            return (self.root / _GENERATION).read_text().strip()
+        except FileNotFoundError:
+            return ""
 
     def bump_generation(self) -> None:
-        """Record that objects may have been removed (``gc``, ``fsck``)."""
-        atomic_write_text(self.root / _GENERATION, str(self.generation() + 1))
+        """Record that objects may have been removed (``gc``, ``fsck``, a new cache)."""
+        import uuid
+
+        atomic_write_text(self.root / _GENERATION, uuid.uuid4().hex)
 
     def verify(self, oid: str) -> bool:
         """Whether the object's bytes still hash to its id (trusting an unchanged stat)."""

@@ -22,7 +22,7 @@ _SCHEMA = (
     " hash TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS folders ("
     " path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, oid TEXT NOT NULL,"
-    " generation INTEGER NOT NULL);"
+    " generation TEXT NOT NULL);"
 )
 
 
@@ -31,7 +31,7 @@ class FolderRecord(NamedTuple):
 
     fingerprint: str
     oid: str
-    generation: int  # the cache generation when every object was last seen present
+    generation: str  # the cache generation when every object was last seen present
 
 
 class StateCache:

@@ -11,11 +11,12 @@ from checks_fixtures import data_project, train_frame, write
 
 from mlops.checks import CheckResult, load_suites, run_suites
 from mlops.checks.files import DataStore, plan_reads
+from mlops.errors import CheckError
 
 
 def run(root: Path, expect: str, data: str = "data/train.csv") -> list[CheckResult]:
     """Run a one-suite project whose expect: list is ``expect`` (YAML lines)."""
-    body = "".join(f"      {line}\n" for line in expect.strip().splitlines())
+    body = "".join(f"      {line.strip()}\n" for line in expect.strip().splitlines())
     write(root, "mlops.yaml", f"checks:\n  s:\n    data: {data}\n    expect:\n{body}")
     return list(run_suites(load_suites(root / "mlops.yaml").values(), root).results)
 
@@ -309,3 +310,39 @@ def test_report_is_json_able(project: Path) -> None:
     results = run(project, "- between: {age: [0, 120]}\n- class_balance: {label: [0, 1]}")
     text = json.dumps([r.to_dict() for r in results])
     assert json.loads(text)[0]["examples"] == [{"row": 3, "value": 150}]
+
+
+TRICKY_CSV = (
+    "i,f,s,b,d,e,n,ts\n"
+    "1,1.5,a,True,2024-01-01,,NA,2024-01-01 10:00:00\n"
+    ",2.5,,False,2024-01-02,,None,2024-01-02 11:00:00\n"
+    "3,,<NA>,True,2024-01-03,,x,\n"
+)
+
+
+def test_csv_read_matches_pandas(tmp_path: Path) -> None:
+    """Our pyarrow read (prefetched or not) gives the frame pandas' own read gives."""
+    import pandas as pd
+    from pandas.testing import assert_frame_equal
+
+    path = tmp_path / "t.csv"
+    path.write_text(TRICKY_CSV)
+    expected = pd.read_csv(path, engine="pyarrow")
+    direct = DataStore(tmp_path, {path: None}).table("t.csv", "data")
+    assert_frame_equal(direct.frame, expected)
+    store = DataStore(tmp_path, {path: frozenset({"s", "i"})})
+    store.prefetch()
+    assert_frame_equal(store.table("t.csv", "data").frame, expected[["i", "s"]])
+    assert store.table("t.csv", "data").columns == ("i", "f", "s", "b", "d", "e", "n", "ts")
+
+
+def test_csv_pyarrow_cannot_parse_falls_back_to_pandas(tmp_path: Path) -> None:
+    (tmp_path / "dup.csv").write_text("a,a,b\n1,2,3\n")  # pandas renames the second a
+    frame = DataStore(tmp_path).table("dup.csv", "data").frame
+    assert list(frame.columns) == ["a", "a.1", "b"]
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3,4,5,6\n")
+    store = DataStore(tmp_path, {tmp_path / "ragged.csv": None})
+    store.prefetch()
+    with pytest.raises(CheckError) as info:
+        store.table("ragged.csv", "data")
+    assert str(info.value).startswith("cannot read ragged.csv: ParserError: Error tokenizing data")

@@ -20,7 +20,7 @@ from mlops.checks.report import (
     describe,
     to_junit,
 )
-from mlops.checks.runner import run_checks, run_suite, run_suites, select_suites
+from mlops.checks.runner import check_frame, run_checks, run_suite, run_suites, select_suites
 from mlops.checks.spec import (
     CHECK_TYPES,
     Check,
@@ -43,6 +43,7 @@ __all__ = [
     "Condition",
     "Suite",
     "SuiteResult",
+    "check_frame",
     "describe",
     "load_suites",
     "parse_condition",

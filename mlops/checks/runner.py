@@ -19,6 +19,7 @@ from mlops.checks.spec import (
     stage_suite_names,
     validate_suite_refs,
 )
+from mlops.errors import CheckError
 
 # Checks that read the suite's data: file (the others name their own files, or none).
 _WITHOUT_DATA = frozenset({"command", "metric", "predicts"})
@@ -30,6 +31,7 @@ def run_suites(suites: Iterable[Suite], root: Path) -> ChecksReport:
     started = time.perf_counter()
     suites = list(suites)
     store = DataStore(root, plan_reads(suites, root))
+    store.prefetch()
     results = tuple(run_suite(suite, root, store) for suite in suites)
     return ChecksReport(results, time.perf_counter() - started)
 
@@ -37,7 +39,9 @@ def run_suites(suites: Iterable[Suite], root: Path) -> ChecksReport:
 def run_suite(suite: Suite, root: Path, store: DataStore | None = None) -> SuiteResult:
     """Run one suite; a problem with a file or a column becomes a result with status error."""
     started = time.perf_counter()
-    store = store or DataStore(root, plan_reads([suite], root))
+    if store is None:
+        store = DataStore(root, plan_reads([suite], root))
+        store.prefetch()
     ctx = Context(suite, root, store)
     results: list[CheckResult] = []
     data = None
@@ -60,6 +64,16 @@ def run_suite(suite: Suite, root: Path, store: DataStore | None = None) -> Suite
             continue  # so does the model error
         results.extend(_run_check(check, data, ctx))
     return SuiteResult(suite.name, tuple(results), time.perf_counter() - started)
+
+
+def check_frame(suite: Suite, frame: Any, root: Path) -> SuiteResult:
+    """Run ``suite`` with the DataFrame ``frame`` standing in for its ``data:`` file
+    (an in-memory batch); other files (reference, model) are read from ``root``."""
+    if suite.data is None:
+        raise CheckError(f"{suite.where}: suite {suite.name!r} has no data: file for a frame")
+    store = DataStore(root, plan_reads([suite], root))
+    store.put(suite.data, frame)
+    return run_suite(suite, root, store)
 
 
 def _suite_error(suite: Suite, key: str, exc: CheckProblem) -> CheckResult:

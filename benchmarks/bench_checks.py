@@ -1,0 +1,202 @@
+"""Benchmark of ``mlops check`` against pandas reading the file and pandera validating it.
+
+usage: python benchmarks/bench_checks.py [--rows N] [--repeat N] [--keep DIR]
+
+Writes a CSV of 1,000,000 rows x 21 columns in a temporary Git repository whose
+mlops.yaml has one suite of 10 column checks, then in one run times (best of
+``--repeat``):
+
+- pandas reading the whole file, in this process (both parsers; the faster counts);
+- ``mlops check`` of the suite as a subprocess, end to end (start-up, read, check, table);
+- our checking alone, on the frame already in memory (``mlops.checks.check_frame``);
+- pandera validating the same 10 checks on the same frame.
+
+and prints the ratios ``mlops check / pandas read`` (target <= 1.5) and
+``our checking / pandera`` (target <= 0.5). A regular expression over 1M strings is
+timed apart: it costs the same in both (both run the same regex engine) and would
+hide the rest. Needs pandera (``pip install -e .[bench]``). Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workload import mlops_cmd, new_git_repo
+
+CITIES = ["paris", "lyon", "nice", "lille"]
+EMAIL = r"user[0-9]+@example\.com"
+SUITE = """\
+checks:
+  bench:
+    data: data/big.csv
+    expect:
+      - not_null: [id, age, income]
+      - unique: [id]
+      - between: {age: [0, 120], income: [0, 200000], f0: [-10, 10]}
+      - allowed: {label: [0, 1], city: [paris, lyon, nice, lille]}
+      - class_balance: {label: {min: 0.4, max: 0.6}}
+  bench_strings:
+    data: data/big.csv
+    expect:
+      - regex: {email: 'user[0-9]+@example\\.com'}
+      - unique: [email]
+"""
+
+
+def make_csv(path: Path, rows: int) -> None:
+    """id, age, income, label, city, email and 15 float features: 21 columns, clean data."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    columns: dict[str, Any] = {
+        "id": np.arange(rows),
+        "age": rng.integers(18, 90, rows),
+        "income": rng.normal(50_000, 10_000, rows).round(2).clip(0, None),
+        "label": rng.integers(0, 2, rows),
+        "city": rng.choice(CITIES, rows),
+        "email": np.char.add(np.char.add("user", np.arange(rows).astype(str)), "@example.com"),
+    }
+    for i in range(15):
+        columns[f"f{i}"] = rng.normal(size=rows).round(5)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(columns).to_csv(path, index=False)
+
+
+def pandera_schemas() -> tuple[Any, Any]:
+    """The same checks as the suites ``bench`` (10 checks) and ``bench_strings`` (2)."""
+    import pandera.pandas as pa
+
+    def balanced(series: Any) -> bool:
+        return bool(series.value_counts(normalize=True).between(0.4, 0.6).all())
+
+    bench = pa.DataFrameSchema(
+        {
+            "id": pa.Column(nullable=False, unique=True),
+            "age": pa.Column(nullable=False, checks=pa.Check.in_range(0, 120)),
+            "income": pa.Column(nullable=False, checks=pa.Check.in_range(0, 200_000)),
+            "f0": pa.Column(nullable=True, checks=pa.Check.in_range(-10, 10)),
+            "label": pa.Column(nullable=True, checks=[pa.Check.isin([0, 1]), pa.Check(balanced)]),
+            "city": pa.Column(nullable=True, checks=pa.Check.isin(CITIES)),
+        }
+    )
+    strings = pa.DataFrameSchema(
+        {"email": pa.Column(nullable=True, unique=True, checks=pa.Check.str_matches(EMAIL + "$"))}
+    )
+    return bench, strings
+
+
+def best(func: Callable[[], Any], repeat: int) -> float:
+    """The fastest of ``repeat`` runs, after one warm-up run (imports, caches)."""
+    func()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    args = parser.parse_args()
+
+    import pandas as pd
+
+    from mlops.checks import check_frame, load_suites
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-checks-"))
+    try:
+        repo = work / "repo"
+        if not (repo / "data/big.csv").exists():
+            new_git_repo(repo)
+            make_csv(repo / "data/big.csv", args.rows)
+        (repo / "mlops.yaml").write_text(SUITE)
+        csv = repo / "data/big.csv"
+        size = csv.stat().st_size / 2**20
+        print(f"data: {args.rows:,} rows x 21 columns, {size:.0f} MiB CSV; best of {args.repeat}")
+
+        def command(cmd: list[str]) -> Callable[[], None]:
+            def run() -> None:
+                proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
+
+            return run
+
+        times = {
+            "pandas read_csv, C parser": best(lambda: pd.read_csv(csv), args.repeat),
+            "pandas read_csv, pyarrow parser": best(
+                lambda: pd.read_csv(csv, engine="pyarrow"), args.repeat
+            ),
+            "python -c 'import pandas; read_csv' (process)": best(
+                command([sys.executable, "-c", f"import pandas; pandas.read_csv({str(csv)!r})"]),
+                args.repeat,
+            ),
+            "mlops check, 10 column checks (process)": best(
+                command([*mlops_cmd(), "check", "bench"]), args.repeat
+            ),
+        }
+        frame = pd.read_csv(csv, engine="pyarrow")
+        suites = load_suites(repo / "mlops.yaml")
+        for name, count in (("bench", 10), ("bench_strings", 2)):
+            result = check_frame(suites[name], frame, repo)
+            assert result.passed and len(result.results) == count, result
+        bench, strings = pandera_schemas()
+        times["our checking, 10 checks, frame in memory"] = best(
+            lambda: check_frame(suites["bench"], frame, repo), args.repeat
+        )
+        times["pandera validation, same 10 checks"] = best(
+            lambda: bench.validate(frame), args.repeat
+        )
+        times["ours: regex + unique on 1M strings"] = best(
+            lambda: check_frame(suites["bench_strings"], frame, repo), args.repeat
+        )
+        times["pandera: regex + unique on 1M strings"] = best(
+            lambda: strings.validate(frame), args.repeat
+        )
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    for step, seconds in times.items():
+        print(f"{step:<48} {seconds:>7.3f} s")
+    read = min(times["pandas read_csv, C parser"], times["pandas read_csv, pyarrow parser"])
+    check = times["mlops check, 10 column checks (process)"]
+    ratios = [
+        ("mlops check / pandas read (faster parser, in process)", check / read, "<= 1.5"),
+        (
+            "mlops check / pandas read in a fresh process",
+            check / times["python -c 'import pandas; read_csv' (process)"],
+            "",
+        ),
+        (
+            "our checking / pandera validation",
+            times["our checking, 10 checks, frame in memory"]
+            / times["pandera validation, same 10 checks"],
+            "<= 0.5",
+        ),
+        (
+            "strings apart: ours / pandera",
+            times["ours: regex + unique on 1M strings"]
+            / times["pandera: regex + unique on 1M strings"],
+            "",
+        ),
+    ]
+    for name, ratio, target in ratios:
+        print(f"{name:<56} {ratio:>6.2f} {('target ' + target) if target else ''}")
+
+
+if __name__ == "__main__":
+    main()

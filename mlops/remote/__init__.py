@@ -1,0 +1,1 @@
+"""Remotes: configuration, fsspec back ends, packs, and push / fetch / pull."""

@@ -1,0 +1,337 @@
+"""Where a remote's objects live: a local folder (plain os calls) or any fsspec filesystem.
+
+Both back ends offer the same few key-addressed operations; keys are paths
+relative to the remote's root (``ab/cdef...`` for objects, ``packs/...``).
+
+Atomicity: nothing partial is ever visible under an object's key. A local folder
+(and any fsspec filesystem that is not an object store) receives each upload
+under a dot-name in the same folder, then a rename. On object stores (S3, GCS,
+Azure) a PUT, and a multipart upload, become visible only once complete, so they
+are written in place: a copy from a temporary key would double every transfer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlops.errors import RemoteError
+from mlops.remote.config import RemoteSpec, mask_url, scrub
+
+T = TypeVar("T")
+
+# Which extra installs the fsspec back end for a URL scheme.
+EXTRAS = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gs",
+    "gcs": "gs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+    "adl": "azure",
+    "ssh": "ssh",
+    "sftp": "ssh",
+}
+# Object stores: an upload is atomic, and a missing container is a bucket.
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"})
+# Options mlops reads itself rather than passing to fsspec.
+MLOPS_OPTIONS = frozenset({"pack", "connect_timeout", "read_timeout", "retries"})
+# Exception class names (anywhere in the MRO) that mean the network failed.
+_NETWORK_ERRORS = frozenset(
+    {
+        "ConnectionError",
+        "TimeoutError",
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "HTTPClientError",
+        "ClientConnectorError",
+        "ClientOSError",
+        "ServerDisconnectedError",
+        "ClientPayloadError",
+        "FSTimeoutError",
+        "IncompleteRead",
+        "ResponseStreamingError",
+    }
+)
+_CREDENTIAL_ERRORS = frozenset({"NoCredentialsError", "PartialCredentialsError"})
+
+
+class Backend:
+    """Key-addressed storage of one remote; subclasses implement the primitives."""
+
+    # Object names one listing request returns: decides listing against asking per object.
+    page_size = 1000
+
+    def __init__(self, spec: RemoteSpec, display: str) -> None:
+        self.spec = spec
+        self.display = display  # what error messages call the remote's location
+
+    def where(self) -> str:
+        return f"remote {self.spec.name!r} ({mask_url(self.spec.url)})"
+
+    def error(self, exc: BaseException, action: str) -> RemoteError:
+        """A one-line error for a failed operation, scrubbed of every secret."""
+        if isinstance(exc, RemoteError):
+            return exc
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, PermissionError) or names & _CREDENTIAL_ERRORS:
+            reason = f"access denied while {action} ({detail}); check the remote's credentials"
+        elif names & _NETWORK_ERRORS:
+            reason = f"cannot connect to {self.display} while {action} ({type(exc).__name__})"
+        elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            reason = f"no space left on the remote while {action}"
+        else:
+            reason = f"{action} failed: {type(exc).__name__}: {detail}"
+        return RemoteError(scrub(f"{self.where()}: {reason}", self.spec.secrets))
+
+    def call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args)``, with every failure but a missing key turned into a RemoteError."""
+        try:
+            return fn(*args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise self.error(exc, action) from None
+
+    # Primitives -------------------------------------------------------------
+
+    def open(self, create: bool) -> list[str]:
+        """Check the remote is usable (creating a missing folder if ``create``); list packs/."""
+        raise NotImplementedError
+
+    def list_names(self, folder: str) -> list[str]:
+        """Names in a folder (``ab``, ``packs``); empty when it does not exist."""
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def read(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        """Bytes of ``key`` (``[start, end)`` when given); FileNotFoundError when missing."""
+        raise NotImplementedError
+
+    def download(self, key: str, dst: str) -> None:
+        """Copy ``key`` to the local file ``dst``; FileNotFoundError when missing."""
+        raise NotImplementedError
+
+    def write(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key`` atomically."""
+        raise NotImplementedError
+
+    def upload(self, src: str, key: str) -> None:
+        """Store the local file ``src`` at ``key`` atomically."""
+        raise NotImplementedError
+
+
+class LocalBackend(Backend):
+    """A folder on a local or mounted filesystem, through plain os calls."""
+
+    # Listing a folder costs about as much per 50 names as one stat call.
+    page_size = 50
+
+    def __init__(self, spec: RemoteSpec, root: Path) -> None:
+        super().__init__(spec, str(root))
+        self.root = root
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, key)
+
+    def open(self, create: bool) -> list[str]:
+        if not self.root.is_dir():
+            if not create:
+                raise RemoteError(f"{self.where()}: the folder {self.root} does not exist")
+            self.call("creating the remote folder", self.root.mkdir, parents=True, exist_ok=True)
+        return self.list_names("packs")
+
+    def list_names(self, folder: str) -> list[str]:
+        try:
+            return [n for n in os.listdir(self._path(folder)) if not n.startswith(".")]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self._path(key))
+
+    def read(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        with open(self._path(key), "rb") as handle:
+            if start is None:
+                return handle.read()
+            handle.seek(start)
+            return handle.read((end if end is not None else 1 << 62) - start)
+
+    def download(self, key: str, dst: str) -> None:
+        shutil.copyfile(self._path(key), dst)
+
+    def write(self, key: str, data: bytes) -> None:
+        def put(tmp: str) -> None:
+            with open(tmp, "xb") as handle:
+                handle.write(data)
+
+        self._publish(key, put)
+
+    def upload(self, src: str, key: str) -> None:
+        self._publish(key, partial(_copy, src))
+
+    def _publish(self, key: str, fill: Callable[[str], None]) -> None:
+        target = self._path(key)
+        folder, name = os.path.split(target)
+        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+        try:
+            try:
+                fill(tmp)
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+                fill(tmp)
+            os.chmod(tmp, 0o444)  # objects are immutable; read-only guards against edits
+            os.replace(tmp, target)
+        except BaseException as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            if isinstance(exc, Exception):
+                raise self.error(exc, f"writing {key}") from None
+            raise
+
+
+class FsspecBackend(Backend):
+    """Any fsspec filesystem (S3, GCS, Azure, SSH, ...)."""
+
+    def __init__(self, spec: RemoteSpec, root: str, protocol: str) -> None:
+        endpoint = spec.options.get("endpoint_url")
+        super().__init__(spec, str(endpoint) if endpoint else mask_url(spec.url))
+        self.fs: Any = None  # set by open_backend, whose errors this object words
+        self.root = root.rstrip("/")
+        self.atomic = protocol in OBJECT_STORES
+        self.page_size = 1000 if self.atomic else 50
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def open(self, create: bool) -> list[str]:
+        try:
+            names = self.call("listing packs", self.fs.ls, self._path("packs"), detail=False)
+            return [os.path.basename(n.rstrip("/")) for n in names]
+        except FileNotFoundError:
+            pass
+        if self.atomic:
+            bucket = self.root.split("/", 1)[0]
+            if not self.call("checking the bucket", self.fs.exists, bucket):
+                raise RemoteError(f"{self.where()}: the bucket {bucket!r} does not exist") from None
+        elif not self.call("checking the folder", self.fs.exists, self.root):
+            if not create:
+                raise RemoteError(f"{self.where()}: the folder {self.root} does not exist")
+            self.call("creating the remote folder", self.fs.makedirs, self.root, exist_ok=True)
+        return []
+
+    def list_names(self, folder: str) -> list[str]:
+        try:
+            names = self.call("listing objects", self.fs.ls, self._path(folder), detail=False)
+        except FileNotFoundError:
+            return []
+        found = (os.path.basename(n.rstrip("/")) for n in names)
+        return [n for n in found if not n.startswith(".")]
+
+    def exists(self, key: str) -> bool:
+        return bool(self.call("checking objects", self.fs.exists, self._path(key)))
+
+    def read(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        data = self.call(f"reading {key}", self.fs.cat_file, self._path(key), start=start, end=end)
+        return bytes(data)
+
+    def download(self, key: str, dst: str) -> None:
+        self.call(f"downloading {key}", self.fs.get_file, self._path(key), dst)
+
+    def write(self, key: str, data: bytes) -> None:
+        with self._target(key) as path:
+            self._no_missing(f"writing {key}", self.fs.pipe_file, path, data)
+
+    def upload(self, src: str, key: str) -> None:
+        with self._target(key) as path:
+            self._no_missing(f"uploading {key}", self.fs.put_file, src, path)
+
+    def _no_missing(self, action: str, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            self.call(action, fn, *args)
+        except FileNotFoundError as exc:  # the bucket or folder went away
+            raise self.error(exc, action) from None
+
+    @contextlib.contextmanager
+    def _target(self, key: str) -> Iterator[str]:
+        """The path to write ``key`` to: in place on object stores, else a temporary + move."""
+        path = self._path(key)
+        if self.atomic:
+            yield path
+            return
+        folder, name = path.rsplit("/", 1)
+        tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+        self.call("creating a folder", self.fs.makedirs, folder, exist_ok=True)
+        try:
+            yield tmp
+            self.call(f"moving {key} into place", self.fs.mv, tmp, path)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm_file(tmp)
+            raise
+
+
+def _copy(src: str, dst: str) -> None:
+    shutil.copyfile(src, dst)  # in-kernel copy (sendfile) on Linux
+
+
+def open_backend(spec: RemoteSpec, repo_root: Path) -> Backend:
+    """The back end for a remote's URL; a missing fsspec package names the extra to install."""
+    from fsspec.core import split_protocol
+
+    protocol, path = split_protocol(spec.url)
+    if protocol in (None, "file", "local"):
+        return LocalBackend(spec, (repo_root / path).resolve())
+    import fsspec
+
+    try:
+        fs_class = fsspec.get_filesystem_class(protocol)
+    except ImportError:
+        extra = EXTRAS.get(protocol)
+        hint = f"pip install 'mlops[{extra}]'" if extra else "install its fsspec package"
+        raise RemoteError(
+            f"remote {spec.name!r}: the {protocol}:// back end is not installed; {hint}"
+        ) from None
+    except ValueError:
+        raise RemoteError(
+            f"remote {spec.name!r}: unknown URL scheme {protocol!r} in {mask_url(spec.url)}"
+        ) from None
+    backend = FsspecBackend(spec, fs_class._strip_protocol(spec.url), protocol)
+    backend.fs = backend.call("connecting", fs_class, **_fs_options(spec, protocol))
+    return backend
+
+
+def _fs_options(spec: RemoteSpec, protocol: str) -> dict[str, Any]:
+    """fsspec keyword arguments: the remote's options, with short timeouts for S3."""
+    options = {k: v for k, v in spec.options.items() if k not in MLOPS_OPTIONS}
+    options["skip_instance_cache"] = True
+    if protocol not in ("s3", "s3a"):
+        return options
+    for alias, name in (("access_key_id", "key"), ("secret_access_key", "secret"),
+                        ("session_token", "token")):  # fmt: skip
+        if alias in options:
+            options[name] = options.pop(alias)
+    if "region" in options:
+        options.setdefault("client_kwargs", {})["region_name"] = options.pop("region")
+    options.setdefault("use_listings_cache", False)
+    # An unreachable endpoint must fail in seconds: short connect timeout, few attempts.
+    config = {
+        "connect_timeout": spec.options.get("connect_timeout", 5),
+        "read_timeout": spec.options.get("read_timeout", 60),
+        "retries": {"max_attempts": int(spec.options.get("retries", 2)), "mode": "standard"},
+    }
+    options["config_kwargs"] = {**config, **(options.get("config_kwargs") or {})}
+    return options

@@ -1,0 +1,525 @@
+"""``push`` / ``fetch`` / ``pull``: move only the objects the other side lacks.
+
+Which objects: push sends what ``used_objects`` says the workspace and HEAD (or
+the given commits) need; fetch brings what the same roots need, manifests first
+so that the files they list are known. With PATHs, only those tracked paths.
+
+How: small objects travel in packs (see ``packs.py``), others one by one, on a
+thread pool. Every object that arrives in the cache is hashed first; a mismatch
+is dropped and reported. A manifest that would place files outside its folder
+is dropped too. Whatever fails, the rest is still moved, so a rerun moves only
+what is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from mlops.data.checkout import CheckoutResult, checkout_targets
+from mlops.data.gc import used_objects
+from mlops.data.workspace import Store, Target, find_targets, load_manifest, open_store
+from mlops.errors import CacheError, MlopsError, RemoteError
+from mlops.fsutil import make_read_only
+from mlops.gitutil import has_commits, resolve_revision
+from mlops.parallel import Progress
+from mlops.remote.backend import Backend, open_backend
+from mlops.remote.config import get_remote
+from mlops.remote.packs import (
+    MIN_OBJECTS,
+    SMALL_OBJECT,
+    Located,
+    RangeRead,
+    build_index,
+    group_into_packs,
+    index_key,
+    pack_key,
+    parse_index,
+    plan_reads,
+)
+from mlops.repo import Repo, repo_lock
+from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, hash_file
+from mlops.storage.manifest import parse_manifest
+
+R = TypeVar("R")
+# Asking about this many objects one by one is always cheap enough.
+_ASK_EACH = 16
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """What a push or fetch moved."""
+
+    remote: str
+    action: str  # "push" or "fetch"
+    objects: int  # objects moved
+    bytes: int
+    present: int  # needed objects the destination already had
+    packs: int  # packs written (push) or read from (fetch)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "remote": self.remote,
+            "action": self.action,
+            "objects": self.objects,
+            "bytes": self.bytes,
+            "present": self.present,
+            "packs": self.packs,
+        }
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """A fetch followed by a checkout."""
+
+    fetch: TransferResult
+    checkout: list[CheckoutResult]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "fetch": self.fetch.to_dict(),
+            "checkout": [r.to_dict() for r in self.checkout],
+        }
+
+
+@dataclass
+class _Tally:
+    """Counters that worker tasks return and the main thread adds up."""
+
+    objects: int = 0
+    bytes: int = 0
+    corrupt: list[str] = field(default_factory=list)  # content does not match the id
+    missing: list[str] = field(default_factory=list)  # not found where it should be
+    unsafe: list[str] = field(default_factory=list)  # manifest problems, as messages
+
+    def add(self, other: _Tally) -> None:
+        self.objects += other.objects
+        self.bytes += other.bytes
+        self.corrupt += other.corrupt
+        self.missing += other.missing
+        self.unsafe += other.unsafe
+
+
+def default_transfer_jobs() -> int:
+    """Threads for network transfers: they mostly wait, so more than for disk work."""
+    return min(32, (os.cpu_count() or 1) * 4)
+
+
+def push(
+    repo: Repo,
+    paths: list[str] | None = None,
+    remote: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    revisions: list[str] | None = None,
+) -> TransferResult:
+    """Send the objects the workspace and HEAD (or ``revisions``) need that the remote lacks."""
+    backend = open_backend(get_remote(repo, remote), repo.root)
+    store = open_store(repo)
+    jobs = jobs or default_transfer_jobs()
+    with repo_lock(repo, wait=30, purpose="push"):
+        try:
+            return _push(store, backend, paths, revisions, jobs, progress)
+        finally:
+            store.state.flush()
+
+
+def fetch(
+    repo: Repo,
+    paths: list[str] | None = None,
+    remote: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Bring into the cache the objects the workspace pointers and HEAD need."""
+    backend = open_backend(get_remote(repo, remote), repo.root)
+    store = open_store(repo)
+    with repo_lock(repo, wait=30, purpose="fetch"):
+        try:
+            return _fetch(store, backend, paths, jobs or default_transfer_jobs(), progress)
+        finally:
+            store.state.flush()
+
+
+def pull(
+    repo: Repo,
+    paths: list[str] | None = None,
+    remote: str | None = None,
+    jobs: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> PullResult:
+    """``fetch``, then ``checkout`` of the same paths."""
+    backend = open_backend(get_remote(repo, remote), repo.root)
+    store = open_store(repo)
+    with repo_lock(repo, wait=30, purpose="pull"):
+        try:
+            fetched = _fetch(store, backend, paths, jobs or default_transfer_jobs(), progress)
+            targets = find_targets(repo, paths)
+            return PullResult(fetched, checkout_targets(store, targets, force, jobs, progress))
+        finally:
+            store.state.flush()
+
+
+# Which objects ---------------------------------------------------------------
+
+
+def _needed(store: Store, paths: list[str] | None, revisions: list[str] | None) -> set[str]:
+    """Objects to move: ``paths``' targets, or everything the workspace and commits need."""
+    repo = store.repo
+    if paths:
+        return _target_objects(store, find_targets(repo, paths))
+    if revisions is not None:
+        commits = [resolve_revision(repo.root, rev) for rev in revisions]
+    else:
+        commits = [resolve_revision(repo.root, "HEAD")] if has_commits(repo.root) else []
+    return used_objects(store, commits)
+
+
+def _target_objects(store: Store, targets: list[Target]) -> set[str]:
+    """The targets' objects, folders expanded when their manifest is in the cache."""
+    found = set()
+    for target in targets:
+        oid = target.pointer.oid
+        found.add(oid)
+        if oid.endswith(DIR_SUFFIX) and store.cache.exists(oid):
+            where = target.relpath(store.repo)
+            found.update(e.oid for e in load_manifest(store.cache, oid, where).entries)
+    return found
+
+
+def _describe(store: Store, oid: str) -> str:
+    """A tracked path that needs ``oid`` (for messages), or the bare id."""
+    for target in find_targets(store.repo):
+        where = target.relpath(store.repo)
+        if target.pointer.oid == oid:
+            return f"{oid} ({where})"
+        if target.pointer.is_dir and store.cache.exists(target.pointer.oid):
+            for entry in load_manifest(store.cache, target.pointer.oid, where).entries:
+                if entry.oid == oid:
+                    return f"{oid} ({where}/{entry.path})"
+    return oid
+
+
+# What the remote has -------------------------------------------------------------
+
+
+def load_pack_index(
+    store: Store, backend: Backend, names: list[str], jobs: int
+) -> dict[str, Located]:
+    """Where every packed object is, from the remote's pack indexes (cached locally by id)."""
+    cache = store.cache
+    ids = sorted({n[: -len(".idx")] for n in names if n.endswith(".idx")})
+
+    def load(pack_id: str) -> dict[str, Located]:
+        if cache.exists(pack_id):
+            return parse_index(cache.read_bytes(pack_id), pack_id)
+        try:
+            data = backend.read(index_key(pack_id))
+        except FileNotFoundError:
+            return {}  # removed since the listing
+        if hash_bytes(data) != pack_id:
+            raise RemoteError(
+                f"{backend.where()}: pack index {index_key(pack_id)} does not match its id; "
+                "remove it (and its .pack) from the remote, then push again"
+            )
+        located = parse_index(data, pack_id)
+        cache.add_bytes(data)
+        return located
+
+    index: dict[str, Located] = {}
+    for part in _run_parallel([partial(load, p) for p in ids], jobs):
+        for oid, where in part.items():
+            index.setdefault(oid, where)
+    return index
+
+
+def remote_has(backend: Backend, oids: list[str], jobs: int) -> set[str]:
+    """Which loose ``oids`` the remote holds, asking per object or listing folders.
+
+    Asking costs one request per object; listing costs one per folder and page.
+    One folder is listed first to learn how full folders are; then the cheaper
+    way is taken for the rest.
+    """
+    if len(oids) <= _ASK_EACH:
+        return _ask_each(backend, oids, jobs)
+    by_prefix: dict[str, list[str]] = {}
+    for oid in oids:
+        by_prefix.setdefault(oid[:2], []).append(oid)
+    sample = max(by_prefix, key=lambda p: len(by_prefix[p]))
+    sample_names = backend.list_names(sample)
+    found = {sample + name for name in sample_names} & set(by_prefix.pop(sample))
+    pages = max(1, math.ceil(len(sample_names) / backend.page_size))
+    rest = [oid for group in by_prefix.values() for oid in group]
+    if len(rest) <= len(by_prefix) * pages:
+        return found | _ask_each(backend, rest, jobs)
+    prefixes = sorted(by_prefix)
+    listed = _run_parallel([partial(backend.list_names, p) for p in prefixes], jobs)
+    for prefix, names in zip(prefixes, listed, strict=True):
+        found.update(set(by_prefix[prefix]) & {prefix + name for name in names})
+    return found
+
+
+def _ask_each(backend: Backend, oids: list[str], jobs: int) -> set[str]:
+    flags = _run_parallel([partial(backend.exists, _key(oid)) for oid in oids], jobs)
+    return {oid for oid, flag in zip(oids, flags, strict=True) if flag}
+
+
+def _key(oid: str) -> str:
+    """The remote key of a loose object: the same fan-out as the local cache."""
+    return f"{oid[:2]}/{oid[2:]}"
+
+
+# Push ---------------------------------------------------------------------------------
+
+
+def _push(
+    store: Store,
+    backend: Backend,
+    paths: list[str] | None,
+    revisions: list[str] | None,
+    jobs: int,
+    progress: Progress | None,
+) -> TransferResult:
+    cache = store.cache
+    needed = _needed(store, paths, revisions)
+    index = load_pack_index(store, backend, backend.open(create=True), jobs)
+    local = cache.existing(needed)
+    unpacked = sorted(needed - index.keys())
+    on_remote = (needed & index.keys()) | remote_has(backend, unpacked, jobs)
+    send = sorted(local - on_remote)
+    sizes = {oid: os.stat(cache.path(oid)).st_size for oid in send}
+    small = [(oid, sizes[oid]) for oid in send if sizes[oid] <= SMALL_OBJECT]
+    if len(small) < MIN_OBJECTS or not backend.spec.options.get("pack", True):
+        small = []
+    packed = {oid for oid, _ in small}
+    groups = group_into_packs(small)
+
+    def send_pack(group: list[tuple[str, int]]) -> _Tally:
+        tally, blobs = _Tally(), []
+        for oid, _size in group:
+            data = cache.read_bytes(oid)
+            if hash_bytes(data) != oid.removesuffix(DIR_SUFFIX):
+                tally.corrupt.append(oid)
+                continue
+            blobs.append((oid, data))
+        if blobs:
+            index_data = build_index([(oid, len(data)) for oid, data in blobs])
+            pack_id = hash_bytes(index_data)
+            backend.write(pack_key(pack_id), b"".join(data for _, data in blobs))
+            backend.write(index_key(pack_id), index_data)  # last: the pack is now visible
+            cache.add_bytes(index_data)
+            tally.objects, tally.bytes = len(blobs), sum(len(data) for _, data in blobs)
+        return tally
+
+    def send_loose(oid: str) -> _Tally:
+        if not cache.verify(oid):
+            return _Tally(corrupt=[oid])
+        backend.upload(cache.path(oid), _key(oid))
+        return _Tally(objects=1, bytes=sizes[oid])
+
+    tasks = [partial(send_pack, group) for group in groups]
+    tasks += [partial(send_loose, oid) for oid in send if oid not in packed]
+    tally = _transfer(tasks, jobs, progress, "pushing", len(send), sum(sizes.values()), "push")
+    tally.missing += sorted(needed - local - on_remote)
+    problems = []
+    if tally.corrupt:
+        problems.append(
+            f"{len(tally.corrupt)} cache object(s) are corrupt and were not pushed "
+            f"(first: {_describe(store, tally.corrupt[0])}); run `mlops fsck`"
+        )
+    if tally.missing:
+        problems.append(
+            f"{len(tally.missing)} needed object(s) are neither in the cache nor on the remote "
+            f"(first: {_describe(store, tally.missing[0])})"
+        )
+    if problems:
+        raise RemoteError(
+            f"{backend.where()}: pushed {tally.objects} object(s), but " + "; ".join(problems)
+        )
+    return TransferResult(
+        backend.spec.name, "push", tally.objects, tally.bytes, len(on_remote), len(groups)
+    )
+
+
+# Fetch --------------------------------------------------------------------------------
+
+
+def _fetch(
+    store: Store, backend: Backend, paths: list[str] | None, jobs: int, progress: Progress | None
+) -> TransferResult:
+    cache = store.cache
+    index = load_pack_index(store, backend, backend.open(create=False), jobs)
+    tally = _Tally()
+    attempted: set[str] = set()
+    present: set[str] = set()
+    packs: set[str] = set()
+    # Manifests first: the files a folder needs are known only once its manifest is here.
+    while True:
+        needed = _needed(store, paths, None)
+        have = cache.existing(needed)
+        present |= have - attempted
+        absent = needed - have - attempted
+        manifests = {oid for oid in absent if oid.endswith(DIR_SUFFIX)}
+        batch = sorted(manifests or absent)
+        attempted.update(batch)
+        packs.update(index[oid].pack for oid in batch if oid in index)
+        tally.add(_receive(store, backend, batch, index, jobs, progress))
+        if not manifests:
+            break
+    problems = []
+    if tally.corrupt:
+        problems.append(
+            f"{len(tally.corrupt)} object(s) did not match their id and were dropped "
+            f"(first: {_describe(store, tally.corrupt[0])})"
+        )
+    problems += tally.unsafe[:1]
+    if tally.missing:
+        problems.append(
+            f"{len(tally.missing)} object(s) are not on the remote "
+            f"(first: {_describe(store, tally.missing[0])}); push them from a clone that has them"
+        )
+    if problems:
+        raise RemoteError(
+            f"{backend.where()}: fetched {tally.objects} object(s), but " + "; ".join(problems)
+        )
+    return TransferResult(
+        backend.spec.name, "fetch", tally.objects, tally.bytes, len(present), len(packs)
+    )
+
+
+def _receive(
+    store: Store,
+    backend: Backend,
+    oids: list[str],
+    index: dict[str, Located],
+    jobs: int,
+    progress: Progress | None,
+) -> _Tally:
+    """Fetch ``oids`` into the cache: packed ones by ranged reads, others one by one."""
+    reads = plan_reads([(oid, index[oid]) for oid in oids if oid in index])
+    loose = [oid for oid in oids if oid not in index]
+
+    def read_range(read: RangeRead) -> _Tally:
+        try:
+            data = backend.read(pack_key(read.pack), read.start, read.end)
+        except FileNotFoundError:
+            return _Tally(missing=[oid for oid, _, _ in read.items])
+        tally = _Tally()
+        for oid, offset, size in read.items:
+            tally.add(_accept(store, oid, data[offset : offset + size]))
+        return tally
+
+    def read_loose(oid: str) -> _Tally:
+        folder = os.path.dirname(store.cache.path(oid))
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".{oid[2:]}.{uuid.uuid4().hex}.tmp")
+        try:
+            backend.download(_key(oid), tmp)
+            return _accept_file(store, oid, tmp)
+        except FileNotFoundError:
+            return _Tally(missing=[oid])
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    total_bytes = sum(index[oid].size for oid in oids if oid in index)
+    tasks = [partial(read_range, read) for read in reads]
+    tasks += [partial(read_loose, oid) for oid in loose]
+    return _transfer(tasks, jobs, progress, "fetching", len(oids), total_bytes, "fetch")
+
+
+def _accept(store: Store, oid: str, data: bytes) -> _Tally:
+    """Store fetched bytes if they hash to ``oid`` (and, for a manifest, are safe)."""
+    if hash_bytes(data) != oid.removesuffix(DIR_SUFFIX):
+        return _Tally(corrupt=[oid])
+    problem = _unsafe_manifest(oid, data)
+    if problem:
+        return _Tally(unsafe=[problem])
+    store.cache.add_bytes(data, DIR_SUFFIX if oid.endswith(DIR_SUFFIX) else "")
+    return _Tally(objects=1, bytes=len(data))
+
+
+def _accept_file(store: Store, oid: str, tmp: str) -> _Tally:
+    """Move a downloaded file into the cache if it hashes to ``oid``."""
+    st = os.stat(tmp)
+    if oid.endswith(DIR_SUFFIX):
+        with open(tmp, "rb") as handle:
+            return _accept(store, oid, handle.read())
+    if hash_file(tmp, st.st_size) != oid:
+        return _Tally(corrupt=[oid])
+    make_read_only(tmp)
+    target = store.cache.path(oid)
+    os.replace(tmp, target)
+    # Recorded so that checkout (and status) never hash this object again.
+    store.state.put(os.stat(target), oid)
+    return _Tally(objects=1, bytes=st.st_size)
+
+
+def _unsafe_manifest(oid: str, data: bytes) -> str | None:
+    """Why a fetched manifest must not enter the cache, or None when it is sound."""
+    if not oid.endswith(DIR_SUFFIX):
+        return None
+    try:
+        parse_manifest(data, oid)
+    except CacheError as exc:
+        return f"{exc.message} (it could write outside the repository); it was dropped"
+    return None
+
+
+# Running tasks ------------------------------------------------------------------------
+
+
+def _transfer(
+    tasks: Sequence[Callable[[], _Tally]],
+    jobs: int,
+    progress: Progress | None,
+    verb: str,
+    total_objects: int,
+    total_bytes: int,
+    command: str,
+) -> _Tally:
+    """Run transfer tasks in parallel, reporting objects and MiB; stop at the first failure."""
+    tally = _Tally()
+    mib = math.ceil(total_bytes / (1 << 20))
+    try:
+        for part in _run_parallel(tasks, jobs, ordered=False):
+            tally.add(part)
+            if progress:
+                progress(f"{verb} objects", tally.objects, total_objects)
+                if mib:
+                    progress(f"{verb} MiB", min(mib, tally.bytes >> 20), mib)
+    except MlopsError as exc:
+        raise type(exc)(
+            f"{exc.message}; {tally.objects} object(s) were moved before that: "
+            f"run `mlops {command}` again to move the rest"
+        ) from None
+    return tally
+
+
+def _run_parallel(tasks: Sequence[Callable[[], R]], jobs: int, ordered: bool = True) -> Iterator[R]:
+    """Run ``tasks`` on ``jobs`` threads; yield results in order (or as they finish).
+
+    On the first failure the tasks not yet started are cancelled and the error
+    is raised once the running ones have stopped.
+    """
+    if len(tasks) <= 1:
+        for task in tasks:
+            yield task()
+        return
+    with ThreadPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        futures = [pool.submit(task) for task in tasks]
+        try:
+            for future in futures if ordered else as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

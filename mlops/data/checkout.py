@@ -142,9 +142,7 @@ def _verify_objects(
     store: Store, plans: list[_Plan], jobs: int | None, progress: Progress | None
 ) -> None:
     oids = sorted({e.oid for plan in plans for e in plan.place})
-    store.state.preload()
-    ok = parallel_map(store.cache.verify, oids, jobs, progress, "verifying")
-    bad = [oid for oid, good in zip(oids, ok, strict=True) if not good]
+    bad = store.cache.corrupt(oids, jobs, progress)
     if bad:
         raise CacheError(
             f"{len(bad)} cache object(s) are corrupt (first: {bad[0]}); nothing was changed; "

@@ -133,7 +133,8 @@ def hash_files(
 ) -> list[Entry]:
     """Manifest entries for scanned files, hashing only what the state cache does not know."""
     state = store.state
-    state.preload()
+    if len(files) > 1:
+        state.preload()
     known = [state.get(item.st) for item in files]
     # Only files the state cache does not know are read, on the thread pool.
     unknown = [item for item, oid in zip(files, known, strict=True) if oid is None]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mlops.errors import CacheError
 from mlops.fsutil import atomic_write_text, make_read_only
+from mlops.parallel import Progress, parallel_map
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, hash_file
 from mlops.storage.links import SHARED, Linker
 from mlops.storage.state import StateCache
@@ -207,19 +208,41 @@ class Cache:
 
     def verify(self, oid: str) -> bool:
         """Whether the object's bytes still hash to its id (trusting an unchanged stat)."""
-        path = self.path(oid)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return False
-        digest = oid.removesuffix(DIR_SUFFIX)
-        known = self.state.get(st)
-        if known is not None:
-            return known == digest
-        actual = hash_file(path, st.st_size)
-        if actual == digest:
+        return not self.corrupt([oid])
+
+    def corrupt(
+        self, oids: list[str], jobs: int | None = None, progress: Progress | None = None
+    ) -> list[str]:
+        """The objects among ``oids`` that are missing or whose bytes do not match their id.
+
+        An object whose stat the state cache knows is trusted (one ``stat``);
+        only the others are read and hashed, on the thread pool.
+        """
+        if len(oids) > 1:
+            self.state.preload()
+        bad, unknown = [], []
+        for oid in oids:
+            try:
+                st = os.stat(self.path(oid))
+            except FileNotFoundError:
+                bad.append(oid)
+                continue
+            known = self.state.get(st)
+            if known is None:
+                unknown.append((oid, st))
+            elif known != oid.removesuffix(DIR_SUFFIX):
+                bad.append(oid)
+
+        def rehash(item: tuple[str, os.stat_result]) -> bool:
+            oid, st = item
+            digest = oid.removesuffix(DIR_SUFFIX)
+            if hash_file(self.path(oid), st.st_size) != digest:
+                return False
             self.state.put(st, digest)
-        return actual == digest
+            return True
+
+        good = parallel_map(rehash, unknown, jobs, progress, "verifying")
+        return bad + [oid for (oid, _), ok in zip(unknown, good, strict=True) if not ok]
 
     def rehash(self, oid: str) -> bool:
         """Whether the object's bytes hash to its id, reading every byte."""

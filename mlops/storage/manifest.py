@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import posixpath
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -84,9 +84,11 @@ def validate_manifest(manifest: Manifest, oid: str) -> None:
             )
 
 
+# An empty, "." or ".." component (which also catches a leading or trailing "/"),
+# a backslash or a NUL: anything that could leave the folder or confuse a filesystem.
+_UNSAFE_PATH = re.compile(r"(?:^|/)\.{0,2}(?:/|$)|[\\\x00]")
+
+
 def is_safe_relpath(path: object) -> bool:
     """A relative POSIX path that stays inside its folder (no ``..``, no absolute path)."""
-    if not isinstance(path, str) or not path or path.startswith("/") or "\\" in path:
-        return False
-    parts = path.split("/")
-    return all(part not in ("", ".", "..") for part in parts) and posixpath.normpath(path) == path
+    return isinstance(path, str) and _UNSAFE_PATH.search(path) is None

@@ -21,7 +21,9 @@ LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 DEFAULT_CONFIG: dict[str, Any] = {"cache": {"link": ["reflink", "copy"]}}
 
 # What ``.mlops/.gitignore`` keeps out of Git: everything per machine.
-_MLOPS_GITIGNORE = "/config.local.yaml\n/cache/\n/tmp/\n/state.db*\n/runs.db*\n/lock\n"
+_MLOPS_GITIGNORE = (
+    "/config.local.yaml\n/cache/\n/tmp/\n/corrupt/\n/state.db*\n/runs.db*\n/monitor.db*\n/lock\n"
+)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from mlops.data.workspace import (
     Store,
     find_targets,
     fingerprint,
-    hash_files,
     open_store,
     scan_folder,
 )
@@ -20,6 +19,7 @@ from mlops.fsutil import atomic_write_text
 from mlops.gitutil import tracked_paths
 from mlops.parallel import Progress, parallel_map
 from mlops.repo import MLOPS_DIR, Repo, repo_lock
+from mlops.storage.cache import is_executable
 from mlops.storage.hashing import DIR_SUFFIX
 from mlops.storage.links import SHARED
 from mlops.storage.manifest import Entry, build_manifest
@@ -119,10 +119,13 @@ def snapshot(
         store.linker.probe(store.repo.cache_dir, store.repo.mlops_dir)
     is_dir = path.is_dir()
     files = scan_folder(path) if is_dir else [ScannedFile("", str(path), os.stat(path))]
-    entries = hash_files(store, files, jobs, progress)
-    stored, replaced = _store_files(store, files, entries, jobs, progress)
+    oids, stored, replaced = _hash_and_store(store, files, jobs, progress)
+    entries = [
+        Entry(f.relpath, oid, f.st.st_size, is_executable(f.st))
+        for f, oid in zip(files, oids, strict=True)
+    ]
     if not is_dir:
-        return Pointer(path.name, entries[0].oid, entries[0].size, 1), stored
+        return Pointer(path.name, oids[0], files[0].st.st_size, 1), stored
     manifest = build_manifest(entries)
     cache = store.cache
     oid = cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
@@ -132,33 +135,39 @@ def snapshot(
     return Pointer(path.name, oid, manifest.size, len(entries)), stored
 
 
-def _store_files(
-    store: Store,
-    files: list[ScannedFile],
-    entries: list[Entry],
-    jobs: int | None,
-    progress: Progress | None,
-) -> tuple[int, bool]:
-    """Store what the cache lacks; return the count of new objects and whether any
-    workspace file was replaced by a link."""
-    cache, linker = store.cache, store.linker
-    present = cache.existing(entry.oid for entry in entries)
+def _hash_and_store(
+    store: Store, files: list[ScannedFile], jobs: int | None, progress: Progress | None
+) -> tuple[list[str], int, bool]:
+    """Each file's hash, storing what the cache lacks in the same pass.
+
+    Returns the hashes, how many new objects were stored, and whether any
+    workspace file was replaced by a link to an object stored before.
+    """
+    cache, state, linker = store.cache, store.state, store.linker
+    if len(files) > 1:
+        state.preload()
+    known = [state.get(f.st) for f in files]
+    present = cache.existing(oid for oid in known if oid)
     kind = linker.chosen
-    work = [
-        (item, entry.oid)
-        for item, entry in zip(files, entries, strict=True)
-        if not (
-            entry.oid in present
-            and (kind not in SHARED or (kind == "hardlink" and item.st.st_nlink > 1))
-        )
-    ]
 
-    def store_one(job: tuple[ScannedFile, str]) -> bool:
-        item, oid = job
-        return cache.add_file(item.abspath, oid, item.st, linker, oid in present)
+    def settled(f: ScannedFile, oid: str | None) -> bool:
+        # Known, stored, and already sharing the cache's inode where that is wanted.
+        return oid in present and (kind not in SHARED or (kind == "hardlink" and f.st.st_nlink > 1))
 
-    replaced = parallel_map(store_one, work, jobs, progress, "storing")
-    return len({oid for _, oid in work} - present), any(replaced) or kind == "symlink"
+    work = [i for i, (f, oid) in enumerate(zip(files, known, strict=True)) if not settled(f, oid)]
+
+    def process(i: int) -> tuple[int, str, bool, bool]:
+        f = files[i]
+        oid = known[i] or state.hash(f.abspath, f.st)
+        return (i, oid, *cache.add_file(f.abspath, oid, f.st, linker, oid in present))
+
+    oids = list(known)
+    stored = replaced = 0
+    for i, oid, new, swapped in parallel_map(process, work, jobs, progress, "adding"):
+        oids[i] = oid
+        stored += new
+        replaced += swapped
+    return [oid or "" for oid in oids], stored, bool(replaced) or kind == "symlink"
 
 
 def _ignore_in_git(path: Path) -> None:

@@ -121,24 +121,27 @@ class Cache:
 
     def add_file(
         self, src: str, oid: str, st: os.stat_result, linker: Linker, present: bool
-    ) -> bool:
+    ) -> tuple[bool, bool]:
         """Store the workspace file ``src`` (hash ``oid``, stat ``st``) and link it back.
 
         ``linker`` must have settled its link type (``Linker.probe``). With a
         shared link type the workspace file ends up sharing the cache's bytes,
-        read-only; with copy or reflink it is left as it is. Returns whether the
-        workspace file was replaced (by a link to an object already stored).
+        read-only; with copy or reflink it is left as it is. Returns whether a
+        new object was stored, and whether the workspace file was replaced (by a
+        link to an object stored before).
         """
         kind = linker.chosen
         target = self.path(oid)
+        stored = False
         try:
             if not present:
                 self._folder_for(oid)
                 present = self._store(src, oid, st, linker)
+                stored = not present or kind == "symlink"
             if present and kind in SHARED and not _is_link_to(src, target, kind):
                 self.place(oid, src, linker, bool(st.st_mode & stat.S_IXUSR))
-                return True
-            return False
+                return stored, True
+            return stored, False
         except PermissionError as exc:
             raise CacheError(
                 f"cannot write to the cache folder {self.root}: {exc.strerror}"
@@ -156,6 +159,8 @@ class Cache:
             os.chmod(target, stat.S_IMODE(st.st_mode) & ~_WRITE_BITS)
             self.state.put(st, oid)  # same inode; chmod leaves mtime alone
             return False
+        if os.path.exists(target):
+            return True
         tmp = tmp_name(target)
         try:
             linker.place(src, tmp, storing=True)

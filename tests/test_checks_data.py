@@ -133,7 +133,7 @@ def test_allowed(project: Path) -> None:
         {"value": 2, "count": 2, "rows": [9, 12]},
         {"value": 7, "count": 1, "rows": [30]},
     )
-    assert label.message == "3 values of 'label' not allowed: 2 (2x, row 9, 12), 7 (1x, row 30)"
+    assert label.message == "3 values of 'label' not allowed: 2 (2x, rows 9, 12), 7 (1x, row 30)"
     assert (city.status, city.examples) == ("fail", ({"value": "rome", "count": 1, "rows": [4]},))
 
 

@@ -286,7 +286,8 @@ def allowed_one(data: Data, item: tuple[str, tuple[Any, ...]], ctx: Context) -> 
             {"value": jsonable(value), "count": int(count), "rows": [int(r) for r in rows]}
         )
     shown = ", ".join(
-        f"{show(e['value'])} ({e['count']}x, row {', '.join(map(str, e['rows']))})"
+        f"{show(e['value'])} ({e['count']}x, {'row' if e['count'] == 1 else 'rows'} "
+        f"{', '.join(map(str, e['rows']))}{', ...' if e['count'] > len(e['rows']) else ''})"
         for e in examples
     )
     return Outcome(
@@ -375,7 +376,12 @@ def rows_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
         return [Outcome(None, PASS, count, expected)]
     return [
         Outcome(
-            None, FAIL, count, expected, f"{data.shown} has {count} rows, expected {expected}", 1
+            None,
+            FAIL,
+            count,
+            expected,
+            f"{data.shown} has {plural(count, 'row')}, expected {expected}",
+            1,
         )
     ]
 
@@ -388,11 +394,13 @@ def no_duplicate_rows_check(check: Check, data: Data, ctx: Context) -> list[Outc
     column = None if subset is None else "+".join(subset)
     if not failing:
         return [Outcome(column, PASS, 0, "no duplicate rows")]
+    import numpy as np
     import pandas as pd
 
-    hashes = pd.util.hash_pandas_object(frame[mask], index=False)
-    groups = list(hashes.groupby(hashes, sort=False).indices.values())[:MAX_EXAMPLES]
-    examples = tuple({"rows": [int(hashes.index[p]) for p in g[:MAX_EXAMPLES]]} for g in groups)
+    positions = np.flatnonzero(mask)
+    hashes = pd.util.hash_pandas_object(frame.iloc[positions], index=False).to_numpy()
+    groups = list(pd.Series(hashes).groupby(hashes, sort=False).indices.values())[:MAX_EXAMPLES]
+    examples = tuple({"rows": [int(positions[p]) for p in g[:MAX_EXAMPLES]]} for g in groups)
     shown = "; ".join("rows " + ", ".join(map(str, e["rows"])) for e in examples)
     return [
         Outcome(

@@ -207,3 +207,36 @@ def test_broken_model_file(project: Path) -> None:
     result = _rerun_with(project, "model.joblib", "broken.joblib")
     assert result.status == "error"
     assert "key 'model': cannot load model broken.joblib: " in result.message
+
+
+def test_model_fitted_on_arrays_gets_arrays(tmp_path: Path) -> None:
+    """Breast cancer data, a model fitted on a bare array: no feature-name warnings."""
+    import warnings
+
+    import joblib
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = load_breast_cancer(as_frame=True).frame
+    x, y = frame.drop(columns="target"), frame["target"]
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(x.to_numpy(), y)
+    joblib.dump(model, tmp_path / "cancer.joblib")
+    frame.to_json(tmp_path / "holdout.jsonl", orient="records", lines=True)
+    write(
+        tmp_path,
+        "mlops.yaml",
+        """\
+        checks:
+          cancer:
+            model: cancer.joblib
+            data: holdout.jsonl
+            target: target
+            expect: [accuracy >= 0.95, roc_auc >= 0.95, latency_ms_per_1k_rows <= 5000]
+        """,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = run_suites(load_suites(tmp_path / "mlops.yaml").values(), tmp_path)
+    assert [r.status for r in report.results] == ["pass", "pass", "pass"], report.results

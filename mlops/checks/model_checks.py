@@ -69,10 +69,16 @@ def _target(ctx: Context, data: Data) -> Any:
     return data.frame[target]
 
 
-def _features(ctx: Context, data: Data, drop: tuple[str | None, ...]) -> Any:
+def _features(ctx: Context, data: Data, drop: tuple[str | None, ...], model: Any) -> Any:
+    """The model's input: the suite's ``features``, else the columns the model was fitted
+    on (scikit-learn records them), else every column but ``drop``."""
     features = ctx.suite.features
     if features is None:
-        return data.frame.drop(columns=[c for c in drop if c in data.frame.columns])
+        fitted = getattr(model, "feature_names_in_", None)
+        if fitted is None:
+            # Fitted on a bare array: give it one, as it was trained.
+            return data.frame.drop(columns=[c for c in drop if c in data.frame.columns]).to_numpy()
+        features = tuple(str(c) for c in fitted)
     missing = [c for c in features if c not in data.frame.columns]
     if missing:
         raise CheckProblem("features", f"column {missing[0]!r} is not in {data.shown}")
@@ -84,7 +90,7 @@ def score_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
     scorer = resolve_metric(condition.name)
     model = ctx.store.model(ctx.suite.model or "", "model")
     y = _target(ctx, data)
-    x = _features(ctx, data, (ctx.suite.target,))
+    x = _features(ctx, data, (ctx.suite.target,), model)
     try:
         value = scorer(model, x, y)
     except Exception as exc:  # sklearn raises ValueError/TypeError/AttributeError for misuse
@@ -96,15 +102,19 @@ def score_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
 
 
 def latency_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
+    import numpy as np
     import pandas as pd
 
     condition: Condition = check.args
     model = ctx.store.model(ctx.suite.model or "", "model")
-    x = _features(ctx, data, (ctx.suite.target,)).iloc[:LATENCY_MAX_ROWS]
+    x = _features(ctx, data, (ctx.suite.target,), model)[:LATENCY_MAX_ROWS]
     if not len(x):
         raise CheckProblem("data", f"{data.shown} has no rows to time predictions on")
     # Time whole batches of at least 1000 rows so per-call overhead is counted once per 1k.
-    batch = pd.concat([x] * math.ceil(LATENCY_ROWS / len(x)), ignore_index=True)
+    copies = [x] * math.ceil(LATENCY_ROWS / len(x))
+    batch = (
+        pd.concat(copies, ignore_index=True) if hasattr(x, "columns") else np.concatenate(copies)
+    )
     try:
         model.predict(batch)  # warm-up: first calls pay for lazy imports and caches
         best = math.inf
@@ -167,7 +177,7 @@ def predicts_check(check: Check, data: Data | None, ctx: Context) -> list[Outcom
         raise CheckProblem("column", f"column {args['column']!r} is not in {cases.shown}")
     expected_values = cases.frame[args["column"]].to_numpy()
     model = ctx.store.model(ctx.suite.model or "", "model")
-    x = _features(ctx, cases, (args["column"], ctx.suite.target))
+    x = _features(ctx, cases, (args["column"], ctx.suite.target), model)
     try:
         predicted = np.asarray(model.predict(x))
     except Exception as exc:  # the model's own code

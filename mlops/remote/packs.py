@@ -8,10 +8,11 @@ size], ...]``), and a fetch reads the byte ranges it needs and stores every obje
 separately in the local cache, exactly as if it had been fetched alone.
 
 The id is the BLAKE3 digest of the index, which also determines the pack's bytes
-(its objects are content-addressed), so an index fetched once is kept in the
-local cache as an ordinary object. The index is written after its pack: readers
-only trust packs whose index exists, so an interrupted push leaves at worst an
-unreferenced pack, and the next push sends those objects again.
+(its objects are content-addressed), so an index read once is kept locally
+(``.mlops/tmp/pack-index/<id>.idx``) and checked against its id when reused.
+The index is written after its pack: readers only trust packs whose index
+exists, so an interrupted push leaves at worst an unreferenced pack, and the
+next push sends those objects again.
 """
 
 from __future__ import annotations

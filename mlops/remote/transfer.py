@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 from mlops.data.checkout import CheckoutResult, checkout_targets
 from mlops.data.gc import used_objects
 from mlops.data.workspace import Store, Target, find_targets, load_manifest, open_store
 from mlops.errors import CacheError, MlopsError, RemoteError
-from mlops.fsutil import make_read_only
+from mlops.fsutil import atomic_write_bytes, make_read_only
 from mlops.gitutil import has_commits, resolve_revision
 from mlops.parallel import Progress
 from mlops.remote.backend import Backend, open_backend
@@ -46,7 +47,7 @@ from mlops.remote.packs import (
 )
 from mlops.repo import Repo, repo_lock
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, hash_file
-from mlops.storage.manifest import parse_manifest
+from mlops.storage.manifest import parse_manifest, validate_manifest
 
 R = TypeVar("R")
 # Asking about this many objects one by one is always cheap enough.
@@ -214,31 +215,38 @@ def _describe(store: Store, oid: str) -> str:
 def load_pack_index(
     store: Store, backend: Backend, names: list[str], jobs: int
 ) -> dict[str, Located]:
-    """Where every packed object is, from the remote's pack indexes (cached locally by id)."""
-    cache = store.cache
+    """Where every packed object is, from the remote's pack indexes (kept locally by id)."""
     ids = sorted({n[: -len(".idx")] for n in names if n.endswith(".idx")})
 
     def load(pack_id: str) -> dict[str, Located]:
-        if cache.exists(pack_id):
-            return parse_index(cache.read_bytes(pack_id), pack_id)
+        kept = _kept_index(store, pack_id)
         try:
-            data = backend.read(index_key(pack_id))
+            data = kept.read_bytes()
         except FileNotFoundError:
-            return {}  # removed since the listing
+            data = b""
         if hash_bytes(data) != pack_id:
-            raise RemoteError(
-                f"{backend.where()}: pack index {index_key(pack_id)} does not match its id; "
-                "remove it (and its .pack) from the remote, then push again"
-            )
-        located = parse_index(data, pack_id)
-        cache.add_bytes(data)
-        return located
+            try:
+                data = backend.read(index_key(pack_id))
+            except FileNotFoundError:
+                return {}  # removed since the listing
+            if hash_bytes(data) != pack_id:
+                raise RemoteError(
+                    f"{backend.where()}: pack index {index_key(pack_id)} does not match its id; "
+                    "remove it (and its .pack) from the remote, then push again"
+                )
+            atomic_write_bytes(kept, data)
+        return parse_index(data, pack_id)
 
     index: dict[str, Located] = {}
     for part in _run_parallel([partial(load, p) for p in ids], jobs):
         for oid, where in part.items():
             index.setdefault(oid, where)
     return index
+
+
+def _kept_index(store: Store, pack_id: str) -> Path:
+    """Where a pack index is kept once read: indexes never change, their id is their hash."""
+    return store.repo.tmp_dir / "pack-index" / f"{pack_id}.idx"
 
 
 def remote_has(backend: Backend, oids: list[str], jobs: int) -> set[str]:
@@ -315,7 +323,7 @@ def _push(
             pack_id = hash_bytes(index_data)
             backend.write(pack_key(pack_id), b"".join(data for _, data in blobs))
             backend.write(index_key(pack_id), index_data)  # last: the pack is now visible
-            cache.add_bytes(index_data)
+            atomic_write_bytes(_kept_index(store, pack_id), index_data)
             tally.objects, tally.bytes = len(blobs), sum(len(data) for _, data in blobs)
         return tally
 
@@ -468,7 +476,7 @@ def _unsafe_manifest(oid: str, data: bytes) -> str | None:
     if not oid.endswith(DIR_SUFFIX):
         return None
     try:
-        parse_manifest(data, oid)
+        validate_manifest(parse_manifest(data, oid), oid)
     except CacheError as exc:
         return f"{exc.message} (it could write outside the repository); it was dropped"
     return None
@@ -495,7 +503,7 @@ def _transfer(
             if progress:
                 progress(f"{verb} objects", tally.objects, total_objects)
                 if mib:
-                    progress(f"{verb} MiB", min(mib, tally.bytes >> 20), mib)
+                    progress(f"{verb} MiB", min(mib, math.ceil(tally.bytes / (1 << 20))), mib)
     except MlopsError as exc:
         raise type(exc)(
             f"{exc.message}; {tally.objects} object(s) were moved before that: "

@@ -542,6 +542,7 @@ def import_function(spec: str, root: Path) -> Callable[..., Any]:
     added = root_str not in sys.path
     if added:
         sys.path.insert(0, root_str)
+    importlib.invalidate_caches()  # the module may have been written since start-up
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or the module's own code failing on import

@@ -8,6 +8,7 @@ a check are only looked for once it is known to have failed.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from mlops.checks.report import ERROR, FAIL, PASS
 from mlops.checks.spec import Check, CheckProblem, Suite
 
 MAX_EXAMPLES = 5
+_IMPORT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -539,19 +541,21 @@ def import_function(spec: str, root: Path) -> Callable[..., Any]:
 
     module_name, _, name = spec.partition(":")
     root_str = str(root)
-    added = root_str not in sys.path
-    if added:
-        sys.path.insert(0, root_str)
-    importlib.invalidate_caches()  # the module may have been written since start-up
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or the module's own code failing on import
-        raise CheckProblem(
-            spec, f"cannot import {module_name}: {type(exc).__name__}: {exc}"
-        ) from exc
-    finally:
+    # sys.path is global: stages checked in parallel threads take turns.
+    with _IMPORT_LOCK:
+        added = root_str not in sys.path
         if added:
-            sys.path.remove(root_str)
+            sys.path.insert(0, root_str)
+        importlib.invalidate_caches()  # the module may have been written since start-up
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # ImportError, or the module's own code failing on import
+            raise CheckProblem(
+                spec, f"cannot import {module_name}: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            if added:
+                sys.path.remove(root_str)
     func = getattr(module, name, None)
     if not callable(func):
         raise CheckProblem(spec, f"module {module_name} has no function {name!r}")

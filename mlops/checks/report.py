@@ -87,6 +87,15 @@ class ChecksReport:
             counts[result.status] += 1
         return counts
 
+    def summary(self, limit: int = 3) -> str:
+        """One line: how many checks did not pass, and the first few of them."""
+        bad = [r for r in self.results if r.status != PASS]
+        if not bad:
+            return f"all {len(self.results)} checks passed"
+        shown = "; ".join(describe(r) for r in bad[:limit])
+        more = f"; and {len(bad) - limit} more" if len(bad) > limit else ""
+        return f"{len(bad)} of {len(self.results)} checks did not pass: {shown}{more}"
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form used by ``mlops check --json`` and the run records."""
         return {
@@ -99,6 +108,8 @@ class ChecksReport:
 
 def describe(result: CheckResult) -> str:
     """One line naming the suite, check and column, then what went wrong."""
+    if result.status == ERROR:
+        return result.message  # already names the file, suite, check and key
     column = f" > {result.column}" if result.column else ""
     return f"{result.suite} > {result.check}{column}: {result.message}"
 

@@ -167,7 +167,7 @@ def _execute(
         _unlink(file)
     if plan.target.pointer.is_dir:
         _remove_empty_dirs(path)
-    for folder in sorted({os.path.dirname(e.path) for e in plan.place}):
+    for folder in sorted({os.path.dirname(e.path) for e in plan.place if e.path}):
         (path / folder).mkdir(parents=True, exist_ok=True)
 
     base = str(path)

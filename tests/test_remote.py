@@ -24,7 +24,8 @@ from mlops.repo import Repo
 
 
 def make_data(repo: Path, small: int = 60, big: int = 2) -> None:
-    """``data/images`` (small files, packed on push) and ``data/models`` (larger, loose)."""
+    """``data/images`` (small files, packed on push), ``data/models`` (larger, loose), and
+    ``data/labels.csv``, a single tracked file."""
     images = repo / "data" / "images"
     for i in range(small):
         folder = images / f"{i % 4}"
@@ -34,6 +35,7 @@ def make_data(repo: Path, small: int = 60, big: int = 2) -> None:
     models.mkdir(parents=True)
     for i in range(big):
         (models / f"m{i}.bin").write_bytes(os.urandom(300_000 + i))
+    (repo / "data" / "labels.csv").write_text("".join(f"{i},{i % 3}\n" for i in range(small)))
     script = models / "serve.sh"
     script.write_text("#!/bin/sh\necho serve\n")
     script.chmod(0o755)
@@ -97,7 +99,7 @@ def assert_sound(objects: dict[str, bytes]) -> None:
 def shared(tmp_path: Path, repo: Path) -> Path:
     """A repository with data committed and a default local-folder remote ``../store``."""
     make_data(repo)
-    track(repo, "data/images", "data/models")
+    track(repo, "data/images", "data/models", "data/labels.csv")
     result = run_cli(repo, "remote", "add", "origin", "../store", "--default")
     assert result.exit_code == 0, result.stderr
     git(repo, "add", "-A")
@@ -271,7 +273,7 @@ def test_remote_has_asks_or_lists(tmp_path: Path) -> None:
 def test_interrupted_local_push_leaves_nothing_partial(tmp_path: Path, repo: Path) -> None:
     make_data(repo, small=40, big=0)
     (repo / "data" / "models" / "huge.bin").write_bytes(os.urandom(96 << 20))
-    track(repo, "data/images", "data/models")
+    track(repo, "data/images", "data/models", "data/labels.csv")
     run_cli(repo, "remote", "add", "origin", "../store", "--default")
     store = tmp_path / "store"
     proc = subprocess.Popen(
@@ -427,7 +429,7 @@ def s3_objects(endpoint: str, bucket: str) -> dict[str, bytes]:
 
 def test_team_flow_s3(tmp_path: Path, repo: Path, bucket: str, s3_endpoint: str) -> None:
     make_data(repo)
-    track(repo, "data/images", "data/models")
+    track(repo, "data/images", "data/models", "data/labels.csv")
     s3_remote(repo, bucket, s3_endpoint)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "remote")
@@ -554,7 +556,7 @@ def test_network_cut_in_the_middle_of_a_push(
     tmp_path: Path, repo: Path, bucket: str, s3_endpoint: str
 ) -> None:
     make_data(repo, small=60, big=8)
-    track(repo, "data/images", "data/models")
+    track(repo, "data/images", "data/models", "data/labels.csv")
     proxy = CuttingProxy(int(s3_endpoint.rsplit(":", 1)[1]), limit=1_200_000)
     via_proxy = f"http://127.0.0.1:{proxy.port}"
     s3_remote(repo, bucket, via_proxy)
@@ -583,7 +585,7 @@ def test_network_cut_in_the_middle_of_a_fetch(
     tmp_path: Path, repo: Path, bucket: str, s3_endpoint: str
 ) -> None:
     make_data(repo, small=60, big=8)
-    track(repo, "data/images", "data/models")
+    track(repo, "data/images", "data/models", "data/labels.csv")
     s3_remote(repo, bucket, s3_endpoint)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "remote")

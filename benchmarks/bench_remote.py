@@ -1,0 +1,171 @@
+"""Benchmark of push / pull and the pre-commit hook against DVC, on the standard workload.
+
+usage: python benchmarks/bench_remote.py [--dvc PATH] [--big-mib N] [--small N] [--keep DIR]
+
+Builds the workload itself (one big file and many ~2 KiB files in 100
+sub-folders), then in one run times, for mlops and (given the path of a ``dvc``
+executable with dvc-s3) for DVC, both with hardlinked caches:
+
+- push everything to a local-folder remote, and pull it into a fresh clone;
+- push the folder of small files to an S3 server (moto, started here on
+  127.0.0.1), and pull it into a fresh clone;
+- the pre-commit hook on the clean repository, against ``dvc status``.
+
+Prints each step's ratio mlops/DVC. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from workload import copy_workload, make_workload, mlops_cmd, new_git_repo, print_table, timed
+
+TARGETS = {
+    "push big + small files to a local folder": 0.25,
+    "pull them into a fresh clone": 0.2,
+    "push small files to S3 (moto)": 0.3,
+    "pull small files from S3 into a fresh clone": 0.3,
+    "pre-commit hook, clean (vs dvc status)": 0.2,
+}
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    """moto's S3 server in its own process on a free 127.0.0.1 port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit("the moto S3 server did not start")
+
+
+def make_bucket(endpoint: str, name: str) -> None:
+    import s3fs
+
+    s3fs.S3FileSystem(endpoint_url=endpoint, key="bench", secret="bench").mkdir(name)
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"setup step failed: {' '.join(cmd)}\n{proc.stderr.decode()[-2000:]}")
+
+
+def clone(repo: Path, dest: Path) -> Path:
+    run(["git", "clone", "-q", str(repo), str(dest)], repo.parent)
+    return dest
+
+
+def run_tool(
+    name: str, cli: list[str], base: Path, source: Path, endpoint: str
+) -> dict[str, float]:
+    """Time every step for one tool in its own repositories and remotes."""
+    env = {**os.environ, **AWS_ENV}
+    repo = new_git_repo(base / "repo")
+    copy_workload(source, repo)
+    store, bucket = base / "store", f"bench-{name}"
+    make_bucket(endpoint, bucket)
+    if name == "mlops":
+        setup = [
+            ["init"],
+            ["config", "cache.link", "[hardlink, copy]"],
+            ["add", "big.bin", "many"],
+            ["remote", "add", "origin", str(store), "--default"],
+            ["remote", "add", "s3", f"s3://{bucket}/store"],
+            ["remote", "modify", "s3", "endpoint_url", endpoint],
+            ["install-hooks"],
+        ]
+        push_s3, pull_s3 = ["push", "many", "-r", "s3"], ["pull", "many", "-r", "s3"]
+        hook = [str(repo / ".git" / "hooks" / "pre-commit")]
+    else:
+        setup = [
+            ["init", "-q"],
+            ["config", "cache.type", "hardlink"],
+            ["config", "core.analytics", "false"],
+            ["add", "-q", "big.bin", "many"],
+            ["remote", "add", "-d", "origin", str(store)],
+            ["remote", "add", "s3", f"s3://{bucket}/store"],
+            ["remote", "modify", "s3", "endpointurl", endpoint],
+        ]
+        push_s3, pull_s3 = ["push", "many.dvc", "-r", "s3"], ["pull", "many.dvc", "-r", "s3"]
+        hook = [*cli, "status"]
+    for args in setup:
+        run([*cli, *args], repo, env)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "workload"], repo)
+    times = {"push big + small files to a local folder": timed([*cli, "push"], repo, env=env)}
+    fresh = clone(repo, base / "clone")
+    times["pull them into a fresh clone"] = timed([*cli, "pull"], fresh, env=env)
+    times["push small files to S3 (moto)"] = timed([*cli, *push_s3], repo, env=env)
+    fresh_s3 = clone(repo, base / "clone-s3")
+    times["pull small files from S3 into a fresh clone"] = timed(
+        [*cli, *pull_s3], fresh_s3, env=env
+    )
+    timed(hook, repo)  # warm: the first status after a commit records fingerprints
+    times["pre-commit hook, clean (vs dvc status)"] = timed(hook, repo, repeat=7)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dvc", help="path of a dvc executable (with dvc-s3) to compare with")
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--small", type=int, default=20000)
+    parser.add_argument("--keep", help="work in this folder and keep it")
+    args = parser.parse_args()
+    base = Path(args.keep or tempfile.mkdtemp(prefix="mlops-bench-remote-"))
+    moto, endpoint = start_moto()
+    try:
+        source = base / "workload"
+        if not source.exists():
+            make_workload(source, args.big_mib, args.small)
+        results: dict[str, dict[str, float]] = {}
+        tools = [("mlops", mlops_cmd())] + ([("dvc", [args.dvc])] if args.dvc else [])
+        for name, cli in tools:
+            folder = base / name
+            if folder.exists():
+                subprocess.run(["chmod", "-R", "u+w", str(folder)], check=False)
+                shutil.rmtree(folder)
+            folder.mkdir()
+            results[name] = run_tool(name, cli, folder, source, endpoint)
+        print(f"workload: {args.big_mib} MiB file + {args.small} small files; links: hardlink")
+        print_table(
+            [
+                (step, results["mlops"][step], results.get("dvc", {}).get(step), target)
+                for step, target in TARGETS.items()
+            ]
+        )
+    finally:
+        moto.terminate()
+        moto.wait()
+        if not args.keep:
+            subprocess.run(["chmod", "-R", "u+w", str(base)], check=False)
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -60,10 +60,12 @@ def gc(repo: Repo, all_commits_: bool = False, dry_run: bool = False) -> GcResul
 def used_objects(store: Store, commits: list[str]) -> set[str]:
     """Every object the workspace and ``commits`` need, folders expanded to their files."""
     from mlops.pipeline.lock import lock_objects
+    from mlops.registry.content import registry_objects
 
     repo = store.repo
     roots = {t.pointer.oid for t in find_targets(repo)}
     roots |= lock_objects(store, commits)
+    roots |= registry_objects(repo)
     for commit in commits:
         blobs = tree_files(repo.root, commit, SUFFIX)
         contents = read_blobs(repo.root, blobs.values())

@@ -604,3 +604,13 @@ def test_network_cut_in_the_middle_of_a_fetch(
     rest = json.loads(run_cli(other, "pull", "--json").stdout)
     assert rest["fetch"]["objects"] == len(cache_objects(repo)) - len(partial)
     assert files_of(other) == files_of(repo)
+
+
+def test_fetch_objects_brings_exactly_the_named_objects(tmp_path: Path, shared: Path) -> None:
+    from mlops.remote.transfer import fetch_objects
+
+    assert run_cli(shared, "push").exit_code == 0
+    other = clone(shared, tmp_path / "colleague")
+    wanted = sorted(cache_objects(shared))[:3]
+    result = fetch_objects(Repo(other), wanted)
+    assert result.objects == 3 and cache_objects(other) == set(wanted)

@@ -114,6 +114,10 @@ class Backend:
         """Names in a folder (``ab``, ``packs``); empty when it does not exist."""
         raise NotImplementedError
 
+    def list_all(self) -> set[str]:
+        """The ids of every loose object on the remote."""
+        raise NotImplementedError
+
     def exists(self, key: str) -> bool:
         raise NotImplementedError
 
@@ -159,6 +163,14 @@ class LocalBackend(Backend):
             return [n for n in os.listdir(self._path(folder)) if not n.startswith(".")]
         except (FileNotFoundError, NotADirectoryError):
             return []
+
+    def list_all(self) -> set[str]:
+        found: set[str] = set()
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.root) as entries:
+            for entry in entries:
+                if len(entry.name) == 2 and entry.is_dir():
+                    found.update(entry.name + name for name in self.list_names(entry.name))
+        return found
 
     def exists(self, key: str) -> bool:
         return os.path.exists(self._path(key))
@@ -240,6 +252,18 @@ class FsspecBackend(Backend):
             return []
         found = (os.path.basename(n.rstrip("/")) for n in names)
         return [n for n in found if not n.startswith(".")]
+
+    def list_all(self) -> set[str]:
+        try:
+            keys = self.call("listing objects", self.fs.find, self.root)
+        except FileNotFoundError:
+            return set()
+        found = set()
+        for key in keys:
+            prefix, _, name = key[len(self.root) + 1 :].partition("/")
+            if len(prefix) == 2 and name and "/" not in name and not name.startswith("."):
+                found.add(prefix + name)
+        return found
 
     def exists(self, key: str) -> bool:
         return bool(self.call("checking objects", self.fs.exists, self._path(key)))

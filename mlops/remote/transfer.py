@@ -144,7 +144,8 @@ def fetch(
     store = open_store(repo)
     with repo_lock(repo, wait=30, purpose="fetch"):
         try:
-            return _fetch(store, backend, paths, jobs or default_transfer_jobs(), progress)
+            needed = partial(_needed, store, paths, None)
+            return _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
         finally:
             store.state.flush()
 
@@ -162,9 +163,31 @@ def pull(
     store = open_store(repo)
     with repo_lock(repo, wait=30, purpose="pull"):
         try:
-            fetched = _fetch(store, backend, paths, jobs or default_transfer_jobs(), progress)
+            needed = partial(_needed, store, paths, None)
+            fetched = _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
             targets = find_targets(repo, paths)
             return PullResult(fetched, checkout_targets(store, targets, force, jobs, progress))
+        finally:
+            store.state.flush()
+
+
+def fetch_objects(
+    repo: Repo,
+    oids: list[str],
+    remote: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Bring exactly ``oids`` into the cache, for features that know which objects they need.
+
+    Takes the repository lock: call it without holding it.
+    """
+    backend = open_backend(get_remote(repo, remote), repo.root)
+    store = open_store(repo)
+    with repo_lock(repo, wait=30, purpose="fetch"):
+        try:
+            needed: Callable[[], set[str]] = partial(set, oids)
+            return _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
         finally:
             store.state.flush()
 
@@ -250,11 +273,12 @@ def _kept_index(store: Store, pack_id: str) -> Path:
 
 
 def remote_has(backend: Backend, oids: list[str], jobs: int) -> set[str]:
-    """Which loose ``oids`` the remote holds, asking per object or listing folders.
+    """Which loose ``oids`` the remote holds: asking per object, or listing, whichever is cheaper.
 
-    Asking costs one request per object; listing costs one per folder and page.
-    One folder is listed first to learn how full folders are; then the cheaper
-    way is taken for the rest.
+    Asking costs a request per object; listing the wanted folders costs a request
+    per folder and page; listing the whole remote costs one request per page, one
+    after another. The fullest wanted folder is listed first to estimate the
+    remote's size, then the way with the fewest rounds of requests is taken.
     """
     if len(oids) <= _ASK_EACH:
         return _ask_each(backend, oids, jobs)
@@ -264,10 +288,18 @@ def remote_has(backend: Backend, oids: list[str], jobs: int) -> set[str]:
     sample = max(by_prefix, key=lambda p: len(by_prefix[p]))
     sample_names = backend.list_names(sample)
     found = {sample + name for name in sample_names} & set(by_prefix.pop(sample))
-    pages = max(1, math.ceil(len(sample_names) / backend.page_size))
     rest = [oid for group in by_prefix.values() for oid in group]
-    if len(rest) <= len(by_prefix) * pages:
+    pages = max(1, math.ceil(len(sample_names) / backend.page_size))
+    rounds = {
+        "ask": len(rest) / jobs,
+        "folders": len(by_prefix) * pages / jobs,
+        "all": max(1, math.ceil(256 * len(sample_names) / backend.page_size)),
+    }
+    way = min(rounds, key=lambda k: rounds[k])
+    if way == "ask":
         return found | _ask_each(backend, rest, jobs)
+    if way == "all":
+        return found | (set(rest) & backend.list_all())
     prefixes = sorted(by_prefix)
     listed = _run_parallel([partial(backend.list_names, p) for p in prefixes], jobs)
     for prefix, names in zip(prefixes, listed, strict=True):
@@ -361,8 +393,13 @@ def _push(
 
 
 def _fetch(
-    store: Store, backend: Backend, paths: list[str] | None, jobs: int, progress: Progress | None
+    store: Store,
+    backend: Backend,
+    wanted: Callable[[], set[str]],
+    jobs: int,
+    progress: Progress | None,
 ) -> TransferResult:
+    """Fetch what ``wanted()`` names; it is asked again after manifests arrive."""
     cache = store.cache
     index = load_pack_index(store, backend, backend.open(create=False), jobs)
     tally = _Tally()
@@ -371,7 +408,7 @@ def _fetch(
     packs: set[str] = set()
     # Manifests first: the files a folder needs are known only once its manifest is here.
     while True:
-        needed = _needed(store, paths, None)
+        needed = wanted()
         have = cache.existing(needed)
         present |= have - attempted
         absent = needed - have - attempted

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mlops.errors import RemoteError
-from mlops.remote.config import RemoteSpec, mask_url, scrub
+from mlops.remote.config import RemoteSpec, mask_url, scrub, split_url
 
 T = TypeVar("T")
 
@@ -314,9 +314,7 @@ def _copy(src: str, dst: str) -> None:
 
 def open_backend(spec: RemoteSpec, repo_root: Path) -> Backend:
     """The back end for a remote's URL; a missing fsspec package names the extra to install."""
-    from fsspec.core import split_protocol
-
-    protocol, path = split_protocol(spec.url)
+    protocol, path = split_url(spec.url)
     if protocol in (None, "file", "local"):
         return LocalBackend(spec, (repo_root / path).resolve())
     import fsspec

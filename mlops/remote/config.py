@@ -39,6 +39,7 @@ MASK = "***"
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # ``scheme://user:password@host``: the password part of a URL.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.DOTALL)
 _URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/:@]*):([^/@]*)@")
 
 
@@ -62,6 +63,12 @@ class RemoteSpec:
         """A printable form: secrets masked."""
         options = {k: MASK if k in SECRET_KEYS else v for k, v in self.options.items()}
         return {"name": self.name, "url": mask_url(self.url), "default": self.default, **options}
+
+
+def split_url(url: str) -> tuple[str | None, str]:
+    """``(scheme, rest)`` of a URL; ``(None, url)`` for a plain path (no fsspec import)."""
+    match = _SCHEME.match(url)
+    return (match.group(1).lower(), match.group(2)) if match else (None, url)
 
 
 def mask_url(url: str) -> str:
@@ -182,8 +189,6 @@ def _file_value(repo: Repo, key: str, local: bool) -> Any:
 
 def _normalise_url(repo: Repo, url: str, name: str, local: bool) -> str:
     """Validate ``url``; make a relative folder path relative to the repository root."""
-    from fsspec.core import split_protocol
-
     if not url:
         raise ConfigError(f"remote.{name}: the URL is empty")
     if _URL_PASSWORD.match(url) and not local:
@@ -191,7 +196,7 @@ def _normalise_url(repo: Repo, url: str, name: str, local: bool) -> str:
             f"remote.{name}: the URL holds a password; store it with --local "
             "(in .mlops/config.local.yaml, which Git ignores) or use a credential option"
         )
-    protocol, path = split_protocol(url)
+    protocol, path = split_url(url)
     if protocol in (None, "file", "local"):
         # Stored relative to the root, so that clones in sibling folders share it.
         absolute = os.path.abspath(path)

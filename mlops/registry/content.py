@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.data.workspace import Store, load_manifest, open_store
-from mlops.errors import CacheError, RegistryError, WorkspaceConflict
+from mlops.errors import CacheError, RegistryError, RemoteError, WorkspaceConflict
 from mlops.registry.records import ModelVersion, split_reference
 from mlops.registry.tags import model_registry, read_registry
 from mlops.repo import Repo
@@ -146,7 +146,10 @@ def _fetch(store: Store, version: ModelVersion, oids: list[str], remote: str | N
             f"{version.ref}: its content {version.content.hash[:12]} is not in the cache and "
             "no remote is configured: add one with `mlops remote add NAME URL --default`"
         )
-    return fetch_objects(store.repo, oids, remote=remote).objects
+    try:
+        return fetch_objects(store.repo, oids, remote=remote).objects
+    except RemoteError as exc:
+        raise RemoteError(f"{version.ref}: {exc.message}") from None
 
 
 def _entries(store: Store, version: ModelVersion) -> list[Entry]:

@@ -66,7 +66,8 @@ class _Printer:
             if result.status == "ran":
                 self._say(f"Stage '{stage}' done in {result.duration:.1f} s")
             else:
-                echo(f"Stage '{stage}' {result.status}: {result.error or 'interrupted'}", err=True)
+                code = f" (exit code {result.exit_code})" if result.exit_code else ""
+                echo(f"Stage '{stage}' {result.status}{code}", err=True)
         (sys.stderr if self.to_stderr else sys.stdout).flush()
 
     def _say(self, message: str) -> None:

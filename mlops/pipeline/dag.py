@@ -98,7 +98,7 @@ def build_dag(pipeline: Pipeline, root: Path | None = None) -> Dag:
     try:
         order = tuple(sorter.static_order())
     except CycleError as exc:
-        cycle = list(reversed(exc.args[1]))
+        cycle = list(exc.args[1])  # each stage feeds the next
         raise PipelineError(
             f"{pipeline.where}: the stages form a cycle: {' -> '.join(cycle)}"
         ) from None

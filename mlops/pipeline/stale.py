@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.data.workspace import Store, hash_files, open_store, scan_folder
+from mlops.data.workspace import Store, fingerprint, hash_files, open_store, scan_folder
 from mlops.pipeline.dag import build_dag
 from mlops.pipeline.lock import FileHash, LockEntry, read_lock
 from mlops.pipeline.params import ParamValues, parse_params, stage_params
@@ -47,7 +47,12 @@ class Hasher:
         except (FileNotFoundError, NotADirectoryError):
             return None
         if stat.S_ISDIR(st.st_mode):
-            entries = hash_files(self.store, scan_folder(Path(path)), None, None)
+            files = scan_folder(Path(path))
+            known = self.store.state.folder(rel)
+            if known is not None and known.fingerprint == fingerprint(files):
+                # Every file's stat is as when the folder was stored: its manifest id holds.
+                return FileHash(rel, known.oid, sum(f.st.st_size for f in files), len(files))
+            entries = hash_files(self.store, files, None, None)
             manifest = build_manifest(entries)
             oid = hash_bytes(manifest.to_bytes()) + DIR_SUFFIX
             return FileHash(rel, oid, manifest.size, len(entries))

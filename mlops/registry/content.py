@@ -11,19 +11,12 @@ from typing import Any
 
 from mlops.data.workspace import Store, load_manifest, open_store
 from mlops.errors import CacheError, RegistryError, RemoteError, WorkspaceConflict
-from mlops.registry.records import ModelVersion, split_reference
-from mlops.registry.tags import model_registry, read_registry
+from mlops.registry.records import ModelVersion
+from mlops.registry.tags import read_registry, resolve
 from mlops.repo import Repo
 from mlops.storage.manifest import Entry, validate_manifest
 
 _CHUNK = 1 << 20
-
-
-def resolve(repo: Repo, reference: str) -> ModelVersion:
-    """The version named by ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` (``NAME``: the latest)."""
-    name, version, alias = split_reference(reference)
-    registry = model_registry(repo.root, name)
-    return registry.resolve_alias(alias) if alias else registry.resolve(version or "latest")
 
 
 def registry_objects(repo: Repo) -> set[str]:

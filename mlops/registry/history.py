@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlops.registry.content import resolve
 from mlops.registry.records import ModelVersion, split_reference
-from mlops.registry.tags import model_registry, read_registry
+from mlops.registry.tags import model_registry, read_registry, resolve
 from mlops.repo import Repo
 
 

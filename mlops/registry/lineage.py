@@ -16,10 +16,9 @@ from typing import Any
 
 from mlops.data.workspace import Store, find_targets, open_store
 from mlops.errors import InputError, RegistryError
-from mlops.registry.content import resolve
 from mlops.registry.provenance import RunIndex
 from mlops.registry.records import ModelVersion, split_reference
-from mlops.registry.tags import read_registry
+from mlops.registry.tags import read_registry, resolve
 from mlops.repo import Repo
 
 

@@ -23,7 +23,9 @@ from mlops.registry.records import (
     canonical,
     check_name,
     parse_tag,
+    split_reference,
 )
+from mlops.repo import Repo
 
 _FORMAT = "%(refname)%00%(objecttype)%00%(*objectname)%00%(contents:body)%00"
 
@@ -52,6 +54,13 @@ def model_registry(root: Path, model: str) -> ModelRegistry:
         )
         raise RegistryError(f"no model named {model!r} in the registry (models: {names})")
     return found
+
+
+def resolve(repo: Repo, reference: str) -> ModelVersion:
+    """The version named by ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` (``NAME``: the latest)."""
+    name, version, alias = split_reference(reference)
+    registry = model_registry(repo.root, name)
+    return registry.resolve_alias(alias) if alias else registry.resolve(version or "latest")
 
 
 def identity(root: Path) -> str:

@@ -95,7 +95,9 @@ def run(
     from mlops.errors import PipelineError
     from mlops.pipeline.runner import RunOptions, run_pipeline
 
-    argv = ("mlops", *sys.argv[1:])
+    flags = {"--force": force, "--dry-run": dry_run, "--keep-going": keep_going, "--json": json}
+    argv = ("mlops", "run", *(stages or ()), *(f for f, on in flags.items() if on))
+    argv += ("-j", str(jobs)) if jobs > 1 else ()
     options = RunOptions(tuple(stages or ()), force, dry_run, jobs, keep_going, argv)
     printer = None if dry_run else _Printer(prefix=jobs > 1, to_stderr=json)
     result = run_pipeline(_repo(), options, printer)

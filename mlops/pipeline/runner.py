@@ -605,7 +605,7 @@ class _Run:
             status=status,
             reasons=tuple(reasons),
             started=planned.started if planned and planned.started else None,
-            duration=duration,
+            duration=round(duration, 6),
             cmd=stage.cmd,
             deps={d.path: d.oid for d in deps or ()},
             outs={o.path: o.oid for o in outs},

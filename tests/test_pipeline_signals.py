@@ -1,0 +1,106 @@
+"""Ctrl-C and two ``mlops run`` at once, with real ``python -m mlops`` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import run_cli
+from pipeline_fixtures import read_lock, run_ok, runs_json, statuses, write
+
+LONG = """\
+stages:
+  quick:
+    cmd: echo q > q.txt
+    outs: [q.txt]
+  long:
+    cmd: echo $$ > {pid}; sleep 60; echo done > long.txt
+    deps: [trigger.txt]
+    outs: [long.txt]
+"""
+
+
+def _start_long_run(repo: Path, pid_file: Path) -> tuple[subprocess.Popen[str], int]:
+    """Start `python -m mlops run` and wait until the long stage's shell is running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops", "run"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the long stage did not start"
+        time.sleep(0.02)
+    return proc, int(pid_file.read_text())
+
+
+def _group_exists(pgid: int, wait: float = 0.0) -> bool:
+    """Whether any process of the group is alive (its reaped members may take a moment)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
+
+
+def _prepared(repo: Path, tmp_path: Path) -> Path:
+    """A pipeline whose quick stage is up to date and whose long stage will run."""
+    pid_file = tmp_path / "stage.pid"
+    write(repo, "trigger.txt", "1\n")
+    write(repo, "mlops.yaml", LONG.replace("{pid}", str(pid_file)).replace("sleep 60", "true"))
+    run_ok(repo)
+    write(repo, "mlops.yaml", LONG.replace("{pid}", str(pid_file)))
+    pid_file.unlink()
+    return pid_file
+
+
+def test_ctrl_c_stops_the_process_group_and_records_an_interrupted_run(
+    repo: Path, tmp_path: Path
+) -> None:
+    pid_file = _prepared(repo, tmp_path)
+    lock_before = (repo / "mlops.lock").read_bytes()
+    proc, pgid = _start_long_run(repo, pid_file)
+    assert _group_exists(pgid)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "mlops: interrupted" in err
+    assert not _group_exists(pgid, wait=5)
+    assert (repo / "mlops.lock").read_bytes() == lock_before
+    run = runs_json(repo)[0]
+    assert run["status"] == "interrupted"
+    assert statuses(run) == {"quick": "skipped", "long": "interrupted"}
+    assert not (repo / "long.txt").exists()
+
+
+def test_second_run_waits_briefly_then_fails_clearly(repo: Path, tmp_path: Path) -> None:
+    pid_file = _prepared(repo, tmp_path)
+    proc, pgid = _start_long_run(repo, pid_file)
+    try:
+        started = time.monotonic()
+        second = run_cli(repo, "run")
+        waited = time.monotonic() - started
+        assert second.exit_code == 1
+        assert "another mlops command is running in this repository" in second.stderr
+        assert 2.5 < waited < 10
+    finally:
+        proc.send_signal(signal.SIGTERM)  # stopped like Ctrl-C: the stage's group goes too
+        proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert not _group_exists(pgid, wait=5)
+    # Nothing was corrupted: the lock still parses and the next run works.
+    assert set(read_lock(repo)["stages"]) == {"quick", "long"}
+    write(repo, "mlops.yaml", LONG.replace("{pid}", str(pid_file)).replace("sleep 60", "true"))
+    run_ok(repo)
+    assert (repo / "long.txt").read_text() == "done\n"

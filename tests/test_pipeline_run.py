@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 from pipeline_fixtures import (
     commit_all,
@@ -322,3 +325,16 @@ def test_hooks_run_before_and_after_and_can_fail_a_stage(repo: Path) -> None:
     }
     assert records["evaluate"]["checks"] == {"before": {"suite": "model_ok"}}
     assert set(read_lock(repo)["stages"]) == {"prepare", "train"}
+
+
+@pytest.mark.slow
+def test_example_script_runs_end_to_end(tmp_path: Path) -> None:
+    script = Path(__file__).parent.parent / "examples" / "run_example.sh"
+    env = {**os.environ, "PYTHON": sys.executable, "CLEANUP": "1", "TMPDIR": str(tmp_path)}
+    proc = subprocess.run([str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    second_run = proc.stdout.split("$ mlops run   # prepare is unchanged")[1]
+    assert "Stage 'prepare' skipped: unchanged" in second_run
+    assert "Running stage 'train': param train.max_depth changed (1 -> 3)" in second_run
+    assert "metrics.json  accuracy" in proc.stdout.split("$ mlops metrics diff")[1]
+    assert list(tmp_path.iterdir()) == []  # CLEANUP=1 removed the repository

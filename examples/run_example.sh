@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Run the iris example end to end in a fresh temporary Git repository:
+# init, run the pipeline, commit, change a parameter, run again (only the
+# affected stages rerun), then compare parameters, metrics and runs.
+#
+#   examples/run_example.sh            (needs `pip install .` first)
+#   PYTHON=/path/to/python examples/run_example.sh
+#   CLEANUP=1 examples/run_example.sh  (remove the repository afterwards)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
+if ! "$PYTHON" -c "import mlops, sklearn" 2>/dev/null; then
+    echo "run_example.sh: $PYTHON cannot import mlops and scikit-learn; run \`pip install .\` first" >&2
+    exit 1
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/mlops-example.XXXXXX")"
+if [ "${CLEANUP:-0}" = 1 ]; then
+    trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
+fi
+# The stages call `python`: make it the interpreter mlops is installed in.
+mkdir "$work/bin"
+printf '#!/bin/sh\nexec "%s" "$@"\n' "$PYTHON" > "$work/bin/python"
+chmod +x "$work/bin/python"
+export PATH="$work/bin:$PATH"
+
+mlops() { "$PYTHON" -m mlops "$@"; }
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+repo="$work/iris"
+cp -R "$here/iris" "$repo"
+cd "$repo"
+git init -q
+git config user.email "example@mlops.invalid"
+git config user.name "mlops example"
+
+step mlops init
+mlops init
+git add -A && git commit -q -m "iris example"
+
+step mlops dag
+mlops dag
+
+step mlops run
+mlops run
+
+step mlops metrics show
+mlops metrics show
+
+git add -A && git commit -q -m "first model"
+
+step "change train.max_depth from 1 to 3 in params.yaml"
+sed -e 's/max_depth: 1/max_depth: 3/' params.yaml > params.yaml.new && mv params.yaml.new params.yaml
+
+step mlops status
+mlops status
+
+step mlops run "  # prepare is unchanged: only train and evaluate run"
+mlops run
+
+step mlops params diff
+mlops params diff
+
+step mlops metrics diff
+mlops metrics diff
+
+git add -A && git commit -q -m "deeper trees"
+
+step mlops runs list
+mlops runs list
+
+printf '\nThe example repository is in %s\n' "$repo"

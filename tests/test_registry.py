@@ -418,3 +418,15 @@ def test_cli_as_a_subprocess(project: Path) -> None:
     help_text = run_subprocess(project, "model", "--help").stdout
     for command in ("register", "list", "show", "history", "promote", "rollback", "get"):
         assert command in help_text
+
+
+def test_register_with_promote_is_gated_too(project: Path) -> None:
+    data = register(project, "iris", "model.joblib", "--promote", "staging")
+    assert show(project, "iris@staging")["id"] == data["id"]
+    train_model(project / "model.joblib", 4.0)
+    record_run(project, "model.joblib", {"accuracy": 0.4}, checks_passed=False)
+    result = run_cli(project, "model", "register", "iris", "model.joblib", "--promote", "staging")
+    assert result.exit_code == 1
+    assert "registered iris:2, but cannot promote iris:2 to staging" in result.stderr
+    assert show(project, "iris@staging")["id"] == data["id"]
+    assert show(project, "iris")["version"] == "2"

@@ -10,7 +10,7 @@ from typing import Any
 
 from mlops.data.add import snapshot
 from mlops.data.workspace import open_store
-from mlops.errors import InputError
+from mlops.errors import InputError, RegistryError
 from mlops.registry.provenance import Production, RunIndex, checks_summary, consumers
 from mlops.registry.records import (
     SCHEMA,
@@ -48,7 +48,7 @@ def register_model(
     if promote is not None:
         check_name(promote, "alias")
     source = _source(repo, path)
-    existing = read_registry(repo.root, name).get(name)  # a bad tag stops us before any write
+    read_registry(repo.root, name)  # a bad tag stops us before anything is written
     store = open_store(repo)
     guard = repo_lock(repo, wait=30, purpose="model register") if lock else contextlib.nullcontext()
     with guard:
@@ -56,12 +56,14 @@ def register_model(
             pointer, _ = snapshot(store, source)
         finally:
             store.state.flush()
+        # Read under the lock, so that two registrations in one clone never share a number.
+        existing = read_registry(repo.root, name).get(name)
         rel = _relative(repo, source)
+        production = _production(RunIndex(store), rel, pointer.oid, run_id, stage)
         same = [v for v in existing.versions if v.content.hash == pointer.oid] if existing else []
         if same:
             version = same[-1]
         else:
-            production = _production(RunIndex(store), rel, pointer.oid, run_id, stage)
             content = Content(pointer.oid, pointer.size, pointer.files, rel or source.name)
             number = 1 + max((v.number for v in existing.versions), default=0) if existing else 1
             body = _body(repo, name, number, content, production, description or "")
@@ -74,7 +76,10 @@ def register_model(
         from mlops.registry.promote import promote as promote_version
 
         reason = f"registered from run {version.run.id}" if version.run else "registered"
-        promote_version(repo, name, version.label, promote, reason=reason)
+        try:
+            promote_version(repo, name, version.label, promote, reason=reason)
+        except RegistryError as exc:
+            raise RegistryError(f"registered {version.ref}, but {exc.message}") from None
     return version
 
 

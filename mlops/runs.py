@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import socket
 import sqlite3
 import sys
 from dataclasses import dataclass, field
@@ -39,10 +37,10 @@ _SCHEMA = (
     " id TEXT PRIMARY KEY, started REAL NOT NULL, ended REAL NOT NULL, status TEXT NOT NULL,"
     " user TEXT, host TEXT, git_commit TEXT, dirty INTEGER, argv TEXT, python TEXT,"
     " packages TEXT, object TEXT)",
+    # One row per stage: what queries select on as columns, the rest as the stage's JSON.
     "CREATE TABLE IF NOT EXISTS stages ("
     " run_id TEXT NOT NULL, position INTEGER NOT NULL, name TEXT NOT NULL,"
-    " status TEXT NOT NULL, reasons TEXT, started REAL, duration REAL, cmd TEXT, deps TEXT,"
-    " outs TEXT, params TEXT, metrics TEXT, exit_code INTEGER, error TEXT, checks TEXT,"
+    " status TEXT NOT NULL, exit_code INTEGER, checks TEXT, data TEXT NOT NULL,"
     " PRIMARY KEY (run_id, name))",
     "CREATE TABLE IF NOT EXISTS run_cache ("
     " key TEXT PRIMARY KEY, stage TEXT NOT NULL, created REAL NOT NULL, entry TEXT NOT NULL)",
@@ -188,7 +186,7 @@ class Environment:
 
 def new_run_id() -> str:
     """A random 12-hex-digit run id."""
-    return secrets.token_hex(6)
+    return os.urandom(6).hex()
 
 
 def environment(root: Path) -> Environment:
@@ -205,7 +203,7 @@ def environment(root: Path) -> Environment:
             dirty = True
     return Environment(
         user=_user(),
-        host=socket.gethostname(),
+        host=os.uname().nodename,
         commit=commit,
         dirty=dirty,
         python=sys.version.split()[0],
@@ -294,25 +292,16 @@ class RunsDB:
                 ),
             )
             db.executemany(
-                "INSERT OR REPLACE INTO stages VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO stages VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         record.id,
                         position,
                         s.name,
                         s.status,
-                        json.dumps(list(s.reasons)),
-                        s.started,
-                        s.duration,
-                        json.dumps(list(s.cmd)),
-                        json.dumps(s.deps),
-                        json.dumps(s.outs),
-                        json.dumps(s.params),
-                        json.dumps(s.metrics),
                         s.exit_code,
-                        s.error,
                         json.dumps(s.checks),
+                        json.dumps(s.to_dict()),
                     )
                     for position, s in enumerate(record.stages)
                 ],
@@ -369,28 +358,9 @@ class RunsDB:
             (run_id,),
         ).fetchone()
         stage_rows = db.execute(
-            "SELECT name, status, reasons, started, duration, cmd, deps, outs, params, metrics,"
-            " exit_code, error, checks FROM stages WHERE run_id = ? ORDER BY position",
-            (run_id,),
+            "SELECT data FROM stages WHERE run_id = ? ORDER BY position", (run_id,)
         ).fetchall()
-        stages = tuple(
-            StageRecord(
-                name=s[0],
-                status=s[1],
-                reasons=tuple(json.loads(s[2] or "[]")),
-                started=s[3],
-                duration=s[4] or 0.0,
-                cmd=tuple(json.loads(s[5] or "[]")),
-                deps=json.loads(s[6] or "{}"),
-                outs=json.loads(s[7] or "{}"),
-                params=json.loads(s[8] or "{}"),
-                metrics=json.loads(s[9] or "{}"),
-                exit_code=s[10],
-                error=s[11] or "",
-                checks=json.loads(s[12]) if s[12] else None,
-            )
-            for s in stage_rows
-        )
+        stages = tuple(StageRecord.from_dict(json.loads(data)) for (data,) in stage_rows)
         return RunRecord(
             id=row[0],
             started=row[1],

@@ -1,7 +1,8 @@
-"""``mlops.lock``: what each stage last ran with and produced, and which run made it."""
+"""``mlops.lock`` (JSON): what each stage last ran with and produced, and which run made it."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 LOCK_FILE = "mlops.lock"
 SCHEMA = 1
-_HEADER = "# Written by `mlops run`: commit this file, do not edit it by hand.\n"
+_NOTE = "Written by `mlops run`: commit this file, do not edit it by hand."
 
 
 @dataclass(frozen=True)
@@ -81,18 +82,15 @@ def read_lock(root: Path) -> Lock:
 
 
 def parse_lock(text: str, where: str) -> Lock:
-    """Parse lock YAML; ``where`` names the file (and commit) in messages."""
-    import yaml
-
+    """Parse the lock's JSON; ``where`` names the file (and commit) in messages."""
     fix = "restore it from Git, or delete it and run `mlops run` to rebuild it"
-    try:
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise PipelineError(f"{where}{line}: invalid YAML; {fix}") from None
-    if doc is None:
+    if not text.strip():
         return Lock()
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        line = f":{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise PipelineError(f"{where}{line}: invalid JSON; {fix}") from None
     try:
         if doc.get("algo", ALGORITHM) != ALGORITHM:
             raise PipelineError(f"{where}: unknown hash algorithm {doc['algo']!r}")
@@ -124,16 +122,14 @@ def _file_hash(item: dict[str, Any]) -> FileHash:
 
 
 def lock_text(lock: Lock) -> str:
-    """The YAML text of a lock (stages in the order given)."""
-    import yaml
-
+    """The lock as indented JSON (stages in the order given): quick to read, fine to diff."""
     doc = {
+        "note": _NOTE,
         "schema": SCHEMA,
         "algo": ALGORITHM,
         "stages": {name: entry.to_dict() for name, entry in lock.stages.items()},
     }
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return _HEADER + yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=False)
+    return json.dumps(doc, indent=2, default=str) + "\n"
 
 
 def write_lock(root: Path, lock: Lock) -> None:

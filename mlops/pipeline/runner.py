@@ -27,8 +27,6 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from mlops.data.add import snapshot
-from mlops.data.checkout import checkout_targets
 from mlops.data.workspace import Store, Target, open_store
 from mlops.errors import MlopsError, PipelineError
 from mlops.fsutil import atomic_write_bytes, atomic_write_text
@@ -383,7 +381,6 @@ class _Run:
             reasons = input_reasons(stage, entry, deps, params)
             if not reasons and stage.always_changed:
                 reasons = ["always_changed is set"]
-        key = run_cache_key(stage, deps, params)
         candidate: tuple[FileHash, ...] | None = None
         if not reasons and entry is not None:
             outs = [self.hasher.hash(o.path) for o in stage.outputs]
@@ -396,7 +393,8 @@ class _Run:
                 self.emit(RunEvent("skipped", name, "unchanged"))
                 return None
             candidate = entry.outs  # inputs match the lock: its outputs are the answer
-        elif not self.options.force:
+        key = run_cache_key(stage, deps, params)
+        if candidate is None and not self.options.force:
             cached = self.runs.cached(key)
             if cached is not None:
                 candidate = tuple(FileHash(**o) for o in cached["outs"])
@@ -436,6 +434,8 @@ class _Run:
             self.store.linker.probe(self.repo.cache_dir, self.repo.mlops_dir)
         for target in targets:
             target.data_path.parent.mkdir(parents=True, exist_ok=True)
+        from mlops.data.checkout import checkout_targets
+
         try:
             checkout_targets(self.store, targets, force=True)
         except MlopsError:  # e.g. a folder's files were garbage-collected: run instead
@@ -531,6 +531,8 @@ class _Run:
         return _Outcome(True, outs=outs, exit_code=0, checks=checks)
 
     def _store_output(self, out: Output) -> FileHash:
+        from mlops.data.add import snapshot
+
         path = self.root / out.path
         if out.cache:
             pointer, _ = snapshot(self.store, path)

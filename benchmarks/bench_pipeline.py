@@ -1,0 +1,150 @@
+"""Benchmark of `mlops run` against `dvc repro`.
+
+usage: python benchmarks/bench_pipeline.py [--dvc PATH] [--stages N] [--jobs N] [--keep DIR]
+
+Times, for mlops and (given the path of a ``dvc`` executable) for DVC, with the
+same pipelines written as mlops.yaml and dvc.yaml and both caches at their
+default link types:
+
+- a run with nothing to do of the 3-stage iris example (examples/iris);
+- the first run of N (default 200) independent one-line ``cp`` stages (mlops
+  with ``-j``; ``dvc repro`` has no parallel mode);
+- a run with nothing to do of those N stages;
+- ``-j 2`` on two independent stages that sleep 1 s (the target is absolute).
+
+Prints each step's ratio mlops/DVC. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from workload import mlops_cmd, new_git_repo, print_table, timed
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "iris"
+TARGETS = {
+    "run, nothing to do, 3-stage example": 0.3,
+    "first run of N trivial cp stages": 0.1,
+    "run, nothing to do, N one-line stages": 0.1,
+}
+SLEEPERS = """\
+stages:
+  one:
+    cmd: sleep 1 && echo 1 > one.txt
+    outs: [one.txt]
+  two:
+    cmd: sleep 1 && echo 2 > two.txt
+    outs: [two.txt]
+"""
+
+
+def setup(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"setup step failed: {' '.join(cmd)}\n{proc.stderr.decode()[-2000:]}")
+
+
+def init(tool: str, cli: list[str], repo: Path, env: dict[str, str]) -> None:
+    if tool == "mlops":
+        setup([*cli, "init"], repo, env)
+    else:
+        setup([*cli, "init", "-q"], repo, env)
+        setup([*cli, "config", "core.analytics", "false"], repo, env)
+
+
+def copy_pipeline(repo: Path, tool: str) -> None:
+    """Write the pipeline file under the tool's name (mlops.yaml is valid dvc.yaml here)."""
+    text = (repo / "mlops.yaml").read_text()
+    if tool == "dvc":
+        (repo / "mlops.yaml").unlink()
+        # DVC spells uncached metrics and plots per file.
+        text = text.replace("metrics: [metrics.json]", "metrics: [{metrics.json: {cache: false}}]")
+        text = text.replace(
+            "plots: [plots/confusion.csv]", "plots: [{plots/confusion.csv: {cache: false}}]"
+        )
+        (repo / "dvc.yaml").write_text(text)
+
+
+def many_stages(repo: Path, n: int) -> None:
+    """N independent stages, each copying its own input file."""
+    (repo / "in").mkdir()
+    (repo / "out").mkdir()
+    lines = ["stages:"]
+    for i in range(n):
+        (repo / "in" / f"{i}.txt").write_text(f"input {i}\n")
+        lines += [
+            f"  s{i:03d}:",
+            f"    cmd: cp in/{i}.txt out/{i}.txt",
+            f"    deps: [in/{i}.txt]",
+            f"    outs: [out/{i}.txt]",
+        ]
+    (repo / "mlops.yaml").write_text("\n".join(lines) + "\n")
+
+
+def run_cmd(tool: str, cli: list[str], jobs: int = 1) -> list[str]:
+    if tool == "mlops":
+        return [*cli, "run", *(["-j", str(jobs)] if jobs > 1 else [])]
+    return [*cli, "repro"]
+
+
+def bench_tool(tool: str, cli: list[str], work: Path, n: int, jobs: int) -> dict[str, float]:
+    # Stage commands call `python`: the interpreter this benchmark runs on (it has sklearn).
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    times: dict[str, float] = {}
+
+    example = new_git_repo(work / tool / "example")
+    shutil.copytree(EXAMPLE, example, dirs_exist_ok=True)
+    copy_pipeline(example, tool)
+    init(tool, cli, example, env)
+    setup(run_cmd(tool, cli), example, env)  # the first run (sklearn) is not timed
+    times["run, nothing to do, 3-stage example"] = timed(
+        run_cmd(tool, cli), example, repeat=5, env=env
+    )
+
+    many = new_git_repo(work / tool / "many")
+    many_stages(many, n)
+    copy_pipeline(many, tool)
+    init(tool, cli, many, env)
+    times["first run of N trivial cp stages"] = timed(run_cmd(tool, cli, jobs), many, env=env)
+    times["run, nothing to do, N one-line stages"] = timed(
+        run_cmd(tool, cli), many, repeat=5, env=env
+    )
+
+    sleepers = new_git_repo(work / tool / "sleepers")
+    (sleepers / "mlops.yaml").write_text(SLEEPERS)
+    copy_pipeline(sleepers, tool)
+    init(tool, cli, sleepers, env)
+    start = time.perf_counter()
+    setup(run_cmd(tool, cli, 2), sleepers, env)
+    times["two 1 s stages with -j 2 (absolute < 1.5 s)"] = time.perf_counter() - start
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dvc", help="path of a dvc executable to compare with")
+    parser.add_argument("--stages", type=int, default=200, help="independent stages (200)")
+    parser.add_argument("--jobs", type=int, default=8, help="mlops -j for the first run (8)")
+    parser.add_argument("--keep", help="build the repositories here and keep them")
+    args = parser.parse_args()
+
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mlops-bench-"))
+    try:
+        ours = bench_tool("mlops", mlops_cmd(), work, args.stages, args.jobs)
+        theirs = bench_tool("dvc", [args.dvc], work, args.stages, args.jobs) if args.dvc else {}
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"N = {args.stages} stages; mlops first run with -j {args.jobs}")
+    print_table([(step, t, theirs.get(step), TARGETS.get(step)) for step, t in ours.items()])
+
+
+if __name__ == "__main__":
+    main()

@@ -261,7 +261,7 @@ def test_progress_reports_objects_and_bytes(shared: Path) -> None:
 
 def test_remote_has_asks_or_lists(tmp_path: Path) -> None:
     root = tmp_path / "store"
-    backend = LocalBackend(RemoteSpec("t", str(root)), root)
+    backend = LocalBackend(RemoteSpec("t", str(root)), root, ["copy"])
     present = [blake3(str(i).encode()).hexdigest() for i in range(300)]
     absent = [blake3(f"x{i}".encode()).hexdigest() for i in range(300)]
     for oid in present:
@@ -614,3 +614,22 @@ def test_fetch_objects_brings_exactly_the_named_objects(tmp_path: Path, shared: 
     wanted = sorted(cache_objects(shared))[:3]
     result = fetch_objects(Repo(other), wanted)
     assert result.objects == 3 and cache_objects(other) == set(wanted)
+
+
+@pytest.mark.parametrize("links", ["[copy]", "[hardlink, copy]"])
+def test_local_remote_shares_bytes_only_when_hardlinks_are_allowed(
+    tmp_path: Path, shared: Path, links: str
+) -> None:
+    assert run_cli(shared, "config", "cache.link", links).exit_code == 0
+    assert run_cli(shared, "remote", "modify", "origin", "pack", "false").exit_code == 0
+    assert run_cli(shared, "push").exit_code == 0
+    oid = next(iter(cache_objects(shared)))
+    remote_file = tmp_path / "store" / oid[:2] / oid[2:]
+    cache_file = shared / ".mlops" / "cache" / oid[:2] / oid[2:]
+    shared_inode = remote_file.stat().st_ino == cache_file.stat().st_ino
+    assert shared_inode == (links != "[copy]")
+    assert not remote_file.stat().st_mode & 0o222
+    other = clone(shared, tmp_path / "colleague")
+    assert run_cli(other, "pull").exit_code == 0
+    assert files_of(other) == files_of(shared)
+    assert run_cli(other, "status", "--exit-code").exit_code == 0

@@ -15,15 +15,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from mlops.errors import RemoteError
+from mlops.fsutil import make_read_only
 from mlops.remote.config import RemoteSpec, mask_url, scrub, split_url
+from mlops.repo import Repo
+from mlops.storage.links import Linker
 
 T = TypeVar("T")
 
@@ -139,14 +141,21 @@ class Backend:
 
 
 class LocalBackend(Backend):
-    """A folder on a local or mounted filesystem, through plain os calls."""
+    """A folder on a local or mounted filesystem, through plain os calls.
+
+    Objects are immutable and read-only on both sides, so a local remote may share
+    bytes with the cache the way the workspace does: by reflink, or by hardlink
+    when ``cache.link`` allows hardlinks. Otherwise, and across filesystems, files
+    are copied (in the kernel).
+    """
 
     # Listing a folder costs about as much per 50 names as one stat call.
     page_size = 50
 
-    def __init__(self, spec: RemoteSpec, root: Path) -> None:
+    def __init__(self, spec: RemoteSpec, root: Path, link_types: Sequence[str] = ()) -> None:
         super().__init__(spec, str(root))
         self.root = root
+        self.linker = Linker([k for k in link_types if k in ("reflink", "hardlink")] + ["copy"])
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, key)
@@ -183,7 +192,7 @@ class LocalBackend(Backend):
             return handle.read((end if end is not None else 1 << 62) - start)
 
     def download(self, key: str, dst: str) -> None:
-        shutil.copyfile(self._path(key), dst)
+        self.linker.place(self._path(key), dst)
 
     def write(self, key: str, data: bytes) -> None:
         def put(tmp: str) -> None:
@@ -193,9 +202,9 @@ class LocalBackend(Backend):
         self._publish(key, put)
 
     def upload(self, src: str, key: str) -> None:
-        self._publish(key, partial(_copy, src))
+        self._publish(key, partial(self.linker.place, src))
 
-    def _publish(self, key: str, fill: Callable[[str], None]) -> None:
+    def _publish(self, key: str, fill: Callable[[str], object]) -> None:
         target = self._path(key)
         folder, name = os.path.split(target)
         tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
@@ -205,7 +214,7 @@ class LocalBackend(Backend):
             except FileNotFoundError:
                 os.makedirs(folder, exist_ok=True)
                 fill(tmp)
-            os.chmod(tmp, 0o444)  # objects are immutable; read-only guards against edits
+            make_read_only(tmp)  # objects are immutable; read-only guards against edits
             os.replace(tmp, target)
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
@@ -308,15 +317,11 @@ class FsspecBackend(Backend):
             raise
 
 
-def _copy(src: str, dst: str) -> None:
-    shutil.copyfile(src, dst)  # in-kernel copy (sendfile) on Linux
-
-
-def open_backend(spec: RemoteSpec, repo_root: Path) -> Backend:
+def open_backend(spec: RemoteSpec, repo: Repo) -> Backend:
     """The back end for a remote's URL; a missing fsspec package names the extra to install."""
     protocol, path = split_url(spec.url)
     if protocol in (None, "file", "local"):
-        return LocalBackend(spec, (repo_root / path).resolve())
+        return LocalBackend(spec, (repo.root / path).resolve(), repo.link_types())
     import fsspec
 
     try:

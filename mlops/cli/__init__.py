@@ -10,6 +10,7 @@ import typer
 
 from mlops.cli import checks  # noqa: F401
 from mlops.cli import data  # noqa: F401  (registers commands)
+from mlops.cli import monitor  # noqa: F401
 from mlops.cli import pipeline  # noqa: F401
 from mlops.cli import registry  # noqa: F401
 from mlops.cli import remote  # noqa: F401

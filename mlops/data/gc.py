@@ -59,6 +59,7 @@ def gc(repo: Repo, all_commits_: bool = False, dry_run: bool = False) -> GcResul
 
 def used_objects(store: Store, commits: list[str]) -> set[str]:
     """Every object the workspace and ``commits`` need, folders expanded to their files."""
+    from mlops.monitor.monitoring import monitor_objects
     from mlops.pipeline.lock import lock_objects
     from mlops.registry.content import registry_objects
 
@@ -66,6 +67,7 @@ def used_objects(store: Store, commits: list[str]) -> set[str]:
     roots = {t.pointer.oid for t in find_targets(repo)}
     roots |= lock_objects(store, commits)
     roots |= registry_objects(repo)
+    roots |= monitor_objects(repo)
     for commit in commits:
         blobs = tree_files(repo.root, commit, SUFFIX)
         contents = read_blobs(repo.root, blobs.values())

@@ -14,10 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import InputError
+from mlops.errors import InputError, MlopsError
 from mlops.repo import Repo
 
 RUNS_DB = "runs.db"
+# --no-optional-locks: never hold Git's index lock while stages may use Git.
+_GIT_STATUS = (
+    "git",
+    "--no-optional-locks",
+    "status",
+    "--porcelain=v2",
+    "--branch",
+    "--untracked-files=no",
+)
 # Packages whose versions are worth knowing when comparing two runs.
 KEY_PACKAGES = (
     "mlops",
@@ -189,26 +198,46 @@ def new_run_id() -> str:
     return os.urandom(6).hex()
 
 
-def environment(root: Path) -> Environment:
-    """The current environment, cheaply: one ``git status`` call, no package imports."""
-    from mlops.gitutil import git
+class EnvironmentProbe:
+    """The environment of a run, cheaply: ``git status`` starts at once and runs while the
+    caller works; ``result()`` collects it. No package is imported to learn versions."""
 
-    commit, dirty = None, False
-    status = git(root, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
-    for line in status.decode(errors="replace").splitlines():
-        if line.startswith("# branch.oid "):
-            oid = line.split()[2]
-            commit = None if oid == "(initial)" else oid
-        elif not line.startswith("#"):
-            dirty = True
-    return Environment(
-        user=_user(),
-        host=os.uname().nodename,
-        commit=commit,
-        dirty=dirty,
-        python=sys.version.split()[0],
-        packages=package_versions(KEY_PACKAGES),
-    )
+    def __init__(self, root: Path) -> None:
+        import subprocess
+
+        try:
+            self._proc = subprocess.Popen(
+                [*_GIT_STATUS],
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except FileNotFoundError:
+            raise MlopsError("git is not installed or not on PATH") from None
+
+    def result(self) -> Environment:
+        """Wait for ``git status`` and describe the environment."""
+        out, _ = self._proc.communicate()
+        commit, dirty = None, False
+        for line in out.decode(errors="replace").splitlines():
+            if line.startswith("# branch.oid "):
+                oid = line.split()[2]
+                commit = None if oid == "(initial)" else oid
+            elif not line.startswith("#"):
+                dirty = True
+        return Environment(
+            user=_user(),
+            host=os.uname().nodename,
+            commit=commit,
+            dirty=dirty,
+            python=sys.version.split()[0],
+            packages=package_versions(KEY_PACKAGES),
+        )
+
+
+def environment(root: Path) -> Environment:
+    """The current environment: user, host, Git commit and dirty flag, Python, packages."""
+    return EnvironmentProbe(root).result()
 
 
 def _user() -> str:

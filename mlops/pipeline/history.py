@@ -92,7 +92,7 @@ def params_at(repo: Repo, commit: str | None) -> Values:
     files = sorted({ref.file for stage in stages for ref in stage.params})
     contents = read_paths_at(repo.root, [(commit, f) for f in files])
     docs = {
-        f: None if data is None else parse_params(data, _where(commit, f))
+        f: None if data is None else parse_params(data, f, where=_where(commit, f))
         for (_, f), data in contents.items()
     }
     values: Values = {}
@@ -134,7 +134,7 @@ def metrics_show(repo: Repo, commits: list[str] | None = None) -> list[MetricsAt
             if data is None:
                 continue
             try:
-                metrics[path] = flatten(parse_params(data, _where(rev, path)))
+                metrics[path] = flatten(parse_params(data, path, where=_where(rev, path)))
             except MlopsError as exc:
                 if rev is None:
                     raise

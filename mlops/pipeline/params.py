@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mlops.errors import PipelineError
+from mlops.pipeline.parsed import YamlProblem, load_yaml
 from mlops.pipeline.schema import Stage
 
 # file -> dotted key -> value
@@ -13,23 +15,36 @@ ParamValues = dict[str, dict[str, Any]]
 Loader = Callable[[str], dict[str, Any] | None]
 
 
-def parse_params(data: bytes, where: str) -> dict[str, Any]:
-    """A parameter file's content as a mapping; ``where`` names it in messages."""
-    if where.endswith(".toml"):
+def parse_params(
+    data: bytes, path: str, cache: Path | None = None, where: str | None = None
+) -> dict[str, Any]:
+    """A parameter (or metrics) file's content as a mapping: TOML, JSON or YAML by ``path``.
+
+    ``where`` names it in messages (default ``path``); ``cache`` is a folder of
+    already parsed YAML documents (see mlops.pipeline.parsed).
+    """
+    where = where or path
+    if path.endswith(".toml"):
         import tomllib
 
         try:
             return tomllib.loads(data.decode())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise PipelineError(f"{where}: invalid TOML: {exc}") from None
-    import yaml
+    if path.endswith(".json"):
+        import json
 
-    try:
-        doc = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise PipelineError(f"{where}{line}: invalid YAML") from None
+        try:
+            doc = json.loads(data)
+        except ValueError as exc:
+            at = f":{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise PipelineError(f"{where}{at}: invalid JSON") from None
+    else:
+        try:
+            doc = load_yaml(data, cache)
+        except YamlProblem as exc:
+            at = f":{exc.line}" if exc.line else ""
+            raise PipelineError(f"{where}{at}: invalid YAML: {exc.problem}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):

@@ -22,16 +22,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlops.data.workspace import Store, Target, open_store
 from mlops.errors import MlopsError, PipelineError
 from mlops.fsutil import atomic_write_bytes, atomic_write_text
 from mlops.pipeline.dag import Dag, build_dag
-from mlops.pipeline.execute import ProcessGroups, run_command
 from mlops.pipeline.lock import FileHash, Lock, LockEntry, read_lock, write_lock
 from mlops.pipeline.params import ParamValues, flatten, parse_params, stage_params
 from mlops.pipeline.schema import Output, Stage, load_pipeline
@@ -45,9 +44,19 @@ from mlops.pipeline.stale import (
     run_cache_key,
 )
 from mlops.repo import Repo, repo_lock
-from mlops.runs import RunRecord, RunsDB, StageRecord, environment, new_run_id, open_runs
+from mlops.runs import (
+    EnvironmentProbe,
+    RunRecord,
+    RunsDB,
+    StageRecord,
+    new_run_id,
+    open_runs,
+)
 from mlops.storage.hashing import DIR_SUFFIX
 from mlops.storage.pointer import Pointer, pointer_path
+
+if TYPE_CHECKING:
+    from mlops.pipeline.execute import ProcessGroups
 
 # How long a second `mlops run` waits for the first before giving up.
 LOCK_WAIT = 3.0
@@ -219,8 +228,7 @@ def _dry_run(
     return RunResult(None, "dry-run", results)
 
 
-@dataclass
-class _Outcome:
+class _Outcome(NamedTuple):
     """What a worker thread reports when its stage is over."""
 
     ok: bool
@@ -228,20 +236,30 @@ class _Outcome:
     exit_code: int | None = None
     error: str = ""
     stderr_tail: tuple[str, ...] = ()
-    checks: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] | None = None
 
 
-@dataclass
 class _Planned:
-    """A stage decided to run, with the inputs it was judged on."""
+    """A stage decided to run, with the inputs it was judged on (and when it started)."""
 
-    stage: Stage
-    reasons: list[str]
-    deps: list[FileHash]
-    params: ParamValues
-    key: str
-    started: float = 0.0
-    wall: float = 0.0
+    __slots__ = ("deps", "key", "params", "reasons", "stage", "started", "wall")
+
+    def __init__(
+        self,
+        stage: Stage,
+        reasons: list[str],
+        deps: list[FileHash],
+        params: ParamValues,
+        key: str,
+    ) -> None:
+        self.stage, self.reasons, self.deps, self.params, self.key = (
+            stage,
+            reasons,
+            deps,
+            params,
+            key,
+        )
+        self.started = self.wall = 0.0
 
 
 class _Run:
@@ -268,7 +286,7 @@ class _Run:
         self.root = repo.root
         self.lock = read_lock(repo.root)
         self.hasher = Hasher(store)
-        self.groups = ProcessGroups()
+        self.groups: ProcessGroups | None = None  # made when the first stage starts
         self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.results: dict[str, StageResult] = {}
         self.records: dict[str, StageRecord] = {}
@@ -279,6 +297,7 @@ class _Run:
         self.stopping = False  # a stage failed without --keep-going: start nothing new
         self.interrupted = False
         self.started = time.time()
+        self.environment = EnvironmentProbe(repo.root)  # runs while the stages are judged
 
     # --- main loop ---------------------------------------------------------------------
 
@@ -317,7 +336,8 @@ class _Run:
 
     def _stop_workers(self) -> None:
         """Stop every running command's process group and let the workers wind down."""
-        self.groups.stop_all()
+        if self.groups is not None:
+            self.groups.stop_all()
         deadline = time.monotonic() + 5.0
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -450,6 +470,11 @@ class _Run:
         name = planned.stage.name
         if self.store.linker.chosen is None:
             self.store.linker.probe(self.repo.cache_dir, self.repo.mlops_dir)
+        self.store.state.preload()  # a no-op after the first: done before threads share it
+        if self.groups is None:
+            from mlops.pipeline.execute import ProcessGroups
+
+            self.groups = ProcessGroups()
         planned.started, planned.wall = time.time(), time.monotonic()
         self.running[name] = planned
         self.emit(RunEvent("started", name, "; ".join(planned.reasons)))
@@ -497,6 +522,9 @@ class _Run:
         def on_line(text: str, is_err: bool) -> None:
             self.events.put(("output", name, text, is_err))
 
+        from mlops.pipeline.execute import run_command
+
+        assert self.groups is not None  # made by _start before this thread
         for command in stage.cmd:
             result = run_command(command, cwd, env, on_line, self.groups)
             if result.exit_code != 0:
@@ -633,7 +661,7 @@ class _Run:
                 if any(r.status in ("failed", "blocked") for r in self.results.values())
                 else "success"
             )
-            env = environment(self.root)
+            env = self.environment.result()
             stages = tuple(self._with_metrics(self.records[n]) for n in self.names)
             record = RunRecord(
                 id=self.run_id,

@@ -7,7 +7,6 @@ a stage's ``checks:`` and ``register:`` entries.
 
 from __future__ import annotations
 
-import difflib
 import posixpath
 import re
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import PipelineError
+from mlops.pipeline.parsed import YamlProblem, cache_dir, load_yaml
 
 PIPELINE_FILE = "mlops.yaml"
 DEFAULT_PARAMS_FILE = "params.yaml"
@@ -118,35 +118,34 @@ class _Invalid(Exception):
 
 def load_pipeline(root: Path, required: bool = True) -> Pipeline:
     """Load ``root/mlops.yaml``; without ``required`` a missing file is an empty pipeline."""
-    path = root / PIPELINE_FILE
     try:
-        text = path.read_text()
+        data = (root / PIPELINE_FILE).read_bytes()
     except FileNotFoundError:
         if required:
             raise PipelineError(
                 f"no {PIPELINE_FILE} in {root}: declare the pipeline's stages there first"
             ) from None
         return Pipeline({}, {})
-    except UnicodeDecodeError:
-        raise PipelineError(f"{PIPELINE_FILE}: not UTF-8 text") from None
-    return parse_pipeline(text, PIPELINE_FILE)
+    return parse_pipeline(data, PIPELINE_FILE, cache_dir(root))
 
 
-def parse_pipeline(text: str, where: str = PIPELINE_FILE) -> Pipeline:
-    """Validate the YAML text of a pipeline file; ``where`` names it in messages."""
-    import yaml
+def parse_pipeline(
+    text: str | bytes, where: str = PIPELINE_FILE, cache: Path | None = None
+) -> Pipeline:
+    """Validate a pipeline file's YAML; ``where`` names it in messages.
 
+    ``cache`` is a folder of already parsed documents (see mlops.pipeline.parsed).
+    """
+    data = text.encode() if isinstance(text, str) else text
     try:
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise PipelineError(f"{where}{at}: invalid YAML: {problem}") from None
+        doc = load_yaml(data, cache)
+    except YamlProblem as exc:
+        at = f":{exc.line}" if exc.line else ""
+        raise PipelineError(f"{where}{at}: invalid YAML: {exc.problem}") from None
     try:
         return _pipeline(doc, where)
     except _Invalid as exc:
-        line = _line_of(text, exc.keys)
+        line = _line_of(data.decode(errors="replace"), exc.keys)
         raise PipelineError(f"{where}{f':{line}' if line else ''}: {exc.message}") from None
 
 
@@ -216,15 +215,11 @@ def _definition(name: Any, body: Any) -> Iterator[Stage]:
         yield _stage(full, context.substitute(template), (*keys, "do"), group=name)
 
 
-@dataclass(frozen=True)
 class _Context:
     """What ``${item}``, ``${item.field}`` and ``${key}`` mean for one foreach item."""
 
-    stage: str
-    keys: tuple[Any, ...]
-    is_map: bool
-    key: Any
-    item: Any
+    def __init__(self, stage: str, keys: tuple[Any, ...], is_map: bool, key: Any, item: Any):
+        self.stage, self.keys, self.is_map, self.key, self.item = stage, keys, is_map, key, item
 
     def substitute(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -314,12 +309,11 @@ def _stage(
     )
 
 
-@dataclass(frozen=True)
 class _Checker:
     """Type checks of one stage's fields, each error naming the stage and the field."""
 
-    stage: str
-    keys: tuple[Any, ...]
+    def __init__(self, stage: str, keys: tuple[Any, ...]) -> None:
+        self.stage, self.keys = stage, keys
 
     def wrong(
         self, field_name: str, value: Any, expected: str, index: int | None = None
@@ -501,6 +495,8 @@ def _kind(value: Any) -> str:
 
 
 def _hint(key: Any, valid: tuple[str, ...]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
     if close:
         return f" (did you mean {close[0]!r}?)"

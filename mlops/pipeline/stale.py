@@ -13,6 +13,7 @@ from mlops.data.workspace import Store, fingerprint, hash_files, open_store, sca
 from mlops.pipeline.dag import build_dag
 from mlops.pipeline.lock import FileHash, LockEntry, read_lock
 from mlops.pipeline.params import ParamValues, parse_params, stage_params
+from mlops.pipeline.parsed import cache_dir
 from mlops.pipeline.schema import DEFAULT_PARAMS_FILE, Stage, load_pipeline
 from mlops.repo import Repo
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
@@ -27,7 +28,6 @@ class Hasher:
     def __init__(self, store: Store, memo: bool = False) -> None:
         self.store = store
         self.root = str(store.repo.root)
-        store.state.preload()
         # Only read-only evaluations (status, dry runs) may remember hashes: a run changes files.
         self._memo: dict[str, FileHash | None] | None = {} if memo else None
 
@@ -66,6 +66,7 @@ class ParamFiles:
         self.root = root
         self.volatile = volatile
         self._docs: dict[str, dict[str, Any] | None] = {}
+        self._cache = cache_dir(root)
 
     def __call__(self, rel: str) -> dict[str, Any] | None:
         if rel in self._docs and rel not in self.volatile:
@@ -75,7 +76,7 @@ class ParamFiles:
         except (FileNotFoundError, IsADirectoryError):
             doc = None
         else:
-            doc = parse_params(data, rel)
+            doc = parse_params(data, rel, self._cache)
         self._docs[rel] = doc
         return doc
 

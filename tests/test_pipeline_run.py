@@ -338,3 +338,28 @@ def test_example_script_runs_end_to_end(tmp_path: Path) -> None:
     assert "Running stage 'train': param train.max_depth changed (1 -> 3)" in second_run
     assert "metrics.json  accuracy" in proc.stdout.split("$ mlops metrics diff")[1]
     assert list(tmp_path.iterdir()) == []  # CLEANUP=1 removed the repository
+
+
+def test_date_params_and_side_effect_stages(repo: Path, tmp_path: Path) -> None:
+    log = tmp_path / "deploys.log"
+    write(
+        repo,
+        "mlops.yaml",
+        f"""\
+        stages:
+          deploy:
+            cmd: echo deployed >> {log}
+            params: [release.day]
+        """,
+    )
+    write(repo, "params.yaml", "release: {day: 2024-05-01}\n")
+    run_ok(repo)
+    assert read_lock(repo)["stages"]["deploy"]["params"] == {
+        "params.yaml": {"release.day": "2024-05-01"}
+    }
+    run_ok(repo)  # a YAML date compares equal to its locked text: skipped
+    write(repo, "params.yaml", "release: {day: 2024-06-01}\n")
+    run_ok(repo)
+    write(repo, "params.yaml", "release: {day: 2024-05-01}\n")
+    run_ok(repo)  # no outputs to restore: the side effect happens again
+    assert log.read_text().count("deployed") == 3

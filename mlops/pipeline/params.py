@@ -53,15 +53,27 @@ def parse_params(
 
 
 def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys; lists and scalars are values."""
+    """Nested mappings as dotted keys; lists and scalars are values, as JSON has them."""
     flat: dict[str, Any] = {}
     for key, value in doc.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
             flat.update(flatten(value, name + "."))
         else:
-            flat[name] = value
+            flat[name] = _plain(value)
     return flat
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from the JSON lock (a YAML date becomes its ISO text)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    isoformat = getattr(value, "isoformat", None)
+    return isoformat() if callable(isoformat) else str(value)
 
 
 def stage_params(stage: Stage, load: Loader, strict: bool = True) -> ParamValues:
@@ -93,7 +105,7 @@ def stage_params(stage: Stage, load: Loader, strict: bool = True) -> ParamValues
             if isinstance(value, dict) and value:
                 chosen.update(flatten(value, key + "."))
             else:
-                chosen[key] = value
+                chosen[key] = _plain(value)
         values[ref.file] = chosen
     return values
 

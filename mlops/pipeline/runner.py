@@ -724,9 +724,14 @@ def _target(root: Path, found: FileHash) -> Target:
 
 
 def _restorable(stage: Stage) -> bool:
-    """Whether a later run may take this stage's outputs from the run cache."""
-    return not stage.always_changed and all(
-        not o.persist and (o.cache or o.kind != "out") for o in stage.outputs
+    """Whether a later run may take this stage's outputs from the run cache.
+
+    A stage without outputs acts only by side effects: it is never skipped that way.
+    """
+    return (
+        bool(stage.outputs)
+        and not stage.always_changed
+        and all(not o.persist and (o.cache or o.kind != "out") for o in stage.outputs)
     )
 
 

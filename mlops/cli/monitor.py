@@ -115,7 +115,7 @@ def _print(renderable: Any) -> None:
 def _render(result: Any) -> None:
     from rich.table import Table
 
-    from mlops.monitor.monitoring import HEALED, NO_BATCH
+    from mlops.monitor.monitoring import NO_BATCH
 
     if result.status == NO_BATCH:
         echo(result.note)
@@ -159,21 +159,35 @@ def _render(result: Any) -> None:
             echo(f"  - {line}")
     retrain = links.get("retrain")
     if retrain:
-        line = f"Retraining (episode {links['episode']}): {retrain['status']}: {retrain['reason']}"
-        echo(line, err=result.status != HEALED and retrain["status"] == "failed")
-        run = retrain.get("run") or {}
-        if run.get("id"):
-            echo(f"  run {run['id']} ({run['status']})")
-        if retrain.get("candidate"):
-            echo(f"  candidate {retrain['candidate']['ref']}")
-        if retrain.get("promotion"):
-            promotion = retrain["promotion"]
-            echo(f"  {promotion['alias']}: {promotion['from']} -> {promotion['to']}")
-        if (retrain.get("data") or {}).get("restored"):
-            echo(f"  {retrain['data']['path']} was put back as it was")
+        _render_episode(links["episode"], retrain, record)
     echo(f"Stored as record {result.record_id[:12]} (`mlops monitor history`)")
     if result.html:
         echo(f"HTML report: {result.html}")
+
+
+def _render_episode(episode: str, retrain: Mapping[str, Any], record: Any) -> None:
+    status, reason = retrain["status"], retrain["reason"]
+    production = f"{record.model}:{record.version}"
+    if status == "failed":
+        echo(f"mlops: error: retraining failed (episode {episode}): {reason}", err=True)
+    elif status == "kept":
+        echo(f"Retraining (episode {episode}) kept production {production}: {reason}")
+    else:
+        echo(f"Retraining (episode {episode}) promoted a new model: {reason}")
+    run = retrain.get("run") or {}
+    if run.get("id"):
+        echo(f"  run {run['id']} ({run['status']})")
+    if retrain.get("candidate"):
+        echo(f"  candidate {retrain['candidate']['ref']}")
+    promotion = retrain.get("promotion")
+    if promotion:
+        echo(f"  {promotion['alias']}: {promotion['from']} -> {promotion['to']}")
+    data = retrain.get("data") or {}
+    if data.get("restored"):
+        echo(f"  {data['path']} was put back as it was")
+    elif data:
+        verb = "added to" if data["mode"] == "append" else "replaced"
+        echo(f"  {data['rows_added']} rows of the batch {verb} {data['path']}")
 
 
 def _holds(value: float, limit: tuple[str, float]) -> str:

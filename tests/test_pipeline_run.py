@@ -162,7 +162,10 @@ def test_selected_stage_runs_with_its_upstream_only(repo: Path) -> None:
     three_stage_project(repo)
     run_ok(repo, "train")
     assert (repo / "model.bin").exists() and not (repo / "metrics.json").exists()
-    assert set(read_lock(repo)["stages"]) == {"prepare", "train"}
+    lock = read_lock(repo)["stages"]
+    assert lock["train"]["run"] == lock["prepare"]["run"] != lock["evaluate"]["run"]
+    # A stage refused by its checks keeps its outputs.
+    assert (repo / "metrics.json").read_text() == '{"accuracy": 0.6, "rows": 3}'
     result = run_cli(repo, "run", "trian")
     assert result.exit_code == 1
     assert "no stage named 'trian' in mlops.yaml (did you mean 'train'?)" in result.stderr
@@ -306,6 +309,9 @@ def test_hooks_run_before_and_after_and_can_fail_a_stage(repo: Path) -> None:
             return HookResult(False, "suite 'model_ok' failed", {"suite": "model_ok"})
         return HookResult(True, data={"phase": ctx.phase})
 
+    run_ok(repo)
+    (repo / "metrics.json").write_text('{"accuracy": 0.6, "rows": 3}')  # stale, no change
+    write(repo, "raw.txt", "a\nb\n")
     result = run_pipeline(Repo(repo), RunOptions(), hook=hook)
     assert result.status == "failed"
     assert result.failed[0].error == (
@@ -324,7 +330,10 @@ def test_hooks_run_before_and_after_and_can_fail_a_stage(repo: Path) -> None:
         "after": {"phase": "after"},
     }
     assert records["evaluate"]["checks"] == {"before": {"suite": "model_ok"}}
-    assert set(read_lock(repo)["stages"]) == {"prepare", "train"}
+    lock = read_lock(repo)["stages"]
+    assert lock["train"]["run"] == lock["prepare"]["run"] != lock["evaluate"]["run"]
+    # A stage refused by its checks keeps its outputs.
+    assert (repo / "metrics.json").read_text() == '{"accuracy": 0.6, "rows": 3}'
 
 
 @pytest.mark.slow

@@ -501,8 +501,7 @@ class _Run:
     def _execute(self, stage: Stage) -> _Outcome:
         name = stage.name
         checks: dict[str, Any] = {}
-        _clear_outputs(self.root, stage)
-        if self.hook is not None:
+        if self.hook is not None:  # before the outputs go: a refused stage loses nothing
             verdict = self.hook(HookContext(self.repo, self.run_id, stage, "before"))
             checks["before"] = verdict.data
             if not verdict.ok:
@@ -511,6 +510,7 @@ class _Run:
                     error=f"stage {name!r}: checks before it failed: {verdict.message}",
                     checks=checks,
                 )
+        _clear_outputs(self.root, stage)
         cwd = self.root / stage.wdir
         if not cwd.is_dir():
             return _Outcome(False, error=f"stage {name!r}: wdir {stage.wdir!r} does not exist")

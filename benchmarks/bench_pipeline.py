@@ -97,6 +97,8 @@ def run_cmd(tool: str, cli: list[str], jobs: int = 1) -> list[str]:
 def bench_tool(tool: str, cli: list[str], work: Path, n: int, jobs: int) -> dict[str, float]:
     # Stage commands call `python`: the interpreter this benchmark runs on (it has sklearn).
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # Both tools run from compiled bytecode, as they do once installed.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     times: dict[str, float] = {}
 
     example = new_git_repo(work / tool / "example")

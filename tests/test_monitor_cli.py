@@ -95,9 +95,12 @@ def test_table_output_and_history_table(project: Path) -> None:
 
 def test_subprocess_monitor_and_gc_keeps_records(project: Path) -> None:
     write_batch(project, "incoming/b1.csv", seed=2)
-    proc = run_subprocess(project, "monitor", "--json")
+    proc = run_subprocess(project, "monitor", "--json", "--retrain")
     assert proc.returncode == 0, proc.stderr
-    oid = json.loads(proc.stdout)["record_id"]
+    result = json.loads(proc.stdout)
+    assert result["status"] == "healthy"
+    assert "retrain" not in result["record"]["links"]  # healthy: nothing to heal
+    oid = result["record_id"]
     assert run_cli(project, "gc").exit_code == 0
     assert (project / ".mlops/cache" / oid[:2] / oid[2:]).is_file()
     assert history(project)[0]["id"] == oid

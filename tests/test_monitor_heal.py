@@ -224,3 +224,21 @@ def test_two_retrainings_at_once(project: Path) -> None:
     history = json.loads(run_cli(project, "monitor", "history", "--json").stdout)
     assert len(history) == 1  # the refused one recorded nothing
     assert [e["action"] for e in model_history(project)].count("register") == 2
+
+
+@pytest.mark.slow
+def test_drift_scenario_script_runs_end_to_end(tmp_path: Path) -> None:
+    import os
+
+    script = Path(__file__).parent.parent / "examples" / "drift_scenario.sh"
+    env = {**os.environ, "PYTHON": sys.executable, "CLEANUP": "1", "TMPDIR": str(tmp_path)}
+    proc = subprocess.run([str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    clean, shifted, healed = proc.stdout.split("(exit code ")[1:4]
+    assert clean.startswith("0") and "HEALTHY" in proc.stdout.split("(exit code 0)")[0]
+    assert shifted.startswith("1") and "ALERT:" in shifted + proc.stdout
+    assert healed.startswith("0")
+    assert "Retraining (episode ep-" in proc.stdout and "production: 1 -> 2" in proc.stdout
+    history = proc.stdout.split("$ mlops model history sensor")[1]
+    assert "promoted 2 to production (was 1): monitor episode ep-" in history
+    assert list(tmp_path.iterdir()) == []  # CLEANUP=1 removed the repository

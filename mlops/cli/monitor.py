@@ -11,7 +11,8 @@ import typer
 from mlops.cli.app import Options, app, console, echo, emit_json
 
 monitor_app = typer.Typer(
-    help="Drift and live-metric monitoring of the production model, and self-healing.",
+    help="Score a batch against the production model for drift and live metrics (exit 1 on "
+    "an alert not healed); --retrain heals; `history` lists the results.",
     invoke_without_command=True,
 )
 app.add_typer(monitor_app, name="monitor")

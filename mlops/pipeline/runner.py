@@ -252,14 +252,12 @@ class _Planned:
         params: ParamValues,
         key: str,
     ) -> None:
-        self.stage, self.reasons, self.deps, self.params, self.key = (
-            stage,
-            reasons,
-            deps,
-            params,
-            key,
-        )
-        self.started = self.wall = 0.0
+        self.stage = stage
+        self.reasons = reasons
+        self.deps = deps
+        self.params = params
+        self.key = key
+        self.started = self.wall = 0.0  # set when the stage starts (epoch, monotonic)
 
 
 class _Run:

@@ -162,10 +162,7 @@ def test_selected_stage_runs_with_its_upstream_only(repo: Path) -> None:
     three_stage_project(repo)
     run_ok(repo, "train")
     assert (repo / "model.bin").exists() and not (repo / "metrics.json").exists()
-    lock = read_lock(repo)["stages"]
-    assert lock["train"]["run"] == lock["prepare"]["run"] != lock["evaluate"]["run"]
-    # A stage refused by its checks keeps its outputs.
-    assert (repo / "metrics.json").read_text() == '{"accuracy": 0.6, "rows": 3}'
+    assert set(read_lock(repo)["stages"]) == {"prepare", "train"}
     result = run_cli(repo, "run", "trian")
     assert result.exit_code == 1
     assert "no stage named 'trian' in mlops.yaml (did you mean 'train'?)" in result.stderr

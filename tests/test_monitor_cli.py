@@ -210,3 +210,21 @@ def test_model_trained_without_a_run_needs_a_reference(project: Path) -> None:
         "reference: cannot find the data sensor:2 was trained on",
         "set monitor.reference",
     )
+
+
+def test_reference_found_without_its_cache_object(project: Path) -> None:
+    """Lineage names content; the workspace file still holds it, or nothing does."""
+    from mlops.storage.hashing import hash_file
+
+    oid = hash_file(project / "data/train.csv")
+    (project / ".mlops/cache" / oid[:2] / oid[2:]).unlink()
+    write_batch(project, "b.csv", seed=2)
+    result = run_cli(project, "monitor", "--data", "b.csv", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["record"]["links"]["reference"]["hash"] == oid
+    train = project / "data/train.csv"
+    train.chmod(0o644)
+    train.write_text(train.read_text() + "30.0,1.0,0,0\n")
+    result = run_cli(project, "monitor", "--data", "b.csv")
+    assert result.exit_code == 1
+    assert f"data/train.csv (content {oid[:12]} not found: run `mlops pull`)" in result.stderr

@@ -1,6 +1,7 @@
 """Benchmark of `mlops run` against `dvc repro`.
 
-usage: python benchmarks/bench_pipeline.py [--dvc PATH] [--stages N] [--jobs N] [--keep DIR]
+usage: python benchmarks/bench_pipeline.py [--dvc PATH] [--stages N] [--jobs N] [--rounds N]
+                                           [--keep DIR]
 
 Times, for mlops and (given the path of a ``dvc`` executable) for DVC, with the
 same pipelines written as mlops.yaml and dvc.yaml and both caches at their
@@ -12,6 +13,8 @@ default link types:
 - a run with nothing to do of those N stages;
 - ``-j 2`` on two independent stages that sleep 1 s (the target is absolute).
 
+The runs with nothing to do alternate between the tools, so both see the same load.
+
 Prints each step's ratio mlops/DVC. Not part of the tests.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +38,12 @@ TARGETS = {
     "first run of N trivial cp stages": 0.1,
     "run, nothing to do, N one-line stages": 0.1,
 }
+ORDER = (
+    "run, nothing to do, 3-stage example",
+    "first run of N trivial cp stages",
+    "run, nothing to do, N one-line stages",
+    "two 1 s stages with -j 2 (absolute < 1.5 s)",
+)
 SLEEPERS = """\
 stages:
   one:
@@ -94,30 +104,30 @@ def run_cmd(tool: str, cli: list[str], jobs: int = 1) -> list[str]:
     return [*cli, "repro"]
 
 
-def bench_tool(tool: str, cli: list[str], work: Path, n: int, jobs: int) -> dict[str, float]:
+def tool_env() -> dict[str, str]:
     # Stage commands call `python`: the interpreter this benchmark runs on (it has sklearn).
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     # Both tools run from compiled bytecode, as they do once installed.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    times: dict[str, float] = {}
+    return env
 
+
+def prepare_tool(
+    tool: str, cli: list[str], work: Path, n: int, jobs: int, times: dict[str, float]
+) -> dict[str, Path]:
+    """Build one tool's repositories; time the first run of the N stages and -j 2."""
+    env = tool_env()
     example = new_git_repo(work / tool / "example")
     shutil.copytree(EXAMPLE, example, dirs_exist_ok=True)
     copy_pipeline(example, tool)
     init(tool, cli, example, env)
     setup(run_cmd(tool, cli), example, env)  # the first run (sklearn) is not timed
-    times["run, nothing to do, 3-stage example"] = timed(
-        run_cmd(tool, cli), example, repeat=5, env=env
-    )
 
     many = new_git_repo(work / tool / "many")
     many_stages(many, n)
     copy_pipeline(many, tool)
     init(tool, cli, many, env)
     times["first run of N trivial cp stages"] = timed(run_cmd(tool, cli, jobs), many, env=env)
-    times["run, nothing to do, N one-line stages"] = timed(
-        run_cmd(tool, cli), many, repeat=5, env=env
-    )
 
     sleepers = new_git_repo(work / tool / "sleepers")
     (sleepers / "mlops.yaml").write_text(SLEEPERS)
@@ -126,7 +136,24 @@ def bench_tool(tool: str, cli: list[str], work: Path, n: int, jobs: int) -> dict
     start = time.perf_counter()
     setup(run_cmd(tool, cli, 2), sleepers, env)
     times["two 1 s stages with -j 2 (absolute < 1.5 s)"] = time.perf_counter() - start
-    return times
+    return {"example": example, "many": many}
+
+
+def time_no_ops(
+    tools: dict[str, list[str]], repos: dict[str, dict[str, Path]], rounds: int
+) -> dict[str, dict[str, float]]:
+    """Runs with nothing to do, the tools taking turns so that both see the same load."""
+    env = tool_env()
+    steps = {
+        "run, nothing to do, 3-stage example": "example",
+        "run, nothing to do, N one-line stages": "many",
+    }
+    samples: dict[str, dict[str, list[float]]] = {t: {s: [] for s in steps} for t in tools}
+    for _ in range(rounds):
+        for step, repo in steps.items():
+            for tool, cli in tools.items():
+                samples[tool][step].append(timed(run_cmd(tool, cli), repos[tool][repo], env=env))
+    return {t: {s: statistics.median(v) for s, v in by.items()} for t, by in samples.items()}
 
 
 def main() -> None:
@@ -134,18 +161,29 @@ def main() -> None:
     parser.add_argument("--dvc", help="path of a dvc executable to compare with")
     parser.add_argument("--stages", type=int, default=200, help="independent stages (200)")
     parser.add_argument("--jobs", type=int, default=8, help="mlops -j for the first run (8)")
+    parser.add_argument("--rounds", type=int, default=7, help="no-op runs per tool (7)")
     parser.add_argument("--keep", help="build the repositories here and keep them")
     args = parser.parse_args()
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mlops-bench-"))
+    tools = {"mlops": mlops_cmd(), **({"dvc": [args.dvc]} if args.dvc else {})}
+    times: dict[str, dict[str, float]] = {tool: {} for tool in tools}
     try:
-        ours = bench_tool("mlops", mlops_cmd(), work, args.stages, args.jobs)
-        theirs = bench_tool("dvc", [args.dvc], work, args.stages, args.jobs) if args.dvc else {}
+        repos = {
+            tool: prepare_tool(tool, cli, work, args.stages, args.jobs, times[tool])
+            for tool, cli in tools.items()
+        }
+        for tool, no_ops in time_no_ops(tools, repos, args.rounds).items():
+            times[tool].update(no_ops)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"N = {args.stages} stages; mlops first run with -j {args.jobs}")
-    print_table([(step, t, theirs.get(step), TARGETS.get(step)) for step, t in ours.items()])
+    ours, theirs = times["mlops"], times.get("dvc", {})
+    print(
+        f"N = {args.stages} stages; mlops first run with -j {args.jobs}; medians of "
+        f"{args.rounds} alternating no-op runs"
+    )
+    print_table([(step, ours[step], theirs.get(step), TARGETS.get(step)) for step in ORDER])
 
 
 if __name__ == "__main__":

@@ -633,3 +633,25 @@ def test_local_remote_shares_bytes_only_when_hardlinks_are_allowed(
     assert run_cli(other, "pull").exit_code == 0
     assert files_of(other) == files_of(shared)
     assert run_cli(other, "status", "--exit-code").exit_code == 0
+
+
+def test_object_writer_stores_read_only_objects_known_to_the_state(tmp_path: Path) -> None:
+    from mlops.remote.writer import ObjectWriter, _write_renamed
+    from mlops.storage.cache import Cache
+    from mlops.storage.state import StateCache
+
+    cache = Cache(tmp_path / "cache", StateCache(tmp_path / "state.db"))
+    data = os.urandom(3000)
+    oid = blake3(data).hexdigest()
+    with ObjectWriter(cache) as writer:
+        writer.write(oid, data)
+        writer.write(oid, data)  # already there: fine
+    path = Path(cache.path(oid))
+    assert path.read_bytes() == data and not path.stat().st_mode & 0o222
+    assert cache.state.get(path.stat()) == oid
+    # The portable way (a temporary name, then a rename) leaves no temporary behind.
+    other = tmp_path / "plain" / "object"
+    other.parent.mkdir()
+    st = _write_renamed(str(other), data)
+    assert other.read_bytes() == data and st.st_ino == other.stat().st_ino
+    assert [p.name for p in other.parent.iterdir()] == ["object"]

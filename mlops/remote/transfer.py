@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -44,12 +45,14 @@ from mlops.remote.packs import (
     parse_index,
     plan_reads,
 )
+from mlops.remote.writer import ObjectWriter
 from mlops.repo import Repo, repo_lock
 from mlops.storage.cache import tmp_name
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, hash_file
 from mlops.storage.manifest import parse_manifest, validate_manifest
 
 R = TypeVar("R")
+_WRITERS = min(2, os.cpu_count() or 1)
 # Asking about this many objects one by one is always cheap enough.
 _ASK_EACH = 16
 
@@ -66,14 +69,7 @@ class TransferResult:
     packs: int  # packs written (push) or read from (fetch)
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "remote": self.remote,
-            "action": self.action,
-            "objects": self.objects,
-            "bytes": self.bytes,
-            "present": self.present,
-            "packs": self.packs,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -113,6 +109,18 @@ def default_transfer_jobs() -> int:
     return min(32, (os.cpu_count() or 1) * 4)
 
 
+@contextlib.contextmanager
+def _session(repo: Repo, remote: str | None, purpose: str) -> Iterator[tuple[Store, Backend]]:
+    """The remote's back end and the opened store, under the repository lock."""
+    backend = open_backend(get_remote(repo, remote), repo)
+    store = open_store(repo)
+    with repo_lock(repo, wait=30, purpose=purpose):
+        try:
+            yield store, backend
+        finally:
+            store.state.flush()
+
+
 def push(
     repo: Repo,
     paths: list[str] | None = None,
@@ -122,14 +130,9 @@ def push(
     revisions: list[str] | None = None,
 ) -> TransferResult:
     """Send the objects the workspace and HEAD (or ``revisions``) need that the remote lacks."""
-    backend = open_backend(get_remote(repo, remote), repo)
-    store = open_store(repo)
-    jobs = jobs or default_transfer_jobs()
-    with repo_lock(repo, wait=30, purpose="push"):
-        try:
-            return _push(store, backend, paths, revisions, jobs, progress)
-        finally:
-            store.state.flush()
+    with _session(repo, remote, "push") as (store, backend):
+        jobs = jobs or default_transfer_jobs()
+        return _push(store, backend, paths, revisions, jobs, progress)
 
 
 def fetch(
@@ -140,14 +143,9 @@ def fetch(
     progress: Progress | None = None,
 ) -> TransferResult:
     """Bring into the cache the objects the workspace pointers and HEAD need."""
-    backend = open_backend(get_remote(repo, remote), repo)
-    store = open_store(repo)
-    with repo_lock(repo, wait=30, purpose="fetch"):
-        try:
-            needed = partial(_needed, store, paths, None)
-            return _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
-        finally:
-            store.state.flush()
+    with _session(repo, remote, "fetch") as (store, backend):
+        needed = partial(_needed, store, paths, None)
+        return _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
 
 
 def pull(
@@ -159,16 +157,11 @@ def pull(
     progress: Progress | None = None,
 ) -> PullResult:
     """``fetch``, then ``checkout`` of the same paths."""
-    backend = open_backend(get_remote(repo, remote), repo)
-    store = open_store(repo)
-    with repo_lock(repo, wait=30, purpose="pull"):
-        try:
-            needed = partial(_needed, store, paths, None)
-            fetched = _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
-            targets = find_targets(repo, paths)
-            return PullResult(fetched, checkout_targets(store, targets, force, jobs, progress))
-        finally:
-            store.state.flush()
+    with _session(repo, remote, "pull") as (store, backend):
+        needed = partial(_needed, store, paths, None)
+        fetched = _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
+        targets = find_targets(repo, paths)
+        return PullResult(fetched, checkout_targets(store, targets, force, jobs, progress))
 
 
 def fetch_objects(
@@ -182,14 +175,9 @@ def fetch_objects(
 
     Takes the repository lock: call it without holding it.
     """
-    backend = open_backend(get_remote(repo, remote), repo)
-    store = open_store(repo)
-    with repo_lock(repo, wait=30, purpose="fetch"):
-        try:
-            needed: Callable[[], set[str]] = partial(set, oids)
-            return _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
-        finally:
-            store.state.flush()
+    with _session(repo, remote, "fetch") as (store, backend):
+        needed: Callable[[], set[str]] = partial(set, oids)
+        return _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
 
 
 # Which objects ---------------------------------------------------------------
@@ -452,14 +440,20 @@ def _receive(
     reads = plan_reads([(oid, index[oid]) for oid in oids if oid in index])
     loose = [oid for oid in oids if oid not in index]
 
+    # Reads wait on the network and run on every thread, but storing thousands of small
+    # objects is CPU and file-system work: more writers than cores only fight for the GIL.
+    writers = threading.BoundedSemaphore(_WRITERS)
+    writer = ObjectWriter(store.cache)
+
     def read_range(read: RangeRead) -> _Tally:
         try:
             data = backend.read(pack_key(read.pack), read.start, read.end)
         except FileNotFoundError:
             return _Tally(missing=[oid for oid, _, _ in read.items])
         tally = _Tally()
-        for oid, offset, size in read.items:
-            tally.add(_accept(store, oid, data[offset : offset + size]))
+        with writers:
+            for oid, offset, size in read.items:
+                tally.add(_accept(writer, oid, data[offset : offset + size]))
         return tally
 
     def read_loose(oid: str) -> _Tally:
@@ -467,7 +461,7 @@ def _receive(
         tmp = tmp_name(store.cache.path(oid))
         try:
             backend.download(_key(oid), tmp)
-            return _accept_file(store, oid, tmp)
+            return _accept_file(store, writer, oid, tmp)
         except FileNotFoundError:
             return _Tally(missing=[oid])
         finally:
@@ -477,54 +471,26 @@ def _receive(
     total_bytes = sum(index[oid].size for oid in oids if oid in index)
     tasks = [partial(read_range, read) for read in reads]
     tasks += [partial(read_loose, oid) for oid in loose]
-    return _transfer(tasks, jobs, progress, "fetching", len(oids), total_bytes, "fetch")
+    with writer:
+        return _transfer(tasks, jobs, progress, "fetching", len(oids), total_bytes, "fetch")
 
 
-def _accept(store: Store, oid: str, data: bytes) -> _Tally:
+def _accept(writer: ObjectWriter, oid: str, data: bytes) -> _Tally:
     """Store fetched bytes if they hash to ``oid`` (and, for a manifest, are safe)."""
     if hash_bytes(data) != oid.removesuffix(DIR_SUFFIX):
         return _Tally(corrupt=[oid])
     problem = _unsafe_manifest(oid, data)
     if problem:
         return _Tally(unsafe=[problem])
-    _write_object(store, oid, data)
+    writer.write(oid, data)
     return _Tally(objects=1, bytes=len(data))
 
 
-def _write_object(store: Store, oid: str, data: bytes) -> None:
-    """Write verified bytes into the cache as ``oid``, atomically and read-only.
-
-    Half the system calls of ``Cache.add_bytes`` (created read-only under a
-    temporary name, one ``fstat``, a rename), which matters for thousands of
-    small objects.
-    """
-    cache = store.cache
-    cache._folder_for(oid)  # the cache may be new: this also starts its generation
-    target = cache.path(oid)
-    tmp = tmp_name(target)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            st = os.fstat(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise CacheError(f"cannot write to the cache folder {cache.root}: {exc}") from exc
-    # Recorded so that checkout (and status) never hash this object again.
-    cache.state.put(st, oid.removesuffix(DIR_SUFFIX))
-
-
-def _accept_file(store: Store, oid: str, tmp: str) -> _Tally:
+def _accept_file(store: Store, writer: ObjectWriter, oid: str, tmp: str) -> _Tally:
     """Move a downloaded file into the cache if it hashes to ``oid``."""
     if oid.endswith(DIR_SUFFIX):
         with open(tmp, "rb") as handle:
-            return _accept(store, oid, handle.read())
+            return _accept(writer, oid, handle.read())
     size = os.stat(tmp).st_size
     if hash_file(tmp, size) != oid:
         return _Tally(corrupt=[oid])

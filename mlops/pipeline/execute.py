@@ -10,9 +10,10 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SHELL = "/bin/sh"
 TAIL_LINES = 20
@@ -111,3 +112,45 @@ def run_command(
             if stream is not None:
                 stream.close()
     return CommandResult(code, tuple(tail))
+
+
+def describe_failure(name: str, code: int, tail: tuple[str, ...]) -> str:
+    """One line saying how the command of stage ``name`` failed."""
+    last = f": {tail[-1]}" if tail else ""
+    if code == 127:
+        return f"stage {name!r}: command not found (exit code 127){last}"
+    if code == 126:
+        return f"stage {name!r}: command cannot be executed (exit code 126){last}"
+    if code < 0:
+        return f"stage {name!r} was killed by signal {signal.Signals(-code).name}"
+    return f"stage {name!r} failed with exit code {code}"
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while stages run, so that their process groups are stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Let the final writes finish even if Ctrl-C is pressed again."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -16,23 +16,38 @@ import contextlib
 import os
 import queue
 import shutil
-import signal
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from graphlib import TopologicalSorter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from mlops.data.workspace import Store, Target, open_store
 from mlops.errors import MlopsError, PipelineError
 from mlops.fsutil import atomic_write_bytes, atomic_write_text
 from mlops.pipeline.dag import Dag, build_dag
+from mlops.pipeline.execute import (
+    ProcessGroups,
+    describe_failure,
+    run_command,
+    sigint_deferred,
+    terminate_as_interrupt,
+)
 from mlops.pipeline.lock import FileHash, Lock, LockEntry, read_lock, write_lock
 from mlops.pipeline.params import ParamValues, flatten, parse_params, stage_params
+from mlops.pipeline.results import (
+    HookContext,
+    HookResult,
+    OnEvent,
+    RunEvent,
+    RunOptions,
+    RunResult,
+    StageHook,
+    StageResult,
+)
 from mlops.pipeline.schema import Output, Stage, load_pipeline
 from mlops.pipeline.stale import (
     Hasher,
@@ -55,115 +70,24 @@ from mlops.runs import (
 from mlops.storage.hashing import DIR_SUFFIX
 from mlops.storage.pointer import Pointer, pointer_path
 
-if TYPE_CHECKING:
-    from mlops.pipeline.execute import ProcessGroups
+__all__ = [
+    "LOCK_WAIT",
+    "HookContext",
+    "HookResult",
+    "OnEvent",
+    "RunEvent",
+    "RunOptions",
+    "RunResult",
+    "StageHook",
+    "StageResult",
+    "run_pipeline",
+]
 
 # How long a second `mlops run` waits for the first before giving up.
 LOCK_WAIT = 3.0
 # Metrics and plots files up to this size are also stored, so the run cache can restore them.
 _SMALL_FILE = 64 << 20
 _BAD = ("failed", "blocked", "interrupted", "cancelled")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What ``mlops run`` was asked to do."""
-
-    targets: tuple[str, ...] = ()
-    force: bool = False
-    dry_run: bool = False
-    jobs: int = 1
-    keep_going: bool = False
-    argv: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class StageResult:
-    """What happened to one stage: ran, skipped, restored, failed, interrupted, blocked,
-    cancelled; in a dry run, stale or skipped."""
-
-    name: str
-    status: str
-    reasons: tuple[str, ...] = ()
-    duration: float = 0.0
-    exit_code: int | None = None
-    error: str = ""
-    stderr_tail: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "stage": self.name,
-            "status": self.status,
-            "reasons": list(self.reasons),
-            "duration": round(self.duration, 6),
-            "exit_code": self.exit_code,
-            "error": self.error,
-            "stderr_tail": list(self.stderr_tail),
-        }
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """A whole run. ``status``: success, failed, interrupted or dry-run."""
-
-    run_id: str | None
-    status: str
-    stages: tuple[StageResult, ...]
-    lock_written: bool = False
-    duration: float = 0.0
-
-    @property
-    def failed(self) -> tuple[StageResult, ...]:
-        return tuple(s for s in self.stages if s.status == "failed")
-
-    def count(self, status: str) -> int:
-        return sum(1 for s in self.stages if s.status == status)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "lock_written": self.lock_written,
-            "duration": round(self.duration, 6),
-            "stages": [s.to_dict() for s in self.stages],
-        }
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    """Progress for the caller to show: skipped, restored, started, output or finished."""
-
-    kind: str
-    stage: str
-    text: str = ""
-    stderr: bool = False
-    result: StageResult | None = None
-
-
-@dataclass(frozen=True)
-class HookContext:
-    """What a stage hook sees. ``phase`` is "before" (deps ready, command not started)
-    or "after" (command succeeded, outputs stored: ``outs`` holds their hashes)."""
-
-    repo: Repo
-    run_id: str
-    stage: Stage
-    phase: str
-    outs: tuple[FileHash, ...] = ()
-
-
-@dataclass(frozen=True)
-class HookResult:
-    """A hook's verdict. ``data`` (JSON-able) is kept in the run record's ``checks`` field;
-    ``ok=False`` fails the stage with ``message``."""
-
-    ok: bool
-    message: str = ""
-    data: Any = None
-
-
-StageHook = Callable[[HookContext], HookResult]
-OnEvent = Callable[[RunEvent], None]
 
 
 def run_pipeline(
@@ -305,7 +229,7 @@ class _Run:
         sorter.prepare()
         waiting: deque[_Planned] = deque()
         try:
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 while sorter.is_active():
                     for name in sorter.get_ready():
                         planned = self._decide(name)
@@ -470,8 +394,6 @@ class _Run:
             self.store.linker.probe(self.repo.cache_dir, self.repo.mlops_dir)
         self.store.state.preload()  # a no-op after the first: done before threads share it
         if self.groups is None:
-            from mlops.pipeline.execute import ProcessGroups
-
             self.groups = ProcessGroups()
         planned.started, planned.wall = time.time(), time.monotonic()
         self.running[name] = planned
@@ -520,8 +442,6 @@ class _Run:
         def on_line(text: str, is_err: bool) -> None:
             self.events.put(("output", name, text, is_err))
 
-        from mlops.pipeline.execute import run_command
-
         assert self.groups is not None  # made by _start before this thread
         for command in stage.cmd:
             result = run_command(command, cwd, env, on_line, self.groups)
@@ -529,7 +449,7 @@ class _Run:
                 return _Outcome(
                     False,
                     exit_code=result.exit_code,
-                    error=_failure(name, result.exit_code, result.stderr_tail),
+                    error=describe_failure(name, result.exit_code, result.stderr_tail),
                     stderr_tail=result.stderr_tail,
                     checks=checks,
                 )
@@ -648,7 +568,7 @@ class _Run:
 
     def _finish(self) -> RunResult:
         """Record the run, then write the lock, run cache and .gitignore entries once."""
-        with _sigint_deferred():
+        with sigint_deferred():
             for name in self.names:
                 if name not in self.results:
                     self._set(self.dag.stages[name], "cancelled", ["not reached"])
@@ -754,17 +674,6 @@ def _clear_outputs(root: Path, stage: Stage) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _failure(name: str, code: int, tail: tuple[str, ...]) -> str:
-    last = f": {tail[-1]}" if tail else ""
-    if code == 127:
-        return f"stage {name!r}: command not found (exit code 127){last}"
-    if code == 126:
-        return f"stage {name!r}: command cannot be executed (exit code 126){last}"
-    if code < 0:
-        return f"stage {name!r} was killed by signal {signal.Signals(-code).name}"
-    return f"stage {name!r} failed with exit code {code}"
-
-
 def _ignore_in_git(root: Path, paths: list[str]) -> None:
     """Add ``/name`` for each cached output to the .gitignore beside it (one write per folder)."""
     by_folder: dict[Path, list[str]] = {}
@@ -784,33 +693,3 @@ def _ignore_in_git(root: Path, paths: list[str]) -> None:
         if text and not text.endswith("\n"):
             text += "\n"
         atomic_write_text(ignore, text + "".join(line + "\n" for line in new))
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while stages run, so that their process groups are stopped."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Let the final writes finish even if Ctrl-C is pressed again."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run the iris example end to end in a fresh temporary Git repository:
-# init, run the pipeline, commit, change a parameter, run again (only the
-# affected stages rerun), then compare parameters, metrics and runs.
+# version the raw data, run the pipeline with its checks (the trained model is
+# registered and promoted to staging), change a parameter, run again (only the
+# affected stages rerun), compare parameters, metrics and runs, promote the
+# better model to production, and watch a data check stop broken data.
 #
 #   examples/run_example.sh            (needs `pip install .` first)
 #   PYTHON=/path/to/python examples/run_example.sh
@@ -37,7 +39,11 @@ git config user.name "mlops example"
 
 step mlops init
 mlops init
-git add -A && git commit -q -m "iris example"
+
+step "python src/collect.py && mlops add data/raw.csv"
+python src/collect.py
+mlops add data/raw.csv
+git add -A && git commit -q -m "iris example with raw data v1"
 
 step mlops dag
 mlops dag
@@ -69,5 +75,28 @@ git add -A && git commit -q -m "deeper trees"
 
 step mlops runs list
 mlops runs list
+
+step mlops model list
+mlops model list
+
+step "mlops model promote iris 2 --to production"
+mlops model promote iris 2 --to production --reason "deeper trees: better accuracy"
+
+step mlops model history iris
+mlops model history iris
+
+step mlops lineage iris@production
+mlops lineage iris@production
+
+step "a broken row lands in data/raw.csv; the data check stops the pipeline"
+chmod u+w data/raw.csv 2>/dev/null || true
+mlops unprotect data/raw.csv
+echo "99.0,3.0,1.4,0.2,7" >> data/raw.csv
+mlops check raw_iris || echo "(mlops check exited $?: the broken data is caught before training)"
+mlops run || echo "(mlops run exited $?: prepare did not run, the lock is unchanged)"
+
+step "mlops checkout --force data/raw.csv  # back to the committed data"
+mlops checkout --force data/raw.csv
+mlops status
 
 printf '\nThe example repository is in %s\n' "$repo"

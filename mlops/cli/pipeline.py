@@ -93,16 +93,17 @@ def run(
 ) -> None:
     """Run the pipeline in mlops.yaml, skipping stages whose inputs and outputs are unchanged."""
     from mlops.errors import PipelineError
-    from mlops.pipeline.runner import RunOptions, run_pipeline
+    from mlops.pipeline.results import RunOptions
+    from mlops.pipeline.safeguards import run_with_safeguards
 
     flags = {"--force": force, "--dry-run": dry_run, "--keep-going": keep_going, "--json": json}
     argv = ("mlops", "run", *(stages or ()), *(f for f, on in flags.items() if on))
     argv += ("-j", str(jobs)) if jobs > 1 else ()
     options = RunOptions(tuple(stages or ()), force, dry_run, jobs, keep_going, argv)
     printer = None if dry_run else _Printer(prefix=jobs > 1, to_stderr=json)
-    result = run_pipeline(_repo(), options, printer)
+    result, registered = run_with_safeguards(_repo(), options, printer)
     if json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "registered": [r.to_dict() for r in registered]})
     elif dry_run:
         for s in result.stages:
             if s.status == "stale":
@@ -111,6 +112,9 @@ def run(
                 echo(f"'{s.name}' is up to date")
     else:
         _summary(result)
+        for r in registered:
+            alias = f", now {r.version.model}@{r.promoted_to}" if r.promoted_to else ""
+            echo(f"registered {r.version.model}:{r.version.number} from stage '{r.stage}'{alias}")
     failed = result.failed
     if failed:
         for s in failed:

@@ -32,7 +32,7 @@ from mlops.repo import Repo
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.pipeline.runner import HookContext, HookResult, RunEvent
+    from mlops.pipeline.runner import RunEvent
 
 PROMOTED = "promoted"
 KEPT = "kept"
@@ -64,22 +64,6 @@ def monitor_lock(repo: Repo) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def stage_checks(ctx: HookContext) -> HookResult:
-    """Pipeline hook: run a stage's ``checks.before`` / ``checks.after`` suites."""
-    from mlops.checks import load_suites, run_suites, validate_suite_refs
-    from mlops.pipeline.runner import HookResult
-    from mlops.pipeline.schema import PIPELINE_FILE
-
-    names = ctx.stage.checks_before if ctx.phase == "before" else ctx.stage.checks_after
-    if not names:
-        return HookResult(True)
-    suites = load_suites(ctx.repo.root / PIPELINE_FILE)
-    where = f"{PIPELINE_FILE}: stage {ctx.stage.name!r} checks.{ctx.phase}"
-    validate_suite_refs([str(n) for n in names], suites, where)
-    report = run_suites([suites[str(n)] for n in names], ctx.repo.root)
-    return HookResult(report.passed, report.summary(), report.to_dict())
 
 
 class _Stop(Exception):
@@ -254,6 +238,7 @@ class Episode:
         self, on_event: Callable[[RunEvent], None] | None, argv: tuple[str, ...]
     ) -> str:
         from mlops.pipeline.runner import RunOptions, run_pipeline
+        from mlops.pipeline.safeguards import stage_checks
 
         options = RunOptions(targets=self.retrain.stages, argv=argv or ("mlops", "monitor"))
         result = run_pipeline(self.repo, options, on_event, hook=stage_checks)

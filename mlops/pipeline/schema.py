@@ -19,7 +19,7 @@ from mlops.pipeline.parsed import YamlProblem, cache_dir, load_yaml
 
 PIPELINE_FILE = "mlops.yaml"
 DEFAULT_PARAMS_FILE = "params.yaml"
-TOP_KEYS = ("stages", "checks", "include", "monitor")
+TOP_KEYS = ("stages", "checks", "include", "monitor", "models")
 STAGE_KEYS = (
     "cmd",
     "deps",

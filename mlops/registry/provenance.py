@@ -11,9 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops.data.workspace import Store
+from mlops.data.workspace import Store, load_manifest
 from mlops.errors import InputError
 from mlops.runs import RunRecord, StageRecord, list_runs
+from mlops.storage.hashing import DIR_SUFFIX
 
 if TYPE_CHECKING:
     from mlops.pipeline.lock import LockEntry
@@ -39,6 +40,7 @@ class RunIndex:
         self.extra = extra  # record object ids named elsewhere (model versions)
         self._records: list[RunRecord] | None = None
         self._locks: list[tuple[str | None, str, LockEntry]] | None = None
+        self._manifests: dict[str, dict[str, str]] = {}
 
     @property
     def records(self) -> list[RunRecord]:
@@ -94,19 +96,38 @@ class RunIndex:
         raise InputError(f"run id {run_id!r} is ambiguous: {', '.join(r.id for r in found[:5])}")
 
     def producer(self, path: str, oid: str) -> Production | None:
-        """The newest run stage whose outputs include ``path`` with content ``oid``."""
+        """The newest run stage whose outputs include ``path`` with content ``oid``
+        (itself, or as a file inside an output folder)."""
         for record in self.records:
             for stage in record.stages:
-                if stage.status in PRODUCED and stage.outs.get(path) == oid:
+                if stage.status in PRODUCED and any(
+                    self.holds(out, out_oid, path, oid) for out, out_oid in stage.outs.items()
+                ):
                     return Production(record, stage)
         return None
 
     def lock_producer(self, path: str, oid: str) -> tuple[str | None, str, LockEntry] | None:
         """The ``mlops.lock`` entry whose outputs include ``path`` with content ``oid``."""
         for found in self.locks():
-            if any(out.path == path and out.oid == oid for out in found[2].outs):
+            if any(self.holds(out.path, out.oid, path, oid) for out in found[2].outs):
                 return found
         return None
+
+    def holds(self, out: str, out_oid: str, path: str, oid: str) -> bool:
+        """Whether output ``out`` (content ``out_oid``) is ``path`` with content ``oid``,
+        or a folder holding it."""
+        if out == path:
+            return out_oid == oid
+        if not out_oid.endswith(DIR_SUFFIX) or not path.startswith(out + "/"):
+            return False
+        if out_oid not in self._manifests:
+            cache = self.store.cache
+            self._manifests[out_oid] = (
+                {e.path: e.oid for e in load_manifest(cache, out_oid, out).entries}
+                if cache.exists(out_oid)
+                else {}
+            )
+        return self._manifests[out_oid].get(path[len(out) + 1 :]) == oid
 
 
 def consumers(record: RunRecord, path: str, oid: str) -> list[StageRecord]:

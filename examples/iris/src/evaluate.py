@@ -9,8 +9,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 test = pd.read_csv("data/prepared/test.csv")
 model = joblib.load("models/model.joblib")
-truth = test["target"]
-predicted = model.predict(test.drop(columns="target"))
+truth = test["species"]
+predicted = model.predict(test.drop(columns="species"))
 metrics = {
     "accuracy": round(float(accuracy_score(truth, predicted)), 4),
     "f1_macro": round(float(f1_score(truth, predicted, average="macro")), 4),

@@ -1,18 +1,18 @@
-"""Split the iris data set into data/prepared/train.csv and test.csv."""
+"""Split data/raw.csv into data/prepared/train.csv and test.csv."""
 
 from pathlib import Path
 
 import yaml
-from sklearn.datasets import load_iris
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 params = yaml.safe_load(Path("params.yaml").read_text())["prepare"]
-frame = load_iris(as_frame=True).frame  # bundled with scikit-learn: no download
+frame = pd.read_csv("data/raw.csv")
 train, test = train_test_split(
     frame,
     test_size=params["test_size"],
     random_state=params["seed"],
-    stratify=frame["target"],
+    stratify=frame["species"],
 )
 out = Path("data/prepared")
 out.mkdir(parents=True, exist_ok=True)

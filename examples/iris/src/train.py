@@ -14,7 +14,7 @@ model = RandomForestClassifier(
     max_depth=params["max_depth"],
     random_state=params["seed"],
 )
-model.fit(train.drop(columns="target"), train["target"])
+model.fit(train.drop(columns="species"), train["species"])
 Path("models").mkdir(exist_ok=True)
 joblib.dump(model, "models/model.joblib")
 print(f"trained {params['n_estimators']} trees of depth {params['max_depth']}")

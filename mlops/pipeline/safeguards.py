@@ -1,0 +1,137 @@
+"""What ``mlops run`` adds around the stages: their check suites, and model registration.
+
+Checks run as the runner's stage hook: ``before`` suites on a stage's inputs
+before its command starts, ``after`` suites on its outputs before they enter
+the lock. A stage whose ``register:`` names a model registers (and promotes)
+it once the run has succeeded, so a model that failed its checks never lands
+in the registry.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlops.errors import PipelineError
+from mlops.pipeline.results import HookContext, HookResult, RunEvent, RunOptions, RunResult
+from mlops.pipeline.schema import PIPELINE_FILE, Pipeline, Stage, load_pipeline
+from mlops.repo import Repo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mlops.registry.records import ModelVersion
+
+_REGISTER_KEYS = ("name", "path", "promote", "description")
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A model version a stage registered, and the alias it went to (if any)."""
+
+    stage: str
+    version: ModelVersion
+    promoted_to: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "model": self.version.model,
+            "version": self.version.number,
+            "promoted_to": self.promoted_to,
+        }
+
+
+def stage_checks(ctx: HookContext) -> HookResult:
+    """Stage hook: run a stage's ``checks.before`` or ``checks.after`` suites."""
+    from mlops.checks import load_suites, run_suites, validate_suite_refs
+
+    names = [
+        str(n)
+        for n in (ctx.stage.checks_before if ctx.phase == "before" else ctx.stage.checks_after)
+    ]
+    if not names:
+        return HookResult(True)
+    suites = load_suites(ctx.repo.root / PIPELINE_FILE)
+    validate_suite_refs(
+        names, suites, f"{PIPELINE_FILE}: stage {ctx.stage.name!r} checks.{ctx.phase}"
+    )
+    report = run_suites([suites[n] for n in names], ctx.repo.root)
+    return HookResult(report.passed, report.summary(), report.to_dict())
+
+
+def validate_safeguards(repo: Repo, pipeline: Pipeline) -> None:
+    """Fail before anything runs on a suite name no ``checks:`` defines, or a bad ``register:``."""
+    wanted = [
+        (s, phase, str(n))
+        for s in pipeline.stages.values()
+        for phase, names in (("before", s.checks_before), ("after", s.checks_after))
+        for n in names
+    ]
+    if wanted:
+        from mlops.checks import load_suites, validate_suite_refs
+
+        suites = load_suites(repo.root / PIPELINE_FILE)
+        for stage, phase, name in wanted:
+            validate_suite_refs(
+                [name], suites, f"{PIPELINE_FILE}: stage {stage.name!r} checks.{phase}"
+            )
+    for stage in pipeline.stages.values():
+        if stage.register is not None:
+            _registration_spec(stage)
+
+
+def _registration_spec(stage: Stage) -> dict[str, str]:
+    spec = stage.register
+    where = f"{PIPELINE_FILE}: stage {stage.name!r} register"
+    if not isinstance(spec, dict):
+        raise PipelineError(f"{where}: expected a mapping with 'name' and 'path'")
+    for key in spec:
+        if key not in _REGISTER_KEYS:
+            raise PipelineError(
+                f"{where}: unknown key {key!r} (valid: {', '.join(_REGISTER_KEYS)})"
+            )
+    for key in ("name", "path"):
+        if not isinstance(spec.get(key), str) or not spec[key]:
+            raise PipelineError(f"{where}.{key}: required, a non-empty string")
+    for key in ("promote", "description"):
+        if key in spec and not isinstance(spec[key], str):
+            raise PipelineError(f"{where}.{key}: must be a string")
+    # Like the stage's outputs, the path is relative to its wdir.
+    path = posixpath.normpath(posixpath.join(stage.wdir, spec["path"]))
+    if path not in {o.path for o in stage.outputs}:
+        raise PipelineError(f"{where}.path: {spec['path']!r} is not an output of the stage")
+    return {**{str(k): str(v) for k, v in spec.items()}, "path": path}
+
+
+def run_with_safeguards(
+    repo: Repo, options: RunOptions, on_event: Callable[[RunEvent], None] | None = None
+) -> tuple[RunResult, list[Registration]]:
+    """``run_pipeline`` with stage checks, then registration of the models stages declare."""
+    from mlops.pipeline.runner import run_pipeline
+
+    pipeline = load_pipeline(repo.root)
+    validate_safeguards(repo, pipeline)
+    result = run_pipeline(repo, options, on_event, hook=stage_checks)
+    if result.status != "success":
+        return result, []
+    done = {s.name for s in result.stages if s.status in ("ran", "restored", "skipped")}
+    registrations = []
+    for stage in pipeline.stages.values():
+        if stage.register is None or stage.name not in done:
+            continue
+        spec = _registration_spec(stage)
+        from mlops.registry.register import register_model
+
+        version = register_model(
+            repo,
+            spec["name"],
+            repo.root / spec["path"],
+            run_id=result.run_id,
+            stage=stage.name,
+            description=spec.get("description"),
+            promote=spec.get("promote"),
+        )
+        registrations.append(Registration(stage.name, version, spec.get("promote")))
+    return result, registrations

@@ -1,0 +1,181 @@
+"""`mlops run` with stage checks (before / after) and `register:` of the trained model."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import git, run_cli
+
+TRAIN = """
+import joblib, pandas as pd
+from pathlib import Path
+from sklearn.linear_model import LogisticRegression
+frame = pd.read_csv("data/train.csv")
+Path("ran-train").write_text("yes")
+model = LogisticRegression(max_iter=500).fit(frame[["x1", "x2"]], frame["label"])
+Path("models").mkdir(exist_ok=True)
+joblib.dump(model, "models/model.joblib")
+"""
+
+PIPELINE = """
+stages:
+  train:
+    cmd: {python} train.py
+    deps: [train.py, data/train.csv]
+    outs: [models/model.joblib]
+    checks:
+      before: [clean_data]
+      after: [good_model]
+    register: {{name: demo, path: models/model.joblib, promote: staging}}
+  report:
+    cmd: {python} -c "open('report.txt', 'w').write('done')"
+    deps: [models/model.joblib]
+    outs: [report.txt]
+checks:
+  clean_data:
+    data: data/train.csv
+    expect:
+      - not_null: [x1, x2, label]
+      - allowed: {{label: [0, 1]}}
+  good_model:
+    model: models/model.joblib
+    data: data/train.csv
+    target: label
+    features: [x1, x2]
+    expect:
+      - accuracy >= {floor}
+models:
+  demo:
+    compare: {{accuracy: higher}}
+"""
+
+
+def write_project(repo: Path, floor: float = 0.8, rows: str | None = None) -> None:
+    (repo / "train.py").write_text(TRAIN)
+    (repo / "mlops.yaml").write_text(PIPELINE.format(floor=floor, python=sys.executable))
+    (repo / "data").mkdir(exist_ok=True)
+    if rows is None:
+        lines = ["x1,x2,label"]
+        for i in range(120):
+            label = i % 2
+            lines.append(f"{label * 3 + (i % 7) / 10},{(i % 5) / 10},{label}")
+        rows = "\n".join(lines) + "\n"
+    (repo / "data" / "train.csv").write_text(rows)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "project")
+
+
+def record_checks(repo: Path) -> dict[str, object]:
+    with sqlite3.connect(repo / ".mlops" / "runs.db") as db:
+        rows = db.execute("SELECT name, checks FROM stages ORDER BY rowid DESC").fetchall()
+    found = {}
+    for name, checks in rows:
+        found.setdefault(name, json.loads(checks) if checks else None)
+    return found
+
+
+def test_passing_checks_run_the_stage_and_register_the_model(repo: Path) -> None:
+    write_project(repo)
+    result = run_cli(repo, "run", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["registered"] == [
+        {"stage": "train", "model": "demo", "version": 1, "promoted_to": "staging"}
+    ]
+    shown = json.loads(run_cli(repo, "model", "show", "demo@staging", "--json").stdout)
+    assert shown["version"] == 1 or shown.get("number") == 1
+    checks = record_checks(repo)["train"]
+    assert isinstance(checks, dict)
+    assert set(checks) == {"before", "after"}
+    # Nothing changed: a second run registers nothing new.
+    again = json.loads(run_cli(repo, "run", "--json").stdout)
+    assert [r["version"] for r in again["registered"]] == [1]
+    assert "registered demo:1" in run_cli(repo, "run").stdout
+
+
+def test_failing_before_check_stops_the_stage_before_its_command(repo: Path) -> None:
+    bad = "x1,x2,label\n1.0,0.1,0\n2.0,,1\n3.0,0.3,5\n"
+    write_project(repo, rows=bad)
+    result = run_cli(repo, "run")
+    assert result.exit_code == 1
+    assert "stage 'train': checks before it failed" in result.stderr
+    assert "not_null" in result.stderr and "allowed" in result.stderr
+    assert not (repo / "ran-train").exists()  # the command never started
+    assert not (repo / "report.txt").exists()  # downstream did not run
+    assert not (repo / "mlops.lock").exists()
+    assert run_cli(repo, "model", "list", "--json").stdout.strip() in ("[]", "")
+
+
+def test_failing_after_check_keeps_outputs_out_of_lock_and_registry(repo: Path) -> None:
+    write_project(repo, floor=0.999)
+    noisy = (repo / "data" / "train.csv").read_text().splitlines()
+    # Flip some labels so that no model reaches the floor.
+    flipped = [noisy[0]] + [
+        line[:-1] + str(1 - int(line[-1])) if i % 4 == 0 else line
+        for i, line in enumerate(noisy[1:])
+    ]
+    (repo / "data" / "train.csv").write_text("\n".join(flipped) + "\n")
+    result = run_cli(repo, "run")
+    assert result.exit_code == 1
+    assert "checks after it failed" in result.stderr and "accuracy" in result.stderr
+    assert (repo / "ran-train").exists()  # the command ran
+    assert not (repo / "report.txt").exists()
+    lock = repo / "mlops.lock"
+    assert not lock.exists() or "models/model.joblib" not in lock.read_text()
+    listed = run_cli(repo, "model", "list", "--json")
+    assert "demo" not in listed.stdout
+    after = record_checks(repo)["train"]
+    assert isinstance(after, dict) and after["after"]["passed"] is False
+
+
+def test_undefined_suite_fails_before_anything_runs(repo: Path) -> None:
+    write_project(repo)
+    text = (repo / "mlops.yaml").read_text().replace("before: [clean_data]", "before: [nope]")
+    (repo / "mlops.yaml").write_text(text)
+    result = run_cli(repo, "run")
+    assert result.exit_code == 1
+    assert "stage 'train' checks.before" in result.stderr and "'nope'" in result.stderr
+    assert not (repo / "ran-train").exists()
+
+
+@pytest.mark.parametrize(
+    ("register", "message"),
+    [
+        ("{name: demo, path: elsewhere.joblib}", "is not an output of the stage"),
+        ("{name: demo, path: models/model.joblib, alias: x}", "unknown key 'alias'"),
+        ("{path: models/model.joblib}", "register.name: required"),
+        ("[demo]", "must be a mapping"),
+    ],
+)
+def test_bad_register_declarations(repo: Path, register: str, message: str) -> None:
+    write_project(repo)
+    text = (repo / "mlops.yaml").read_text()
+    text = text.replace(
+        "register: {name: demo, path: models/model.joblib, promote: staging}",
+        f"register: {register}",
+    )
+    (repo / "mlops.yaml").write_text(text)
+    result = run_cli(repo, "run")
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "stage 'train'" in result.stderr
+    assert not (repo / "ran-train").exists()
+
+
+def test_example_mlops_yaml_is_valid(tmp_path: Path) -> None:
+    from mlops.pipeline.safeguards import validate_safeguards
+    from mlops.pipeline.schema import load_pipeline
+    from mlops.repo import Repo
+
+    example = Path(__file__).parent.parent / "examples" / "iris"
+    pipeline = load_pipeline(example)
+    validate_safeguards(Repo(example), pipeline)
+    assert pipeline.stages["train"].register == {
+        "name": "iris",
+        "path": "models/model.joblib",
+        "promote": "staging",
+    }

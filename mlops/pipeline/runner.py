@@ -423,7 +423,8 @@ class _Run:
         checks: dict[str, Any] = {}
         if self.hook is not None:  # before the outputs go: a refused stage loses nothing
             verdict = self.hook(HookContext(self.repo, self.run_id, stage, "before"))
-            checks["before"] = verdict.data
+            if verdict.data is not None:  # a stage without suites records nothing
+                checks["before"] = verdict.data
             if not verdict.ok:
                 return _Outcome(
                     False,
@@ -465,7 +466,8 @@ class _Run:
         outs = tuple(self._store_output(out) for out in stage.outputs)
         if self.hook is not None:
             verdict = self.hook(HookContext(self.repo, self.run_id, stage, "after", outs))
-            checks["after"] = verdict.data
+            if verdict.data is not None:  # a stage without suites records nothing
+                checks["after"] = verdict.data
             if not verdict.ok:
                 return _Outcome(
                     False,

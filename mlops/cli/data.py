@@ -52,8 +52,11 @@ def add(
         what = f"{r.files} files" if r.files != 1 or r.oid.endswith(".dir") else "1 file"
         echo(f"added {r.path} ({what}, {_size(r.size)}, {r.stored} new objects) -> {r.pointer}")
     if results:
-        pointers = " ".join(r.pointer for r in results)
-        echo(f"To track the changes with Git, run: git add {pointers} .gitignore")
+        import posixpath
+
+        ignores = {posixpath.join(posixpath.dirname(r.pointer), ".gitignore") for r in results}
+        files = " ".join([r.pointer for r in results] + sorted(ignores))
+        echo(f"To track the changes with Git, run: git add {files}")
 
 
 @app.command()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -47,16 +47,15 @@ def make_writable(path: Path | str) -> None:
     os.chmod(path, mode | stat.S_IWUSR)
 
 
-@contextlib.contextmanager
-def temporary_sibling(path: Path) -> Iterator[Path]:
-    """Yield an unused temporary path next to ``path``; remove it if the block fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def make_private_copy(path: Path) -> None:
+    """Replace ``path`` (a link into the cache, say) by a writable copy of its bytes, atomically."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    os.unlink(tmp)
     try:
-        yield Path(tmp)
+        shutil.copyfile(path, tmp)  # follows a symlink to the cache object
+        os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode) | stat.S_IWUSR)
+        os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise

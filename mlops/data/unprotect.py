@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import stat
-import tempfile
 from pathlib import Path
 
 from mlops.data.workspace import find_targets, scan_folder
 from mlops.errors import InputError
+from mlops.fsutil import make_private_copy
 from mlops.repo import Repo, repo_lock
 
 
@@ -28,20 +24,6 @@ def unprotect(repo: Repo, paths: list[str]) -> int:
                 )
             files = [Path(f.abspath) for f in scan_folder(path)] if path.is_dir() else [path]
             for file in files:
-                _make_private_copy(file)
+                make_private_copy(file)
                 count += 1
     return count
-
-
-def _make_private_copy(path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(path, tmp)  # follows a symlink to the cache object
-        mode = stat.S_IMODE(os.stat(path).st_mode) | stat.S_IWUSR
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -657,17 +657,17 @@ def _restorable(stage: Stage) -> bool:
 
 def _clear_outputs(root: Path, stage: Stage) -> None:
     """Remove the outputs a stage will write again; persistent ones become editable."""
-    from mlops.data.unprotect import _make_private_copy
+    from mlops.fsutil import make_private_copy
 
     for out in stage.outputs:
         path = root / out.path
         if out.persist:
             if path.is_symlink() or (path.is_file() and path.stat().st_nlink > 1):
-                _make_private_copy(path)
+                make_private_copy(path)
             elif path.is_dir():
                 for item in path.rglob("*"):
                     if item.is_symlink() or (item.is_file() and item.stat().st_nlink > 1):
-                        _make_private_copy(item)
+                        make_private_copy(item)
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)

@@ -161,9 +161,9 @@ def parse_monitor_config(section: Any, text: str = "") -> MonitorConfig:
     try:
         return _Parser(section).config()
     except _Invalid as exc:
-        from mlops.pipeline.schema import _line_of
+        from mlops.pipeline.schema import line_of
 
-        line = _line_of(text, exc.keys) if text else None
+        line = line_of(text, exc.keys) if text else None
         where = f"{PIPELINE_FILE}{f':{line}' if line else ''}"
         raise ConfigError(f"{where}: {'.'.join(map(str, exc.keys))}: {exc.message}") from None
 

@@ -145,7 +145,7 @@ def parse_pipeline(
     try:
         return _pipeline(doc, where)
     except _Invalid as exc:
-        line = _line_of(data.decode(errors="replace"), exc.keys)
+        line = line_of(data.decode(errors="replace"), exc.keys)
         raise PipelineError(f"{where}{f':{line}' if line else ''}: {exc.message}") from None
 
 
@@ -503,7 +503,7 @@ def _hint(key: Any, valid: tuple[str, ...]) -> str:
     return f" (valid keys: {', '.join(valid)})"
 
 
-def _line_of(text: str, keys: tuple[Any, ...]) -> int | None:
+def line_of(text: str, keys: tuple[Any, ...]) -> int | None:
     """The 1-based line of the deepest node of ``keys`` found in the YAML text."""
     import yaml
 

@@ -249,7 +249,7 @@ def model_settings(root: Path) -> dict[str, dict[str, Any]]:
     """The ``models:`` section of ``mlops.yaml``, validated: {name: {"compare": {m: dir}}}."""
     import yaml
 
-    from mlops.pipeline.schema import PIPELINE_FILE, _line_of
+    from mlops.pipeline.schema import PIPELINE_FILE, line_of
 
     try:
         text = (root / PIPELINE_FILE).read_text()
@@ -261,7 +261,7 @@ def model_settings(root: Path) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"{PIPELINE_FILE}: invalid YAML") from None
 
     def wrong(keys: tuple[str, ...], message: str) -> ConfigError:
-        line = _line_of(text, keys)
+        line = line_of(text, keys)
         return ConfigError(
             f"{PIPELINE_FILE}{f':{line}' if line else ''}: {'.'.join(keys)}: {message}"
         )

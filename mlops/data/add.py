@@ -97,7 +97,7 @@ def _add_one(store: Store, path: Path, jobs: int | None, progress: Progress | No
     # The pointer is written last: until it lands, the previous snapshot stays current.
     pointer_file = pointer_path(path)
     write_pointer(pointer_file, pointer)
-    _ignore_in_git(path)
+    ignore_in_git(repo.root, [repo.relpath(path)])
     return AddResult(
         repo.relpath(path),
         repo.relpath(pointer_file),
@@ -170,16 +170,22 @@ def _hash_and_store(
     return [oid or "" for oid in oids], stored, bool(replaced) or kind == "symlink"
 
 
-def _ignore_in_git(path: Path) -> None:
-    """Add ``/name`` to the ``.gitignore`` beside ``path`` unless it is there."""
-    ignore = path.parent / ".gitignore"
-    line = "/" + path.name
-    try:
-        text = ignore.read_text()
-    except FileNotFoundError:
-        text = ""
-    if line in text.splitlines():
-        return
-    if text and not text.endswith("\n"):
-        text += "\n"
-    atomic_write_text(ignore, text + line + "\n")
+def ignore_in_git(root: Path, paths: list[str]) -> None:
+    """Add ``/name`` for each path to the .gitignore beside it (one write per folder)."""
+    by_folder: dict[Path, list[str]] = {}
+    for rel in paths:
+        path = root / rel
+        by_folder.setdefault(path.parent, []).append("/" + path.name)
+    for folder, lines in by_folder.items():
+        ignore = folder / ".gitignore"
+        try:
+            text = ignore.read_text()
+        except FileNotFoundError:
+            text = ""
+        present = set(text.splitlines())
+        new = [line for line in dict.fromkeys(lines) if line not in present]
+        if not new:
+            continue
+        if text and not text.endswith("\n"):
+            text += "\n"
+        atomic_write_text(ignore, text + "".join(line + "\n" for line in new))

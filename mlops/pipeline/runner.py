@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from mlops.data.workspace import Store, Target, open_store
 from mlops.errors import MlopsError, PipelineError
-from mlops.fsutil import atomic_write_bytes, atomic_write_text
+from mlops.fsutil import atomic_write_bytes
 from mlops.pipeline.dag import Dag, build_dag
 from mlops.pipeline.execute import (
     ProcessGroups,
@@ -600,7 +600,9 @@ class _Run:
             record = replace(record, object_id=self.store.cache.add_bytes(record.canonical_bytes()))
             if self.entries:
                 self._write_lock(record.object_id)
-                _ignore_in_git(
+                from mlops.data.add import ignore_in_git
+
+                ignore_in_git(
                     self.root,
                     [o.path for n in self.entries for o in self.dag.stages[n].outputs if o.cache],
                 )
@@ -674,24 +676,3 @@ def _clear_outputs(root: Path, stage: Stage) -> None:
         elif os.path.lexists(path):
             path.unlink()
         path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def _ignore_in_git(root: Path, paths: list[str]) -> None:
-    """Add ``/name`` for each cached output to the .gitignore beside it (one write per folder)."""
-    by_folder: dict[Path, list[str]] = {}
-    for rel in paths:
-        path = root / rel
-        by_folder.setdefault(path.parent, []).append("/" + path.name)
-    for folder, lines in by_folder.items():
-        ignore = folder / ".gitignore"
-        try:
-            text = ignore.read_text()
-        except FileNotFoundError:
-            text = ""
-        present = set(text.splitlines())
-        new = [line for line in dict.fromkeys(lines) if line not in present]
-        if not new:
-            continue
-        if text and not text.endswith("\n"):
-            text += "\n"
-        atomic_write_text(ignore, text + "".join(line + "\n" for line in new))

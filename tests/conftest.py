@@ -53,7 +53,10 @@ def run_cli(cwd: Path, *args: str) -> CliResult:
 def run_subprocess(cwd: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run ``python -m mlops`` as a real process in ``cwd``."""
     return subprocess.run(
-        [sys.executable, "-m", "mlops", *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "mlops", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
         **kwargs,  # type: ignore[arg-type]
     )
 

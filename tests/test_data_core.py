@@ -468,7 +468,7 @@ def test_killed_in_the_middle_of_add_leaves_no_partial_object(repo: Path) -> Non
 
     big = repo / "big.bin"
     with open(big, "wb") as handle:
-        for i in range(64):
+        for _ in range(64):
             handle.write(os.urandom(1 << 20))
     digest = blake3(big.read_bytes()).hexdigest()
     proc = subprocess.Popen([sys.executable, "-m", "mlops", "add", "big.bin"], cwd=repo)

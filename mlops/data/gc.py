@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mlops.data.workspace import Store, find_targets, load_manifest, open_store
@@ -39,7 +40,7 @@ def gc(repo: Repo, all_commits_: bool = False, dry_run: bool = False) -> GcResul
     store = open_store(repo)
     with repo_lock(repo, wait=30, purpose="gc"):
         commits = all_commits(repo.root) if all_commits_ else ref_commits(repo.root)
-        used = used_objects(store, commits)
+        used = kept_objects(store, commits)
         removed = size = kept = 0
         for oid in list(store.cache.iter_objects()):
             if oid in used:
@@ -57,17 +58,24 @@ def gc(repo: Repo, all_commits_: bool = False, dry_run: bool = False) -> GcResul
     return GcResult(removed, size, kept, dry_run)
 
 
-def used_objects(store: Store, commits: list[str]) -> set[str]:
-    """Every object the workspace and ``commits`` need, folders expanded to their files."""
+def kept_objects(store: Store, commits: list[str]) -> set[str]:
+    """What ``gc`` keeps and ``push`` shares: ``used_objects`` plus every registered model
+    version and monitoring record."""
     from mlops.monitor.monitoring import monitor_objects
-    from mlops.pipeline.lock import lock_objects
     from mlops.registry.content import registry_objects
+
+    return used_objects(store, commits, registry_objects(store.repo) | monitor_objects(store.repo))
+
+
+def used_objects(store: Store, commits: list[str], extra: Iterable[str] = ()) -> set[str]:
+    """Every object the workspace and ``commits`` need (data pointers, pipeline outputs and
+    their run records), plus ``extra``, folders expanded to their files."""
+    from mlops.pipeline.lock import lock_objects
 
     repo = store.repo
     roots = {t.pointer.oid for t in find_targets(repo)}
     roots |= lock_objects(store, commits)
-    roots |= registry_objects(repo)
-    roots |= monitor_objects(repo)
+    roots.update(extra)
     for commit in commits:
         blobs = tree_files(repo.root, commit, SUFFIX)
         contents = read_blobs(repo.root, blobs.values())

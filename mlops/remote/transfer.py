@@ -1,8 +1,9 @@
 """``push`` / ``fetch`` / ``pull``: move only the objects the other side lacks.
 
-Which objects: push sends what ``used_objects`` says the workspace and HEAD (or
-the given commits) need; fetch brings what the same roots need, manifests first
-so that the files they list are known. With PATHs, only those tracked paths.
+Which objects: push sends what ``kept_objects`` names (what the workspace and
+HEAD, or the given commits, need, plus model versions and monitoring records);
+fetch brings what the workspace and HEAD need, manifests first so that the files
+they list are known. With PATHs, only those tracked paths.
 
 How: small objects travel in packs (see ``packs.py``), others one by one, on a
 thread pool. Every object that arrives in the cache is hashed first; a mismatch
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mlops.data.checkout import CheckoutResult, checkout_targets
-from mlops.data.gc import used_objects
+from mlops.data.gc import kept_objects, used_objects
 from mlops.data.workspace import Store, Target, find_targets, load_manifest, open_store
 from mlops.errors import CacheError, MlopsError, RemoteError
 from mlops.fsutil import atomic_write_bytes
@@ -183,8 +184,15 @@ def fetch_objects(
 # Which objects ---------------------------------------------------------------
 
 
-def _needed(store: Store, paths: list[str] | None, revisions: list[str] | None) -> set[str]:
-    """Objects to move: ``paths``' targets, or everything the workspace and commits need."""
+def _needed(
+    store: Store, paths: list[str] | None, revisions: list[str] | None, sharing: bool = False
+) -> set[str]:
+    """Objects to move: ``paths``' targets, or everything the workspace and commits need.
+
+    ``sharing`` (push) adds every model version and monitoring record this clone
+    holds; fetch leaves those to ``mlops model get`` and ``load_model``, so that a
+    pull never waits on (or fails for) a model nobody asked for.
+    """
     repo = store.repo
     if paths:
         return _target_objects(store, find_targets(repo, paths))
@@ -192,7 +200,7 @@ def _needed(store: Store, paths: list[str] | None, revisions: list[str] | None) 
         commits = [resolve_revision(repo.root, rev) for rev in revisions]
     else:
         commits = [resolve_revision(repo.root, "HEAD")] if has_commits(repo.root) else []
-    return used_objects(store, commits)
+    return kept_objects(store, commits) if sharing else used_objects(store, commits)
 
 
 def _target_objects(store: Store, targets: list[Target]) -> set[str]:
@@ -317,7 +325,7 @@ def _push(
     progress: Progress | None,
 ) -> TransferResult:
     cache = store.cache
-    needed = _needed(store, paths, revisions)
+    needed = _needed(store, paths, revisions, sharing=True)
     index = load_pack_index(store, backend, backend.open(create=True), jobs)
     local = cache.existing(needed)
     unpacked = sorted(needed - index.keys())

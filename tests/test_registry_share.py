@@ -133,3 +133,17 @@ def test_get_without_the_object_or_a_remote_is_a_clear_error(team: tuple[Path, P
     result = run_cli(bob, "model", "get", "iris:1", "-o", "out.joblib")
     assert result.exit_code == 1
     assert "is not in the cache and no remote is configured" in result.stderr
+
+
+def test_pull_does_not_wait_on_a_model_nobody_pushed(team: tuple[Path, Path]) -> None:
+    alice, bob = team
+    (alice / "data.csv").write_text("a,b\n1,2\n")
+    ok(alice, "add", "data.csv")
+    commit_all(alice, "data")
+    ok(alice, "push")  # the data travels
+    register(alice, 0.5)  # a model version whose object Alice keeps to herself
+    git(alice, "push", "-q", "origin", "main", "--tags")
+    git(bob, "pull", "-q", "origin", "main", "--tags")
+    ok(bob, "pull")
+    assert (bob / "data.csv").read_text() == "a,b\n1,2\n"
+    assert json.loads(ok(bob, "status", "--json"))["data"][0]["workspace"] == "unchanged"

@@ -169,9 +169,10 @@ class LocalBackend(Backend):
 
     def list_names(self, folder: str) -> list[str]:
         try:
-            return [n for n in os.listdir(self._path(folder)) if not n.startswith(".")]
-        except (FileNotFoundError, NotADirectoryError):
+            names = self.call("listing objects", os.listdir, self._path(folder))
+        except FileNotFoundError:
             return []
+        return [n for n in names if not n.startswith(".")]
 
     def list_all(self) -> set[str]:
         found: set[str] = set()
@@ -185,14 +186,10 @@ class LocalBackend(Backend):
         return os.path.exists(self._path(key))
 
     def read(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
-        with open(self._path(key), "rb") as handle:
-            if start is None:
-                return handle.read()
-            handle.seek(start)
-            return handle.read((end if end is not None else 1 << 62) - start)
+        return self.call(f"reading {key}", _read_range, self._path(key), start, end)
 
     def download(self, key: str, dst: str) -> None:
-        self.linker.place(self._path(key), dst)
+        self.call(f"reading {key}", self.linker.place, self._path(key), dst)
 
     def write(self, key: str, data: bytes) -> None:
         def put(tmp: str) -> None:
@@ -222,6 +219,14 @@ class LocalBackend(Backend):
             if isinstance(exc, Exception):
                 raise self.error(exc, f"writing {key}") from None
             raise
+
+
+def _read_range(path: str, start: int | None, end: int | None) -> bytes:
+    with open(path, "rb") as handle:
+        if start is None:
+            return handle.read()
+        handle.seek(start)
+        return handle.read((end if end is not None else 1 << 62) - start)
 
 
 class FsspecBackend(Backend):

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops.errors import ConfigError, RemoteError
-from mlops.repo import Repo, config_set, config_unset, parse_config_value
+from mlops.repo import (
+    CONFIG_FILE,
+    LOCAL_CONFIG_FILE,
+    Repo,
+    _read_config,
+    config_set,
+    config_unset,
+    parse_config_value,
+)
 
 # Option names whose values are credentials: stored only with --local, never shown.
 SECRET_KEYS = frozenset(
@@ -173,17 +181,9 @@ def remove_remote(repo: Repo, name: str) -> None:
 
 def _file_value(repo: Repo, key: str, local: bool) -> Any:
     """A dotted key's value in one config file (not merged), or None."""
-    import yaml
-
-    name = "config.local.yaml" if local else "config.yaml"
-    try:
-        node: Any = yaml.safe_load((repo.mlops_dir / name).read_text())
-    except FileNotFoundError:
-        return None
+    node: Any = _read_config(repo.mlops_dir / (LOCAL_CONFIG_FILE if local else CONFIG_FILE))
     for part in key.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
+        node = node.get(part) if isinstance(node, dict) else None
     return node
 
 

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from mlops.cli import checks  # noqa: F401
-from mlops.cli import data  # noqa: F401  (registers commands)
-from mlops.cli import monitor  # noqa: F401
-from mlops.cli import pipeline  # noqa: F401
-from mlops.cli import registry  # noqa: F401
-from mlops.cli import remote  # noqa: F401
+# Importing a command module registers its commands on ``app``.
+from mlops.cli import checks, data, monitor, pipeline, registry, remote  # noqa: F401
 from mlops.cli.app import Options, app
 
 

@@ -10,32 +10,10 @@
 #   CLEANUP=1 examples/run_example.sh  (remove the repository afterwards)
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
-if ! "$PYTHON" -c "import mlops, sklearn" 2>/dev/null; then
-    echo "run_example.sh: $PYTHON cannot import mlops and scikit-learn; run \`pip install .\` first" >&2
-    exit 1
-fi
+# shellcheck source=examples/_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/mlops-example.XXXXXX")"
-if [ "${CLEANUP:-0}" = 1 ]; then
-    trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
-fi
-# The stages call `python`: make it the interpreter mlops is installed in.
-mkdir "$work/bin"
-printf '#!/bin/sh\nexec "%s" "$@"\n' "$PYTHON" > "$work/bin/python"
-chmod +x "$work/bin/python"
-export PATH="$work/bin:$PATH"
-
-mlops() { "$PYTHON" -m mlops "$@"; }
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
-
-repo="$work/iris"
-cp -R "$here/iris" "$repo"
-cd "$repo"
-git init -q
-git config user.email "example@mlops.invalid"
-git config user.name "mlops example"
+new_example_repo iris
 
 step mlops init
 mlops init

@@ -465,7 +465,7 @@ def _receive(
         return tally
 
     def read_loose(oid: str) -> _Tally:
-        store.cache._folder_for(oid)
+        store.cache.prepare_folder(oid)
         tmp = tmp_name(store.cache.path(oid))
         try:
             backend.download(_key(oid), tmp)
@@ -503,7 +503,7 @@ def _accept_file(store: Store, writer: ObjectWriter, oid: str, tmp: str) -> _Tal
     if hash_file(tmp, size) != oid:
         return _Tally(corrupt=[oid])
     # Also records the object in the state cache, so checkout never hashes it again.
-    store.cache._publish(tmp, oid)
+    store.cache.adopt(tmp, oid)
     return _Tally(objects=1, bytes=size)
 
 

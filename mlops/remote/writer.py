@@ -47,7 +47,7 @@ class ObjectWriter:
     def write(self, oid: str, data: bytes) -> None:
         """Store ``data`` (already checked to hash to ``oid``) and record it in the state cache."""
         cache = self.cache
-        cache._folder_for(oid)  # the cache may be new: this also starts its generation
+        cache.prepare_folder(oid)  # the cache may be new: this also starts its generation
         target = cache.path(oid)
         try:
             st = self._write_unnamed(target, data) if self._unnamed else None

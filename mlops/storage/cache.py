@@ -71,7 +71,8 @@ class Cache:
                 if not name.startswith("."):
                     yield prefix + name
 
-    def _folder_for(self, oid: str) -> None:
+    def prepare_folder(self, oid: str) -> None:
+        """Make the fan-out folder of ``oid`` (and start the cache's generation if new)."""
         prefix = oid[:2]
         if prefix in self._made:
             return
@@ -85,8 +86,8 @@ class Cache:
         if not self.generation():
             self.bump_generation()
 
-    def _publish(self, tmp: str, oid: str) -> None:
-        """Make a fully written temporary the object ``oid``."""
+    def adopt(self, tmp: str, oid: str) -> None:
+        """Make a fully written temporary (beside the object's path) the object ``oid``."""
         make_read_only(tmp)
         target = self.path(oid)
         os.replace(tmp, target)
@@ -97,12 +98,12 @@ class Cache:
         oid = hash_bytes(data) + suffix
         if self.exists(oid):
             return oid
-        self._folder_for(oid)
+        self.prepare_folder(oid)
         tmp = tmp_name(self.path(oid))
         try:
             with open(tmp, "wb") as handle:
                 handle.write(data)
-            self._publish(tmp, oid)
+            self.adopt(tmp, oid)
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -135,7 +136,7 @@ class Cache:
         stored = False
         try:
             if not present:
-                self._folder_for(oid)
+                self.prepare_folder(oid)
                 present = self._store(src, oid, st, linker)
                 stored = not present or kind == "symlink"
             if present and kind in SHARED and not _is_link_to(src, target, kind):
@@ -164,7 +165,7 @@ class Cache:
         tmp = tmp_name(target)
         try:
             linker.place(src, tmp, storing=True)
-            self._publish(tmp, oid)
+            self.adopt(tmp, oid)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -267,7 +267,8 @@ def package_versions(names: tuple[str, ...]) -> dict[str, str]:
                 continue
             name, _, version = item.rsplit(".", 1)[0].partition("-")
             key = wanted.get(_normal(name))
-            if key is not None and key not in found:
+            # A source tree's ``NAME.egg-info`` (from an editable install) has no version.
+            if key is not None and key not in found and version:
                 found[key] = version.split("-py")[0]
     return dict(sorted(found.items()))
 

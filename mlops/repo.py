@@ -13,6 +13,7 @@ from typing import Any
 
 from mlops.errors import ConfigError, LockedError, NotARepoError
 from mlops.fsutil import atomic_write_text
+from mlops.yamlio import YamlProblem, parse_yaml
 
 MLOPS_DIR = ".mlops"
 CONFIG_FILE = "config.yaml"
@@ -109,18 +110,14 @@ def init_repo(start: Path | None = None) -> tuple[Repo, bool]:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    import yaml
-
     try:
         text = path.read_text()
     except FileNotFoundError:
         return {}
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: invalid YAML") from exc
+        data = parse_yaml(text)
+    except YamlProblem as exc:
+        raise ConfigError(exc.located(str(path))) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -420,7 +420,7 @@ def test_add_overlapping_tracked_paths_is_refused(repo: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("path: f.txt\nhash: [unclosed\n", "f.txt.mlops:3: did not find expected"),
+        ("path: f.txt\nhash: [unclosed\n", "f.txt.mlops:3: invalid YAML: did not find expected"),
         ('path: "f.txt"\nalgo: md5\nhash: abc\n', "unknown hash algorithm 'md5'"),
         ('path: "f.txt"\nalgo: blake3\nhash: nothex\n', "not a valid blake3 hash"),
         ('path: "../../etc"\nalgo: blake3\nhash: ' + "a" * 64 + "\n", "key 'path'"),

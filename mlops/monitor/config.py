@@ -36,6 +36,7 @@ from typing import Any
 
 from mlops.errors import ConfigError, RegistryError
 from mlops.monitor.drift import DriftThresholds
+from mlops.yamlio import YamlProblem, parse_yaml
 
 PIPELINE_FILE = "mlops.yaml"
 SECTION = "monitor"
@@ -129,8 +130,6 @@ class MonitorConfig:
 
 def load_monitor_config(root: Path) -> MonitorConfig:
     """The ``monitor:`` section of ``root/mlops.yaml``; a missing one is an error saying how."""
-    import yaml
-
     path = root / PIPELINE_FILE
     try:
         text = path.read_text()
@@ -142,11 +141,9 @@ def load_monitor_config(root: Path) -> MonitorConfig:
     except UnicodeDecodeError:
         raise ConfigError(f"{PIPELINE_FILE}: not UTF-8 text") from None
     try:
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{PIPELINE_FILE}{at}: invalid YAML") from None
+        doc = parse_yaml(text)
+    except YamlProblem as exc:
+        raise ConfigError(exc.located(PIPELINE_FILE)) from None
     section = doc.get(SECTION) if isinstance(doc, dict) else None
     if section is None:
         raise ConfigError(

@@ -16,17 +16,11 @@ from typing import Any
 
 from mlops.fsutil import atomic_write_bytes
 from mlops.storage.hashing import hash_bytes
+from mlops.yamlio import YamlProblem, parse_yaml
+
+__all__ = ["YamlProblem", "cache_dir", "load_yaml"]
 
 _KEEP = 64  # entries kept; older ones go when a new one is written
-
-
-class YamlProblem(Exception):
-    """The bytes are not valid YAML; ``line`` is 1-based when known."""
-
-    def __init__(self, line: int | None, problem: str) -> None:
-        super().__init__(problem)
-        self.line = line
-        self.problem = problem
 
 
 def cache_dir(root: Path) -> Path | None:
@@ -44,16 +38,7 @@ def load_yaml(data: bytes, folder: Path | None) -> Any:
     if entry is not None:
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
             return marshal.loads(entry.read_bytes())
-    import yaml
-
-    try:
-        doc = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise YamlProblem(
-            mark.line + 1 if mark is not None else None,
-            getattr(exc, "problem", None) or "not valid YAML",
-        ) from None
+    doc = parse_yaml(data)
     if entry is not None:
         with contextlib.suppress(OSError, ValueError):  # ValueError: not marshallable
             atomic_write_bytes(entry, marshal.dumps(doc))

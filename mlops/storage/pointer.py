@@ -8,6 +8,7 @@ from pathlib import Path
 from mlops.errors import InputError
 from mlops.fsutil import atomic_write_text
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
+from mlops.yamlio import YamlProblem, parse_yaml
 
 SUFFIX = ".mlops"
 _HEADER = "# Written by mlops: commit this file, do not edit it by hand.\n"
@@ -89,15 +90,10 @@ def parse_pointer(text: str, where: str) -> Pointer:
     """Parse pointer YAML; ``where`` names the file in error messages."""
     doc = _parse_plain(text)
     if doc is None:
-        import yaml
-
         try:
-            doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise InputError(f"{where}{line}: {problem}") from None
+            doc = parse_yaml(text)
+        except YamlProblem as exc:
+            raise InputError(exc.located(where)) from None
     if not isinstance(doc, dict):
         raise InputError(f"{where}: not a pointer file (expected a YAML mapping)")
     for key in ("path", "algo", "hash"):

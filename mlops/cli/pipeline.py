@@ -276,6 +276,14 @@ def _changes(changes: list[Any], what: str, with_delta: bool) -> None:
     _table(header, rows)
 
 
+def _show_changes(changes: list[Any], what: str, json: bool) -> None:
+    """Params or metrics changes as JSON or a table (metrics get a delta column)."""
+    if json:
+        emit_json([c.to_dict() for c in changes])
+    else:
+        _changes(changes, what, with_delta=what == "metric")
+
+
 @params_app.command("diff")
 def params_diff(
     revisions: list[str] = REVISIONS,
@@ -285,11 +293,7 @@ def params_diff(
     """Parameters the stages read, compared between commits or with the workspace."""
     from mlops.pipeline.history import params_diff as diff
 
-    changes = diff(_repo(), revisions or [], all_rows)
-    if json:
-        emit_json([c.to_dict() for c in changes])
-    else:
-        _changes(changes, "parameter", with_delta=False)
+    _show_changes(diff(_repo(), revisions or [], all_rows), "parameter", json)
 
 
 @metrics_app.command("show")
@@ -329,8 +333,4 @@ def metrics_diff(
     """Metrics compared between commits or with the workspace."""
     from mlops.pipeline.history import metrics_diff as diff
 
-    changes = diff(_repo(), revisions or [], all_rows)
-    if json:
-        emit_json([c.to_dict() for c in changes])
-    else:
-        _changes(changes, "metric", with_delta=True)
+    _show_changes(diff(_repo(), revisions or [], all_rows), "metric", json)

@@ -147,3 +147,4 @@ def test_pull_does_not_wait_on_a_model_nobody_pushed(team: tuple[Path, Path]) ->
     ok(bob, "pull")
     assert (bob / "data.csv").read_text() == "a,b\n1,2\n"
     assert json.loads(ok(bob, "status", "--json"))["data"][0]["workspace"] == "unchanged"
+    ok(bob, "push")  # nor does Bob's push trip over Alice's model

@@ -58,13 +58,17 @@ def gc(repo: Repo, all_commits_: bool = False, dry_run: bool = False) -> GcResul
     return GcResult(removed, size, kept, dry_run)
 
 
-def kept_objects(store: Store, commits: list[str]) -> set[str]:
+def kept_objects(store: Store, commits: list[str], held_only: bool = False) -> set[str]:
     """What ``gc`` keeps and ``push`` shares: ``used_objects`` plus every registered model
-    version and monitoring record."""
+    version and monitoring record (with ``held_only``, those this cache holds: a
+    teammate's version that was never pushed is not ours to send)."""
     from mlops.monitor.monitoring import monitor_objects
     from mlops.registry.content import registry_objects
 
-    return used_objects(store, commits, registry_objects(store.repo) | monitor_objects(store.repo))
+    extra = registry_objects(store.repo) | monitor_objects(store.repo)
+    if held_only:
+        extra = store.cache.existing(extra)
+    return used_objects(store, commits, extra)
 
 
 def used_objects(store: Store, commits: list[str], extra: Iterable[str] = ()) -> set[str]:

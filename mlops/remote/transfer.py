@@ -200,7 +200,7 @@ def _needed(
         commits = [resolve_revision(repo.root, rev) for rev in revisions]
     else:
         commits = [resolve_revision(repo.root, "HEAD")] if has_commits(repo.root) else []
-    return kept_objects(store, commits) if sharing else used_objects(store, commits)
+    return kept_objects(store, commits, held_only=True) if sharing else used_objects(store, commits)
 
 
 def _target_objects(store: Store, targets: list[Target]) -> set[str]:

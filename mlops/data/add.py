@@ -158,7 +158,7 @@ def _hash_and_store(
 
     def process(i: int) -> tuple[int, str, bool, bool]:
         f = files[i]
-        oid = known[i] or state.hash(f.abspath, f.st)
+        oid = known[i] or state.hash_unknown(f.abspath, f.st)
         return (i, oid, *cache.add_file(f.abspath, oid, f.st, linker, oid in present))
 
     oids = list(known)

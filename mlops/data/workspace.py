@@ -139,7 +139,9 @@ def hash_files(
     # Only files the state cache does not know are read, on the thread pool.
     unknown = [item for item, oid in zip(files, known, strict=True) if oid is None]
     hashed = iter(
-        parallel_map(lambda f: state.hash(f.abspath, f.st), unknown, jobs, progress, "hashing")
+        parallel_map(
+            lambda f: state.hash_unknown(f.abspath, f.st), unknown, jobs, progress, "hashing"
+        )
     )
     return [
         Entry(item.relpath, oid or next(hashed), item.st.st_size, is_executable(item.st))

@@ -137,7 +137,7 @@ class Cache:
         try:
             if not present:
                 self.prepare_folder(oid)
-                present = self._store(src, oid, st, linker)
+                present = self._store(src, oid, target, st, linker)
                 stored = not present or kind == "symlink"
             if present and kind in SHARED and not _is_link_to(src, target, kind):
                 self.place(oid, src, linker, bool(st.st_mode & stat.S_IXUSR))
@@ -148,9 +148,8 @@ class Cache:
                 f"cannot write to the cache folder {self.root}: {exc.strerror}"
             ) from exc
 
-    def _store(self, src: str, oid: str, st: os.stat_result, linker: Linker) -> bool:
-        """Copy or link ``src`` in as ``oid``; True if the object turned out to be there."""
-        target = self.path(oid)
+    def _store(self, src: str, oid: str, target: str, st: os.stat_result, linker: Linker) -> bool:
+        """Copy or link ``src`` in as ``oid`` at ``target``; True if it turned out to be there."""
         if linker.chosen == "hardlink":
             # A new name for a complete file appears atomically: no temporary needed.
             try:

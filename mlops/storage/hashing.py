@@ -40,9 +40,12 @@ def hash_file_stat(
             hasher = blake3(max_threads=blake3.AUTO)
             hasher.update_mmap(path)
         else:
-            hasher = blake3()
-            while chunk := os.read(fd, max(size + 1, 1 << 16)):
-                hasher.update(chunk)
+            # One read takes a small file whole (a regular file reads short only at its end).
+            data = os.read(fd, size + 1)
+            hasher = blake3(data)
+            if len(data) > size:  # it grew since it was listed: take the rest too
+                while chunk := os.read(fd, 1 << 16):
+                    hasher.update(chunk)
         return hasher.hexdigest(), os.fstat(fd)
     finally:
         os.close(fd)

@@ -90,8 +90,10 @@ class StateCache:
         """The file's hash, from the cache when its stat is unchanged."""
         st = st or os.stat(path)
         known = self.get(st)
-        if known is not None:
-            return known
+        return known if known is not None else self.hash_unknown(path, st)
+
+    def hash_unknown(self, path: str | os.PathLike[str], st: os.stat_result) -> str:
+        """Hash a file the cache does not know (``get`` said None) and remember it."""
         oid, after = hash_file_stat(path, st.st_size)
         # A file changed while we read it must not be remembered under the old stat.
         if after.st_mtime_ns == st.st_mtime_ns and after.st_size == st.st_size:

@@ -18,7 +18,15 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from workload import copy_workload, make_workload, mlops_cmd, new_git_repo, print_table, timed
+from workload import (
+    copy_workload,
+    make_workload,
+    mlops_cmd,
+    new_git_repo,
+    print_table,
+    timed,
+    workload_arguments,
+)
 
 TARGETS = {
     "add 1 GiB file": 0.1,
@@ -63,10 +71,7 @@ def run_tool(name: str, cli: list[str], repo: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dvc", help="path of a dvc executable to compare with")
-    parser.add_argument("--big-mib", type=int, default=1024)
-    parser.add_argument("--small", type=int, default=20000)
-    parser.add_argument("--keep", help="work in this folder and keep it")
+    workload_arguments(parser, "path of a dvc executable to compare with")
     args = parser.parse_args()
     base = Path(args.keep or tempfile.mkdtemp(prefix="mlops-bench-"))
     try:

@@ -28,7 +28,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from workload import copy_workload, make_workload, mlops_cmd, new_git_repo, print_table, timed
+from workload import (
+    copy_workload,
+    make_workload,
+    mlops_cmd,
+    new_git_repo,
+    print_table,
+    timed,
+    workload_arguments,
+)
 
 TARGETS = {
     "push big + small files to a local folder": 0.25,
@@ -142,10 +150,7 @@ def time_alternately(commands: dict[str, tuple[list[str], Path]], rounds: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dvc", help="path of a dvc executable (with dvc-s3) to compare with")
-    parser.add_argument("--big-mib", type=int, default=1024)
-    parser.add_argument("--small", type=int, default=20000)
-    parser.add_argument("--keep", help="work in this folder and keep it")
+    workload_arguments(parser, "path of a dvc executable (with dvc-s3) to compare with")
     args = parser.parse_args()
     base = Path(args.keep or tempfile.mkdtemp(prefix="mlops-bench-remote-"))
     moto, endpoint = start_moto()

@@ -6,6 +6,7 @@ files of about 2 KiB in 100 sub-folders: the shape DESIGN.md's figures are for.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
@@ -28,6 +29,14 @@ def make_workload(root: Path, big_mib: int = 1024, n_small: int = 20000) -> None
         (folder / f"{i}.txt").write_bytes(os.urandom(2048) + str(i).encode())
 
 
+def workload_arguments(parser: argparse.ArgumentParser, dvc_help: str) -> None:
+    """The options every benchmark script takes: DVC to compare with, workload size, folder."""
+    parser.add_argument("--dvc", help=dvc_help)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--small", type=int, default=20000)
+    parser.add_argument("--keep", help="work in this folder and keep it")
+
+
 def copy_workload(source: Path, dest: Path) -> None:
     """Copy the workload into a repository (each tool gets its own inodes)."""
     subprocess.run(["cp", "-r", f"{source}/.", str(dest)], check=True)
@@ -36,8 +45,11 @@ def copy_workload(source: Path, dest: Path) -> None:
 def new_git_repo(path: Path) -> Path:
     """An empty Git repository with a committer identity."""
     path.mkdir(parents=True)
-    for args in (["init", "-q"], ["config", "user.email", "bench@example.com"],
-                 ["config", "user.name", "bench"]):
+    for args in (
+        ["init", "-q"],
+        ["config", "user.email", "bench@example.com"],
+        ["config", "user.name", "bench"],
+    ):
         subprocess.run(["git", *args], cwd=path, check=True)
     return path
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mlops.errors import ConfigError, LockedError, NotARepoError
 from mlops.fsutil import atomic_write_text
-from mlops.yamlio import YamlProblem, parse_yaml
+from mlops.yamlio import YamlProblem, load_yaml, parsed_cache_dir
 
 MLOPS_DIR = ".mlops"
 CONFIG_FILE = "config.yaml"
@@ -111,11 +111,12 @@ def init_repo(start: Path | None = None) -> tuple[Repo, bool]:
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        text = path.read_bytes()
     except FileNotFoundError:
         return {}
     try:
-        data = parse_yaml(text)
+        # Remembered by content: most commands then skip importing PyYAML.
+        data = load_yaml(text, parsed_cache_dir(path.parent.parent))
     except YamlProblem as exc:
         raise ConfigError(exc.located(str(path))) from None
     if data is None:
@@ -157,8 +158,6 @@ def parse_config_value(text: str) -> Any:
 
 def config_set(repo: Repo, key: str, value: Any, local: bool = False) -> None:
     """Set a dotted key in ``config.yaml`` (or ``config.local.yaml``), atomically."""
-    import yaml
-
     parts = key.split(".")
     if not all(parts):
         raise ConfigError(f"invalid config key {key!r}")
@@ -178,13 +177,19 @@ def config_set(repo: Repo, key: str, value: Any, local: bool = False) -> None:
                 raise ConfigError(
                     f"cache.link: unknown link type {link!r} (valid: {', '.join(LINK_TYPES)})"
                 )
-    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    _write_config(path, data)
+
+
+def _write_config(path: Path, data: dict[str, Any]) -> None:
+    import yaml
+
+    text = yaml.safe_dump(data, sort_keys=False)
+    atomic_write_text(path, text)
+    load_yaml(text.encode(), parsed_cache_dir(path.parent.parent))  # the next command reads it
 
 
 def config_unset(repo: Repo, key: str, local: bool = False) -> None:
     """Remove a dotted key from ``config.yaml`` (or the local file)."""
-    import yaml
-
     path = repo.mlops_dir / (LOCAL_CONFIG_FILE if local else CONFIG_FILE)
     data = _read_config(path)
     parts = key.split(".")
@@ -194,7 +199,7 @@ def config_unset(repo: Repo, key: str, local: bool = False) -> None:
     if not isinstance(node, dict) or parts[-1] not in node:
         raise ConfigError(f"config key {key!r} is not set in {path.name}")
     del node[parts[-1]]
-    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    _write_config(path, data)
 
 
 @contextlib.contextmanager

@@ -70,11 +70,15 @@ def status(
 ) -> None:
     """Show what differs between workspace, pointers and cache."""
     from mlops.data.status import data_status
-    from mlops.pipeline.stale import pipeline_status
+    from mlops.pipeline import has_pipeline
 
     repo = _repo()
     results = data_status(repo, paths or None, jobs)
-    stages = pipeline_status(repo)
+    stages: list[Any] = []
+    if has_pipeline(repo.root):  # a data-only repository skips loading the pipeline code
+        from mlops.pipeline.stale import pipeline_status
+
+        stages = pipeline_status(repo)
     if json:
         emit_json({"data": [r.to_dict() for r in results], "stages": [s.to_dict() for s in stages]})
     else:

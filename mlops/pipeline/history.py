@@ -7,9 +7,10 @@ from typing import Any
 
 from mlops.errors import MlopsError
 from mlops.gitutil import all_commits, has_commits, resolve_revision
+from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.params import flatten, parse_params, stage_params
 from mlops.pipeline.revisions import read_paths_at
-from mlops.pipeline.schema import DEFAULT_PARAMS_FILE, PIPELINE_FILE, ParamsRef, Pipeline, Stage
+from mlops.pipeline.schema import DEFAULT_PARAMS_FILE, ParamsRef, Pipeline, Stage
 from mlops.pipeline.schema import parse_pipeline as parse_pipeline_text
 from mlops.repo import Repo
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import PipelineError
-from mlops.pipeline.parsed import YamlProblem, load_yaml
 from mlops.pipeline.schema import Stage
+from mlops.yamlio import YamlProblem, load_yaml
 
 # file -> dotted key -> value
 ParamValues = dict[str, dict[str, Any]]

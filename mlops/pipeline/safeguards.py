@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import PipelineError
+from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.results import HookContext, HookResult, RunEvent, RunOptions, RunResult
-from mlops.pipeline.schema import PIPELINE_FILE, Pipeline, Stage, load_pipeline
+from mlops.pipeline.schema import Pipeline, Stage, load_pipeline
 from mlops.repo import Repo
 
 if TYPE_CHECKING:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import PipelineError
-from mlops.pipeline.parsed import YamlProblem, cache_dir, load_yaml
+from mlops.pipeline import PIPELINE_FILE
+from mlops.yamlio import YamlProblem, load_yaml, parsed_cache_dir
 
-PIPELINE_FILE = "mlops.yaml"
 DEFAULT_PARAMS_FILE = "params.yaml"
 TOP_KEYS = ("stages", "checks", "include", "monitor", "models")
 STAGE_KEYS = (
@@ -126,7 +126,7 @@ def load_pipeline(root: Path, required: bool = True) -> Pipeline:
                 f"no {PIPELINE_FILE} in {root}: declare the pipeline's stages there first"
             ) from None
         return Pipeline({}, {})
-    return parse_pipeline(data, PIPELINE_FILE, cache_dir(root))
+    return parse_pipeline(data, PIPELINE_FILE, parsed_cache_dir(root))
 
 
 def parse_pipeline(

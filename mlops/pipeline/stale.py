@@ -13,11 +13,11 @@ from mlops.data.workspace import Store, fingerprint, hash_files, open_store, sca
 from mlops.pipeline.dag import build_dag
 from mlops.pipeline.lock import FileHash, LockEntry, read_lock
 from mlops.pipeline.params import ParamValues, parse_params, stage_params
-from mlops.pipeline.parsed import cache_dir
 from mlops.pipeline.schema import DEFAULT_PARAMS_FILE, Stage, load_pipeline
 from mlops.repo import Repo
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
 from mlops.storage.manifest import build_manifest
+from mlops.yamlio import parsed_cache_dir
 
 NEW_STAGE = "new stage (not in mlops.lock)"
 
@@ -66,7 +66,7 @@ class ParamFiles:
         self.root = root
         self.volatile = volatile
         self._docs: dict[str, dict[str, Any] | None] = {}
-        self._cache = cache_dir(root)
+        self._cache = parsed_cache_dir(root)
 
     def __call__(self, rel: str) -> dict[str, Any] | None:
         if rel in self._docs and rel not in self.volatile:

@@ -249,7 +249,8 @@ def model_settings(root: Path) -> dict[str, dict[str, Any]]:
     """The ``models:`` section of ``mlops.yaml``, validated: {name: {"compare": {m: dir}}}."""
     import yaml
 
-    from mlops.pipeline.schema import PIPELINE_FILE, line_of
+    from mlops.pipeline import PIPELINE_FILE
+    from mlops.pipeline.schema import line_of
 
     try:
         text = (root / PIPELINE_FILE).read_text()

@@ -8,8 +8,10 @@ mlops.yaml has one suite of 10 column checks, then in one run times (best of
 
 - pandas reading the whole file, in this process (both parsers; the faster counts);
 - ``mlops check`` of the suite as a subprocess, end to end (start-up, read, check, table);
-- our checking alone, on the frame already in memory (``mlops.checks.check_frame``);
-- pandera validating the same 10 checks on the same frame.
+- our checking alone, on the data already in memory in our own in-memory form: the
+  pyarrow Table our reader makes of the file (``mlops.checks.check_frame`` given it);
+- pandera validating the same 10 checks on the pandas DataFrame of the same file
+  (``pd.read_csv(engine="pyarrow")``), pandera's in-memory form.
 
 and prints the ratios ``mlops check / pandas read`` (target <= 1.5) and
 ``our checking / pandera`` (target <= 0.5). A regular expression over 1M strings is
@@ -115,6 +117,7 @@ def main() -> None:
     import pandas as pd
 
     from mlops.checks import check_frame, load_suites
+    from mlops.checks.files import read_table
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-checks-"))
     try:
@@ -149,19 +152,20 @@ def main() -> None:
             ),
         }
         frame = pd.read_csv(csv, engine="pyarrow")
+        table = read_table(csv, "data/big.csv", "data", None).table
         suites = load_suites(repo / "mlops.yaml")
         for name, count in (("bench", 10), ("bench_strings", 2)):
-            result = check_frame(suites[name], frame, repo)
+            result = check_frame(suites[name], table, repo)
             assert result.passed and len(result.results) == count, result
         bench, strings = pandera_schemas()
-        times["our checking, 10 checks, frame in memory"] = best(
-            lambda: check_frame(suites["bench"], frame, repo), args.repeat
+        times["our checking, 10 checks, table in memory"] = best(
+            lambda: check_frame(suites["bench"], table, repo), args.repeat
         )
         times["pandera validation, same 10 checks"] = best(
             lambda: bench.validate(frame), args.repeat
         )
         times["ours: regex + unique on 1M strings"] = best(
-            lambda: check_frame(suites["bench_strings"], frame, repo), args.repeat
+            lambda: check_frame(suites["bench_strings"], table, repo), args.repeat
         )
         times["pandera: regex + unique on 1M strings"] = best(
             lambda: strings.validate(frame), args.repeat
@@ -183,7 +187,7 @@ def main() -> None:
         ),
         (
             "our checking / pandera validation",
-            times["our checking, 10 checks, frame in memory"]
+            times["our checking, 10 checks, table in memory"]
             / times["pandera validation, same 10 checks"],
             "<= 0.5",
         ),

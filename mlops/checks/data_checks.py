@@ -1,8 +1,9 @@
-"""Built-in data checks, vectorised over pandas columns.
+"""Built-in data checks, vectorised over the columns of a pyarrow Table with numpy.
 
 Each check returns :class:`Outcome` values. The common path (the check passes) does
 the least work possible, often a min/max or a sort; the rows and values that broke
-a check are only looked for once it is known to have failed.
+a check are only looked for once it is known to have failed. Missing values are
+nulls and, in float columns, NaN (as pandas counts them).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.checks import columns as col
 from mlops.checks.files import Data, DataStore
 from mlops.checks.report import ERROR, FAIL, PASS
 from mlops.checks.spec import Check, CheckProblem, Suite
@@ -45,7 +47,9 @@ class Outcome:
 
 
 def jsonable(value: Any) -> Any:
-    """A numpy/pandas scalar as a plain Python value (NaN and NaT become None)."""
+    """A numpy, pandas or pyarrow scalar as a plain Python value (NaN and NaT become None)."""
+    if hasattr(value, "as_py"):
+        value = value.as_py()
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         try:
             value = value.item()
@@ -68,15 +72,15 @@ def show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def row_examples(mask: Any, series: Any = None) -> tuple[dict[str, Any], ...]:
-    """The first rows (0-based positions) where ``mask`` is true, with their values."""
+def row_examples(mask: Any, column: Any = None) -> tuple[dict[str, Any], ...]:
+    """The first rows (0-based positions) where ``mask`` is true, with their values in
+    ``column`` (a pyarrow array) if given."""
     import numpy as np
 
     rows = [int(r) for r in np.flatnonzero(mask)[:MAX_EXAMPLES]]
-    if series is None:
+    if column is None:
         return tuple({"row": r} for r in rows)
-    values = series.iloc[rows].tolist()
-    return tuple({"row": r, "value": jsonable(v)} for r, v in zip(rows, values, strict=True))
+    return tuple({"row": r, "value": jsonable(column[r])} for r in rows)
 
 
 def plural(count: int, word: str, words: str = "") -> str:
@@ -98,69 +102,42 @@ def _bounds_text(low: float | None, high: float | None) -> str:
     return f"[{low:g}, {high:g}]"
 
 
-def _numeric(series: Any, column: str, kind: str) -> Any:
-    """The column as a numpy array of numbers (nulls as NaN), or a clear error."""
-    import numpy as np
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-    if not is_numeric_dtype(series.dtype) or is_bool_dtype(series.dtype):
-        raise CheckProblem(
-            column, f"column {column!r} is not numeric (dtype {series.dtype}); {kind} needs numbers"
-        )
-    if isinstance(series.dtype, np.dtype):
-        return series.to_numpy()
-    return series.to_numpy(dtype="float64", na_value=np.nan)
-
-
 # --- per-column checks: (data, item, context) -> Outcome ------------------------------------
 
 
-def _dtype_matches(dtype: Any, typ: str) -> bool:
-    import pandas as pd
-    from pandas.api import types
+def _type_matches(typ: Any, name: str) -> bool:
+    import pyarrow as pa
 
-    if typ == "category":
-        return isinstance(dtype, pd.CategoricalDtype)
-    if typ == "bool":
-        return bool(types.is_bool_dtype(dtype))
-    if typ == "datetime":
-        return bool(types.is_datetime64_any_dtype(dtype))
-    if typ == "str":
-        return bool(types.is_string_dtype(dtype)) and not isinstance(dtype, pd.CategoricalDtype)
-    numeric = bool(types.is_numeric_dtype(dtype)) and not types.is_bool_dtype(dtype)
-    if typ == "int":
-        return bool(types.is_integer_dtype(dtype))
-    # float accepts integers too: a float column that holds whole numbers reads as int.
-    return numeric
+    if name == "category":
+        return bool(pa.types.is_dictionary(typ))
+    if name == "bool":
+        return bool(pa.types.is_boolean(typ))
+    if name == "datetime":
+        return bool(pa.types.is_timestamp(typ) or pa.types.is_date(typ))
+    if name == "str":
+        return col.is_text(typ)
+    if name == "int":
+        return bool(pa.types.is_integer(typ))
+    # float (and number) accepts integers too: a float column of whole numbers reads as int.
+    return col.is_numeric(typ)
 
 
 def schema_one(data: Data, item: tuple[str, str], ctx: Context) -> Outcome:
     column, typ = item
-    if column not in data.frame.columns:
+    if column not in data.table.column_names:
         return Outcome(
             column, FAIL, "missing", typ, f"column {column!r} is missing from {data.shown}", 1
         )
-    dtype = data.frame[column].dtype
-    if _dtype_matches(dtype, typ):
-        return Outcome(column, PASS, str(dtype), typ)
-    hint = (
-        " (missing values make pandas read integers as float)"
-        if typ == "int" and dtype.kind == "f"
-        else ""
-    )
+    dtype = col.type_name(data.table.schema.field(column).type)
+    if _type_matches(data.table.schema.field(column).type, typ):
+        return Outcome(column, PASS, dtype, typ)
     return Outcome(
-        column,
-        FAIL,
-        str(dtype),
-        typ,
-        f"column {column!r} has dtype {dtype}, expected {typ}{hint}",
-        1,
+        column, FAIL, dtype, typ, f"column {column!r} has dtype {dtype}, expected {typ}", 1
     )
 
 
 def not_null_one(data: Data, column: str, ctx: Context) -> Outcome:
-    series = data.series(column)
-    mask = series.isna().to_numpy()
+    mask = col.missing(data.column(column))
     failing = int(mask.sum())
     if not failing:
         return Outcome(column, PASS, 0, "no nulls")
@@ -176,45 +153,55 @@ def not_null_one(data: Data, column: str, ctx: Context) -> Outcome:
     )
 
 
-def _has_duplicates(series: Any) -> bool:
+def _has_duplicates(array: Any) -> bool:
     import numpy as np
 
-    values = series.to_numpy() if isinstance(series.dtype, np.dtype) else None
-    if values is not None and values.dtype.kind in "iu":
-        # Integer ids are often sorted already: one comparison pass instead of hashing.
-        if len(values) < 2 or bool((values[1:] > values[:-1]).all()):
-            return False
-        ordered = np.sort(values)
-        return bool((ordered[1:] == ordered[:-1]).any())
-    return not series.dropna().is_unique if series.hasnans else not series.is_unique
+    values = col.present(array)
+    if values is None:  # text and other types: code them by hashing
+        found, _ = col.codes(array)
+        kept = found[found >= 0]
+        return bool(len(kept)) and int(np.bincount(kept).max()) > 1
+    if len(values) < 2 or bool((values[1:] > values[:-1]).all()):
+        return False  # ids are often sorted already: one comparison pass instead of a sort
+    ordered = np.sort(values)
+    return bool((ordered[1:] == ordered[:-1]).any())
+
+
+def _duplicate_examples(
+    data: Data, names: list[str], skip_missing: bool
+) -> tuple[int, list[tuple[list[Any], list[int], int]]]:
+    """Rows equal on the columns ``names``: how many, and the first groups of them as
+    (values, first rows, size), in the order they first occur."""
+    import numpy as np
+
+    arrays = [data.column(n) for n in names]
+    group, sizes = col.duplicates(arrays, skip_missing)
+    rows = np.flatnonzero(group >= 0)
+    if not len(rows):
+        return 0, []
+    # np.unique's first index of each group, in row order: the groups as they first occur.
+    ids, first = np.unique(group[rows], return_index=True)
+    examples = []
+    for g in ids[np.argsort(first)][:MAX_EXAMPLES]:
+        members = np.flatnonzero(group == g)
+        head = int(members[0])
+        values = [jsonable(array[head]) for array in arrays]
+        examples.append((values, [int(r) for r in members[:MAX_EXAMPLES]], int(sizes[g])))
+    return len(rows), examples
 
 
 def unique_one(data: Data, key: tuple[str, ...], ctx: Context) -> Outcome:
-    import numpy as np
-
     label = "+".join(key)
-    if len(key) == 1:
-        series = data.series(key[0])
-        if not _has_duplicates(series):
-            return Outcome(label, PASS, 0, "unique")
-        mask = (series.duplicated(keep=False) & series.notna()).to_numpy()
-    else:
-        mask = data.frame[[data.series(c).name for c in key]].duplicated(keep=False).to_numpy()
-        if not mask.any():
-            return Outcome(label, PASS, 0, "unique")
-    failing = int(mask.sum())
-    positions = np.flatnonzero(mask)
-    groups = data.frame.iloc[positions].groupby(list(key), sort=False, dropna=False).indices
-    examples: list[dict[str, Any]] = []
-    for value, members in list(groups.items())[:MAX_EXAMPLES]:
-        values = value if isinstance(value, tuple) else (value,)
-        examples.append(
-            {
-                "value": jsonable(values[0]) if len(key) == 1 else [jsonable(v) for v in values],
-                "rows": [int(positions[m]) for m in members[:MAX_EXAMPLES]],
-                "count": len(members),
-            }
-        )
+    arrays = [data.column(c) for c in key]
+    if len(key) == 1 and not _has_duplicates(arrays[0]):
+        return Outcome(label, PASS, 0, "unique")
+    failing, groups = _duplicate_examples(data, list(key), skip_missing=len(key) == 1)
+    if not failing:
+        return Outcome(label, PASS, 0, "unique")
+    examples: tuple[dict[str, Any], ...] = tuple(
+        {"value": values[0] if len(key) == 1 else values, "rows": rows, "count": count}
+        for values, rows, count in groups
+    )
     shown = "; ".join(
         f"{show(e['value'])} in rows {', '.join(map(str, e['rows']))}" for e in examples
     )
@@ -225,20 +212,35 @@ def unique_one(data: Data, key: tuple[str, ...], ctx: Context) -> Outcome:
         "unique",
         f"{plural(failing, 'row')} share duplicated values of {label!r}: {shown}",
         failing,
-        tuple(examples),
+        examples,
     )
+
+
+def _numbers(array: Any, name: str, kind: str) -> Any:
+    """The column as a numpy array of numbers (nulls as NaN), or a clear error."""
+    if not col.is_numeric(array.type):
+        dtype = col.type_name(array.type)
+        raise CheckProblem(
+            name, f"column {name!r} is not numeric (dtype {dtype}); {kind} needs numbers"
+        )
+    return col.to_numpy(array)
 
 
 def between_one(data: Data, item: tuple[str, float | None, float | None], ctx: Context) -> Outcome:
     import numpy as np
 
     column, low, high = item
-    values = _numeric(data.series(column), column, "between")
+    array = data.column(column)
+    values = _numbers(array, column, "between")
     expected = _bounds_text(low, high)
-    present = values if values.dtype.kind in "iu" else values[~np.isnan(values)]
-    if not len(present):
+    if not len(values):
         return Outcome(column, PASS, None, expected)
-    lo, hi = present.min(), present.max()
+    lo, hi = values.min(), values.max()
+    if values.dtype.kind == "f" and (np.isnan(lo) or np.isnan(hi)):  # missing values
+        present = values[~np.isnan(values)]
+        if not len(present):
+            return Outcome(column, PASS, None, expected)
+        lo, hi = present.min(), present.max()
     observed = {"min": jsonable(lo), "max": jsonable(hi)}
     if (low is None or lo >= low) and (high is None or hi <= high):
         return Outcome(column, PASS, observed, expected)
@@ -248,7 +250,7 @@ def between_one(data: Data, item: tuple[str, float | None, float | None], ctx: C
     if high is not None:
         mask |= values > high
     failing = int(mask.sum())
-    examples = row_examples(mask, data.frame[column])
+    examples = row_examples(mask, array)
     return Outcome(
         column,
         FAIL,
@@ -265,28 +267,33 @@ def allowed_one(data: Data, item: tuple[str, tuple[Any, ...]], ctx: Context) -> 
     import numpy as np
 
     column, values = item
-    series = data.series(column)
     expected = f"in {list(values)}"
-    raw = series.to_numpy() if isinstance(series.dtype, np.dtype) else None
-    if raw is not None and raw.dtype.kind in "iu" and len(raw):
-        lo = int(raw.min())
-        if int(raw.max()) - lo <= 1_000_000:
-            # Small integer codes (labels, classes): count each value once, no hashing.
-            present = np.flatnonzero(np.bincount(raw - lo)) + lo
-            allowed = set(values)
-            if all(int(v) in allowed for v in present):
-                return Outcome(column, PASS, 0, expected)
-    mask = (~series.isin(list(values)) & series.notna()).to_numpy()
-    failing = int(mask.sum())
-    if not failing:
+    try:
+        allowed: set[Any] | tuple[Any, ...] = set(values)
+    except TypeError:  # a list or mapping among the values: compare one by one
+        allowed = values
+    array = data.column(column)
+    if all(v in allowed for v in col.distinct(array)):
         return Outcome(column, PASS, 0, expected)
-    counts = series[mask].value_counts().head(MAX_EXAMPLES)
-    examples = []
-    for value, count in counts.items():
-        rows = np.flatnonzero((series == value).to_numpy())[:3]
-        examples.append(
-            {"value": jsonable(value), "count": int(count), "rows": [int(r) for r in rows]}
-        )
+    found, distinct = col.codes(array)
+    kept = found[found >= 0]
+    counts = np.bincount(kept, minlength=len(distinct))
+    keys = np.flatnonzero(counts)
+    bad = [k for k, v in zip(keys, col.values_at(distinct, keys), strict=True) if v not in allowed]
+    rows = np.flatnonzero(np.isin(found, bad))
+    failing = len(rows)
+    # The most frequent first; ties in the order they first occur.
+    codes, first = np.unique(found[rows], return_index=True)
+    firsts = dict(zip(codes.tolist(), rows[first].tolist(), strict=True))
+    order = sorted(bad, key=lambda k: (-counts[k], firsts[int(k)]))[:MAX_EXAMPLES]
+    examples = [
+        {
+            "value": jsonable(value),
+            "count": int(counts[k]),
+            "rows": [int(r) for r in rows[found[rows] == k][:3]],
+        }
+        for k, value in zip(order, col.values_at(distinct, order), strict=True)
+    ]
     shown = ", ".join(
         f"{show(e['value'])} ({e['count']}x, {'row' if e['count'] == 1 else 'rows'} "
         f"{', '.join(map(str, e['rows']))}{', ...' if e['count'] > len(e['rows']) else ''})"
@@ -304,18 +311,31 @@ def allowed_one(data: Data, item: tuple[str, tuple[Any, ...]], ctx: Context) -> 
 
 
 def regex_one(data: Data, item: tuple[str, str], ctx: Context) -> Outcome:
-    import pandas as pd
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     column, pattern = item
-    series = data.series(column)
-    text = series if isinstance(series.dtype, pd.StringDtype) else series.astype("str")
-    matched = text.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=True)
-    mask = ~matched & series.notna().to_numpy()
+    array = data.column(column)
+    text = col.decoded(array)
+    if not col.is_text(text.type):
+        text = text.cast(pa.string())  # numbers are matched by their text
+    try:
+        # RE2, as pandas uses for arrow-backed text; nulls give null, read as False.
+        ok = col.to_numpy(pc.match_substring_regex(text, f"^(?:{pattern})$"))
+    except pa.ArrowInvalid:  # a pattern RE2 does not support (lookaround...): Python's re
+        import re
+
+        compiled = re.compile(pattern)
+        ok = np.array(
+            [v is None or compiled.fullmatch(v) is not None for v in text.to_pylist()], dtype=bool
+        )
+    mask = ~ok & ~col.missing(array)
     failing = int(mask.sum())
     expected = f"matches {pattern}"
     if not failing:
         return Outcome(column, PASS, 0, expected)
-    examples = row_examples(mask, series)
+    examples = row_examples(mask, array)
     return Outcome(
         column,
         FAIL,
@@ -332,12 +352,14 @@ def class_balance_one(
     data: Data, item: tuple[str, float | None, float | None], ctx: Context
 ) -> Outcome:
     column, low, high = item
-    shares = data.series(column).value_counts(normalize=True, dropna=True)
-    observed = {str(jsonable(k)): round(float(v), 4) for k, v in shares.items()}
+    keys, counts = col.value_counts(data.column(column))
+    total = max(int(counts.sum()), 1)
+    shares = [(k, int(c) / total) for k, c in zip(keys, counts, strict=True)]
+    observed = {str(jsonable(k)): round(v, 4) for k, v in shares}
     expected = f"each class share {_bounds_text(low, high)}"
     bad = [
-        (k, float(v))
-        for k, v in shares.items()
+        (k, v)
+        for k, v in shares
         if (low is not None and v < low) or (high is not None and v > high)
     ]
     if not bad:
@@ -372,7 +394,7 @@ COLUMN_CHECKS: dict[str, Callable[[Data, Any, Context], Outcome]] = {
 
 def rows_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
     low, high = check.args
-    count = len(data.frame)
+    count = data.rows
     expected = _bounds_text(low, high)
     if (low is None or count >= low) and (high is None or count <= high):
         return [Outcome(None, PASS, count, expected)]
@@ -389,20 +411,12 @@ def rows_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
 
 
 def no_duplicate_rows_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
-    subset = None if check.args is None else [data.series(c).name for c in check.args]
-    frame = data.frame if subset is None else data.frame[subset]
-    mask = frame.duplicated(keep=False).to_numpy()
-    failing = int(mask.sum())
-    column = None if subset is None else "+".join(subset)
+    names = list(data.table.column_names if check.args is None else check.args)
+    failing, groups = _duplicate_examples(data, names, skip_missing=False)
+    column = None if check.args is None else "+".join(names)
     if not failing:
         return [Outcome(column, PASS, 0, "no duplicate rows")]
-    import numpy as np
-    import pandas as pd
-
-    positions = np.flatnonzero(mask)
-    hashes = pd.util.hash_pandas_object(frame.iloc[positions], index=False).to_numpy()
-    groups = list(pd.Series(hashes).groupby(hashes, sort=False).indices.values())[:MAX_EXAMPLES]
-    examples = tuple({"rows": [int(positions[p]) for p in g[:MAX_EXAMPLES]]} for g in groups)
+    examples = tuple({"rows": rows} for _, rows, _ in groups)
     shown = "; ".join("rows " + ", ".join(map(str, e["rows"])) for e in examples)
     return [
         Outcome(
@@ -420,15 +434,10 @@ def no_duplicate_rows_check(check: Check, data: Data, ctx: Context) -> list[Outc
 def _psi_bins(current: Any, reference: Any, bins: int) -> tuple[list[str], Any, Any]:
     """Shares of each bin (numbers: reference quantiles; else: categories), nulls last."""
     import numpy as np
-    import pandas as pd
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-    numeric = all(
-        is_numeric_dtype(s.dtype) and not is_bool_dtype(s.dtype) for s in (current, reference)
-    )
-    if numeric:
-        ref = reference.to_numpy(dtype="float64", na_value=np.nan)
-        cur = current.to_numpy(dtype="float64", na_value=np.nan)
+    if col.is_numeric(current.type) and col.is_numeric(reference.type):
+        ref = np.asarray(col.to_numpy(reference), dtype=np.float64)
+        cur = np.asarray(col.to_numpy(current), dtype=np.float64)
         present = ref[~np.isnan(ref)]
         edges = (
             np.unique(np.quantile(present, np.linspace(0, 1, bins + 1))[1:-1])
@@ -447,13 +456,21 @@ def _psi_bins(current: Any, reference: Any, bins: int) -> tuple[list[str], Any, 
             return np.append(counts, nan.sum()) / max(len(values), 1)
 
         return [*labels, "null"], shares(cur), shares(ref)
-    cur_counts = current.value_counts(dropna=False, normalize=True)
-    ref_counts = reference.value_counts(dropna=False, normalize=True)
-    keys = list(pd.Index(ref_counts.index).union(pd.Index(cur_counts.index), sort=False))
+    cur_keys, cur_counts = col.value_counts(current, dropna=False)
+    ref_keys, ref_counts = col.value_counts(reference, dropna=False)
+    keys = list(dict.fromkeys([*ref_keys, *cur_keys]))
+
+    def spread(found: list[Any], counts: Any, total: int) -> Any:
+        where = {k: i for i, k in enumerate(keys)}
+        out = np.zeros(len(keys))
+        for k, c in zip(found, counts, strict=True):
+            out[where[k]] = c
+        return out / max(total, 1)
+
     return (
         [str(jsonable(k)) for k in keys],
-        cur_counts.reindex(keys, fill_value=0).to_numpy(dtype=float),
-        ref_counts.reindex(keys, fill_value=0).to_numpy(dtype=float),
+        spread(cur_keys, cur_counts, len(current)),
+        spread(ref_keys, ref_counts, len(reference)),
     )
 
 
@@ -462,16 +479,17 @@ def drift_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
 
     args = check.args
     reference = ctx.store.table(args["reference"], "reference")
-    columns = args["columns"] or [c for c in data.frame.columns if c in reference.frame.columns]
+    ref_names = reference.table.column_names
+    columns = args["columns"] or [c for c in data.table.column_names if c in ref_names]
     expected = f"psi <= {args['max_psi']:g}"
     outcomes = []
     for column in columns:
-        current = data.series(column)
-        if column not in reference.frame.columns:
+        current = data.column(column)
+        if column not in ref_names:
             raise CheckProblem(
                 column, f"column {column!r} is not in the reference file {reference.shown}"
             )
-        labels, cur, ref = _psi_bins(current, reference.frame[column], args["bins"])
+        labels, cur, ref = _psi_bins(current, reference.column(column), args["bins"])
         # A small floor keeps empty bins from making the logarithm infinite.
         cur_s, ref_s = np.clip(cur, 1e-4, None), np.clip(ref, 1e-4, None)
         contributions = (cur_s - ref_s) * np.log(cur_s / ref_s)

@@ -1,11 +1,17 @@
-"""Reading data files and models, each once per run, and only the columns needed."""
+"""Reading data files and models, each once per run, and only the columns needed.
+
+Tables are read with pyarrow into a ``pyarrow.Table`` and the data checks run on it,
+so a suite of data checks never imports pandas (that import alone costs about as
+much as reading a million-row CSV). A pandas view is made on demand, once per table,
+for the checks that need one: ``custom:`` functions and the model checks.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,24 +24,70 @@ CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz")
 Needs = dict[Path, frozenset[str] | None]
+# What a parse yields: the table, every column name of the file, and the pandas frame
+# the table was converted from (when pandas had to read the file), else None.
+_Loaded = tuple[Any, tuple[str, ...], Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Data:
-    """A loaded table: the frame, the path as written, and every column of the file."""
+    """A loaded table: a ``pyarrow.Table``, the path as written, and every column of the file.
 
-    frame: Any
+    ``source`` is the pandas DataFrame the table was made from, if any; it is then
+    what :attr:`frame` returns, unconverted.
+    """
+
+    table: Any
     shown: str
     columns: tuple[str, ...]
+    source: Any = None
 
-    def series(self, column: str) -> Any:
-        """The column, or ``CheckProblem`` naming it and listing the file's columns."""
-        if column not in self.frame.columns:
+    @classmethod
+    def of(cls, frame: Any, shown: str) -> Data:
+        """A pandas DataFrame or a pyarrow Table in memory, standing in for the file ``shown``."""
+        import pyarrow as pa
+
+        if isinstance(frame, pa.Table):
+            return cls(frame, shown, tuple(frame.column_names))
+        return cls(to_arrow(frame), shown, tuple(map(str, frame.columns)), frame)
+
+    @cached_property
+    def frame(self) -> Any:
+        """The table as a pandas DataFrame, converted on first use (this imports pandas)."""
+        return self.source if self.source is not None else self.table.to_pandas()
+
+    @property
+    def rows(self) -> int:
+        return int(self.table.num_rows)
+
+    def column(self, name: str) -> Any:
+        """The column as a ``pyarrow.ChunkedArray``, or ``CheckProblem`` naming it and
+        listing the file's columns."""
+        if name not in self.table.column_names:
             listed = ", ".join(self.columns[:20]) + (", ..." if len(self.columns) > 20 else "")
-            raise CheckProblem(
-                column, f"column {column!r} is not in {self.shown} (columns: {listed})"
-            )
-        return self.frame[column]
+            raise CheckProblem(name, f"column {name!r} is not in {self.shown} (columns: {listed})")
+        return self.table.column(name)
+
+
+def to_arrow(frame: Any) -> Any:
+    """A pandas DataFrame as a ``pyarrow.Table`` (its index dropped: rows are positions).
+
+    A column of mixed Python objects, which arrow cannot type, becomes text (nulls kept).
+    """
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    arrays = []
+    for i in range(frame.shape[1]):
+        series = frame.iloc[:, i]
+        try:
+            arrays.append(pa.array(series, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            arrays.append(pa.array(series.astype(str).where(series.notna()), from_pandas=True))
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
 
 
 def plan_reads(suites: Iterable[Suite], root: Path) -> Needs:
@@ -74,25 +126,22 @@ class DataStore:
         self.needs: Needs = needs or {}
         self._tables: dict[Path, Data] = {}
         self._models: dict[Path, Any] = {}
-        self._pending: dict[Path, Future[Any]] = {}
+        self._pending: dict[Path, Future[_Loaded]] = {}
 
     def prefetch(self) -> None:
-        """Start parsing the planned CSV files with pyarrow in a background thread.
+        """Start reading the planned data files in a background thread.
 
-        pyarrow parses without holding the GIL, so the parse overlaps the pandas
-        import that the checks need anyway: for a one-shot ``mlops check`` that import
-        costs about as much as the read itself.
+        pyarrow parses without holding the GIL, so the reads overlap whatever the
+        caller does meanwhile (the first checks of a suite, the model's import).
         """
-        files = [p for p in self.needs if p.name.lower().endswith(CSV_SUFFIXES) and p.is_file()]
-        if not files or importlib.util.find_spec("pyarrow") is None:
+        files = [p for p in self.needs if p.is_file() and _format(p) is not None]
+        if not files:
             return
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-read")
         for path in files:
-            plan = _csv_plan(path, self.needs[path])
-            if plan is not None and plan.arrow:
-                self._pending[path] = pool.submit(_arrow_csv, path, plan)
+            self._pending[path] = pool.submit(_load, path, self.needs[path])
         pool.shutdown(wait=False)
 
     def table(self, rel: str, key: str) -> Data:
@@ -100,12 +149,15 @@ class DataStore:
         path = resolve(self.root, rel)
         if path not in self._tables:
             pending = self._pending.pop(path, None)
+            if pending is not None and not pending.done():
+                # Most checks need it: importing it now overlaps the parse instead of following it.
+                import pyarrow.compute  # noqa: F401
             self._tables[path] = read_table(path, rel, key, self.needs.get(path), pending)
         return self._tables[path]
 
     def put(self, rel: str, frame: Any) -> None:
-        """Use the DataFrame ``frame`` as the content of ``rel`` instead of reading it."""
-        self._tables[resolve(self.root, rel)] = Data(frame, rel, tuple(map(str, frame.columns)))
+        """Use ``frame`` (a pandas DataFrame or a pyarrow Table) as the content of ``rel``."""
+        self._tables[resolve(self.root, rel)] = Data.of(frame, rel)
 
     def model(self, rel: str, key: str) -> Any:
         """The model file ``rel``, loaded with joblib."""
@@ -129,34 +181,48 @@ def read_table(
     shown: str,
     key: str,
     columns: frozenset[str] | None,
-    pending: Future[Any] | None = None,
+    pending: Future[_Loaded] | None = None,
 ) -> Data:
     """Read a CSV, Parquet or JSON-lines file; only ``columns`` (all if ``None``) if possible.
 
-    ``pending`` is a parse of this CSV file already started by ``DataStore.prefetch``.
+    ``pending`` is a read of this file already started by ``DataStore.prefetch``.
     """
     if not path.is_file():
         raise CheckProblem(key, f"data file {shown} does not exist")
-    name = path.name.lower()
+    if _format(path) is None:
+        raise CheckProblem(
+            key,
+            f"cannot read {shown}: unknown format (use "
+            f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES + JSONL_SUFFIXES)})",
+        )
     try:
-        if name.endswith(CSV_SUFFIXES):
-            return _read_csv(path, shown, columns, pending)
-        if name.endswith(PARQUET_SUFFIXES):
-            return _read_parquet(path, shown, columns)
-        if name.endswith(JSONL_SUFFIXES):
-            import pandas as pd
-
-            frame = pd.read_json(path, lines=True)
-            return Data(frame, shown, tuple(str(c) for c in frame.columns))
-    except CheckProblem:
-        raise
+        table, header, frame = pending.result() if pending is not None else _load(path, columns)
     except Exception as exc:  # parsers raise many types; the user needs the file and the reason
         raise CheckProblem(key, f"cannot read {shown}: {type(exc).__name__}: {exc}") from exc
-    raise CheckProblem(
-        key,
-        f"cannot read {shown}: unknown format (use "
-        f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES + JSONL_SUFFIXES)})",
-    )
+    return Data(table, shown, header, frame)
+
+
+def _format(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    return None
+
+
+def _load(path: Path, columns: frozenset[str] | None) -> _Loaded:
+    fmt = _format(path)
+    if fmt == "csv":
+        table, header, frame = _read_csv(path, columns)
+    elif fmt == "parquet":
+        table, header, frame = _read_parquet(path, columns)
+    else:
+        table, header, frame = _read_jsonl(path)
+    # One chunk per column: the checks then see each column as one numpy array, no copy.
+    return table.combine_chunks(), header, frame
 
 
 @dataclass(frozen=True)
@@ -207,31 +273,45 @@ def _arrow_csv(path: Path, plan: _CsvPlan) -> Any:
     return table
 
 
-def _read_csv(
-    path: Path, shown: str, columns: frozenset[str] | None, pending: Future[Any] | None
-) -> Data:
-    import pandas as pd  # while a prefetch, if any, parses in the background
-
+def _read_csv(path: Path, columns: frozenset[str] | None) -> _Loaded:
     plan = _csv_plan(path, columns)
-    table = None
     if plan is not None and plan.arrow:
         try:
-            table = pending.result() if pending is not None else _arrow_csv(path, plan)
-        except (ImportError, ValueError, OSError, NotImplementedError):
-            table = None  # no pyarrow, or a file it rejects: pandas' own parser says why
-    if table is not None:
-        frame = table.to_pandas()
-    else:
-        usecols = None if plan is None or plan.usecols is None else list(plan.usecols)
-        frame = pd.read_csv(path, sep=plan.sep if plan else ",", usecols=usecols)
-    header = plan.header if plan is not None and plan.header else tuple(map(str, frame.columns))
-    return Data(frame, shown, header)
-
-
-def _read_parquet(path: Path, shown: str, columns: frozenset[str] | None) -> Data:
+            return _arrow_csv(path, plan), plan.header, None
+        except (ValueError, OSError, NotImplementedError):
+            pass  # a file pyarrow rejects: pandas reads it or says why
+    # Duplicate or empty column names (pandas renames them), or an odd file.
     import pandas as pd
+
+    usecols = None if plan is None or plan.usecols is None else list(plan.usecols)
+    frame = pd.read_csv(path, sep=plan.sep if plan else ",", usecols=usecols)
+    header = plan.header if plan is not None and plan.header else tuple(map(str, frame.columns))
+    return to_arrow(frame), header, frame
+
+
+def _read_parquet(path: Path, columns: frozenset[str] | None) -> _Loaded:
     import pyarrow.parquet as pq
 
-    names = [str(n) for n in pq.read_schema(path).names]
-    usecols = None if columns is None else [c for c in names if c in columns] or names[:1]
-    return Data(pd.read_parquet(path, columns=usecols), shown, tuple(names))
+    schema = pq.read_schema(path)
+    # A pandas index stored as a column is not data (pandas read it back as the index).
+    index = {
+        c for c in (schema.pandas_metadata or {}).get("index_columns", ()) if isinstance(c, str)
+    }
+    names = tuple(str(n) for n in schema.names if n not in index)
+    usecols = list(names) if columns is None else [c for c in names if c in columns] or [names[0]]
+    return pq.read_table(path, columns=usecols), names, None
+
+
+def _read_jsonl(path: Path) -> _Loaded:
+    import pyarrow as pa
+    import pyarrow.json as pjson
+
+    try:
+        table = pjson.read_json(path)
+        return table, tuple(table.column_names), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass  # e.g. a column holding both numbers and text: pandas reads it or says why
+    import pandas as pd
+
+    frame = pd.read_json(path, lines=True)
+    return to_arrow(frame), tuple(map(str, frame.columns)), frame

@@ -44,19 +44,20 @@ def run_suite(suite: Suite, root: Path, store: DataStore | None = None) -> Suite
         store.prefetch()
     ctx = Context(suite, root, store)
     results: list[CheckResult] = []
-    data = None
-    if suite.data is not None and any(c.kind not in _WITHOUT_DATA for c in suite.checks):
-        try:
-            data = store.table(suite.data, "data")
-        except CheckProblem as exc:
-            results.append(_suite_error(suite, "data", exc))
     model_ok = True
+    # The model first: loading it (and scikit-learn) overlaps the data's background parse.
     if suite.model is not None and any(c.kind in _USE_MODEL for c in suite.checks):
         try:
             store.model(suite.model, "model")
         except CheckProblem as exc:
             model_ok = False
             results.append(_suite_error(suite, "model", exc))
+    data = None
+    if suite.data is not None and any(c.kind not in _WITHOUT_DATA for c in suite.checks):
+        try:
+            data = store.table(suite.data, "data")
+        except CheckProblem as exc:
+            results.insert(0, _suite_error(suite, "data", exc))  # the data error comes first
     for check in suite.checks:
         if data is None and check.kind not in _WITHOUT_DATA:
             continue  # the data error above already fails the suite
@@ -67,8 +68,9 @@ def run_suite(suite: Suite, root: Path, store: DataStore | None = None) -> Suite
 
 
 def check_frame(suite: Suite, frame: Any, root: Path) -> SuiteResult:
-    """Run ``suite`` with the DataFrame ``frame`` standing in for its ``data:`` file
-    (an in-memory batch); other files (reference, model) are read from ``root``."""
+    """Run ``suite`` with ``frame`` (a pandas DataFrame or a pyarrow Table) standing in for
+    its ``data:`` file (an in-memory batch); other files (reference, model) are read from
+    ``root``."""
     if suite.data is None:
         raise CheckError(f"{suite.where}: suite {suite.name!r} has no data: file for a frame")
     store = DataStore(root, plan_reads([suite], root))

@@ -1,0 +1,263 @@
+"""Arrow columns as numpy arrays, value codes and counts, for the data checks.
+
+pyarrow's own ``to_numpy`` and ``pyarrow.array(list)`` import pandas (about half a
+second), and ``group_by`` imports pyarrow.dataset, which does too; so numbers are
+read from arrow's buffers here and grouping is done on integer codes with numpy.
+Missing values are nulls and, in float columns, NaN (as pandas counts them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Integer columns whose values span at most this many are coded by offset, no sort.
+_SPAN = 1_000_000
+
+
+def is_text(typ: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(typ) or pa.types.is_large_string(typ)) or str(typ) in (
+        "string_view",
+        "large_string",
+    )
+
+
+def is_numeric(typ: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(typ) or pa.types.is_floating(typ))
+
+
+def type_name(typ: Any) -> str:
+    """An arrow type as users know dtypes: int64, float64, str, bool, category..."""
+    import pyarrow as pa
+
+    if pa.types.is_floating(typ):
+        return f"float{typ.bit_width}"
+    if pa.types.is_dictionary(typ):
+        return "category"
+    return "str" if is_text(typ) else str(typ)
+
+
+def decoded(column: Any) -> Any:
+    """A dictionary-encoded (category) column as plain values; any other column as is."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
+
+
+def _chunks(array: Any) -> list[Any]:
+    import pyarrow as pa
+
+    return list(array.chunks) if isinstance(array, pa.ChunkedArray) else [array]
+
+
+def _bits(buffer: Any, offset: int, length: int) -> Any:
+    import numpy as np
+
+    packed = np.frombuffer(buffer, dtype=np.uint8)
+    return np.unpackbits(packed, count=offset + length, bitorder="little")[offset:].view(bool)
+
+
+def to_numpy(array: Any, raw: bool = False) -> Any:
+    """A numeric or boolean arrow array (chunked or not) as one numpy array.
+
+    Integers and floats keep their dtype; with nulls they become floats with NaN in
+    the null slots, unless ``raw`` (then a null slot holds whatever its storage holds).
+    Booleans become ``bool`` (nulls False). Dates, times and timestamps become their
+    integer storage, which orders as they do.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    typ = array.type
+    width = typ.bit_width // 8
+    if pa.types.is_boolean(typ):
+        dtype = np.dtype(bool)
+    elif pa.types.is_floating(typ):
+        dtype = np.dtype(f"f{width}")
+    elif pa.types.is_unsigned_integer(typ):
+        dtype = np.dtype(f"u{width}")
+    else:
+        dtype = np.dtype(f"i{width}")
+    nulls = bool(array.null_count) and not raw
+    out = np.dtype(np.float64) if nulls and dtype.kind in "iu" else dtype
+    parts = []
+    for chunk in _chunks(array):
+        offset, length = chunk.offset, len(chunk)
+        if not length:
+            continue
+        buffers = chunk.buffers()
+        if dtype.kind == "b":
+            values = _bits(buffers[1], offset, length)
+        else:
+            values = np.frombuffer(buffers[1], dtype=dtype, count=offset + length)[offset:]
+        if nulls and chunk.null_count:
+            values = values.astype(out)  # a copy: arrow's buffers are read-only
+            values[~_bits(buffers[0], offset, length)] = False if dtype.kind == "b" else np.nan
+        parts.append(values)
+    if len(parts) == 1:
+        return parts[0].astype(out, copy=False)
+    return np.concatenate(parts).astype(out, copy=False) if parts else np.empty(0, out)
+
+
+def from_numpy(values: Any) -> Any:
+    """A numpy int64 array as an arrow array, without pandas (see the module's docstring)."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+def missing(column: Any) -> Any:
+    """A numpy mask of the rows where ``column`` is null, or NaN in a float column."""
+    import numpy as np
+    import pyarrow as pa
+
+    if pa.types.is_floating(column.type):
+        return np.isnan(to_numpy(column))  # nulls come out as NaN
+    if not column.null_count:
+        return np.zeros(len(column), dtype=bool)
+    if pa.types.is_null(column.type):
+        return np.ones(len(column), dtype=bool)
+    parts = [
+        ~_bits(c.buffers()[0], c.offset, len(c)) if c.null_count else np.zeros(len(c), dtype=bool)
+        for c in _chunks(column)
+    ]
+    return np.concatenate(parts)
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def present(column: Any) -> Any:
+    """The present values of a numeric, boolean or temporal column as a numpy array that
+    sorts as the values do; ``None`` for other types (text...)."""
+    import pyarrow as pa
+
+    typ = column.type
+    temporal = pa.types.is_temporal(typ) and not pa.types.is_interval(typ)
+    if not (is_numeric(typ) or pa.types.is_boolean(typ) or temporal):
+        return None
+    values = to_numpy(column, raw=True)
+    gone = missing(column)
+    return values[~gone] if gone.any() else values
+
+
+def _offsets(values: Any, gone: Any) -> tuple[Any, Any] | None:
+    """Integer values (``gone`` marks the missing) as codes ``value - min``, with the
+    values by code, if they span at most ``_SPAN`` (labels, classes): no sort, no hashing."""
+    import numpy as np
+
+    if values.dtype.kind not in "iu":
+        return None
+    kept = values[~gone] if gone.any() else values
+    if not len(kept) or int(kept.max()) - int(kept.min()) > _SPAN:
+        return None
+    lo, hi = int(kept.min()), int(kept.max())
+    found = (values - values.dtype.type(lo)).astype(np.int64, copy=False)
+    found[gone] = -1
+    return found, np.arange(lo, hi + 1, dtype=values.dtype)
+
+
+def codes(column: Any) -> tuple[Any, Any]:
+    """An integer code per row (equal values get equal codes; -1 where missing) and the
+    values by code, a numpy or arrow array: ``values[code]``."""
+    import numpy as np
+    import pyarrow as pa
+
+    gone = missing(column)
+    if is_numeric(column.type) or pa.types.is_boolean(column.type):
+        values = to_numpy(column, raw=True)
+        offsets = _offsets(values, gone)
+        if offsets is not None:
+            return offsets
+        distinct, found = np.unique(values, return_inverse=True)
+        found = found.astype(np.int64).reshape(-1)
+        found[gone] = -1
+        return found, distinct
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(decoded(column).combine_chunks())
+    found = np.asarray(to_numpy(encoded.indices, raw=True), dtype=np.int64)
+    found[gone] = -1
+    return found, encoded.dictionary
+
+
+def distinct(column: Any) -> list[Any]:
+    """The distinct present values of ``column``, as Python values (no per-row codes)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if is_numeric(column.type) or pa.types.is_boolean(column.type):
+        values = to_numpy(column, raw=True)
+        gone = missing(column)
+        offsets = _offsets(values, gone)
+        if offsets is not None:
+            found, by_code = offsets
+            counts = np.bincount(found[found >= 0] if gone.any() else found)
+            return list(by_code[np.flatnonzero(counts)].tolist())
+        return list(np.unique(values[~gone]).tolist())
+    import pyarrow.compute as pc
+
+    return [v for v in pc.unique(decoded(column)).to_pylist() if not is_missing(v)]
+
+
+def values_at(distinct: Any, keys: Any) -> list[Any]:
+    """The Python values of ``distinct`` (from :func:`codes`) at the codes ``keys``."""
+    import numpy as np
+
+    if isinstance(distinct, np.ndarray):
+        return list(distinct[np.asarray(keys, dtype=np.int64)].tolist())
+    if len(keys) > 1000:
+        every = distinct.to_pylist()
+        return [every[k] for k in keys]
+    return [distinct[int(k)].as_py() for k in keys]
+
+
+def value_counts(column: Any, dropna: bool = True) -> tuple[list[Any], Any]:
+    """Each value of ``column`` (missing ones left out, or counted as one ``None`` when not
+    ``dropna``) and how often it occurs, most frequent first (ties: first seen first)."""
+    import numpy as np
+
+    found, distinct = codes(column)
+    gone = int(np.count_nonzero(found < 0))
+    counts = np.bincount(found[found >= 0] if gone else found, minlength=len(distinct))
+    keys = np.flatnonzero(counts)
+    values, numbers = values_at(distinct, keys), counts[keys]
+    if gone and not dropna:
+        values, numbers = [*values, None], np.append(numbers, gone)
+    order = np.argsort(-numbers, kind="stable")
+    return [values[i] for i in order], numbers[order]
+
+
+def duplicates(columns: list[Any], skip_missing: bool) -> tuple[Any, Any]:
+    """Rows equal on every one of ``columns``: a group number per row (-1: a row no other
+    row equals) and the size of each group. Missing values equal each other, but with
+    ``skip_missing`` a row with a missing value is never a duplicate."""
+    import numpy as np
+
+    rows = len(columns[0])
+    combined = np.zeros(rows, dtype=np.int64)
+    alone = np.zeros(rows, dtype=bool)
+    for column in columns:
+        found, _ = codes(column)
+        if skip_missing:
+            alone |= found < 0
+        found = found + 1  # missing values become code 0, equal to each other
+        size = int(found.max()) + 1 if rows else 1
+        if int(combined.max(initial=0)) >= (2**62) // size:  # keep the product in int64
+            combined = np.unique(combined, return_inverse=True)[1].astype(np.int64).reshape(-1)
+        combined = combined * size + found
+    combined[alone] = -1
+    groups, inverse, sizes = np.unique(combined, return_inverse=True, return_counts=True)
+    group = inverse.astype(np.int64).reshape(-1)
+    single = (sizes[group] < 2) | (groups[group] < 0)
+    group[single] = -1
+    return group, sizes

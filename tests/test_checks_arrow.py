@@ -1,0 +1,232 @@
+"""Data checks on pyarrow Tables: no pandas import, arrow semantics, chunked and sliced data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from checks_fixtures import data_project, write
+
+from mlops.checks import CheckResult, check_frame, load_suites, run_suites
+from mlops.checks import columns as col
+from mlops.checks.files import DataStore
+
+EVERY_DATA_CHECK = """\
+checks:
+  everything:
+    data: data/people.csv
+    expect:
+      - schema: {id: int, age: int, city: str, score: float}
+      - not_null: [id, age, city]
+      - unique: [id, city, [id, city]]
+      - between: {age: [0, 120], score: [0, 1]}
+      - allowed: {city: [paris, lyon], label: [0, 1]}
+      - regex: {city: '[a-z]+'}
+      - class_balance: {label: {min: 0.1}}
+      - rows: {min: 2}
+      - no_duplicate_rows: true
+      - drift: {reference: data/people.csv, max_psi: 0.2}
+"""
+PEOPLE = """\
+id,age,city,score,label
+1,34,paris,0.5,0
+2,,lyon,0.25,1
+3,150,rome,,1
+3,40,Paris!,0.75,2
+"""
+
+
+def only(results: list[CheckResult]) -> CheckResult:
+    assert len(results) == 1, results
+    return results[0]
+
+
+def suite_results(root: Path, expect: str, data: str = "data/t.csv") -> list[CheckResult]:
+    body = "".join(f"      {line.strip()}\n" for line in expect.strip().splitlines())
+    write(root, "mlops.yaml", f"checks:\n  s:\n    data: {data}\n    expect:\n{body}")
+    return list(run_suites(load_suites(root / "mlops.yaml").values(), root).results)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = data_project(tmp_path / "p", EVERY_DATA_CHECK, package=f"pkg_{tmp_path.name}")
+    write(root, "data/people.csv", PEOPLE)
+    return root
+
+
+def test_data_checks_never_import_pandas(project: Path) -> None:
+    """Passing and failing data checks alike: ``mlops check`` as a real process."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mlops", "check", "everything"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL" in proc.stdout and "could not run" in proc.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "pyarrow" in imported
+    assert not {"pandas", "pyarrow.dataset", "sklearn"} & imported
+    assert "mlops: error" not in proc.stderr, proc.stderr
+
+
+def test_int_column_with_empty_cells(project: Path) -> None:
+    results = run_suites(load_suites(project / "mlops.yaml").values(), project).results
+    got = {(r.check, r.column): r for r in results}
+    assert got["schema", "age"].observed == "int64" and got["schema", "age"].status == "pass"
+    assert got["not_null", "age"].examples == ({"row": 1},)
+    between = got["between", "age"]
+    # Values stay integers: 150, not 150.0 as pandas would give for a column with a null.
+    assert between.examples == ({"row": 2, "value": 150},)
+    assert between.observed == {"min": 34, "max": 150}
+    assert got["unique", "id"].examples == ({"value": 3, "rows": [2, 3], "count": 2},)
+    assert got["unique", "city"].status == "pass"
+    assert got["unique", "id+city"].status == "pass"
+    city = got["allowed", "city"]
+    assert city.examples == (
+        {"value": "rome", "count": 1, "rows": [2]},
+        {"value": "Paris!", "count": 1, "rows": [3]},
+    )
+    assert got["allowed", "label"].message == "1 value of 'label' not allowed: 2 (1x, row 3)"
+    assert got["regex", "city"].examples == ({"row": 3, "value": "Paris!"},)
+    assert got["class_balance", "label"].observed == {"1": 0.5, "0": 0.25, "2": 0.25}
+    assert got["no_duplicate_rows", None].status == "pass"
+    assert {r.status for r in results if r.check == "drift"} == {"pass"}
+
+
+def _chunked(table: Any) -> Any:
+    """``table`` cut into chunks of 3 rows: slices of its buffers at offsets 0, 3, 6, 9."""
+    import pyarrow as pa
+
+    return pa.Table.from_batches(table.to_batches(max_chunksize=3))
+
+
+def test_chunked_and_sliced_tables(tmp_path: Path) -> None:
+    """Arrow data in many chunks, starting at offsets: the numbers read from the buffers
+    match pyarrow's own conversion."""
+    import numpy as np
+    import pyarrow as pa
+
+    ages = [5, None, 7, 200, None, 9, 9, 11, 12, None]
+    table = pa.table(
+        {
+            "age": pa.array(ages, type=pa.int32()),
+            "score": pa.array([0.5, None, float("nan"), 1.0, 2.0, None, 0.1, 0.2, 0.3, 0.4]),
+            "ok": pa.array([True, False, None, True, True, False, True, None, True, True]),
+            "city": pa.array(["a", "b", None, "a", "c", "c", "a", "b", "a", None]),
+        }
+    )
+    chunked = _chunked(table)
+    assert [c.offset for c in chunked.column("age").chunks] == [0, 3, 6, 9]
+    for name in ("age", "score"):
+        expected = table.column(name).to_numpy()  # pyarrow's conversion (imports pandas)
+        np.testing.assert_array_equal(col.to_numpy(chunked.column(name)), expected)
+    assert col.to_numpy(chunked.column("ok")).tolist() == [
+        bool(v) for v in table.column("ok").to_pylist()
+    ]
+    assert col.missing(chunked.column("score")).tolist() == [
+        v is None or v != v for v in table.column("score").to_pylist()
+    ]
+    assert col.value_counts(chunked.column("city"), dropna=False) == (
+        ["a", "b", "c", None],
+        pytest.approx([4, 2, 2, 2]),
+    )
+    write(
+        tmp_path,
+        "mlops.yaml",
+        """\
+        checks:
+          s:
+            data: batch.csv
+            expect:
+              - not_null: [age, score]
+              - between: {age: [0, 100]}
+              - unique: [age]
+              - allowed: {city: [a, b, c]}
+        """,
+    )
+    suite = load_suites(tmp_path / "mlops.yaml")["s"]
+    results = {(r.check, r.column): r for r in check_frame(suite, chunked, tmp_path).results}
+    assert results["not_null", "age"].examples == ({"row": 1}, {"row": 4}, {"row": 9})
+    assert results["not_null", "score"].failing == 3  # NaN counts as missing, as in pandas
+    assert results["between", "age"].examples == ({"row": 3, "value": 200},)
+    assert results["unique", "age"].examples == ({"value": 9, "rows": [5, 6], "count": 2},)
+    assert results["allowed", "city"].status == "pass"
+
+
+def test_check_frame_takes_pandas_with_mixed_objects(tmp_path: Path) -> None:
+    """A column of mixed Python objects (arrow cannot type it) is checked as text."""
+    import pandas as pd
+
+    write(
+        tmp_path,
+        "mlops.yaml",
+        """\
+        checks:
+          s:
+            data: batch.csv
+            expect:
+              - not_null: [code]
+              - allowed: {code: ['1', x]}
+              - custom: checks_mixed:first_is_int
+        """,
+    )
+    write(tmp_path, "checks_mixed.py", "def first_is_int(df):\n    return df['code'][0] == 1\n")
+    frame = pd.DataFrame({"code": [1, "x", None, 2.5]})
+    suite = load_suites(tmp_path / "mlops.yaml")["s"]
+    not_null, allowed, custom = check_frame(suite, frame, tmp_path).results
+    assert not_null.examples == ({"row": 2},)
+    assert allowed.examples == ({"value": "2.5", "count": 1, "rows": [3]},)
+    assert custom.status == "pass"  # the custom function got the frame itself, unconverted
+
+
+def test_regex_beyond_re2_uses_python(tmp_path: Path) -> None:
+    data_project(tmp_path / "p", "checks: {}\n", package=f"pkg_{tmp_path.name}")
+    root = tmp_path / "p"
+    write(root, "data/t.csv", "word\naaa\nbb\nabab\n")
+    # A backreference: RE2 (arrow's engine) refuses it, Python's re evaluates it.
+    result = only(suite_results(root, r"- regex: {word: '(\w)\1+'}"))
+    assert (result.status, result.examples) == ("fail", ({"row": 2, "value": "abab"},))
+
+
+def test_parquet_nan_category_and_index(tmp_path: Path) -> None:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data_project(tmp_path / "p", "checks: {}\n", package=f"pkg_{tmp_path.name}")
+    root = tmp_path / "p"
+    frame = pd.DataFrame(
+        {"kind": pd.Categorical(["a", "b", "a", "c"]), "x": [1.0, 2.0, 3.0, 4.0]},
+        index=[10, 11, 12, 13],
+    )
+    frame.to_parquet(root / "data/t.parquet")
+    results = suite_results(
+        root,
+        "- schema: {kind: category, x: float}\n- allowed: {kind: [a, b]}\n- unique: [kind]",
+        data="data/t.parquet",
+    )
+    assert [(r.status, r.observed) for r in results[:2]] == [
+        ("pass", "category"),
+        ("pass", "float64"),
+    ]
+    assert results[2].examples == ({"value": "c", "count": 1, "rows": [3]},)
+    assert results[3].examples == ({"value": "a", "rows": [0, 2], "count": 2},)
+    store = DataStore(root)
+    # The stored pandas index is not a column.
+    assert store.table("data/t.parquet", "data").columns == ("kind", "x")
+    # A NaN stored as a number (not as a null) is missing too.
+    pq.write_table(pa.table({"x": pa.array([1.0, float("nan"), 3.0])}), root / "data/n.parquet")
+    result = only(suite_results(root, "- not_null: [x]", data="data/n.parquet"))
+    assert (result.status, result.examples) == ("fail", ({"row": 1},))
+
+
+def test_json_lines_pyarrow_cannot_type_read_by_pandas(tmp_path: Path) -> None:
+    data_project(tmp_path / "p", "checks: {}\n", package=f"pkg_{tmp_path.name}")
+    root = tmp_path / "p"
+    write(root, "data/t.jsonl", '{"v": 1}\n{"v": "one"}\n{"v": null}\n')
+    results = suite_results(root, "- not_null: [v]\n- rows: {min: 3}", data="data/t.jsonl")
+    assert [(r.status, r.failing) for r in results] == [("fail", 1), ("pass", 0)]

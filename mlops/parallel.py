@@ -1,11 +1,14 @@
-"""Running many small I/O-bound operations on a thread pool, in chunks."""
+"""Running many small I/O-bound operations on a thread pool, or in forked processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -52,3 +55,92 @@ def parallel_map(
                 future.cancel()
             raise
     return results
+
+
+def map_shares(
+    fn: Callable[[Sequence[T]], R],
+    items: Sequence[T],
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    task: str = "",
+) -> list[R]:
+    """``[fn(share) for share in shares]``: ``items`` cut into ``jobs`` contiguous shares,
+    each run in a process of its own (forked; the first share runs in this one).
+
+    For work made of many short system calls (hashing, linking and chmod-ing thousands
+    of small files): threads hand the GIL over at every call and, measured, end up
+    slower than one thread, while processes share nothing. ``fn`` must not print, hold
+    locks or start threads; its result must pickle. Where ``fork`` is unsafe or missing
+    (not Linux) the shares run one after the other in this process.
+    """
+    jobs = min(jobs or default_jobs(), max(len(items), 1))
+    cut = [len(items) * k // jobs for k in range(jobs + 1)]
+    shares = [items[cut[k] : cut[k + 1]] for k in range(jobs)]
+    if jobs == 1 or sys.platform != "linux":
+        results = [fn(share) for share in shares]
+    else:
+        pending = [_fork_share(fn, share) for share in shares[1:]]
+        try:
+            results = [fn(shares[0])]
+            while pending:
+                results.append(_collect(*pending.pop(0)))
+        finally:
+            for pid, fd in pending:  # failed or interrupted: leave nothing running behind us
+                os.close(fd)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+    if progress and items:
+        progress(task, len(items), len(items))
+    return results
+
+
+def _fork_share(fn: Callable[[Sequence[T]], R], share: Sequence[T]) -> tuple[int, int]:
+    """Start a child computing ``fn(share)``; return its pid and the pipe to read it from."""
+    import pickle
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        return pid, read_fd
+    # The child: compute, send (ok, result or exception), and leave without cleanup
+    # handlers, which belong to the parent (its database connection, its lock).
+    code = 0
+    try:
+        os.close(read_fd)
+        try:
+            message = pickle.dumps((True, fn(share)), pickle.HIGHEST_PROTOCOL)
+        except BaseException as exc:
+            code = 1
+            message = _pickled_error(exc)
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(message)
+    finally:
+        os._exit(code)
+
+
+def _pickled_error(exc: BaseException) -> bytes:
+    import pickle
+
+    try:
+        return pickle.dumps((False, exc), pickle.HIGHEST_PROTOCOL)
+    except Exception:  # an exception that does not pickle: keep its type's name and text
+        return pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def _collect(pid: int, fd: int) -> Any:
+    """The result a child sent; the exception it raised is raised here."""
+    import pickle
+
+    try:
+        with os.fdopen(fd, "rb") as pipe:
+            data = pipe.read()
+    finally:
+        _, status = os.waitpid(pid, 0)
+    if not data:
+        raise ChildProcessError(f"a worker process died (wait status {status})")
+    ok, value = pickle.loads(data)
+    if not ok:
+        raise value
+    return value

@@ -532,3 +532,85 @@ def test_status_notices_a_wiped_cache_after_a_quick_clean_status(repo: Path) -> 
     result = run_cli(repo, "status", "--json", "--exit-code")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["data"][0]["cache"] == "missing"
+
+
+def make_many_files(root: Path, count: int) -> dict[str, bytes]:
+    """``count`` small files in 10 folders; every tenth repeats an earlier file's content."""
+    contents: dict[str, bytes] = {}
+    for i in range(count):
+        rel = f"part{i % 10}/f{i}.txt"
+        data = contents[f"part0/f{i - 10}.txt"] if i % 10 == 0 and i >= 20 else os.urandom(64)
+        contents[rel] = data
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return contents
+
+
+@pytest.mark.parametrize("link", ["[hardlink, copy]", "[copy]"])
+def test_add_of_thousands_of_files_in_worker_processes(repo: Path, link: str) -> None:
+    assert run_cli(repo, "config", "cache.link", link).exit_code == 0
+    contents = make_many_files(repo / "many", 1500)
+    (repo / "many" / "part3" / "f3.txt").chmod(0o755)
+    result = run_subprocess(repo, "add", "--jobs", "2", "many")
+    assert result.returncode == 0, result.stderr
+    manifest_oid = pointer(repo, "many")["hash"]
+    assert isinstance(manifest_oid, str)
+    files = json.loads(cache_path(repo, manifest_oid).read_bytes())["files"]
+    assert {path: oid for path, oid, _size, _exec in files} == {
+        rel: blake3(data).hexdigest() for rel, data in contents.items()
+    }
+    assert [p for p, _oid, _size, executable in files if executable] == ["part3/f3.txt"]
+    for data in contents.values():
+        assert cache_path(repo, blake3(data).hexdigest()).read_bytes() == data
+    if "hardlink" in link:
+        assert (repo / "many" / "part5" / "f5.txt").stat().st_nlink == 2
+    # What the worker processes learnt reached the state cache: status is clean and
+    # a second add has nothing left to store.
+    assert "up to date" in run_cli(repo, "status").stdout
+    again = run_cli(repo, "add", "many")
+    assert again.exit_code == 0 and "0 new objects" in again.stdout
+    shutil_rmtree(repo / "many")
+    assert run_cli(repo, "checkout", "many").exit_code == 0
+    assert (repo / "many" / "part7" / "f1007.txt").read_bytes() == contents["part7/f1007.txt"]
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    def writable(func, target, _exc):  # type: ignore[no-untyped-def]
+        os.chmod(os.path.dirname(target), 0o755)
+        func(target)
+
+    shutil.rmtree(path, onerror=writable)
+
+
+def test_an_error_in_a_worker_process_reaches_the_user(repo: Path) -> None:
+    contents = make_many_files(repo / "many", 1200)
+    # Every fan-out folder exists; the one that one file's object needs cannot be written.
+    cache = repo / ".mlops" / "cache"
+    for i in range(256):
+        (cache / f"{i:02x}").mkdir(exist_ok=True)
+    blocked = cache / blake3(contents["part9/f1199.txt"]).hexdigest()[:2]
+    if os.geteuid() == 0:
+        import subprocess
+
+        if subprocess.run(["chattr", "+i", str(blocked)], capture_output=True).returncode != 0:
+            pytest.skip("cannot make a folder unwritable for root here")
+    else:
+        blocked.chmod(0o500)
+    try:
+        result = run_subprocess(repo, "add", "--jobs", "2", "many")
+    finally:
+        if os.geteuid() == 0:
+            import subprocess
+
+            subprocess.run(["chattr", "-i", str(blocked)], check=True)
+        else:
+            blocked.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("mlops: error: cannot write to the cache folder")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (repo / "many.mlops").exists()
+    for rel, data in contents.items():
+        assert (repo / "many" / rel).read_bytes() == data

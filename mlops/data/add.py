@@ -17,14 +17,17 @@ from mlops.data.workspace import (
 from mlops.errors import InputError
 from mlops.fsutil import atomic_write_text
 from mlops.gitutil import tracked_paths
-from mlops.parallel import Progress, parallel_map
+from mlops.parallel import Progress, map_shares, parallel_map
 from mlops.repo import MLOPS_DIR, Repo, repo_lock
 from mlops.storage.cache import is_executable
-from mlops.storage.hashing import DIR_SUFFIX
+from mlops.storage.hashing import DIR_SUFFIX, MMAP_THRESHOLD
 from mlops.storage.links import SHARED
 from mlops.storage.manifest import Entry, build_manifest
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
 from mlops.storage.state import FolderRecord
+
+# From this many files to hash or store on, worker processes beat the cost of forking.
+_SHARE_MIN_FILES = 1000
 
 
 @dataclass(frozen=True)
@@ -161,9 +164,27 @@ def _hash_and_store(
         oid = known[i] or state.hash_unknown(f.abspath, f.st)
         return (i, oid, *cache.add_file(f.abspath, oid, f.st, linker, oid in present))
 
+    small = [i for i in work if files[i].st.st_size < MMAP_THRESHOLD]
+    if len(small) >= _SHARE_MIN_FILES:
+        # Big files first, here: blake3 hashes each of them on every core by itself.
+        outcomes = [process(i) for i in work if files[i].st.st_size >= MMAP_THRESHOLD]
+        # Then the small ones in one process per core (see ``map_shares``), which
+        # send back what they stored and what the state cache learnt.
+        cache.ensure_generation()
+        for done, rows in map_shares(
+            lambda share: ([process(i) for i in share], state.pending_rows()),
+            small,
+            jobs,
+            progress,
+            "adding",
+        ):
+            outcomes.extend(done)
+            state.put_rows(rows)
+    else:
+        outcomes = parallel_map(process, work, jobs, progress, "adding")
     oids = list(known)
     stored = replaced = 0
-    for i, oid, new, swapped in parallel_map(process, work, jobs, progress, "adding"):
+    for i, oid, new, swapped in outcomes:
         oids[i] = oid
         stored += new
         replaced += swapped

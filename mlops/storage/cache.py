@@ -39,6 +39,7 @@ class Cache:
         self.state = state
         self._root = str(root)
         self._made: set[str] = set()
+        self._generation_checked = False
 
     def path(self, oid: str) -> str:
         """Where the object ``oid`` lives (it may not exist)."""
@@ -82,9 +83,15 @@ class Cache:
             raise CacheError(
                 f"cannot write to the cache folder {self.root}: {exc.strerror}"
             ) from exc
+        self.ensure_generation()
         self._made.add(prefix)
-        if not self.generation():
-            self.bump_generation()
+
+    def ensure_generation(self) -> None:
+        """Start the generation token of a new cache (once per process is enough)."""
+        if not self._generation_checked:
+            if not self.generation():
+                self.bump_generation()
+            self._generation_checked = True
 
     def adopt(self, tmp: str, oid: str) -> None:
         """Make a fully written temporary (beside the object's path) the object ``oid``."""

@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 import re
 
+# Imported here, not per call: hashing 20,000 small files makes the import statement's
+# lookup a measurable share of the work, and nearly every command hashes something.
+from blake3 import blake3
+
 ALGORITHM = "blake3"
 DIR_SUFFIX = ".dir"
-# Files above this size are hashed memory-mapped on every core.
-_MMAP_THRESHOLD = 8 << 20
+# Files from this size on are hashed memory-mapped on every core.
+MMAP_THRESHOLD = 8 << 20
 _OID = re.compile(r"[0-9a-f]{64}(?:\.dir)?")
 
 
 def hash_bytes(data: bytes) -> str:
     """The hex BLAKE3 digest of ``data``."""
-    from blake3 import blake3
-
     return blake3(data).hexdigest()
 
 
@@ -28,15 +30,13 @@ def hash_file_stat(
     path: str | os.PathLike[str], size: int | None = None
 ) -> tuple[str, os.stat_result]:
     """The file's digest and its stat taken after reading (to detect a change meanwhile)."""
-    from blake3 import blake3
-
     # Raw descriptors: for the many small files of a data folder, the buffered
     # file object costs more than the read itself.
     fd = os.open(path, os.O_RDONLY)
     try:
         if size is None:
             size = os.fstat(fd).st_size
-        if size >= _MMAP_THRESHOLD:
+        if size >= MMAP_THRESHOLD:
             hasher = blake3(max_threads=blake3.AUTO)
             hasher.update_mmap(path)
         else:

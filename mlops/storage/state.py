@@ -26,6 +26,10 @@ _SCHEMA = (
 )
 
 
+# inode, mtime in ns, size, hash
+StateRow = tuple[int, int, int, str]
+
+
 class FolderRecord(NamedTuple):
     """A folder known to hold exactly snapshot ``oid`` while its stats gave ``fingerprint``."""
 
@@ -104,6 +108,14 @@ class StateCache:
         """Remember several files at once."""
         for st, oid in items:
             self.put(st, oid)
+
+    def pending_rows(self) -> list[StateRow]:
+        """What was remembered and not yet written: to carry it out of a worker process."""
+        return [(inode, *row) for inode, row in self._pending.items()]
+
+    def put_rows(self, rows: Iterable[StateRow]) -> None:
+        """Remember rows from ``pending_rows`` (of a worker process)."""
+        self._pending.update((inode, (mtime, size, oid)) for inode, mtime, size, oid in rows)
 
     def folder(self, path: str) -> FolderRecord | None:
         """What was last recorded for the tracked folder ``path``."""

@@ -158,9 +158,11 @@ def _offsets(values: Any, gone: Any) -> tuple[Any, Any] | None:
     if values.dtype.kind not in "iu":
         return None
     kept = values[~gone] if gone.any() else values
-    if not len(kept) or int(kept.max()) - int(kept.min()) > _SPAN:
+    if not len(kept):
         return None
     lo, hi = int(kept.min()), int(kept.max())
+    if hi - lo > _SPAN:
+        return None
     found = (values - values.dtype.type(lo)).astype(np.int64, copy=False)
     found[gone] = -1
     return found, np.arange(lo, hi + 1, dtype=values.dtype)

@@ -131,8 +131,9 @@ class DataStore:
     def prefetch(self) -> None:
         """Start reading the planned data files in a background thread.
 
-        pyarrow parses without holding the GIL, so the reads overlap whatever the
-        caller does meanwhile (the first checks of a suite, the model's import).
+        pyarrow parses without holding the GIL, so the reads overlap what the caller
+        does meanwhile: loading a suite's model (and scikit-learn), importing
+        pyarrow.compute for the checks.
         """
         files = [p for p in self.needs if p.is_file() and _format(p) is not None]
         if not files:

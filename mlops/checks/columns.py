@@ -132,6 +132,20 @@ def missing(column: Any) -> Any:
     return np.concatenate(parts)
 
 
+def missing_count(column: Any) -> int:
+    """How many rows of ``column`` are missing; no mask is made when none are."""
+    import numpy as np
+    import pyarrow as pa
+
+    if pa.types.is_floating(column.type):
+        values = to_numpy(column)
+        # The minimum is NaN if any value is: one pass, no mask, for the common case.
+        if not len(values) or not np.isnan(values.min()):
+            return 0
+        return int(np.count_nonzero(np.isnan(values)))
+    return int(column.null_count)
+
+
 def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -157,14 +171,18 @@ def _offsets(values: Any, gone: Any) -> tuple[Any, Any] | None:
 
     if values.dtype.kind not in "iu":
         return None
-    kept = values[~gone] if gone.any() else values
+    some_gone = bool(gone.any())
+    kept = values[~gone] if some_gone else values
     if not len(kept):
         return None
     lo, hi = int(kept.min()), int(kept.max())
     if hi - lo > _SPAN:
         return None
-    found = (values - values.dtype.type(lo)).astype(np.int64, copy=False)
-    found[gone] = -1
+    if lo == 0 and not some_gone and values.dtype == np.int64:
+        found = values  # the codes already (arrow's read-only buffer: codes are only read)
+    else:
+        found = (values - values.dtype.type(lo)).astype(np.int64, copy=False)
+        found[gone] = -1
     return found, np.arange(lo, hi + 1, dtype=values.dtype)
 
 
@@ -187,7 +205,7 @@ def codes(column: Any) -> tuple[Any, Any]:
     import pyarrow.compute as pc
 
     encoded = pc.dictionary_encode(decoded(column).combine_chunks())
-    found = np.asarray(to_numpy(encoded.indices, raw=True), dtype=np.int64)
+    found = to_numpy(encoded.indices, raw=True).astype(np.int64)  # a writable copy
     found[gone] = -1
     return found, encoded.dictionary
 

@@ -137,10 +137,11 @@ def schema_one(data: Data, item: tuple[str, str], ctx: Context) -> Outcome:
 
 
 def not_null_one(data: Data, column: str, ctx: Context) -> Outcome:
-    mask = col.missing(data.column(column))
-    failing = int(mask.sum())
+    array = data.column(column)
+    failing = col.missing_count(array)
     if not failing:
         return Outcome(column, PASS, 0, "no nulls")
+    mask = col.missing(array)
     examples = row_examples(mask)
     return Outcome(
         column,

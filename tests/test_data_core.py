@@ -568,6 +568,10 @@ def test_add_of_thousands_of_files_in_worker_processes(repo: Path, link: str) ->
     # What the worker processes learnt reached the state cache: status is clean and
     # a second add has nothing left to store.
     assert "up to date" in run_cli(repo, "status").stdout
+    # New mtimes: status hashes every file again (in worker processes) and finds them same.
+    for rel in contents:
+        os.utime(repo / "many" / rel, ns=(1_000_000_000, 1_000_000_000))
+    assert "up to date" in run_subprocess(repo, "status", "--jobs", "2").stdout
     again = run_cli(repo, "add", "many")
     assert again.exit_code == 0 and "0 new objects" in again.stdout
     shutil_rmtree(repo / "many")
@@ -614,3 +618,15 @@ def test_an_error_in_a_worker_process_reaches_the_user(repo: Path) -> None:
     assert not (repo / "many.mlops").exists()
     for rel, data in contents.items():
         assert (repo / "many" / rel).read_bytes() == data
+
+
+def test_manifest_bytes_are_canonical_json() -> None:
+    from mlops.storage.manifest import Entry, build_manifest, parse_manifest
+
+    paths = ["plain.txt", 'quote"d.csv', "back\\slash", "tab\there", "ünï/cødé ✓.bin", "z/\x01"]
+    entries = [Entry(p, f"{i:064x}", i * 1000, i % 2 == 0) for i, p in enumerate(paths)]
+    manifest = build_manifest(list(reversed(entries)))
+    rows = [[e.path, e.oid, e.size, int(e.executable)] for e in sorted(entries)]
+    doc = {"algo": "blake3", "fields": ["path", "hash", "size", "exec"], "files": rows}
+    assert manifest.to_bytes() == json.dumps(doc, separators=(",", ":")).encode()
+    assert parse_manifest(manifest.to_bytes(), "x.dir") == manifest

@@ -11,13 +11,14 @@ from mlops.data.workspace import (
     Store,
     find_targets,
     fingerprint,
+    for_each_file,
     open_store,
     scan_folder,
 )
 from mlops.errors import InputError
 from mlops.fsutil import atomic_write_text
 from mlops.gitutil import tracked_paths
-from mlops.parallel import Progress, map_shares, parallel_map
+from mlops.parallel import Progress
 from mlops.repo import MLOPS_DIR, Repo, repo_lock
 from mlops.storage.cache import is_executable
 from mlops.storage.hashing import DIR_SUFFIX, MMAP_THRESHOLD
@@ -25,9 +26,6 @@ from mlops.storage.links import SHARED
 from mlops.storage.manifest import Entry, build_manifest
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
 from mlops.storage.state import FolderRecord
-
-# From this many files to hash or store on, worker processes beat the cost of forking.
-_SHARE_MIN_FILES = 1000
 
 
 @dataclass(frozen=True)
@@ -123,19 +121,20 @@ def snapshot(
     is_dir = path.is_dir()
     files = scan_folder(path) if is_dir else [ScannedFile("", str(path), os.stat(path))]
     oids, stored, replaced = _hash_and_store(store, files, jobs, progress)
-    entries = [
-        Entry(f.relpath, oid, f.st.st_size, is_executable(f.st))
-        for f, oid in zip(files, oids, strict=True)
-    ]
     if not is_dir:
         return Pointer(path.name, oids[0], files[0].st.st_size, 1), stored
-    manifest = build_manifest(entries)
+    manifest = build_manifest(
+        [
+            Entry(f.relpath, oid, f.st.st_size, is_executable(f.st))
+            for f, oid in zip(files, oids, strict=True)
+        ]
+    )
     cache = store.cache
     oid = cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
     if not replaced and cache.generation():  # the scanned stats still hold: next status is quick
         record = FolderRecord(fingerprint(files), oid, cache.generation())
         store.state.put_folder(store.repo.relpath(path), record)
-    return Pointer(path.name, oid, manifest.size, len(entries)), stored
+    return Pointer(path.name, oid, manifest.size, len(manifest.entries)), stored
 
 
 def _hash_and_store(
@@ -164,24 +163,11 @@ def _hash_and_store(
         oid = known[i] or state.hash_unknown(f.abspath, f.st)
         return (i, oid, *cache.add_file(f.abspath, oid, f.st, linker, oid in present))
 
+    # Big files first, here: blake3 hashes each of them on every core by itself.
+    big = [i for i in work if files[i].st.st_size >= MMAP_THRESHOLD]
     small = [i for i in work if files[i].st.st_size < MMAP_THRESHOLD]
-    if len(small) >= _SHARE_MIN_FILES:
-        # Big files first, here: blake3 hashes each of them on every core by itself.
-        outcomes = [process(i) for i in work if files[i].st.st_size >= MMAP_THRESHOLD]
-        # Then the small ones in one process per core (see ``map_shares``), which
-        # send back what they stored and what the state cache learnt.
-        cache.ensure_generation()
-        for done, rows in map_shares(
-            lambda share: ([process(i) for i in share], state.pending_rows()),
-            small,
-            jobs,
-            progress,
-            "adding",
-        ):
-            outcomes.extend(done)
-            state.put_rows(rows)
-    else:
-        outcomes = parallel_map(process, work, jobs, progress, "adding")
+    outcomes = [process(i) for i in big]
+    outcomes += for_each_file(store, process, small, jobs, progress, "adding")
     oids = list(known)
     stored = replaced = 0
     for i, oid, new, swapped in outcomes:

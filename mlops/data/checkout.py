@@ -14,13 +14,14 @@ from mlops.data.workspace import (
     Target,
     desired_entries,
     find_targets,
+    for_each_file,
     hash_files,
     open_store,
     scan_folder,
 )
 from mlops.errors import CacheError, WorkspaceConflict
 from mlops.fsutil import make_writable
-from mlops.parallel import Progress, parallel_map
+from mlops.parallel import Progress
 from mlops.repo import Repo, repo_lock
 from mlops.storage.links import SHARED
 from mlops.storage.manifest import Entry
@@ -178,7 +179,7 @@ def _execute(
         if cache.place(entry.oid, dst, linker, entry.executable) not in SHARED:
             state.put(os.stat(dst), entry.oid)  # a copy has an inode of its own
 
-    parallel_map(put, plan.place, jobs, progress, "checking out")
+    for_each_file(store, put, plan.place, jobs, progress, "checking out")
     repo = store.repo
     return CheckoutResult(
         plan.target.relpath(repo),

@@ -15,6 +15,18 @@ DIR_SUFFIX = ".dir"
 MMAP_THRESHOLD = 8 << 20
 _OID = re.compile(r"[0-9a-f]{64}(?:\.dir)?")
 
+# blake3 hashes big files on a pool of threads, which a forked worker process does not
+# inherit: waiting on it there would never end. Workers hash on their own thread.
+_max_threads = blake3.AUTO
+
+
+def _single_threaded() -> None:
+    global _max_threads
+    _max_threads = 1
+
+
+os.register_at_fork(after_in_child=_single_threaded)
+
 
 def hash_bytes(data: bytes) -> str:
     """The hex BLAKE3 digest of ``data``."""
@@ -37,7 +49,7 @@ def hash_file_stat(
         if size is None:
             size = os.fstat(fd).st_size
         if size >= MMAP_THRESHOLD:
-            hasher = blake3(max_threads=blake3.AUTO)
+            hasher = blake3(max_threads=_max_threads)
             hasher.update_mmap(path)
         else:
             # One read takes a small file whole (a regular file reads short only at its end).

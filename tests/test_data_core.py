@@ -630,3 +630,34 @@ def test_manifest_bytes_are_canonical_json() -> None:
     doc = {"algo": "blake3", "fields": ["path", "hash", "size", "exec"], "files": rows}
     assert manifest.to_bytes() == json.dumps(doc, separators=(",", ":")).encode()
     assert parse_manifest(manifest.to_bytes(), "x.dir") == manifest
+
+
+@pytest.mark.parametrize(
+    ("path", "oid"),
+    [
+        ("../up.txt", None),
+        ("a/../../up.txt", None),
+        ("/etc/passwd", None),
+        ("a//b", None),
+        ("a/./b", None),
+        ("a/", None),
+        ("", None),
+        (".", None),
+        ("back\\slash", None),
+        ("nul\x00inside", None),
+        ("ok.txt", "0" * 63),
+        ("ok.txt", "A" * 64),
+        ("ok.txt", "0" * 64 + ".dir"),
+        ("ok.txt", "0" * 64 + "\n" + "1" * 64),
+    ],
+)
+def test_manifest_validation_names_the_bad_entry(path: str, oid: str | None) -> None:
+    from mlops.errors import CacheError
+    from mlops.storage.manifest import Entry, Manifest, validate_manifest
+
+    good = [Entry(f"dir/f{i}.txt", f"{i:064x}", i) for i in range(50)]
+    bad = Entry(path, oid or "f" * 64, 1)
+    validate_manifest(Manifest(tuple(good)), "x.dir")
+    with pytest.raises(CacheError, match="invalid entry") as caught:
+        validate_manifest(Manifest((*good[:20], bad, *good[20:])), "x.dir")
+    assert repr(path) in str(caught.value)

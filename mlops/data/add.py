@@ -11,7 +11,6 @@ from mlops.data.workspace import (
     Store,
     find_targets,
     fingerprint,
-    for_each_file,
     open_store,
     scan_folder,
 )
@@ -167,7 +166,7 @@ def _hash_and_store(
     big = [i for i in work if files[i].st.st_size >= MMAP_THRESHOLD]
     small = [i for i in work if files[i].st.st_size < MMAP_THRESHOLD]
     outcomes = [process(i) for i in big]
-    outcomes += for_each_file(store, process, small, jobs, progress, "adding")
+    outcomes += cache.map_files(process, small, jobs, progress, "adding")
     oids = list(known)
     stored = replaced = 0
     for i, oid, new, swapped in outcomes:

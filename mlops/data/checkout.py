@@ -14,7 +14,6 @@ from mlops.data.workspace import (
     Target,
     desired_entries,
     find_targets,
-    for_each_file,
     hash_files,
     open_store,
     scan_folder,
@@ -179,7 +178,7 @@ def _execute(
         if cache.place(entry.oid, dst, linker, entry.executable) not in SHARED:
             state.put(os.stat(dst), entry.oid)  # a copy has an inode of its own
 
-    for_each_file(store, put, plan.place, jobs, progress, "checking out")
+    cache.map_files(put, plan.place, jobs, progress, "checking out")
     repo = store.repo
     return CheckoutResult(
         plan.target.relpath(repo),

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 from mlops.errors import CacheError, InputError
 from mlops.gitutil import worktree_files
-from mlops.parallel import Progress, map_shares, parallel_map
+from mlops.parallel import Progress
 from mlops.repo import MLOPS_DIR, Repo
 from mlops.storage.cache import Cache, is_executable
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
@@ -19,9 +18,6 @@ from mlops.storage.links import Linker
 from mlops.storage.manifest import Entry, Manifest, parse_manifest, validate_manifest
 from mlops.storage.pointer import SUFFIX, Pointer, read_pointer
 from mlops.storage.state import StateCache
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class Store:
@@ -132,40 +128,6 @@ def _check_symlink(path: str) -> None:
         )
 
 
-# From this many files to hash, link or copy, worker processes beat the cost of forking.
-SHARE_MIN_FILES = 1000
-
-
-def for_each_file(
-    store: Store,
-    fn: Callable[[T], R],
-    items: Sequence[T],
-    jobs: int | None,
-    progress: Progress | None,
-    task: str,
-) -> list[R]:
-    """``[fn(item) for item in items]`` for per-file work (hash, link, copy), in order.
-
-    Many files go to one worker process per core (see ``map_shares``), which send back
-    what the state cache learnt; a few go to the thread pool.
-    """
-    if len(items) < SHARE_MIN_FILES:
-        return parallel_map(fn, items, jobs, progress, task)
-    state = store.state
-    store.cache.ensure_generation()  # once, here, rather than once in every worker
-    results: list[R] = []
-    for done, rows in map_shares(
-        lambda share: ([fn(item) for item in share], state.pending_rows()),
-        items,
-        jobs,
-        progress,
-        task,
-    ):
-        results.extend(done)
-        state.put_rows(rows)
-    return results
-
-
 def hash_files(
     store: Store, files: list[ScannedFile], jobs: int | None, progress: Progress | None
 ) -> list[Entry]:
@@ -177,13 +139,8 @@ def hash_files(
     # Only files the state cache does not know are read.
     unknown = [item for item, oid in zip(files, known, strict=True) if oid is None]
     hashed = iter(
-        for_each_file(
-            store,
-            lambda f: state.hash_unknown(f.abspath, f.st),
-            unknown,
-            jobs,
-            progress,
-            "hashing",
+        store.cache.map_files(
+            lambda f: state.hash_unknown(f.abspath, f.st), unknown, jobs, progress, "hashing"
         )
     )
     return [

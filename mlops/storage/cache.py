@@ -6,17 +6,23 @@ import contextlib
 import itertools
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from mlops.errors import CacheError
 from mlops.fsutil import atomic_write_text, make_read_only
-from mlops.parallel import Progress, parallel_map
+from mlops.parallel import Progress, map_shares, parallel_map
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, hash_file
 from mlops.storage.links import SHARED, Linker
 from mlops.storage.state import StateCache
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 _GENERATION = ".generation"
+# From this many files to hash, link or copy, worker processes beat the cost of forking.
+SHARE_MIN_FILES = 1000
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _unique = itertools.count()
 
@@ -228,33 +234,57 @@ class Cache:
         """The objects among ``oids`` that are missing or whose bytes do not match their id.
 
         An object whose stat the state cache knows is trusted (one ``stat``);
-        only the others are read and hashed, on the thread pool.
+        only the others are read and hashed.
         """
         if len(oids) > 1:
             self.state.preload()
-        bad, unknown = [], []
-        for oid in oids:
-            try:
-                st = os.stat(self.path(oid))
-            except FileNotFoundError:
-                bad.append(oid)
-                continue
-            known = self.state.get(st)
-            if known is None:
-                unknown.append((oid, st))
-            elif known != oid.removesuffix(DIR_SUFFIX):
-                bad.append(oid)
 
-        def rehash(item: tuple[str, os.stat_result]) -> bool:
-            oid, st = item
+        def intact(oid: str) -> bool:
+            path = self.path(oid)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return False
             digest = oid.removesuffix(DIR_SUFFIX)
-            if hash_file(self.path(oid), st.st_size) != digest:
+            known = self.state.get(st)
+            if known is not None:
+                return known == digest
+            if hash_file(path, st.st_size) != digest:
                 return False
             self.state.put(st, digest)
             return True
 
-        good = parallel_map(rehash, unknown, jobs, progress, "verifying")
-        return bad + [oid for (oid, _), ok in zip(unknown, good, strict=True) if not ok]
+        good = self.map_files(intact, oids, jobs, progress, "verifying")
+        return [oid for oid, ok in zip(oids, good, strict=True) if not ok]
+
+    def map_files(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        jobs: int | None,
+        progress: Progress | None,
+        task: str,
+    ) -> list[R]:
+        """``[fn(item) for item in items]`` for per-file work (hash, link, copy), in order.
+
+        Many files go to one worker process per core (see ``map_shares``), which send
+        back what the state cache learnt; a few go to the thread pool.
+        """
+        if len(items) < SHARE_MIN_FILES:
+            return parallel_map(fn, items, jobs, progress, task)
+        state = self.state
+        self.ensure_generation()  # once, here, rather than once in every worker
+        results: list[R] = []
+        for done, rows in map_shares(
+            lambda share: ([fn(item) for item in share], state.pending_rows()),
+            items,
+            jobs,
+            progress,
+            task,
+        ):
+            results.extend(done)
+            state.put_rows(rows)
+        return results
 
     def rehash(self, oid: str) -> bool:
         """Whether the object's bytes hash to its id, reading every byte."""

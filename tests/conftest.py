@@ -39,7 +39,9 @@ class CliResult:
 
 def run_cli(cwd: Path, *args: str) -> CliResult:
     """Run the CLI through typer's test runner in ``cwd``."""
-    from mlops.cli.app import app
+    from mlops.cli import load_app
+
+    app = load_app()
 
     old = Path.cwd()
     os.chdir(cwd)

@@ -198,14 +198,53 @@ def test_status_does_not_import_heavy_libraries(repo: Path) -> None:
     code = (
         "import sys\nfrom mlops.cli import main\nsys.argv=['mlops','status']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "bad=[m for m in ('pandas','sklearn','git','fsspec','numpy','rich') if m in sys.modules]\n"
-        "print('HEAVY', bad)\n"
+        "heavy=('pandas','sklearn','git','fsspec','numpy','rich','yaml',\n"
+        "       'mlops.pipeline.schema','mlops.cli.pipeline','mlops.cli.registry')\n"
+        "print('HEAVY', [m for m in heavy if m in sys.modules])\n"
     )
     import subprocess
     import sys
 
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_each_command_loads_from_the_module_the_cli_names() -> None:
+    import subprocess
+    import sys
+
+    # In a fresh interpreter: which commands appear as each command module is imported.
+    code = (
+        "import importlib\n"
+        "from mlops.cli import COMMAND_MODULES\n"
+        "from mlops.cli.app import app\n"
+        "def names():\n"
+        "    commands = app.registered_commands\n"
+        "    return {c.name or c.callback.__name__.replace('_', '-') for c in commands}"
+        " | {g.name for g in app.registered_groups}\n"
+        "for module in COMMAND_MODULES:\n"
+        "    before = names()\n"
+        "    importlib.import_module('mlops.cli.' + module)\n"
+        "    for name in sorted(names() - before):\n"
+        "        print(name, module)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from mlops.cli import COMMAND_MODULE
+
+    found = dict(line.split() for line in out.stdout.splitlines())
+    assert found == COMMAND_MODULE
+
+
+def test_global_options_before_the_command_and_help_of_every_command(repo: Path) -> None:
+    quiet = run_subprocess(repo, "-q", "--debug", "status")
+    assert quiet.returncode == 0 and quiet.stdout == ""
+    top = run_subprocess(repo, "--help")
+    from mlops.cli import COMMAND_MODULE
+
+    assert all(name in top.stdout for name in COMMAND_MODULE)
+    assert "Usage: mlops model" in run_subprocess(repo, "model", "--help").stdout
+    unknown = run_subprocess(repo, "no-such-command")
+    assert unknown.returncode == 2 and "No such command" in unknown.stderr
 
 
 # --- checkout -----------------------------------------------------------------------------
@@ -507,9 +546,9 @@ def test_cli_as_subprocess_and_exit_codes(repo: Path) -> None:
 def test_every_command_has_help(repo: Path) -> None:
     from typer.main import get_command
 
-    from mlops.cli.app import app
+    from mlops.cli import load_app
 
-    group = get_command(app)
+    group = get_command(load_app())
     for name, command in group.commands.items():  # type: ignore[attr-defined]
         assert command.help or command.short_help, f"{name} has no help text"
 

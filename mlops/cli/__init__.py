@@ -1,28 +1,44 @@
 """Command-line entry point.
 
 Command modules import only typer at module level; each command imports the
-library function it calls inside its body, so ``mlops --help`` stays fast.
+library function it calls inside its body. ``main`` also imports only the command
+module that the command being run lives in (all of them for ``--help`` or an
+unknown name), so every command starts quickly.
 """
 
 from __future__ import annotations
 
-import typer
+import importlib
+import sys
+from typing import Any
 
-# Importing a command module registers its commands on ``app``.
-from mlops.cli import checks, data, monitor, pipeline, registry, remote  # noqa: F401
-from mlops.cli.app import Options, app
+COMMAND_MODULES = ("checks", "data", "monitor", "pipeline", "registry", "remote")
+# Where each top-level command or command group is defined (a test keeps this true).
+COMMAND_MODULE = {
+    "check": "checks",
+    **dict.fromkeys(
+        ("init", "add", "status", "checkout", "diff", "gc", "fsck", "unprotect", "config"), "data"
+    ),
+    "monitor": "monitor",
+    **dict.fromkeys(("run", "dag", "runs", "params", "metrics"), "pipeline"),
+    **dict.fromkeys(("lineage", "model"), "registry"),
+    **dict.fromkeys(("push", "fetch", "pull", "install-hooks", "remote", "hook"), "remote"),
+}
 
 
-@app.callback()
-def _root(
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and results."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
-) -> None:
-    """Version data, models and pipelines next to your Git commits."""
-    Options.quiet = quiet
-    Options.debug = debug
+def load_app(argv: list[str] | None = None) -> Any:
+    """The typer app with the commands that ``argv`` (the arguments after ``mlops``)
+    names registered; every command without ``argv``."""
+    from mlops.cli.app import app
+
+    # Global options are flags without values: the first other word names the command.
+    name = next((arg for arg in argv if not arg.startswith("-")), None) if argv else None
+    module = COMMAND_MODULE.get(name or "")
+    for module_name in (module,) if module else COMMAND_MODULES:
+        importlib.import_module(f"mlops.cli.{module_name}")
+    return app
 
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="mlops")
+    load_app(sys.argv[1:])(prog_name="mlops")

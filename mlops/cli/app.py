@@ -65,6 +65,16 @@ class Options:
     debug: bool = False
 
 
+@app.callback()
+def _root(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and results."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+) -> None:
+    """Version data, models and pipelines next to your Git commits."""
+    Options.quiet = quiet
+    Options.debug = debug
+
+
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on standard output (for ``--json``)."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

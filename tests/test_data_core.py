@@ -158,8 +158,34 @@ def test_readd_changed_folder_stores_only_changed_files(repo: Path) -> None:
     assert run_cli(repo, "add", "data").exit_code == 0
     (data / "a.txt").write_text("changed\n")
     result = json.loads(run_cli(repo, "add", "data", "--json").stdout)
-    # The new file and the new manifest are the only new objects.
+    # The changed file is the only new file object.
     assert result[0]["stored"] == 1
+    assert run_cli(repo, "status", "--exit-code").exit_code == 0
+
+
+def test_readd_trusts_only_files_whose_stat_is_unchanged(repo: Path) -> None:
+    assert run_cli(repo, "config", "cache.link", "[hardlink, copy]").exit_code == 0
+    data = make_folder(repo)
+    assert run_cli(repo, "add", "data").exit_code == 0
+    # An editable copy with the same bytes, a file changed, one added, one removed.
+    assert run_cli(repo, "unprotect", "data/sub/b.csv").exit_code == 0
+    (data / "a.txt").unlink()
+    (data / "a.txt").write_text("changed\n")
+    (data / "new.txt").write_text("new\n")
+    (data / "empty.txt").unlink()
+    result = json.loads(run_cli(repo, "add", "data", "--json").stdout)
+    assert result[0]["stored"] == 2  # a.txt and new.txt
+    manifest = json.loads(cache_path(repo, result[0]["oid"]).read_bytes())["files"]
+    hashes = {path: oid for path, oid, _size, _exec in manifest}
+    for rel in ("a.txt", "new.txt", "sub/b.csv", "sub/deeper/c.bin", "run.sh"):
+        assert hashes[rel] == blake3((data / rel).read_bytes()).hexdigest()
+        assert (data / rel).stat().st_ino == cache_path(repo, hashes[rel]).stat().st_ino
+    assert "empty.txt" not in hashes
+    # After gc replaced the cache's generation, nothing is taken on trust and all still holds.
+    assert run_cli(repo, "gc").exit_code == 0
+    (data / "new.txt").unlink()
+    again = json.loads(run_cli(repo, "add", "data", "--json").stdout)
+    assert again[0]["stored"] == 0 and again[0]["files"] == 4  # no file content is new
     assert run_cli(repo, "status", "--exit-code").exit_code == 0
 
 

@@ -13,6 +13,7 @@ from mlops.data.workspace import (
     fingerprint,
     open_store,
     scan_folder,
+    stat_lines,
 )
 from mlops.errors import InputError
 from mlops.fsutil import atomic_write_text
@@ -22,7 +23,7 @@ from mlops.repo import MLOPS_DIR, Repo, repo_lock
 from mlops.storage.cache import is_executable
 from mlops.storage.hashing import DIR_SUFFIX, MMAP_THRESHOLD
 from mlops.storage.links import SHARED
-from mlops.storage.manifest import Entry, build_manifest
+from mlops.storage.manifest import Entry, build_manifest, parse_manifest
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
 from mlops.storage.state import FolderRecord
 
@@ -117,11 +118,15 @@ def snapshot(
     """
     if store.linker.chosen is None:
         store.linker.probe(store.repo.cache_dir, store.repo.mlops_dir)
-    is_dir = path.is_dir()
-    files = scan_folder(path) if is_dir else [ScannedFile("", str(path), os.stat(path))]
-    oids, stored, replaced = _hash_and_store(store, files, jobs, progress)
-    if not is_dir:
+    if not path.is_dir():
+        files = [ScannedFile("", str(path), os.stat(path))]
+        oids, stored, _ = _hash_and_store(store, files, {}, jobs, progress)
         return Pointer(path.name, oids[0], files[0].st.st_size, 1), stored
+    rel = store.repo.relpath(path)
+    files = scan_folder(path)
+    lines = stat_lines(files)
+    unchanged = _unchanged_files(store, rel, files, lines)
+    oids, stored, replaced = _hash_and_store(store, files, unchanged, jobs, progress)
     manifest = build_manifest(
         [
             Entry(f.relpath, oid, f.st.st_size, is_executable(f.st))
@@ -131,24 +136,55 @@ def snapshot(
     cache = store.cache
     oid = cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
     if not replaced and cache.generation():  # the scanned stats still hold: next status is quick
-        record = FolderRecord(fingerprint(files), oid, cache.generation())
-        store.state.put_folder(store.repo.relpath(path), record)
+        record = FolderRecord(fingerprint(lines), oid, cache.generation())
+        store.state.put_folder(rel, record, lines)
     return Pointer(path.name, oid, manifest.size, len(manifest.entries)), stored
 
 
+def _unchanged_files(
+    store: Store, rel: str, files: list[ScannedFile], lines: list[str]
+) -> dict[int, str]:
+    """The files (by index) whose stat is as when folder ``rel`` last matched its snapshot,
+    with their hashes from that snapshot's manifest; their objects are still present
+    when no object was deleted since (the cache's generation is the same)."""
+    state, cache = store.state, store.cache
+    record = state.folder(rel)
+    if record is None or record.generation != cache.generation() or not cache.exists(record.oid):
+        return {}
+    before = state.folder_lines(rel)
+    if not before:
+        return {}
+    hashes = {
+        e.path: e.oid for e in parse_manifest(cache.read_bytes(record.oid), record.oid).entries
+    }
+    return {
+        i: hashes[f.relpath]
+        for i, (f, line) in enumerate(zip(files, lines, strict=True))
+        if line in before and f.relpath in hashes
+    }
+
+
 def _hash_and_store(
-    store: Store, files: list[ScannedFile], jobs: int | None, progress: Progress | None
+    store: Store,
+    files: list[ScannedFile],
+    unchanged: dict[int, str],
+    jobs: int | None,
+    progress: Progress | None,
 ) -> tuple[list[str], int, bool]:
     """Each file's hash, storing what the cache lacks in the same pass.
 
+    ``unchanged`` gives the hashes of files known unchanged since the folder's last
+    snapshot (see ``_unchanged_files``); the state cache is asked about the others.
     Returns the hashes, how many new objects were stored, and whether any
     workspace file was replaced by a link to an object stored before.
     """
     cache, state, linker = store.cache, store.state, store.linker
-    if len(files) > 1:
-        state.preload()
-    known = [state.get(f.st) for f in files]
-    present = cache.existing(oid for oid in known if oid)
+    if len(files) - len(unchanged) > 100:
+        state.preload()  # one read of every row beats many single lookups
+    known = [unchanged.get(i) or state.get(f.st) for i, f in enumerate(files)]
+    present = set(unchanged.values()) | cache.existing(
+        oid for i, oid in enumerate(known) if oid and i not in unchanged
+    )
     kind = linker.chosen
 
     def settled(f: ScannedFile, oid: str | None) -> bool:

@@ -13,6 +13,7 @@ from mlops.data.workspace import (
     load_manifest,
     open_store,
     scan_folder,
+    stat_lines,
 )
 from mlops.errors import CacheError
 from mlops.parallel import Progress
@@ -83,7 +84,8 @@ def _status_of(
         workspace = "unchanged" if store.state.hash(str(path)) == oid else "modified"
         return DataStatus(rel, pointer_rel, workspace, cache_state, missing_objects=missing)
     files = scan_folder(path) if path.is_dir() else None
-    stats = fingerprint(files) if files is not None else ""
+    lines = stat_lines(files) if files is not None else []
+    stats = fingerprint(lines) if files is not None else ""
     generation = cache.generation()
     if files is not None and store.state.folder(rel) == FolderRecord(stats, oid, generation):
         return DataStatus(rel, pointer_rel, "unchanged", "ok")
@@ -101,7 +103,7 @@ def _status_of(
     added, modified, deleted = _compare(manifest.by_path(), have)
     workspace = "modified" if added or modified or deleted else "unchanged"
     if workspace == "unchanged" and not missing and generation:
-        store.state.put_folder(rel, FolderRecord(stats, oid, generation))
+        store.state.put_folder(rel, FolderRecord(stats, oid, generation), lines)
     return DataStatus(rel, pointer_rel, workspace, cache_state, added, modified, deleted, missing)
 
 

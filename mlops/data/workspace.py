@@ -108,14 +108,18 @@ def scan_folder(folder: Path) -> list[ScannedFile]:
     return found
 
 
-def fingerprint(files: list[ScannedFile]) -> str:
-    """A digest of every file's path, inode, mtime and size: equal means nothing changed.
+def stat_lines(files: list[ScannedFile]) -> list[str]:
+    """A line per file of its path, inode, mtime and size: an equal line, an unchanged file."""
+    return [f"{f.relpath}\0{f.st.st_ino}\0{f.st.st_mtime_ns}\0{f.st.st_size}" for f in files]
+
+
+def fingerprint(lines: list[str]) -> str:
+    """A digest of a folder's ``stat_lines``: equal means nothing changed.
 
     Taken in scan order, which is stable while a folder's entries are: a reordered
     scan only costs one slow status, never a wrong answer.
     """
-    parts = [f"{f.relpath}\0{f.st.st_ino}\0{f.st.st_mtime_ns}\0{f.st.st_size}" for f in files]
-    return hash_bytes("\n".join(parts).encode())
+    return hash_bytes("\n".join(lines).encode())
 
 
 def _check_symlink(path: str) -> None:

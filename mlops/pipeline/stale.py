@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.data.workspace import Store, fingerprint, hash_files, open_store, scan_folder
+from mlops.data.workspace import (
+    Store,
+    fingerprint,
+    hash_files,
+    open_store,
+    scan_folder,
+    stat_lines,
+)
 from mlops.pipeline.dag import build_dag
 from mlops.pipeline.lock import FileHash, LockEntry, read_lock
 from mlops.pipeline.params import ParamValues, parse_params, stage_params
@@ -49,7 +56,7 @@ class Hasher:
         if stat.S_ISDIR(st.st_mode):
             files = scan_folder(Path(path))
             known = self.store.state.folder(rel)
-            if known is not None and known.fingerprint == fingerprint(files):
+            if known is not None and known.fingerprint == fingerprint(stat_lines(files)):
                 # Every file's stat is as when the folder was stored: its manifest id holds.
                 return FileHash(rel, known.oid, sum(f.st.st_size for f in files), len(files))
             entries = hash_files(self.store, files, None, None)

@@ -23,6 +23,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS folders ("
     " path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, oid TEXT NOT NULL,"
     " generation TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS folder_stats (path TEXT PRIMARY KEY, lines TEXT NOT NULL);"
 )
 
 
@@ -51,7 +52,7 @@ class StateCache:
         self._db: sqlite3.Connection | None = None
         self._known: dict[int, tuple[int, int, str]] | None = None
         self._pending: dict[int, tuple[int, int, str]] = {}
-        self._pending_folders: dict[str, FolderRecord] = {}
+        self._pending_folders: dict[str, tuple[FolderRecord, str]] = {}
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -126,9 +127,20 @@ class StateCache:
         )
         return FolderRecord(*row) if row else None
 
-    def put_folder(self, path: str, record: FolderRecord) -> None:
-        """Remember that folder ``path`` matched its snapshot under this fingerprint."""
-        self._pending_folders[path] = record
+    def put_folder(self, path: str, record: FolderRecord, lines: list[str]) -> None:
+        """Remember that folder ``path`` matched its snapshot under this fingerprint,
+        and the per-file stat ``lines`` it was taken from (see ``folder_lines``)."""
+        self._pending_folders[path] = (record, "\n".join(lines))
+
+    def folder_lines(self, path: str) -> set[str]:
+        """The stat lines of folder ``path`` when it last matched its snapshot: a file whose
+        line is among them still has the content the snapshot names."""
+        row = (
+            self._connect()
+            .execute("SELECT lines FROM folder_stats WHERE path = ?", (path,))
+            .fetchone()
+        )
+        return set(row[0].split("\n")) if row else set()
 
     def flush(self) -> None:
         """Write remembered hashes to disk in one transaction."""
@@ -142,7 +154,11 @@ class StateCache:
             )
             db.executemany(
                 "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?)",
-                [(path, *record) for path, record in self._pending_folders.items()],
+                [(path, *record) for path, (record, _) in self._pending_folders.items()],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO folder_stats VALUES (?, ?)",
+                [(path, lines) for path, (_, lines) in self._pending_folders.items()],
             )
         if self._known is not None:
             self._known.update(self._pending)

@@ -23,7 +23,7 @@ from mlops.repo import MLOPS_DIR, Repo, repo_lock
 from mlops.storage.cache import is_executable
 from mlops.storage.hashing import DIR_SUFFIX, MMAP_THRESHOLD
 from mlops.storage.links import SHARED
-from mlops.storage.manifest import Entry, build_manifest, parse_manifest
+from mlops.storage.manifest import Entry, build_manifest
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
 from mlops.storage.state import FolderRecord
 
@@ -125,7 +125,7 @@ def snapshot(
     rel = store.repo.relpath(path)
     files = scan_folder(path)
     lines = stat_lines(files)
-    unchanged = _unchanged_files(store, rel, files, lines)
+    unchanged = _unchanged_files(store, rel, lines)
     oids, stored, replaced = _hash_and_store(store, files, unchanged, jobs, progress)
     manifest = build_manifest(
         [
@@ -137,31 +137,20 @@ def snapshot(
     oid = cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
     if not replaced and cache.generation():  # the scanned stats still hold: next status is quick
         record = FolderRecord(fingerprint(lines), oid, cache.generation())
-        store.state.put_folder(rel, record, lines)
+        store.state.put_folder(rel, record, lines, oids)
     return Pointer(path.name, oid, manifest.size, len(manifest.entries)), stored
 
 
-def _unchanged_files(
-    store: Store, rel: str, files: list[ScannedFile], lines: list[str]
-) -> dict[int, str]:
+def _unchanged_files(store: Store, rel: str, lines: list[str]) -> dict[int, str]:
     """The files (by index) whose stat is as when folder ``rel`` last matched its snapshot,
-    with their hashes from that snapshot's manifest; their objects are still present
-    when no object was deleted since (the cache's generation is the same)."""
+    with their hashes then; their objects are still present when no object was deleted
+    since (the cache's generation is the same)."""
     state, cache = store.state, store.cache
     record = state.folder(rel)
-    if record is None or record.generation != cache.generation() or not cache.exists(record.oid):
+    if record is None or record.generation != cache.generation():
         return {}
-    before = state.folder_lines(rel)
-    if not before:
-        return {}
-    hashes = {
-        e.path: e.oid for e in parse_manifest(cache.read_bytes(record.oid), record.oid).entries
-    }
-    return {
-        i: hashes[f.relpath]
-        for i, (f, line) in enumerate(zip(files, lines, strict=True))
-        if line in before and f.relpath in hashes
-    }
+    before = state.folder_hashes(rel)
+    return {i: before[line] for i, line in enumerate(lines) if line in before}
 
 
 def _hash_and_store(

@@ -99,11 +99,13 @@ def _status_of(
     cache_state = "missing" if missing else "ok"
     if files is None:
         return DataStatus(rel, pointer_rel, "missing", cache_state, missing_objects=missing)
-    have = {e.path: e for e in hash_files(store, files, jobs, progress)}
+    entries = hash_files(store, files, jobs, progress)
+    have = {e.path: e for e in entries}
     added, modified, deleted = _compare(manifest.by_path(), have)
     workspace = "modified" if added or modified or deleted else "unchanged"
     if workspace == "unchanged" and not missing and generation:
-        store.state.put_folder(rel, FolderRecord(stats, oid, generation), lines)
+        record = FolderRecord(stats, oid, generation)
+        store.state.put_folder(rel, record, lines, [e.oid for e in entries])
     return DataStatus(rel, pointer_rel, workspace, cache_state, added, modified, deleted, missing)
 
 

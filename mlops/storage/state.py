@@ -3,6 +3,8 @@
 It also remembers, per tracked folder, a fingerprint of every file's stat at the
 moment the folder was last found to match its snapshot: an unchanged folder is
 then known clean from one ``scandir`` pass and one row, without per-file lookups.
+With it go the stat line and hash of each file, so that re-adding a folder where a few
+files changed looks up one row instead of one per file.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS folders ("
     " path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, oid TEXT NOT NULL,"
     " generation TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS folder_stats (path TEXT PRIMARY KEY, lines TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS folder_files (path TEXT PRIMARY KEY, files TEXT NOT NULL);"
 )
 
 
@@ -127,20 +129,25 @@ class StateCache:
         )
         return FolderRecord(*row) if row else None
 
-    def put_folder(self, path: str, record: FolderRecord, lines: list[str]) -> None:
-        """Remember that folder ``path`` matched its snapshot under this fingerprint,
-        and the per-file stat ``lines`` it was taken from (see ``folder_lines``)."""
-        self._pending_folders[path] = (record, "\n".join(lines))
+    def put_folder(
+        self, path: str, record: FolderRecord, lines: list[str], oids: list[str]
+    ) -> None:
+        """Remember that folder ``path`` matched its snapshot under this fingerprint, and
+        each file's stat line with its hash (see ``folder_hashes``)."""
+        text = "\n".join([f"{line}\0{oid}" for line, oid in zip(lines, oids, strict=True)])
+        self._pending_folders[path] = (record, text)
 
-    def folder_lines(self, path: str) -> set[str]:
-        """The stat lines of folder ``path`` when it last matched its snapshot: a file whose
-        line is among them still has the content the snapshot names."""
+    def folder_hashes(self, path: str) -> dict[str, str]:
+        """Stat line -> hash of every file of folder ``path`` when it last matched its
+        snapshot: a file whose stat line is the same still has that content."""
         row = (
             self._connect()
-            .execute("SELECT lines FROM folder_stats WHERE path = ?", (path,))
+            .execute("SELECT files FROM folder_files WHERE path = ?", (path,))
             .fetchone()
         )
-        return set(row[0].split("\n")) if row else set()
+        if not row:
+            return {}
+        return dict(item.rsplit("\0", 1) for item in row[0].split("\n") if "\0" in item)
 
     def flush(self) -> None:
         """Write remembered hashes to disk in one transaction."""
@@ -157,8 +164,8 @@ class StateCache:
                 [(path, *record) for path, (record, _) in self._pending_folders.items()],
             )
             db.executemany(
-                "INSERT OR REPLACE INTO folder_stats VALUES (?, ?)",
-                [(path, lines) for path, (_, lines) in self._pending_folders.items()],
+                "INSERT OR REPLACE INTO folder_files VALUES (?, ?)",
+                [(path, files) for path, (_, files) in self._pending_folders.items()],
             )
         if self._known is not None:
             self._known.update(self._pending)

@@ -105,15 +105,6 @@ def to_numpy(array: Any, raw: bool = False) -> Any:
     return np.concatenate(parts).astype(out, copy=False) if parts else np.empty(0, out)
 
 
-def from_numpy(values: Any) -> Any:
-    """A numpy int64 array as an arrow array, without pandas (see the module's docstring)."""
-    import numpy as np
-    import pyarrow as pa
-
-    values = np.ascontiguousarray(values, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
-
-
 def missing(column: Any) -> Any:
     """A numpy mask of the rows where ``column`` is null, or NaN in a float column."""
     import numpy as np
@@ -223,7 +214,7 @@ def distinct(column: Any) -> list[Any]:
             found, by_code = offsets
             counts = np.bincount(found[found >= 0] if gone.any() else found)
             return list(by_code[np.flatnonzero(counts)].tolist())
-        return list(np.unique(values[~gone]).tolist())
+        return list(np.unique(values[~gone] if gone.any() else values).tolist())
     import pyarrow.compute as pc
 
     return [v for v in pc.unique(decoded(column)).to_pylist() if not is_missing(v)]

@@ -726,3 +726,26 @@ def test_manifest_validation_names_the_bad_entry(path: str, oid: str | None) -> 
     with pytest.raises(CacheError, match="invalid entry") as caught:
         validate_manifest(Manifest((*good[:20], bad, *good[20:])), "x.dir")
     assert repr(path) in str(caught.value)
+
+
+def test_add_of_a_big_file_hashes_it_early_and_correctly(repo: Path) -> None:
+    big = repo / "big.bin"
+    big.write_bytes(os.urandom(9 << 20))  # above the size hashed in the background
+    result = run_subprocess(repo, "-q", "add", "--jobs", "2", "big.bin")
+    assert result.returncode == 0, result.stderr
+    assert pointer(repo, "big.bin")["hash"] == blake3(big.read_bytes()).hexdigest()
+
+
+def test_an_early_hash_is_not_used_for_a_file_changed_since() -> None:
+    import tempfile
+
+    from mlops.storage.hashing import hash_early, hash_file
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "big.bin"
+        path.write_bytes(b"a" * (9 << 20))
+        hash_early([str(path), "--jobs", "not-a-file"])
+        with open(path, "r+b") as handle:  # same inode, same size, new bytes and mtime
+            handle.write(b"b")
+        os.utime(path, ns=(0, 0))
+        assert hash_file(path) == blake3(path.read_bytes()).hexdigest()

@@ -31,14 +31,23 @@ def load_app(argv: list[str] | None = None) -> Any:
     names registered; every command without ``argv``."""
     from mlops.cli.app import app
 
-    # Global options are flags without values: the first other word names the command.
-    name = next((arg for arg in argv if not arg.startswith("-")), None) if argv else None
-    module = COMMAND_MODULE.get(name or "")
+    module = COMMAND_MODULE.get(_command(argv) if argv else "")
     for module_name in (module,) if module else COMMAND_MODULES:
         importlib.import_module(f"mlops.cli.{module_name}")
     return app
 
 
+def _command(argv: list[str]) -> str:
+    # Global options are flags without values: the first other word names the command.
+    return next((arg for arg in argv if not arg.startswith("-")), "")
+
+
 def main() -> None:
     """Console-script entry point."""
-    load_app(sys.argv[1:])(prog_name="mlops")
+    argv = sys.argv[1:]
+    if _command(argv) == "add":
+        from mlops.storage.hashing import hash_early
+
+        # Big files start hashing now, while typer and the command load.
+        hash_early(arg for arg in argv[argv.index("add") + 1 :] if not arg.startswith("-"))
+    load_app(argv)(prog_name="mlops")

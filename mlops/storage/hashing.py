@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 # Imported here, not per call: hashing 20,000 small files makes the import statement's
 # lookup a measurable share of the work, and nearly every command hashes something.
 from blake3 import blake3
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 ALGORITHM = "blake3"
 DIR_SUFFIX = ".dir"
@@ -16,16 +22,18 @@ MMAP_THRESHOLD = 8 << 20
 _OID = re.compile(r"[0-9a-f]{64}(?:\.dir)?")
 
 # blake3 hashes big files on a pool of threads, which a forked worker process does not
-# inherit: waiting on it there would never end. Workers hash on their own thread.
+# inherit (nor the thread of ``hash_early``): waiting on them there would never end.
+# Workers hash on their own thread.
 _max_threads = blake3.AUTO
 
 
-def _single_threaded() -> None:
+def _in_forked_child() -> None:
     global _max_threads
     _max_threads = 1
+    _early.clear()
 
 
-os.register_at_fork(after_in_child=_single_threaded)
+os.register_at_fork(after_in_child=_in_forked_child)
 
 
 def hash_bytes(data: bytes) -> str:
@@ -49,18 +57,70 @@ def hash_file_stat(
         if size is None:
             size = os.fstat(fd).st_size
         if size >= MMAP_THRESHOLD:
-            hasher = blake3(max_threads=_max_threads)
-            hasher.update_mmap(path)
-        else:
-            # One read takes a small file whole (a regular file reads short only at its end).
-            data = os.read(fd, size + 1)
-            hasher = blake3(data)
-            if len(data) > size:  # it grew since it was listed: take the rest too
-                while chunk := os.read(fd, 1 << 16):
-                    hasher.update(chunk)
+            return _hashed_early(fd) or _hash_mapped(path, fd)
+        # One read takes a small file whole (a regular file reads short only at its end).
+        data = os.read(fd, size + 1)
+        hasher = blake3(data)
+        if len(data) > size:  # it grew since it was listed: take the rest too
+            while chunk := os.read(fd, 1 << 16):
+                hasher.update(chunk)
         return hasher.hexdigest(), os.fstat(fd)
     finally:
         os.close(fd)
+
+
+# (device, inode) -> (mtime_ns, size) when started, and the digest and stat to come.
+_early: dict[tuple[int, int], tuple[int, int, Future[tuple[str, os.stat_result]]]] = {}
+
+
+def hash_early(paths: Iterable[str]) -> None:
+    """Start hashing those of ``paths`` that are big regular files, in the background.
+
+    For ``mlops add``, before the command line is parsed: reading and hashing a big
+    file then overlaps the start-up of the command. ``hash_file_stat`` takes a result
+    only for the very file (same inode, mtime and size) it was computed from.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool: ThreadPoolExecutor | None = None
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            continue  # not a file name (an option's value, say): nothing to start
+        if not stat.S_ISREG(st.st_mode) or st.st_size < MMAP_THRESHOLD:
+            continue
+        if pool is None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-hash")
+        future = pool.submit(_hash_mapped_path, path)
+        _early[(st.st_dev, st.st_ino)] = (st.st_mtime_ns, st.st_size, future)
+    if pool is not None:
+        pool.shutdown(wait=False)
+
+
+def _hash_mapped(path: str | os.PathLike[str], fd: int) -> tuple[str, os.stat_result]:
+    hasher = blake3(max_threads=_max_threads)
+    hasher.update_mmap(path)
+    return hasher.hexdigest(), os.fstat(fd)
+
+
+def _hash_mapped_path(path: str) -> tuple[str, os.stat_result]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _hash_mapped(path, fd)
+    finally:
+        os.close(fd)
+
+
+def _hashed_early(fd: int) -> tuple[str, os.stat_result] | None:
+    st = os.fstat(fd)
+    entry = _early.pop((st.st_dev, st.st_ino), None)
+    if entry is None or entry[:2] != (st.st_mtime_ns, st.st_size):
+        return None
+    digest, after = entry[2].result()
+    if (after.st_mtime_ns, after.st_size) != (st.st_mtime_ns, st.st_size):
+        return None  # changed while it was read
+    return digest, after
 
 
 def is_valid_oid(oid: object) -> bool:

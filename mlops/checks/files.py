@@ -265,9 +265,14 @@ def _arrow_csv(path: Path, plan: _CsvPlan) -> Any:
     convert = pcsv.ConvertOptions(null_values=nulls, strings_can_be_null=True)
     if plan.usecols is not None:
         convert.include_columns = list(plan.usecols)
-    table = pcsv.read_csv(
-        path, parse_options=pcsv.ParseOptions(delimiter=plan.sep), convert_options=convert
-    )
+    parse = pcsv.ParseOptions(delimiter=plan.sep)
+    if path.name.lower().endswith(".gz"):
+        table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
+    else:
+        # Mapped, not read into fresh buffers: the file's pages are already in memory
+        # (the page cache), so this saves allocating and copying the whole file.
+        with pa.memory_map(str(path)) as source:
+            table = pcsv.read_csv(source, parse_options=parse, convert_options=convert)
     for i, field in enumerate(table.schema):
         if pa.types.is_null(field.type):  # an empty column: pandas reads it as float NaN
             table = table.set_column(i, field.name, table.column(i).cast(pa.float64()))

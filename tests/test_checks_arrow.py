@@ -233,3 +233,67 @@ def test_json_lines_pyarrow_cannot_type_read_by_pandas(tmp_path: Path) -> None:
     write(root, "data/t.jsonl", '{"v": 1}\n{"v": "one"}\n{"v": null}\n')
     results = suite_results(root, "- not_null: [v]\n- rows: {min: 3}", data="data/t.jsonl")
     assert [(r.status, r.failing) for r in results] == [("fail", 1), ("pass", 0)]
+
+
+def _numbers(rows: int) -> str:
+    return "".join(f"{i},{i % 7},c{i % 3}\n" for i in range(rows))
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("plain", "id,k,city\n" + _numbers(3000)),
+        # Later lines change what a column is: pyarrow promotes it in a whole read.
+        ("int then float", "id,k,city\n" + _numbers(3000) + "1.5,2,x\n"),
+        ("empty then text", "id,k,city\n" + "1,,a\n" * 3000 + "2,word,b\n"),
+        ("empty then numbers", "id,k,city\n" + "1,,a\n" * 3000 + _numbers(3000)),
+        ("quoted", "id,k,city\n" + _numbers(3000) + '7,8,"a,\nb"\n'),
+        ("crlf, no final newline", "id,k,city\r\n" + _numbers(3000).replace("\n", "\r\n")[:-2]),
+        ("blank lines", "id,k,city\n" + _numbers(1500) + "\n\n" + _numbers(1500)),
+        ("tab separated", "id\tk\tcity\n" + _numbers(3000).replace(",", "\t")),
+    ],
+)
+def test_csv_read_in_ranges_is_the_whole_read(tmp_path: Path, name: str, body: str) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from mlops.checks.files import read_csv_ranges
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(body.encode())
+    sep = "\t" if "\t" in body else ","
+    header = tuple(body.splitlines()[0].split(sep))
+    parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values="quoted" in name)
+    for columns in (None, ["k", "city"]):
+        convert = pcsv.ConvertOptions(include_columns=columns or [])
+        whole = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
+        # 4 KiB ranges: about ten pieces of this file.
+        ranged = read_csv_ranges(path, header, parse, convert, 4096)
+        assert ranged.schema == whole.schema, name
+        assert ranged.combine_chunks().equals(whole.combine_chunks()), name
+        assert pa.types.is_null(ranged.schema.field("k").type) is False
+
+
+def test_big_csv_checks_read_in_ranges(project: Path) -> None:
+    """A file past the range size goes through the ranged read, end to end."""
+    from mlops.checks.files import CSV_RANGE_BYTES
+
+    pad = "x" * 40
+    rows = 2 * CSV_RANGE_BYTES // 50 + 1000
+    lines = (f"{i},{i % 100},{'ab'[i % 2]},{pad}\n" for i in range(rows))
+    (project / "data").mkdir(exist_ok=True)
+    with (project / "data/big.csv").open("w") as out:
+        out.write("id,age,city,pad\n")
+        out.writelines(lines)
+    assert (project / "data/big.csv").stat().st_size > 2 * CSV_RANGE_BYTES
+    results = suite_results(
+        project,
+        f"""
+        - unique: [id]
+        - between: {{age: [0, 99]}}
+        - allowed: {{city: [a, b]}}
+        - rows: {{min: {rows}, max: {rows}}}
+        """,
+        "data/big.csv",
+    )
+    assert [r.status for r in results] == ["pass"] * 4, results

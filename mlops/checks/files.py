@@ -252,6 +252,8 @@ def _csv_plan(path: Path, columns: frozenset[str] | None) -> _CsvPlan | None:
     return _CsvPlan(sep, header, usecols, arrow)
 
 
+# Plain CSV files from twice this size on are parsed in ranges of about this size.
+CSV_RANGE_BYTES = 16 << 20
 # pandas' default missing-value markers are pyarrow's plus these two.
 _MORE_NULLS = ("<NA>", "None")
 
@@ -266,17 +268,62 @@ def _arrow_csv(path: Path, plan: _CsvPlan) -> Any:
     if plan.usecols is not None:
         convert.include_columns = list(plan.usecols)
     parse = pcsv.ParseOptions(delimiter=plan.sep)
-    if path.name.lower().endswith(".gz"):
+    if path.name.lower().endswith(".gz") or path.stat().st_size < 2 * CSV_RANGE_BYTES:
         table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
     else:
-        # Mapped, not read into fresh buffers: the file's pages are already in memory
-        # (the page cache), so this saves allocating and copying the whole file.
-        with pa.memory_map(str(path)) as source:
-            table = pcsv.read_csv(source, parse_options=parse, convert_options=convert)
+        table = read_csv_ranges(path, plan.header, parse, convert, CSV_RANGE_BYTES)
     for i, field in enumerate(table.schema):
         if pa.types.is_null(field.type):  # an empty column: pandas reads it as float NaN
             table = table.set_column(i, field.name, table.column(i).cast(pa.float64()))
     return table
+
+
+def read_csv_ranges(
+    path: Path, header: tuple[str, ...], parse: Any, convert: Any, range_bytes: int
+) -> Any:
+    """Parse a plain CSV file as pyarrow would whole, but in ranges of whole lines.
+
+    pyarrow keeps every parsed block of a read until the read ends (about 1.6 times
+    the file); parsing ranges one after another bounds that to one range, and fresh
+    memory is the dearest part of reading a big file here. The file is memory-mapped
+    (its pages are already in the page cache). Where the pieces could differ from one
+    whole read, the file is read whole: a quote anywhere (a quoted field may hold a line
+    break), or ranges whose column types differ (a whole read promotes a column's type
+    where later lines need it).
+    """
+    import mmap
+    from itertools import pairwise
+
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    with open(path, "rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    data = pa.py_buffer(mapped)
+
+    def whole() -> Any:
+        return pcsv.read_csv(pa.BufferReader(data), parse_options=parse, convert_options=convert)
+
+    if mapped.find(b'"') != -1:
+        return whole()
+    cuts = [0]
+    while (end := mapped.find(b"\n", cuts[-1] + range_bytes)) != -1 and end + 1 < len(mapped):
+        cuts.append(end + 1)
+    cuts.append(len(mapped))
+    # Only the first range starts with the header line; the others are told the names.
+    later = pcsv.ReadOptions(column_names=list(header))
+    parts = [
+        pcsv.read_csv(
+            pa.BufferReader(data.slice(start, stop - start)),
+            read_options=None if start == 0 else later,
+            parse_options=parse,
+            convert_options=convert,
+        )
+        for start, stop in pairwise(cuts)
+    ]
+    if any(part.schema != parts[0].schema for part in parts):
+        return whole()
+    return pa.concat_tables(parts)
 
 
 def _read_csv(path: Path, columns: frozenset[str] | None) -> _Loaded:

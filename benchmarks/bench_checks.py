@@ -134,6 +134,8 @@ def main() -> None:
         if not (repo / "data/big.csv").exists():
             new_git_repo(repo)
             make_csv(repo / "data/big.csv", args.rows)
+        if not (repo / ".mlops").is_dir():  # a project set up for mlops, as users have it
+            subprocess.run([*mlops_cmd(), "init"], cwd=repo, check=True, capture_output=True)
         (repo / "mlops.yaml").write_text(SUITE)
         csv = repo / "data/big.csv"
         size = csv.stat().st_size / 2**20

@@ -13,6 +13,7 @@ import contextlib
 import marshal
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +62,67 @@ def parsed_cache_dir(root: Path) -> Path | None:
 
 def load_yaml(data: bytes, folder: Path | None) -> Any:
     """The YAML document in ``data``, from ``folder`` when it was parsed before."""
-    entry = folder / hash_bytes(data)[:40] if folder is not None else None
+    return _remembered(data, folder, "", parse_yaml)
+
+
+# Where each node of a document starts: its path of keys and indexes -> its 1-based line.
+Lines = dict[tuple[Any, ...], int]
+
+
+def parse_yaml_lines(text: str | bytes) -> tuple[Any, Lines]:
+    """The YAML document in ``text`` and the line of each of its nodes (for messages).
+
+    A mapping entry's line is its key's. A syntax error raises ``YamlProblem``.
+    """
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        node = loader.get_single_node()
+        doc = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise YamlProblem(
+            mark.line + 1 if mark is not None else None,
+            getattr(exc, "problem", None) or "not valid YAML",
+        ) from None
+    finally:
+        loader.dispose()
+    lines: Lines = {}
+    if node is not None:
+        _node_lines(node, (), lines, yaml)
+    return doc, lines
+
+
+def load_yaml_lines(data: bytes, folder: Path | None) -> tuple[Any, Lines]:
+    """``parse_yaml_lines`` of ``data``, from ``folder`` when it was parsed before."""
+    doc, lines = _remembered(data, folder, "-lines", parse_yaml_lines)
+    return doc, lines
+
+
+def _node_lines(node: Any, path: tuple[Any, ...], out: Lines, yaml: Any) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                _node_lines(value, (*path, key.value), out, yaml)
+                out[(*path, key.value)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            _node_lines(value, (*path, i), out, yaml)
+
+
+def _remembered(data: bytes, folder: Path | None, kind: str, parse: Callable[[bytes], Any]) -> Any:
+    entry = folder / (hash_bytes(data)[:40] + kind) if folder is not None else None
     if entry is not None:
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
             return marshal.loads(entry.read_bytes())
-    doc = parse_yaml(data)
+    parsed = parse(data)
     if entry is not None:
         with contextlib.suppress(OSError, ValueError):  # ValueError: not marshallable
-            atomic_write_bytes(entry, marshal.dumps(doc))
+            atomic_write_bytes(entry, marshal.dumps(parsed))
             _trim(entry.parent)
-    return doc
+    return parsed
 
 
 def _trim(folder: Path) -> None:

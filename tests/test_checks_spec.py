@@ -246,3 +246,27 @@ def test_loading_suites_imports_no_heavy_module(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_suites_of_an_unchanged_file_are_not_parsed_again(tmp_path: Path) -> None:
+    """In a set-up project the parsed document and its lines are remembered by content."""
+    (tmp_path / ".mlops").mkdir()
+    write(tmp_path, "mlops.yaml", ISSUE_YAML)
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom mlops.checks.spec import load_suites\n"
+        "suites = load_suites(Path('mlops.yaml'))\n"
+        "print(sorted((n, s.where, [c.where for c in s.checks]) for n, s in suites.items()))\n"
+        "print('YAML', 'yaml' in sys.modules)\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    first, second = (r.stdout.splitlines() for r in runs)
+    assert first[0] == second[0] and "mlops.yaml:" in first[0]
+    assert (first[1], second[1]) == ("YAML True", "YAML False")
+    # A change is parsed afresh, and a broken file still names its line.
+    write(tmp_path, "mlops.yaml", ISSUE_YAML + "  broken: [\n")
+    with pytest.raises(CheckError, match=r"^mlops.yaml:\d+: invalid YAML"):
+        load_suites(tmp_path / "mlops.yaml")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import CheckError
+from mlops.yamlio import Lines, YamlProblem, load_yaml_lines, parsed_cache_dir
 
 #: Check types written as ``- type: argument`` under ``expect:``.
 DATA_CHECK_TYPES = (
@@ -176,7 +177,7 @@ def validate_suite_refs(names: Iterable[str], suites: Mapping[str, Suite], where
 
 def stage_suite_names(mlops_yaml: Path, stage: str) -> tuple[list[str], list[str]]:
     """The suite names in ``stages.<stage>.checks.before`` and ``.after`` of ``mlops_yaml``."""
-    data, _ = _read_yaml(mlops_yaml)
+    data, _ = _read_yaml(mlops_yaml, mlops_yaml.resolve().parent)
     stages = data.get("stages") if isinstance(data, dict) else None
     if not isinstance(stages, dict) or stage not in stages:
         known = ", ".join(sorted(stages)) if isinstance(stages, dict) and stages else "none"
@@ -232,7 +233,7 @@ def _load_file(
     shown = _show(path, base)
     if not path.exists():
         raise CheckError(f"{_show(chain[-1], base)}: included file {shown} does not exist")
-    data, lines = _read_yaml(path)
+    data, lines = _read_yaml(path, base)
     if data is None:
         return
     if not isinstance(data, dict):
@@ -266,50 +267,22 @@ def _show(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
+def _read_yaml(path: Path, base: Path) -> tuple[Any, Lines]:
     """The document and the 1-based line of each node, keyed by its path of keys."""
-    import yaml
-
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise CheckError(f"{path}: cannot read: {exc.strerror}") from exc
-    loader = loader_cls(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise CheckError(f"{path.name}{where}: invalid YAML: {problem}") from exc
-    finally:
-        loader.dispose()
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        _node_lines(node, (), lines)
-    return data, lines
-
-
-def _node_lines(node: Any, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    import yaml
-
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                _node_lines(value, (*path, key.value), out)
-                out[(*path, key.value)] = key.start_mark.line + 1  # the key's line, not its value's
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            _node_lines(value, (*path, i), out)
+        return load_yaml_lines(data, parsed_cache_dir(base))
+    except YamlProblem as exc:
+        raise CheckError(exc.located(path.name)) from None
 
 
 # --- suites ------------------------------------------------------------------------------
 
 
-def _parse_checks(block: Any, shown: str, lines: dict[tuple[Any, ...], int]) -> dict[str, Suite]:
+def _parse_checks(block: Any, shown: str, lines: Lines) -> dict[str, Suite]:
     if block is None:
         return {}
     if not isinstance(block, dict):
@@ -319,7 +292,7 @@ def _parse_checks(block: Any, shown: str, lines: dict[tuple[Any, ...], int]) -> 
     return {str(name): _parse_suite(str(name), body, shown, lines) for name, body in block.items()}
 
 
-def _parse_suite(name: str, body: Any, shown: str, lines: dict[tuple[Any, ...], int]) -> Suite:
+def _parse_suite(name: str, body: Any, shown: str, lines: Lines) -> Suite:
     where = f"{shown}:{lines.get(('checks', name), 1)}"
     prefix = f"{where}: suite {name!r}"
     if not isinstance(body, dict):

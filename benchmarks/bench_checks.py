@@ -22,7 +22,6 @@ hide the rest. Needs pandera (``pip install -e .[bench]``). Not part of the test
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workload import mlops_cmd, new_git_repo
+from workload import mlops_cmd, new_git_repo, tool_env
 
 CITIES = ["paris", "lyon", "nice", "lille"]
 EMAIL = r"user[0-9]+@example\.com"
@@ -143,9 +142,7 @@ def main() -> None:
         size = csv.stat().st_size / 2**20
         print(f"data: {args.rows:,} rows x 21 columns, {size:.0f} MiB CSV; best of {args.repeat}")
 
-        # Bytecode as an installed package has it: the untimed first run writes what is
-        # missing (a PYTHONDONTWRITEBYTECODE environment would recompile mlops every run).
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env = tool_env()  # the untimed first round writes the bytecode that is missing
 
         def command(cmd: list[str]) -> Callable[[], None]:
             def run() -> None:

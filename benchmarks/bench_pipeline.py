@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workload import mlops_cmd, new_git_repo, print_table, timed
+from workload import mlops_cmd, new_git_repo, print_table, timed, tool_env
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "iris"
 TARGETS = {
@@ -104,19 +104,16 @@ def run_cmd(tool: str, cli: list[str], jobs: int = 1) -> list[str]:
     return [*cli, "repro"]
 
 
-def tool_env() -> dict[str, str]:
+def stage_env() -> dict[str, str]:
     # Stage commands call `python`: the interpreter this benchmark runs on (it has sklearn).
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    # Both tools run from compiled bytecode, as they do once installed.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
+    return {**tool_env(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
 
 def prepare_tool(
     tool: str, cli: list[str], work: Path, n: int, jobs: int, times: dict[str, float]
 ) -> dict[str, Path]:
     """Build one tool's repositories; time the first run of the N stages and -j 2."""
-    env = tool_env()
+    env = stage_env()
     example = new_git_repo(work / tool / "example")
     shutil.copytree(EXAMPLE, example, dirs_exist_ok=True)
     copy_pipeline(example, tool)
@@ -143,7 +140,7 @@ def time_no_ops(
     tools: dict[str, list[str]], repos: dict[str, dict[str, Path]], rounds: int
 ) -> dict[str, dict[str, float]]:
     """Runs with nothing to do, the tools taking turns so that both see the same load."""
-    env = tool_env()
+    env = stage_env()
     steps = {
         "run, nothing to do, 3-stage example": "example",
         "run, nothing to do, N one-line stages": "many",

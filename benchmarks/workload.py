@@ -60,12 +60,18 @@ def mlops_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "mlops"]
 
 
+def tool_env() -> dict[str, str]:
+    """This environment as users have it: tools run from compiled bytecode, as they do
+    once installed (with PYTHONDONTWRITEBYTECODE a changed module compiles every run)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def timed(cmd: list[str], cwd: Path, repeat: int = 1, env: dict[str, str] | None = None) -> float:
     """The median wall time of running ``cmd`` ``repeat`` times; a failure stops the benchmark."""
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, env=env)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, env=env or tool_env())
         times.append(time.perf_counter() - start)
         if proc.returncode not in (0,):
             sys.exit(

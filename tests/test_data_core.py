@@ -749,3 +749,24 @@ def test_an_early_hash_is_not_used_for_a_file_changed_since() -> None:
             handle.write(b"b")
         os.utime(path, ns=(0, 0))
         assert hash_file(path) == blake3(path.read_bytes()).hexdigest()
+
+
+def test_an_early_hash_does_not_hold_up_the_exit(tmp_path: Path) -> None:
+    """A command failing on its input ends at once, not after hashing a big file."""
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"a" * (9 << 20))
+    code = (
+        "import sys, threading\nfrom mlops.storage.hashing import hash_early, hash_file\n"
+        "hash_early([sys.argv[1]])\n"
+        "hashing = [t for t in threading.enumerate() if t.name == 'mlops-hash']\n"
+        "print(len(hashing), all(t.daemon for t in hashing))\n"
+        "print(hash_file(sys.argv[1]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    started, digest = out.stdout.splitlines()
+    assert started in ("1 True", "0 True")  # "0": it had already finished
+    assert digest == blake3(big.read_bytes()).hexdigest()

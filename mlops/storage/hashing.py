@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 # Imported here, not per call: hashing 20,000 small files makes the import statement's
 # lookup a measurable share of the work, and nearly every command hashes something.
 from blake3 import blake3
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future
 
 ALGORITHM = "blake3"
 DIR_SUFFIX = ".dir"
@@ -69,8 +66,32 @@ def hash_file_stat(
         os.close(fd)
 
 
+class _Pending:
+    """A digest being computed on another thread; ``result`` waits for it."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: tuple[str, os.stat_result] | None = None
+        self._error: BaseException | None = None
+
+    def run(self, path: str) -> None:
+        try:
+            self._value = _hash_mapped_path(path)
+        except BaseException as exc:  # handed to the thread that waits for it
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> tuple[str, os.stat_result]:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
 # (device, inode) -> (mtime_ns, size) when started, and the digest and stat to come.
-_early: dict[tuple[int, int], tuple[int, int, Future[tuple[str, os.stat_result]]]] = {}
+_early: dict[tuple[int, int], tuple[int, int, _Pending]] = {}
 
 
 def hash_early(paths: Iterable[str]) -> None:
@@ -78,11 +99,10 @@ def hash_early(paths: Iterable[str]) -> None:
 
     For ``mlops add``, before the command line is parsed: reading and hashing a big
     file then overlaps the start-up of the command. ``hash_file_stat`` takes a result
-    only for the very file (same inode, mtime and size) it was computed from.
+    only for the very file (same inode, mtime and size) it was computed from. The
+    thread does not hold up the exit: a command that fails on its input ends at once.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool: ThreadPoolExecutor | None = None
+    started: list[tuple[str, _Pending]] = []
     for path in paths:
         try:
             st = os.stat(path)
@@ -90,12 +110,19 @@ def hash_early(paths: Iterable[str]) -> None:
             continue  # not a file name (an option's value, say): nothing to start
         if not stat.S_ISREG(st.st_mode) or st.st_size < MMAP_THRESHOLD:
             continue
-        if pool is None:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-hash")
-        future = pool.submit(_hash_mapped_path, path)
-        _early[(st.st_dev, st.st_ino)] = (st.st_mtime_ns, st.st_size, future)
-    if pool is not None:
-        pool.shutdown(wait=False)
+        pending = _Pending()
+        started.append((path, pending))
+        _early[(st.st_dev, st.st_ino)] = (st.st_mtime_ns, st.st_size, pending)
+    if started:
+        # One file after another: each hash already runs on every core.
+        threading.Thread(
+            target=_run_in_turn, args=(started,), name="mlops-hash", daemon=True
+        ).start()
+
+
+def _run_in_turn(started: list[tuple[str, _Pending]]) -> None:
+    for path, pending in started:
+        pending.run(path)
 
 
 def _hash_mapped(path: str | os.PathLike[str], fd: int) -> tuple[str, os.stat_result]:
@@ -117,7 +144,10 @@ def _hashed_early(fd: int) -> tuple[str, os.stat_result] | None:
     entry = _early.pop((st.st_dev, st.st_ino), None)
     if entry is None or entry[:2] != (st.st_mtime_ns, st.st_size):
         return None
-    digest, after = entry[2].result()
+    try:
+        digest, after = entry[2].result()
+    except OSError:
+        return None  # hashed again in the foreground, which reports what goes wrong
     if (after.st_mtime_ns, after.st_size) != (st.st_mtime_ns, st.st_size):
         return None  # changed while it was read
     return digest, after

@@ -70,7 +70,8 @@ def test_data_checks_never_import_pandas(project: Path) -> None:
     assert "23 checks: 14 ok, 9 failed, 0 could not run" in proc.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
     assert "pyarrow" in imported
-    assert not {"pandas", "pyarrow.dataset", "sklearn"} & imported
+    # pyarrow.compute builds a wrapper per function at import: its core module is enough.
+    assert not {"pandas", "pyarrow.dataset", "sklearn", "pyarrow.compute"} & imported
     assert "mlops: error" not in proc.stderr, proc.stderr
 
 

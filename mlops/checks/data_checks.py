@@ -314,7 +314,6 @@ def allowed_one(data: Data, item: tuple[str, tuple[Any, ...]], ctx: Context) -> 
 def regex_one(data: Data, item: tuple[str, str], ctx: Context) -> Outcome:
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     column, pattern = item
     array = data.column(column)
@@ -323,7 +322,8 @@ def regex_one(data: Data, item: tuple[str, str], ctx: Context) -> Outcome:
         text = text.cast(pa.string())  # numbers are matched by their text
     try:
         # RE2, as pandas uses for arrow-backed text; nulls give null, read as False.
-        ok = col.to_numpy(pc.match_substring_regex(text, f"^(?:{pattern})$"))
+        anchored = col.regex_options(f"^(?:{pattern})$")
+        ok = col.to_numpy(col.compute("match_substring_regex", text, options=anchored))
     except pa.ArrowInvalid:  # a pattern RE2 does not support (lookaround...): Python's re
         import re
 

@@ -133,7 +133,7 @@ class DataStore:
 
         pyarrow parses without holding the GIL, so the reads overlap what the caller
         does meanwhile: loading a suite's model (and scikit-learn), importing
-        pyarrow.compute for the checks.
+        pyarrow's compute functions for the checks.
         """
         files = [p for p in self.needs if p.is_file() and _format(p) is not None]
         if not files:
@@ -152,7 +152,7 @@ class DataStore:
             pending = self._pending.pop(path, None)
             if pending is not None and not pending.done():
                 # Most checks need it: importing it now overlaps the parse instead of following it.
-                import pyarrow.compute  # noqa: F401
+                import pyarrow._compute  # noqa: F401
             self._tables[path] = read_table(path, rel, key, self.needs.get(path), pending)
         return self._tables[path]
 

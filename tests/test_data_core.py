@@ -770,3 +770,44 @@ def test_an_early_hash_does_not_hold_up_the_exit(tmp_path: Path) -> None:
     started, digest = out.stdout.splitlines()
     assert started in ("1 True", "0 True")  # "0": it had already finished
     assert digest == blake3(big.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_status_scan_lists_the_lines_add_recorded(tmp_path: Path, jobs: int) -> None:
+    """``scan_lines`` (status, in worker processes) is ``stat_lines(scan_folder)`` (add)
+    line for line: equal stats then give an equal fingerprint."""
+    from mlops.data.workspace import scan_folder, scan_lines, stat_lines
+    from mlops.errors import InputError
+
+    folder = tmp_path / "data"
+    for rel in ["top.txt", "a/1.txt", "a/b/2.txt", "a/b/c/3.txt", "d/4.txt", "e/f/5.txt", "z.txt"]:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(rel)
+    (folder / "g").mkdir()  # an empty folder
+    (folder / "d" / "link.txt").symlink_to(folder / "top.txt")
+    expected = stat_lines(scan_folder(folder))
+    assert len(expected) == 8
+    assert scan_lines(folder, jobs) == expected
+    (folder / "e" / "broken").symlink_to(folder / "nowhere")
+    with pytest.raises(InputError, match="broken symbolic link"):
+        scan_lines(folder, jobs)
+
+
+def test_status_of_a_big_folder_scans_in_worker_processes(repo: Path) -> None:
+    """Past SHARE_MIN_FILES files, status scans in processes; it still sees every change."""
+    from mlops.storage.cache import SHARE_MIN_FILES
+
+    for i in range(SHARE_MIN_FILES + 10):
+        path = repo / "big" / f"{i % 7}" / f"{i}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(i))
+    assert run_cli(repo, "add", "big").exit_code == 0
+    clean = run_cli(repo, "status", "--json", "--exit-code")
+    assert clean.exit_code == 0, clean.output
+    (repo / "big" / "3" / "3.txt").chmod(0o644)
+    (repo / "big" / "3" / "3.txt").write_text("changed")
+    (repo / "big" / "6" / "new.txt").write_text("new")
+    result = run_cli(repo, "status", "--json", "--exit-code")
+    assert result.exit_code == 1
+    row = json.loads(result.stdout)["data"][0]
+    assert (row["modified"], row["added"]) == (["3/3.txt"], ["6/new.txt"])

@@ -13,11 +13,13 @@ from mlops.data.workspace import (
     load_manifest,
     open_store,
     scan_folder,
+    scan_lines,
     stat_lines,
 )
 from mlops.errors import CacheError
 from mlops.parallel import Progress
 from mlops.repo import Repo
+from mlops.storage.cache import SHARE_MIN_FILES
 from mlops.storage.manifest import Entry
 from mlops.storage.state import FolderRecord
 
@@ -83,12 +85,18 @@ def _status_of(
             return DataStatus(rel, pointer_rel, "missing", cache_state, missing_objects=missing)
         workspace = "unchanged" if store.state.hash(str(path)) == oid else "modified"
         return DataStatus(rel, pointer_rel, workspace, cache_state, missing_objects=missing)
-    files = scan_folder(path) if path.is_dir() else None
-    lines = stat_lines(files) if files is not None else []
-    stats = fingerprint(lines) if files is not None else ""
     generation = cache.generation()
-    if files is not None and store.state.folder(rel) == FolderRecord(stats, oid, generation):
-        return DataStatus(rel, pointer_rel, "unchanged", "ok")
+    files = None
+    if path.is_dir():
+        # Unchanged stats since the folder last matched its snapshot: nothing to read. Only
+        # a big folder is worth worker processes (its pointer says how many files it had).
+        workers = jobs if target.pointer.files >= SHARE_MIN_FILES else 1
+        stats = fingerprint(scan_lines(path, workers))
+        if store.state.folder(rel) == FolderRecord(stats, oid, generation):
+            return DataStatus(rel, pointer_rel, "unchanged", "ok")
+        files = scan_folder(path)  # each file's stat, for hashing what changed
+    lines = stat_lines(files) if files is not None else []
+    stats = fingerprint(lines)
     try:
         manifest = load_manifest(cache, oid, rel)
     except CacheError:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from mlops.errors import CacheError, InputError
 from mlops.gitutil import worktree_files
-from mlops.parallel import Progress
+from mlops.parallel import Progress, map_shares
 from mlops.repo import MLOPS_DIR, Repo
 from mlops.storage.cache import Cache, is_executable
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
@@ -18,6 +19,8 @@ from mlops.storage.links import Linker
 from mlops.storage.manifest import Entry, Manifest, parse_manifest, validate_manifest
 from mlops.storage.pointer import SUFFIX, Pointer, read_pointer
 from mlops.storage.state import StateCache
+
+T = TypeVar("T")
 
 
 class Store:
@@ -93,8 +96,51 @@ def find_targets(repo: Repo, paths: list[str] | None = None) -> list[Target]:
 
 def scan_folder(folder: Path) -> list[ScannedFile]:
     """Every file below ``folder`` with its stat; symlinks to files are followed."""
-    found: list[ScannedFile] = []
-    stack = [(str(folder), "")]
+    return _walk([(str(folder), "")], _scanned_file)
+
+
+def stat_lines(files: list[ScannedFile]) -> list[str]:
+    """A line per file of its path, inode, mtime and size: an equal line, an unchanged file."""
+    return [_stat_line(f.relpath, f.st) for f in files]
+
+
+def scan_lines(folder: Path, jobs: int | None = None) -> list[str]:
+    """``stat_lines(scan_folder(folder))``, line for line, without keeping each file's stat.
+
+    What ``status`` needs to see that a folder is unchanged. With ``jobs`` other than 1,
+    the subfolders are scanned in worker processes (see ``map_shares``).
+    """
+    with os.scandir(folder) as listing:
+        entries = list(listing)
+    lines: list[str] = []
+    subfolders: list[tuple[str, str]] = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            subfolders.append((entry.path, f"{entry.name}/"))
+        else:
+            lines.append(_file_line(entry.name, entry))
+    # The order of ``_walk``: a folder's files, then its subfolders, last listed first.
+    subfolders.reverse()
+    if jobs == 1 or len(subfolders) < 2:
+        shares = [_scan_lines_of(subfolders)]
+    else:
+        shares = map_shares(_scan_lines_of, subfolders, jobs)
+    for share in shares:
+        lines += share
+    return lines
+
+
+def _scan_lines_of(subfolders: Sequence[tuple[str, str]]) -> list[str]:
+    lines: list[str] = []
+    for subfolder in subfolders:
+        lines += _walk([subfolder], _file_line)
+    return lines
+
+
+def _walk(stack: list[tuple[str, str]], visit: Callable[[str, os.DirEntry[str]], T]) -> list[T]:
+    """``visit(relpath, entry)`` of every file below the (folder, relpath prefix) pairs of
+    ``stack``, depth first: a folder's files, then its subfolders, last listed first."""
+    found: list[T] = []
     while stack:
         path, prefix = stack.pop()
         with os.scandir(path) as entries:
@@ -102,15 +148,24 @@ def scan_folder(folder: Path) -> list[ScannedFile]:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, f"{prefix}{entry.name}/"))
                     continue
-                if entry.is_symlink():
-                    _check_symlink(entry.path)
-                found.append(ScannedFile(prefix + entry.name, entry.path, entry.stat()))
+                found.append(visit(prefix + entry.name, entry))
     return found
 
 
-def stat_lines(files: list[ScannedFile]) -> list[str]:
-    """A line per file of its path, inode, mtime and size: an equal line, an unchanged file."""
-    return [f"{f.relpath}\0{f.st.st_ino}\0{f.st.st_mtime_ns}\0{f.st.st_size}" for f in files]
+def _scanned_file(relpath: str, entry: os.DirEntry[str]) -> ScannedFile:
+    if entry.is_symlink():
+        _check_symlink(entry.path)
+    return ScannedFile(relpath, entry.path, entry.stat())
+
+
+def _file_line(relpath: str, entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        _check_symlink(entry.path)
+    return _stat_line(relpath, entry.stat())
+
+
+def _stat_line(relpath: str, st: os.stat_result) -> str:
+    return f"{relpath}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}"
 
 
 def fingerprint(lines: list[str]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from mlops.errors import InputError, MlopsError
 from mlops.repo import Repo
+from mlops.sqlite import connect
 
 RUNS_DB = "runs.db"
 # --no-optional-locks: never hold Git's index lock while stages may use Git.
@@ -287,9 +288,7 @@ class RunsDB:
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = connect(self.path)
             for statement in _SCHEMA:
                 db.execute(statement)
             self._db = db

@@ -44,11 +44,15 @@ def parse_yaml(text: str | bytes) -> Any:
     try:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise YamlProblem(
-            mark.line + 1 if mark is not None else None,
-            getattr(exc, "problem", None) or "not valid YAML",
-        ) from None
+        raise _problem(exc) from None
+
+
+def _problem(exc: Exception) -> YamlProblem:
+    mark = getattr(exc, "problem_mark", None)
+    return YamlProblem(
+        mark.line + 1 if mark is not None else None,
+        getattr(exc, "problem", None) or "not valid YAML",
+    )
 
 
 def parsed_cache_dir(root: Path) -> Path | None:
@@ -81,11 +85,7 @@ def parse_yaml_lines(text: str | bytes) -> tuple[Any, Lines]:
         node = loader.get_single_node()
         doc = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise YamlProblem(
-            mark.line + 1 if mark is not None else None,
-            getattr(exc, "problem", None) or "not valid YAML",
-        ) from None
+        raise _problem(exc) from None
     finally:
         loader.dispose()
     lines: Lines = {}

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import MonitorError
+from mlops.sqlite import connect
 
 DB_NAME = "monitor.db"
 _SCHEMA_VERSION = 1
-_TIMEOUT = 30.0
 _LIMIT_OPERATORS = (">=", "<=")
 
 _SCHEMA = """
@@ -238,12 +238,12 @@ def _connect(mlops_dir: Path, create: bool) -> Iterator[sqlite3.Connection]:
         raise MonitorError(f"{mlops_dir} does not exist: run `mlops init` first")
     path = mlops_dir / DB_NAME
     try:
-        db = sqlite3.connect(path, timeout=_TIMEOUT)
-    except sqlite3.Error as exc:
+        db = connect(path)
+    except sqlite3.OperationalError as exc:  # no access, or still locked after the timeout
         raise MonitorError(f"{path}: cannot open the monitoring history ({exc})") from exc
+    except sqlite3.DatabaseError as exc:  # not an SQLite file
+        raise MonitorError(f"{path}: the monitoring history is unreadable ({exc})") from exc
     try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
         if create:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:

@@ -16,6 +16,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import NamedTuple
 
+from mlops.sqlite import connect
 from mlops.storage.hashing import hash_file_stat
 
 _SCHEMA = (
@@ -59,10 +60,8 @@ class StateCache:
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
             # Losing the newest rows in a power cut only costs a re-hash.
-            db.execute("PRAGMA synchronous=OFF")
+            db = connect(self._path, synchronous="OFF", same_thread=False)
             db.executescript(_SCHEMA)
             self._db = db
         return self._db

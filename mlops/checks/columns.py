@@ -16,26 +16,24 @@ _SPAN = 1_000_000
 
 
 def compute(name: str, *args: Any, options: Any = None) -> Any:
-    """Call pyarrow's compute function ``name``.
-
-    Through ``pyarrow._compute``, the module behind ``pyarrow.compute``: importing the
-    latter also builds a Python wrapper with a docstring for each of its ~300 functions,
-    which costs a tenth of reading a million-row file. Falls back to the public module.
-    """
-    try:
-        from pyarrow._compute import call_function
-    except ImportError:  # pragma: no cover - a pyarrow that moved it
-        from pyarrow.compute import call_function
-    return call_function(name, list(args), options)
+    """Call pyarrow's compute function ``name``."""
+    return _compute_module().call_function(name, list(args), options)
 
 
 def regex_options(pattern: str) -> Any:
     """Options of ``match_substring_regex`` for ``pattern``."""
+    return _compute_module().MatchSubstringOptions(pattern)
+
+
+def _compute_module() -> Any:
+    """``pyarrow._compute``, the module behind ``pyarrow.compute``: importing the latter
+    also builds a Python wrapper with a docstring for each of its ~300 functions, which
+    costs a tenth of reading a million-row file. The public module if it moved."""
     try:
-        from pyarrow._compute import MatchSubstringOptions
+        import pyarrow._compute as module
     except ImportError:  # pragma: no cover - a pyarrow that moved it
-        from pyarrow.compute import MatchSubstringOptions
-    return MatchSubstringOptions(pattern)
+        import pyarrow.compute as module
+    return module
 
 
 def is_text(typ: Any) -> bool:

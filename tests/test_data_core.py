@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from blake3 import blake3
@@ -187,6 +188,37 @@ def test_readd_trusts_only_files_whose_stat_is_unchanged(repo: Path) -> None:
     again = json.loads(run_cli(repo, "add", "data", "--json").stdout)
     assert again[0]["stored"] == 0 and again[0]["files"] == 4  # no file content is new
     assert run_cli(repo, "status", "--exit-code").exit_code == 0
+
+
+def test_readd_sees_what_stat_lines_leave_out(repo: Path) -> None:
+    """Re-add trusts a file whose stat line is as when the folder was stored, but still
+    takes its executable bit from now, and relinks it when it shares no inode with the
+    cache (here: the link type changed from copy to hardlink)."""
+    assert run_cli(repo, "config", "cache.link", "[copy]").exit_code == 0
+    data = make_folder(repo)
+    (data / "more").mkdir()
+    (data / "more" / "d.txt").write_text("delta\n")
+    assert run_cli(repo, "add", "data").exit_code == 0
+    (data / "sub" / "b.csv").chmod(0o755)  # same content and mtime: only the mode differs
+    (data / "a.txt").write_text("changed\n")
+
+    def readd() -> list[list[Any]]:
+        result = run_subprocess(repo, "add", "--json", "data")  # worker processes scan
+        assert result.returncode == 0, result.stderr
+        added = json.loads(result.stdout)[0]
+        assert added["files"] == 6
+        files: list[list[Any]] = json.loads(cache_path(repo, added["oid"]).read_bytes())["files"]
+        assert sorted(p for p, _oid, _size, x in files if x) == ["run.sh", "sub/b.csv"]
+        for path, oid, size, _exec in files:
+            assert blake3((data / path).read_bytes()).hexdigest() == oid
+            assert (data / path).stat().st_size == size
+        assert run_cli(repo, "status", "--exit-code").exit_code == 0
+        return files
+
+    readd()
+    assert run_cli(repo, "config", "cache.link", "[hardlink, copy]").exit_code == 0
+    for path, oid, _size, _exec in readd():
+        assert (data / path).stat().st_ino == cache_path(repo, oid).stat().st_ino
 
 
 # --- status -------------------------------------------------------------------------------
@@ -785,9 +817,16 @@ def test_status_scan_lists_the_lines_add_recorded(tmp_path: Path, jobs: int) -> 
         (folder / rel).write_text(rel)
     (folder / "g").mkdir()  # an empty folder
     (folder / "d" / "link.txt").symlink_to(folder / "top.txt")
+    (folder / "a" / "b" / "2.txt").chmod(0o755)
+    os.link(folder / "e" / "f" / "5.txt", tmp_path / "second-name")
     expected = stat_lines(scan_folder(folder))
     assert len(expected) == 8
-    assert scan_lines(folder, jobs) == expected
+    scan = scan_lines(folder, jobs, links=True)
+    assert scan.lines == expected
+    assert scan.executable == {"a/b/2.txt"}
+    # top.txt is reached through d/link.txt too, but a symlink is no second link
+    assert scan.single_link == {p.split("\0")[0] for p in expected} - {"e/f/5.txt"}
+    assert scan_lines(folder, jobs).single_link == set()
     (folder / "e" / "broken").symlink_to(folder / "nowhere")
     with pytest.raises(InputError, match="broken symbolic link"):
         scan_lines(folder, jobs)

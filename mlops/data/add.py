@@ -12,7 +12,10 @@ from mlops.data.workspace import (
     find_targets,
     fingerprint,
     open_store,
+    parse_stat_line,
     scan_folder,
+    scan_lines,
+    stat_line,
     stat_lines,
 )
 from mlops.errors import InputError
@@ -123,34 +126,75 @@ def snapshot(
         oids, stored, _ = _hash_and_store(store, files, {}, jobs, progress)
         return Pointer(path.name, oids[0], files[0].st.st_size, 1), stored
     rel = store.repo.relpath(path)
-    files = scan_folder(path)
-    lines = stat_lines(files)
-    unchanged = _unchanged_files(store, rel, lines)
-    oids, stored, replaced = _hash_and_store(store, files, unchanged, jobs, progress)
-    manifest = build_manifest(
-        [
-            Entry(f.relpath, oid, f.st.st_size, is_executable(f.st))
-            for f, oid in zip(files, oids, strict=True)
-        ]
-    )
+    folder = _scan_for_add(store, path, rel, jobs)
+    oids, stored, replaced = _hash_and_store(store, folder.files, folder.unchanged, jobs, progress)
+    # The files looked at take their places among the entries known from before.
+    looked_at = iter(zip(folder.files, oids, strict=True))
+    entries = [entry or _entry(*next(looked_at)) for entry in folder.entries]
+    manifest = build_manifest(entries)
     cache = store.cache
     oid = cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
     if not replaced and cache.generation():  # the scanned stats still hold: next status is quick
-        record = FolderRecord(fingerprint(lines), oid, cache.generation())
-        store.state.put_folder(rel, record, lines, oids)
+        record = FolderRecord(fingerprint(folder.lines), oid, cache.generation())
+        store.state.put_folder(rel, record, folder.lines, [entry.oid for entry in entries])
     return Pointer(path.name, oid, manifest.size, len(manifest.entries)), stored
 
 
-def _unchanged_files(store: Store, rel: str, lines: list[str]) -> dict[int, str]:
-    """The files (by index) whose stat is as when folder ``rel`` last matched its snapshot,
-    with their hashes then; their objects are still present when no object was deleted
-    since (the cache's generation is the same)."""
+def _entry(f: ScannedFile, oid: str) -> Entry:
+    return Entry(f.relpath, oid, f.st.st_size, is_executable(f.st))
+
+
+@dataclass
+class _FolderScan:
+    """A folder about to be stored: what is known of each file, and what to look at."""
+
+    lines: list[str]  # every file's stat line, in scan order
+    entries: list[Entry | None]  # known unchanged and in place; None: one of ``files``
+    files: list[ScannedFile]  # the files to look at (hash, store, link), in scan order
+    unchanged: dict[int, str]  # index in ``files`` -> hash, of those known unchanged
+
+
+def _scan_for_add(store: Store, path: Path, rel: str, jobs: int | None) -> _FolderScan:
+    """Scan folder ``path`` (``rel`` in the repository) for ``snapshot``.
+
+    When it was stored before, only its stat lines are scanned, in worker processes
+    for a big folder (``scan_lines``): a file whose line is as then holds the same
+    content, and only the others are looked at, with a stat of their own here.
+    """
+    kind = store.linker.chosen
+    before = _last_hashes(store, rel)
+    if not before or kind == "symlink":  # symlinks: every file's link is checked anyway
+        files = scan_folder(path)
+        return _FolderScan(stat_lines(files), [None] * len(files), files, {})
+    scan = scan_lines(path, jobs, links=kind == "hardlink")
+    folder = _FolderScan(scan.lines, [], [], {})
+    top = str(path)
+    for i, line in enumerate(scan.lines):
+        relpath, size = parse_stat_line(line)
+        oid = before.get(line)
+        # A hardlinked file with one link no longer shares the cache's inode: relinked.
+        if oid is not None and relpath not in scan.single_link:
+            folder.entries.append(Entry(relpath, oid, size, relpath in scan.executable))
+            continue
+        abspath = f"{top}/{relpath}"
+        st = os.stat(abspath)
+        folder.lines[i] = stat_line(relpath, st)
+        if oid is not None and folder.lines[i] == line:
+            folder.unchanged[len(folder.files)] = oid
+        folder.files.append(ScannedFile(relpath, abspath, st))
+        folder.entries.append(None)
+    return folder
+
+
+def _last_hashes(store: Store, rel: str) -> dict[str, str]:
+    """Stat line -> hash of each file of folder ``rel`` when it last matched its
+    snapshot (empty when unknown). Their objects are still present if no object was
+    deleted since: the cache's generation is the same."""
     state, cache = store.state, store.cache
     record = state.folder(rel)
     if record is None or record.generation != cache.generation():
         return {}
-    before = state.folder_hashes(rel)
-    return {i: before[line] for i, line in enumerate(lines) if line in before}
+    return state.folder_hashes(rel)
 
 
 def _hash_and_store(

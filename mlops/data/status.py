@@ -91,7 +91,7 @@ def _status_of(
         # Unchanged stats since the folder last matched its snapshot: nothing to read. Only
         # a big folder is worth worker processes (its pointer says how many files it had).
         workers = jobs if target.pointer.files >= SHARE_MIN_FILES else 1
-        stats = fingerprint(scan_lines(path, workers))
+        stats = fingerprint(scan_lines(path, workers).lines)
         if store.state.folder(rel) == FolderRecord(stats, oid, generation):
             return DataStatus(rel, pointer_rel, "unchanged", "ok")
         files = scan_folder(path)  # each file's stat, for hashing what changed

@@ -6,12 +6,13 @@ import contextlib
 import os
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+    import tempfile  # here: its import (random, hashlib) costs more than a status takes to run
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -49,6 +50,8 @@ def make_writable(path: Path | str) -> None:
 
 def make_private_copy(path: Path) -> None:
     """Replace ``path`` (a link into the cache, say) by a writable copy of its bytes, atomically."""
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

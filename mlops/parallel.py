@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -41,6 +40,9 @@ def parallel_map(
 
     def run_chunk(chunk: Sequence[T]) -> list[R]:
         return [fn(item) for item in chunk]
+
+    # Imported here: it brings in logging, which commands that run no pool do not need.
+    from concurrent.futures import ThreadPoolExecutor
 
     results = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -257,7 +257,8 @@ def test_status_does_not_import_heavy_libraries(repo: Path) -> None:
         "import sys\nfrom mlops.cli import main\nsys.argv=['mlops','status']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy=('pandas','sklearn','git','fsspec','numpy','rich','yaml',\n"
-        "       'mlops.pipeline.schema','mlops.cli.pipeline','mlops.cli.registry')\n"
+        "       'mlops.pipeline.schema','mlops.cli.pipeline','mlops.cli.registry',\n"
+        "       'tempfile','concurrent.futures','logging')\n"
         "print('HEAVY', [m for m in heavy if m in sys.modules])\n"
     )
     import subprocess

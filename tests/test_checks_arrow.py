@@ -275,6 +275,32 @@ def test_csv_read_in_ranges_is_the_whole_read(tmp_path: Path, name: str, body: s
         assert pa.types.is_null(ranged.schema.field("k").type) is False
 
 
+def test_tables_come_with_one_chunk_per_column(tmp_path: Path) -> None:
+    """Files read in several pieces (row groups, CSV blocks) give one chunk per column,
+    with the same values, the planned columns only."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlops.checks.files import read_table
+
+    rows = 100_000
+    expected = pa.table(
+        {"id": pa.array(range(rows)), "city": pa.array([f"c{i % 3}" for i in range(rows)])}
+    )
+    pq.write_table(expected, tmp_path / "t.parquet", row_group_size=rows // 4)
+    # About 1.5 MiB: more than one of pyarrow's 1 MiB blocks.
+    body = "".join(f"{i},c{i % 3},{'x' * 5}\n" for i in range(rows))
+    (tmp_path / "t.csv").write_text("id,city,pad\n" + body)
+    assert pq.read_table(tmp_path / "t.parquet").column("id").num_chunks == 4
+    for name in ("t.parquet", "t.csv"):
+        for columns in (None, frozenset({"id", "city"})):
+            data = read_table(tmp_path / name, name, "data", columns)
+            table = data.table.select(["id", "city"])
+            assert [c.num_chunks for c in data.table.columns] == [1] * data.table.num_columns
+            assert data.table.num_columns == (3 if columns is None and name == "t.csv" else 2)
+            assert table.equals(expected), name
+
+
 def test_big_csv_checks_read_in_ranges(project: Path) -> None:
     """A file past the range size goes through the ranged read, end to end."""
     from mlops.checks.files import CSV_RANGE_BYTES

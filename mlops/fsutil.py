@@ -11,7 +11,7 @@ from pathlib import Path
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    import tempfile  # here: its import (random, hashlib) costs more than a status takes to run
+    import tempfile  # here: commands that write nothing (status) skip its imports
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -121,7 +121,7 @@ def scan_lines(folder: Path, jobs: int | None = None, links: bool = False) -> Li
     What ``status`` needs to see that a folder is unchanged, and ``add`` to see which
     files changed since it last stored the folder. With ``jobs`` other than 1, the
     subfolders are scanned in worker processes (see ``map_shares``), which send back
-    strings: a stat result pickles twenty times slower. ``single_link`` is filled only
+    strings: a stat result pickles dozens of times slower. ``single_link`` is filled only
     with ``links``.
     """
     with os.scandir(folder) as listing:

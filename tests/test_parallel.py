@@ -83,7 +83,9 @@ def test_when_this_share_fails_the_others_are_stopped(tmp_path: Path) -> None:
             while len(list(tmp_path.glob("pid-*"))) < 2:  # both children are running
                 time.sleep(0.01)
             raise ValueError("first share failed")
-        (tmp_path / f"pid-{items[0]}").write_text(str(os.getpid()))
+        # Renamed into place: a child killed while writing must not leave an empty pid file.
+        (tmp_path / f"tmp-{items[0]}").write_text(str(os.getpid()))
+        os.replace(tmp_path / f"tmp-{items[0]}", tmp_path / f"pid-{items[0]}")
         time.sleep(30)  # killed long before
         return list(items)
 

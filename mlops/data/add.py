@@ -7,26 +7,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops.data.workspace import (
+    FolderScan,
     ScannedFile,
     Store,
     find_targets,
     fingerprint,
     open_store,
-    parse_stat_line,
     scan_folder,
     scan_lines,
-    stat_line,
-    stat_lines,
+    split_scan,
 )
 from mlops.errors import InputError
 from mlops.fsutil import atomic_write_text
 from mlops.gitutil import tracked_paths
 from mlops.parallel import Progress
 from mlops.repo import MLOPS_DIR, Repo, repo_lock
-from mlops.storage.cache import is_executable
 from mlops.storage.hashing import DIR_SUFFIX, MMAP_THRESHOLD
 from mlops.storage.links import SHARED
-from mlops.storage.manifest import Entry, build_manifest
+from mlops.storage.manifest import build_manifest
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
 from mlops.storage.state import FolderRecord
 
@@ -128,9 +126,7 @@ def snapshot(
     rel = store.repo.relpath(path)
     folder = _scan_for_add(store, path, rel, jobs)
     oids, stored, replaced = _hash_and_store(store, folder.files, folder.unchanged, jobs, progress)
-    # The files looked at take their places among the entries known from before.
-    looked_at = iter(zip(folder.files, oids, strict=True))
-    entries = [entry or _entry(*next(looked_at)) for entry in folder.entries]
+    entries = folder.completed(oids)
     manifest = build_manifest(entries)
     cache = store.cache
     oid = cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
@@ -140,50 +136,18 @@ def snapshot(
     return Pointer(path.name, oid, manifest.size, len(manifest.entries)), stored
 
 
-def _entry(f: ScannedFile, oid: str) -> Entry:
-    return Entry(f.relpath, oid, f.st.st_size, is_executable(f.st))
-
-
-@dataclass
-class _FolderScan:
-    """A folder about to be stored: what is known of each file, and what to look at."""
-
-    lines: list[str]  # every file's stat line, in scan order
-    entries: list[Entry | None]  # known unchanged and in place; None: one of ``files``
-    files: list[ScannedFile]  # the files to look at (hash, store, link), in scan order
-    unchanged: dict[int, str]  # index in ``files`` -> hash, of those known unchanged
-
-
-def _scan_for_add(store: Store, path: Path, rel: str, jobs: int | None) -> _FolderScan:
+def _scan_for_add(store: Store, path: Path, rel: str, jobs: int | None) -> FolderScan:
     """Scan folder ``path`` (``rel`` in the repository) for ``snapshot``.
 
     When it was stored before, only its stat lines are scanned, in worker processes
-    for a big folder (``scan_lines``): a file whose line is as then holds the same
-    content, and only the others are looked at, with a stat of their own here.
+    for a big folder (``scan_lines``), and only the files whose line changed are
+    looked at (``split_scan``).
     """
     kind = store.linker.chosen
     before = _last_hashes(store, rel)
     if not before or kind == "symlink":  # symlinks: every file's link is checked anyway
-        files = scan_folder(path)
-        return _FolderScan(stat_lines(files), [None] * len(files), files, {})
-    scan = scan_lines(path, jobs, links=kind == "hardlink")
-    folder = _FolderScan(scan.lines, [], [], {})
-    top = str(path)
-    for i, line in enumerate(scan.lines):
-        relpath, size = parse_stat_line(line)
-        oid = before.get(line)
-        # A hardlinked file with one link no longer shares the cache's inode: relinked.
-        if oid is not None and relpath not in scan.single_link:
-            folder.entries.append(Entry(relpath, oid, size, relpath in scan.executable))
-            continue
-        abspath = f"{top}/{relpath}"
-        st = os.stat(abspath)
-        folder.lines[i] = stat_line(relpath, st)
-        if oid is not None and folder.lines[i] == line:
-            folder.unchanged[len(folder.files)] = oid
-        folder.files.append(ScannedFile(relpath, abspath, st))
-        folder.entries.append(None)
-    return folder
+        return FolderScan.of_files(scan_folder(path))
+    return split_scan(path, scan_lines(path, jobs, links=kind == "hardlink"), before)
 
 
 def _last_hashes(store: Store, rel: str) -> dict[str, str]:

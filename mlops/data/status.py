@@ -12,9 +12,8 @@ from mlops.data.workspace import (
     hash_files,
     load_manifest,
     open_store,
-    scan_folder,
     scan_lines,
-    stat_lines,
+    split_scan,
 )
 from mlops.errors import CacheError
 from mlops.parallel import Progress
@@ -86,34 +85,37 @@ def _status_of(
         workspace = "unchanged" if store.state.hash(str(path)) == oid else "modified"
         return DataStatus(rel, pointer_rel, workspace, cache_state, missing_objects=missing)
     generation = cache.generation()
-    files = None
+    folder = None
     if path.is_dir():
         # Unchanged stats since the folder last matched its snapshot: nothing to read. Only
         # a big folder is worth worker processes (its pointer says how many files it had).
         workers = jobs if target.pointer.files >= SHARE_MIN_FILES else 1
-        stats = fingerprint(scan_lines(path, workers).lines)
-        if store.state.folder(rel) == FolderRecord(stats, oid, generation):
+        scan = scan_lines(path, workers)
+        record = store.state.folder(rel)
+        if record == FolderRecord(fingerprint(scan.lines), oid, generation):
             return DataStatus(rel, pointer_rel, "unchanged", "ok")
-        files = scan_folder(path)  # each file's stat, for hashing what changed
-    lines = stat_lines(files) if files is not None else []
-    stats = fingerprint(lines)
+        # Files whose stat line is as at the last snapshot keep their hash; the others
+        # are hashed (through the state cache).
+        before = store.state.folder_hashes(rel) if record is not None else {}
+        folder = split_scan(path, scan, before)
     try:
         manifest = load_manifest(cache, oid, rel)
     except CacheError:
-        workspace = "unknown" if files is not None else "missing"
+        workspace = "unknown" if folder is not None else "missing"
         return DataStatus(rel, pointer_rel, workspace, "missing", missing_objects=1)
     oids = {e.oid for e in manifest.entries}
     missing = len(oids - cache.existing(oids))
     cache_state = "missing" if missing else "ok"
-    if files is None:
+    if folder is None:
         return DataStatus(rel, pointer_rel, "missing", cache_state, missing_objects=missing)
-    entries = hash_files(store, files, jobs, progress)
+    hashed = hash_files(store, folder.files, jobs, progress)
+    entries = folder.completed([e.oid for e in hashed])
     have = {e.path: e for e in entries}
     added, modified, deleted = _compare(manifest.by_path(), have)
     workspace = "modified" if added or modified or deleted else "unchanged"
     if workspace == "unchanged" and not missing and generation:
-        record = FolderRecord(stats, oid, generation)
-        store.state.put_folder(rel, record, lines, [e.oid for e in entries])
+        record = FolderRecord(fingerprint(folder.lines), oid, generation)
+        store.state.put_folder(rel, record, folder.lines, [e.oid for e in entries])
     return DataStatus(rel, pointer_rel, workspace, cache_state, added, modified, deleted, missing)
 
 

@@ -102,7 +102,7 @@ def scan_folder(folder: Path) -> list[ScannedFile]:
 
 def stat_lines(files: list[ScannedFile]) -> list[str]:
     """A line per file of its path, inode, mtime and size: an equal line, an unchanged file."""
-    return [stat_line(f.relpath, f.st) for f in files]
+    return [_stat_line(f.relpath, f.st) for f in files]
 
 
 class LineScan(NamedTuple):
@@ -169,13 +169,55 @@ class _LineVisitor:
             self.result.executable.add(relpath)
         if self._links and st.st_nlink == 1:
             self.result.single_link.add(relpath)
-        return stat_line(relpath, st)
+        return _stat_line(relpath, st)
 
 
-def parse_stat_line(line: str) -> tuple[str, int]:
-    """The relative path and size in a stat line."""
-    relpath, _, _, size = line.split("\0")
-    return relpath, int(size)
+@dataclass
+class FolderScan:
+    """A scanned folder: the entries known from its last snapshot, and the files to
+    look at (hash, and for ``add`` store and link)."""
+
+    lines: list[str]  # every file's stat line, in scan order
+    entries: list[Entry | None]  # known unchanged (and in place); None: one of ``files``
+    files: list[ScannedFile]  # the files to look at, in scan order
+    unchanged: dict[int, str]  # index in ``files`` -> hash, of those known unchanged
+
+    @classmethod
+    def of_files(cls, files: list[ScannedFile]) -> FolderScan:
+        """Every file to be looked at, nothing known."""
+        return cls(stat_lines(files), [None] * len(files), files, {})
+
+    def completed(self, oids: list[str]) -> list[Entry]:
+        """Every file's entry, in scan order, given the hashes of ``files``."""
+        looked_at = iter(zip(self.files, oids, strict=True))
+        return [entry or _entry(*next(looked_at)) for entry in self.entries]
+
+
+def split_scan(folder: Path, scan: LineScan, before: dict[str, str]) -> FolderScan:
+    """``scan`` of ``folder`` split by ``before`` (stat line -> hash at the folder's last
+    snapshot): a file whose line is as then holds that content; the others get a stat
+    of their own here, to be looked at. A file in ``scan.single_link`` is looked at
+    too (with hardlinks, it no longer shares the cache's inode: relinked)."""
+    result = FolderScan(scan.lines, [], [], {})
+    top = str(folder)
+    for i, line in enumerate(scan.lines):
+        relpath, _, _, size = line.split("\0")
+        oid = before.get(line)
+        if oid is not None and relpath not in scan.single_link:
+            result.entries.append(Entry(relpath, oid, int(size), relpath in scan.executable))
+            continue
+        abspath = f"{top}/{relpath}"
+        st = os.stat(abspath)
+        result.lines[i] = _stat_line(relpath, st)
+        if oid is not None and result.lines[i] == line:
+            result.unchanged[len(result.files)] = oid
+        result.files.append(ScannedFile(relpath, abspath, st))
+        result.entries.append(None)
+    return result
+
+
+def _entry(f: ScannedFile, oid: str) -> Entry:
+    return Entry(f.relpath, oid, f.st.st_size, is_executable(f.st))
 
 
 def _walk(stack: list[tuple[str, str]], visit: Callable[[str, os.DirEntry[str]], T]) -> list[T]:
@@ -199,8 +241,7 @@ def _scanned_file(relpath: str, entry: os.DirEntry[str]) -> ScannedFile:
     return ScannedFile(relpath, entry.path, entry.stat())
 
 
-def stat_line(relpath: str, st: os.stat_result) -> str:
-    """A file's path, inode, mtime and size, in one line (see ``stat_lines``)."""
+def _stat_line(relpath: str, st: os.stat_result) -> str:
     return f"{relpath}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}"
 
 
@@ -238,10 +279,7 @@ def hash_files(
             lambda f: state.hash_unknown(f.abspath, f.st), unknown, jobs, progress, "hashing"
         )
     )
-    return [
-        Entry(item.relpath, oid or next(hashed), item.st.st_size, is_executable(item.st))
-        for item, oid in zip(files, known, strict=True)
-    ]
+    return [_entry(item, oid or next(hashed)) for item, oid in zip(files, known, strict=True)]
 
 
 def load_manifest(cache: Cache, oid: str, where: str) -> Manifest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -261,6 +262,26 @@ def test_subprocess_json_from_a_subfolder(project: Path) -> None:
     proc = run_subprocess(project, "check", "good_model")
     assert proc.returncode == 0, proc.stderr
     assert "5 checks: 5 ok, 0 failed, 0 could not run" in proc.stdout
+
+
+@pytest.mark.parametrize("users_value", [None, "9"])
+def test_commands_see_the_environment_as_the_user_left_it(
+    project: Path, users_value: str | None
+) -> None:
+    """Reading data imports numpy with OpenBLAS's busy-wait turned down; a ``command:``
+    check run after it must not inherit that setting, and a value the user set stays."""
+    _edit(
+        project,
+        "      - rows: {min: 100}\n",
+        "      - rows: {min: 100}\n"
+        "      - command: 'echo \"${OPENBLAS_THREAD_TIMEOUT-unset}\" > seen.txt'\n",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if users_value is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = users_value
+    proc = run_subprocess(project, "check", "clean_training_data", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (project / "seen.txt").read_text().strip() == (users_value or "unset")
 
 
 def test_pre_commit_hook_declared() -> None:

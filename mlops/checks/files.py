@@ -9,6 +9,7 @@ for the checks that need one: ``custom:`` functions and the model checks.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -138,6 +139,7 @@ class DataStore:
         files = [p for p in self.needs if p.is_file() and _format(p) is not None]
         if not files:
             return
+        import_numpy_unspun()
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-read")
@@ -175,6 +177,29 @@ class DataStore:
                     key, f"cannot load model {rel}: {type(exc).__name__}: {exc}"
                 ) from exc
         return self._models[path]
+
+
+# How long OpenBLAS's threads busy-wait for work: 2 ** this many CPU cycles.
+_BLAS_SPIN = "OPENBLAS_THREAD_TIMEOUT"
+
+
+def import_numpy_unspun() -> None:
+    """Import numpy (pyarrow imports it) with its OpenBLAS threads told not to busy-wait.
+
+    At import, OpenBLAS starts a thread per extra core, and each spins for about 0.1 s
+    (2 ** 28 cycles, by default) before it sleeps: the very time pyarrow's parse wants
+    those cores. Measured on a two-core machine, the spin took about a tenth of the CPU
+    time of a ``mlops check`` run. OpenBLAS reads the setting once, at load, so it is
+    set only for numpy's import and then taken back: commands started later (stages,
+    ``command:`` checks) inherit the environment as it was. A value the user set wins.
+    """
+    if "numpy" in sys.modules or _BLAS_SPIN in os.environ:
+        return
+    os.environ[_BLAS_SPIN] = "4"  # OpenBLAS's least
+    try:
+        import numpy  # noqa: F401
+    finally:
+        del os.environ[_BLAS_SPIN]
 
 
 def read_table(

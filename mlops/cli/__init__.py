@@ -8,6 +8,7 @@ unknown name), so every command starts quickly.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import Any
@@ -50,4 +51,12 @@ def main() -> None:
 
         # Big files start hashing now, while typer and the command load.
         hash_early(arg for arg in argv[argv.index("add") + 1 :] if not arg.startswith("-"))
-    load_app(argv)(prog_name="mlops")
+    try:
+        load_app(argv)(prog_name="mlops")
+    finally:
+        # Interpreter shutdown runs the cyclic garbage collector over every object left,
+        # which after numpy and pyarrow are loaded took about 40 ms of a 0.7 s check run
+        # (measured). Frozen objects are skipped; what it forgoes is running finalizers
+        # of objects caught in reference cycles, which Python never promises at exit.
+        # atexit handlers still run.
+        gc.freeze()

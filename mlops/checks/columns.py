@@ -84,6 +84,31 @@ def _bits(buffer: Any, offset: int, length: int) -> Any:
     return np.unpackbits(packed, count=offset + length, bitorder="little")[offset:].view(bool)
 
 
+def storage_dtype(typ: Any) -> Any:
+    """The numpy dtype of a numeric, boolean or temporal arrow type's values (temporal:
+    their integer storage)."""
+    import numpy as np
+    import pyarrow as pa
+
+    width = typ.bit_width // 8
+    if pa.types.is_boolean(typ):
+        return np.dtype(bool)
+    if pa.types.is_floating(typ):
+        return np.dtype(f"f{width}")
+    if pa.types.is_unsigned_integer(typ):
+        return np.dtype(f"u{width}")
+    return np.dtype(f"i{width}")
+
+
+def null_mask(chunk: Any) -> Any:
+    """A numpy mask of the null slots of a (non-chunked) arrow array."""
+    import numpy as np
+
+    if not chunk.null_count:
+        return np.zeros(len(chunk), dtype=bool)
+    return ~_bits(chunk.buffers()[0], chunk.offset, len(chunk))
+
+
 def to_numpy(array: Any, raw: bool = False) -> Any:
     """A numeric or boolean arrow array (chunked or not) as one numpy array.
 
@@ -93,18 +118,8 @@ def to_numpy(array: Any, raw: bool = False) -> Any:
     integer storage, which orders as they do.
     """
     import numpy as np
-    import pyarrow as pa
 
-    typ = array.type
-    width = typ.bit_width // 8
-    if pa.types.is_boolean(typ):
-        dtype = np.dtype(bool)
-    elif pa.types.is_floating(typ):
-        dtype = np.dtype(f"f{width}")
-    elif pa.types.is_unsigned_integer(typ):
-        dtype = np.dtype(f"u{width}")
-    else:
-        dtype = np.dtype(f"i{width}")
+    dtype = storage_dtype(array.type)
     nulls = bool(array.null_count) and not raw
     out = np.dtype(np.float64) if nulls and dtype.kind in "iu" else dtype
     parts = []
@@ -137,11 +152,7 @@ def missing(column: Any) -> Any:
         return np.zeros(len(column), dtype=bool)
     if pa.types.is_null(column.type):
         return np.ones(len(column), dtype=bool)
-    parts = [
-        ~_bits(c.buffers()[0], c.offset, len(c)) if c.null_count else np.zeros(len(c), dtype=bool)
-        for c in _chunks(column)
-    ]
-    return np.concatenate(parts)
+    return np.concatenate([null_mask(c) for c in _chunks(column)])
 
 
 def missing_count(column: Any) -> int:

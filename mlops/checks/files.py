@@ -442,8 +442,11 @@ class _Gathered:
                 for row, mask in self.nulls[i]:
                     valid[row : row + len(mask)] = ~mask
                 validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
-            values = pa.py_buffer(self.values[i][: self.rows])
-            columns.append(pa.Array.from_buffers(field.type, self.rows, [validity, values]))
+            values = self.values[i][: self.rows]
+            values.flags.writeable = False  # as arrow's own buffers are
+            columns.append(
+                pa.Array.from_buffers(field.type, self.rows, [validity, pa.py_buffer(values)])
+            )
         return pa.Table.from_arrays(columns, schema=self.schema)
 
 

@@ -442,11 +442,11 @@ class _Gathered:
                 for row, mask in self.nulls[i]:
                     valid[row : row + len(mask)] = ~mask
                 validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
-            values = self.values[i][: self.rows]
-            values.flags.writeable = False  # as arrow's own buffers are
-            columns.append(
-                pa.Array.from_buffers(field.type, self.rows, [validity, pa.py_buffer(values)])
-            )
+            # Left writable, unlike arrow's own buffers: numpy's bincount, which most
+            # checks use, copies a read-only input first (20 ms on a million rows, here).
+            # The checks only read a column's values.
+            values = pa.py_buffer(self.values[i][: self.rows])
+            columns.append(pa.Array.from_buffers(field.type, self.rows, [validity, values]))
         return pa.Table.from_arrays(columns, schema=self.schema)
 
 

@@ -300,7 +300,7 @@ def _csv_plan(path: Path, columns: frozenset[str] | None) -> _CsvPlan | None:
 
 # Plain CSV files from twice this size on are parsed in ranges of about this size.
 # Smaller ranges need less memory at once: on the benchmark's file, 8 MiB rather than 16
-# left about 20 MB less resident after the parse, and ran 5-7% faster (A/B, 20 rounds).
+# left about 20 MB less resident after the parse, and ran 6-9% faster (A/B, 20 rounds).
 CSV_RANGE_BYTES = 8 << 20
 # pandas' default missing-value markers are pyarrow's plus these two.
 _MORE_NULLS = ("<NA>", "None")

@@ -133,8 +133,8 @@ def to_numpy(array: Any, raw: bool = False) -> Any:
         else:
             values = np.frombuffer(buffers[1], dtype=dtype, count=offset + length)[offset:]
         if nulls and chunk.null_count:
-            values = values.astype(out)  # a copy: arrow's buffers are read-only
-            values[~_bits(buffers[0], offset, length)] = False if dtype.kind == "b" else np.nan
+            values = values.astype(out)  # a copy: the table's own values stay untouched
+            values[null_mask(chunk)] = False if dtype.kind == "b" else np.nan
         parts.append(values)
     if len(parts) == 1:
         return parts[0].astype(out, copy=False)

@@ -202,7 +202,7 @@ def _offsets(values: Any, gone: Any) -> tuple[Any, Any] | None:
     if hi - lo > _SPAN:
         return None
     if lo == 0 and not some_gone and values.dtype == np.int64:
-        found = values  # the codes already (arrow's read-only buffer: codes are only read)
+        found = values  # the codes already (the table's own buffer: codes are only read)
     else:
         found = (values - values.dtype.type(lo)).astype(np.int64, copy=False)
         found[gone] = -1

@@ -284,6 +284,26 @@ def test_commands_see_the_environment_as_the_user_left_it(
     assert (project / "seen.txt").read_text().strip() == (users_value or "unset")
 
 
+def test_names_and_values_are_shown_as_they_are(git_repo: Path) -> None:
+    """Brackets and colons in a file's names and values are not read as rich markup or
+    emoji codes: shown unchanged, and a stray ``[/]`` does not break the table."""
+    (git_repo / "tags.csv").write_text("[note],tag\n1,[/]\n2,:warning:\n3,[red]x\n4,ok\n")
+    (git_repo / "mlops.yaml").write_text(
+        "checks:\n"
+        "  tags[1]:\n"
+        "    data: tags.csv\n"
+        "    expect:\n"
+        "      - not_null: ['[note]']\n"
+        "      - allowed: {tag: [ok]}\n"
+    )
+    result = run_cli(git_repo, "check", "tags[1]")
+    assert result.exit_code == 1, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if "tags[1]" in line]
+    assert any("[note]" in row and "pass" in row for row in rows), result.stdout
+    assert any("[/]" in row and ":warning:" in row and "[red]x" in row for row in rows)
+    assert "FAIL tags[1] > allowed > tag: 3 values of 'tag' not allowed" in result.stdout
+
+
 def test_pre_commit_hook_declared() -> None:
     hooks = yaml.safe_load((REPO_ROOT / ".pre-commit-hooks.yaml").read_text())
     assert isinstance(hooks, list)

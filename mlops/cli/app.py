@@ -89,10 +89,22 @@ def echo(message: str = "", err: bool = False) -> None:
 
 
 def console(stderr: bool = False) -> Any:
-    """A rich console, created on first use so that start-up stays light."""
+    """A rich console, created on first use so that start-up stays light.
+
+    Text is printed as it is: what we print holds names and values from the user's
+    files, where rich's markup (``[red]``, ``[/]``) or emoji codes (``:warning:``)
+    would be changed, or fail to render. Styles are given with ``styled``.
+    """
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+def styled(text: str, style: str) -> Any:
+    """``text`` shown in ``style`` (a rich style such as ``"bold red"``) by ``console()``."""
+    from rich.text import Text
+
+    return Text(text, style=style)
 
 
 def progress_enabled() -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from mlops.cli.app import Options, app, console, echo, emit_json
+from mlops.cli.app import Options, app, console, echo, emit_json, styled
 
 
 @app.command()
@@ -56,7 +56,7 @@ def _render(report: Any) -> None:
                 r.suite,
                 r.check,
                 r.column or "",
-                f"[{style[r.status]}]{r.status}[/]",
+                styled(r.status, style[r.status]),
                 _show(r.observed),
                 r.expected,
             )

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from mlops.cli.app import Options, app, console, echo, emit_json
+from mlops.cli.app import Options, app, console, echo, emit_json, styled
 
 monitor_app = typer.Typer(
     help="Score a batch against the production model for drift and live metrics (exit 1 on "
@@ -78,7 +78,7 @@ def history(
             r.record_id[:12],
             f"{r.model}:{r.version}",
             r.batch_path,
-            "[green]healthy[/]" if r.healthy else "[bold red]alert[/]",
+            styled("healthy", "green") if r.healthy else styled("alert", "bold red"),
             drifted,
             metrics or "-",
             _episode(r.links),
@@ -133,7 +133,6 @@ def _render(result: Any) -> None:
     table = Table("feature", "kind", "test", "statistic", "p-value", "PSI", "drifted")
     features = list(drift["features"]) + ([drift["prediction"]] if drift["prediction"] else [])
     for f in features:
-        style = "bold red" if f["drifted"] else ""
         table.add_row(
             f["name"],
             f["kind"],
@@ -141,7 +140,7 @@ def _render(result: Any) -> None:
             _number(f["statistic"]),
             _number(f["pvalue"]),
             _number(f["psi"]),
-            f"[{style}]yes ({', '.join(f['reasons'])})[/]" if f["drifted"] else "no",
+            styled(f"yes ({', '.join(f['reasons'])})", "bold red") if f["drifted"] else "no",
         )
     _print(table)
     if record.metrics:
@@ -191,10 +190,10 @@ def _render_episode(episode: str, retrain: Mapping[str, Any], record: Any) -> No
         echo(f"  {data['rows_added']} rows of the batch {verb} {data['path']}")
 
 
-def _holds(value: float, limit: tuple[str, float]) -> str:
+def _holds(value: float, limit: tuple[str, float]) -> Any:
     op, bound = limit
     ok = value >= bound if op == ">=" else value <= bound
-    return "[green]yes[/]" if ok else "[bold red]no[/]"
+    return styled("yes", "green") if ok else styled("no", "bold red")
 
 
 def _number(value: float | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from checks_fixtures import data_project, write
+from conftest import run_cli
 
 from mlops.checks import CheckResult, check_frame, load_suites, run_suites
 from mlops.checks import columns as col
@@ -340,3 +342,28 @@ def test_big_csv_checks_read_in_ranges(project: Path) -> None:
         "data/big.csv",
     )
     assert [r.status for r in results] == ["pass"] * 4, results
+
+
+def test_regex_unicode_classes_match_as_pandas(git_repo: Path) -> None:
+    import pandas as pd
+
+    # RE2's \w, \d and \b know ASCII only; Python's re, which pandas uses, knows Unicode.
+    write(git_repo, "data/t.csv", "name,code\nJosé,١٢٣\n日本,42\nx y,7a\nünï cödé,9\n")
+    write(
+        git_repo,
+        "mlops.yaml",
+        r"""
+        checks:
+          s:
+            data: data/t.csv
+            expect:
+              - regex: {name: '\w+(\b \w+)?', code: '\d+'}
+        """,
+    )
+    result = run_cli(git_repo, "check", "s", "--json")
+    assert result.exit_code == 1  # '7a' is no number
+    frame = pd.read_csv(git_repo / "data/t.csv", dtype=str)
+    patterns = {"name": r"\w+(\b \w+)?", "code": r"\d+"}
+    for check in json.loads(result.stdout)["suites"][0]["results"]:
+        wrong = frame.index[~frame[check["column"]].str.fullmatch(patterns[check["column"]])]
+        assert [e["row"] for e in check["examples"]] == list(wrong), check

@@ -9,6 +9,7 @@ nulls and, in float columns, NaN (as pandas counts them).
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -320,13 +321,15 @@ def regex_one(data: Data, item: tuple[str, str], ctx: Context) -> Outcome:
     text = col.decoded(array)
     if not col.is_text(text.type):
         text = text.cast(pa.string())  # numbers are matched by their text
-    try:
-        # RE2, as pandas uses for arrow-backed text; nulls give null, read as False.
-        anchored = col.regex_options(f"^(?:{pattern})$")
-        ok = col.to_numpy(col.compute("match_substring_regex", text, options=anchored))
-    except pa.ArrowInvalid:  # a pattern RE2 does not support (lookaround...): Python's re
-        import re
-
+    ok = None
+    if not _re2_differs(pattern, text):
+        try:
+            # RE2, as pandas uses for arrow-backed text; nulls give null, read as False.
+            anchored = col.regex_options(f"^(?:{pattern})$")
+            ok = col.to_numpy(col.compute("match_substring_regex", text, options=anchored))
+        except pa.ArrowInvalid:
+            pass  # a pattern RE2 does not support (lookaround...)
+    if ok is None:  # Python's re
         compiled = re.compile(pattern)
         ok = np.array(
             [v is None or compiled.fullmatch(v) is not None for v in text.to_pylist()], dtype=bool
@@ -347,6 +350,21 @@ def regex_one(data: Data, item: tuple[str, str], ctx: Context) -> Outcome:
         failing,
         examples,
     )
+
+
+# RE2's \w, \d and \b (and their negations) know ASCII only, and its \s misses some
+# whitespace (\v); Python's re, which pandas falls back to in these cases, knows Unicode.
+_ASCII_CLASSES = re.compile(r"\\[wWdDbB]")
+_SPACE_CLASSES = re.compile(r"\\[sS]")
+
+
+def _re2_differs(pattern: str, text: Any) -> bool:
+    """Whether RE2 may judge ``text`` differently from Python's ``re`` for ``pattern``."""
+    if _SPACE_CLASSES.search(pattern):
+        return True
+    if not _ASCII_CLASSES.search(pattern):
+        return False
+    return col.compute("all", col.compute("string_is_ascii", text)).as_py() is not True
 
 
 def class_balance_one(

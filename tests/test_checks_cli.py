@@ -322,3 +322,38 @@ def test_help_text() -> None:
     assert result.exit_code == 0
     for option in ("--stage", "--all", "--json", "--junit"):
         assert option in result.stdout
+
+
+def test_command_output_with_control_and_non_utf8_bytes(git_repo: Path) -> None:
+    """A command's coloured or binary output still makes a failure (not an error) with its
+    last lines, and a JUnit file that XML parsers accept."""
+    (git_repo / "mlops.yaml").write_text(
+        "checks:\n"
+        "  tools:\n"
+        "    expect:\n"
+        "      - command: \"printf '\\\\033[31mred\\\\033[0m\\\\n'; exit 1\"\n"
+        "      - command: \"printf 'bad \\\\377 byte\\\\n'; exit 2\"\n"
+    )
+    result = run_cli(git_repo, "check", "tools", "--junit", "checks.xml")
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "2 failed, 0 could not run" in result.stdout and result.stderr == ""
+    cases = list(ET.parse(git_repo / "checks.xml").getroot().iter("testcase"))
+    messages = [case.find("failure").get("message") for case in cases]  # type: ignore[union-attr]
+    assert "exited with 1" in messages[0] and "red" in messages[0]
+    assert "exited with 2" in messages[1] and "byte" in messages[1]
+
+
+def test_junit_file_that_cannot_be_written(git_repo: Path) -> None:
+    """--junit naming a folder or a path under a file: one clear error, exit 1, the report
+    still shown."""
+    (git_repo / "mlops.yaml").write_text("checks:\n  ok:\n    expect:\n      - command: 'true'\n")
+    (git_repo / "reports").mkdir()
+    (git_repo / "plain").write_text("keep\n")
+    for target in ("reports", "plain/checks.xml"):
+        result = run_cli(git_repo, "check", "ok", "--junit", target)
+        assert result.exit_code == 1, result.stdout + result.stderr
+        assert "1 checks: 1 ok" in result.stdout
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"mlops: error: --junit {target}: "), lines
+    assert (git_repo / "plain").read_text() == "keep\n"
+    assert list((git_repo / "reports").iterdir()) == []

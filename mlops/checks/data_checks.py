@@ -613,6 +613,7 @@ def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",  # any bytes: the output is only shown
         start_new_session=True,
     )
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,4 +161,8 @@ def to_junit(report: ChecksReport) -> str:
                     ]
                 )
     ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    text = ET.tostring(root, encoding="unicode")
+    # ElementTree writes control characters (a command's colour codes...) as they are,
+    # which XML 1.0 forbids even escaped: parsers would reject the whole file.
+    text = re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]", "", text)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n"

@@ -26,16 +26,20 @@ def check(
     if not (suites or stage or all_suites):
         raise typer.BadParameter("name suites to run, or use --stage STAGE or --all")
     from mlops.checks import run_checks, to_junit
+    from mlops.errors import InputError
     from mlops.fsutil import atomic_write_text
     from mlops.repo import find_git_root
 
     report = run_checks(find_git_root(), suites or (), stage, all_suites)
-    if junit is not None:
-        atomic_write_text(junit, to_junit(report))
     if json:
         emit_json(report.to_dict())
     else:
         _render(report)
+    if junit is not None:  # after the report: a path that cannot be written loses nothing
+        try:
+            atomic_write_text(junit, to_junit(report))
+        except OSError as exc:
+            raise InputError(f"--junit {junit}: cannot write: {exc.strerror or exc}") from exc
     if not report.passed:
         raise typer.Exit(1)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from checks_fixtures import data_project, train_frame, write
+from conftest import run_cli
 
 from mlops.checks import CheckResult, load_suites, run_suites
 from mlops.checks.files import DataStore, plan_reads
@@ -349,3 +350,30 @@ def test_csv_pyarrow_cannot_parse_falls_back_to_pandas(tmp_path: Path) -> None:
     with pytest.raises(CheckError) as info:
         store.table("ragged.csv", "data")
     assert str(info.value).startswith("cannot read ragged.csv: ParserError: Error tokenizing data")
+
+
+def test_json_file_holding_an_array_of_records(project: Path) -> None:
+    """A .json file as ``DataFrame.to_json(orient="records")`` writes it (one array, not
+    JSON lines) is read as pandas.read_json reads it: its records are the rows."""
+    import pandas as pd
+
+    frame = train_frame()
+    frame.loc[3, "age"] = None
+    frame.to_json(project / "data/train.json", orient="records")
+    write(
+        project,
+        "mlops.yaml",
+        """\
+        checks:
+          s:
+            data: data/train.json
+            expect:
+              - not_null: [age]
+              - rows: {min: 1}
+        """,
+    )
+    result = run_cli(project, "check", "s", "--json")
+    not_null, rows = json.loads(result.stdout)["suites"][0]["results"]
+    expected = pd.read_json(project / "data/train.json")
+    assert rows["observed"] == len(expected)
+    assert [e["row"] for e in not_null["examples"]] == list(expected.index[expected.age.isna()])

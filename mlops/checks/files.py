@@ -494,6 +494,12 @@ def _read_jsonl(path: Path) -> _Loaded:
     import pyarrow as pa
     import pyarrow.json as pjson
 
+    if path.name.lower().endswith(".json") and _holds_array(path):
+        import pandas as pd
+
+        # One array of records (as DataFrame.to_json(orient="records") writes), not lines.
+        frame = pd.read_json(path, orient="records")
+        return to_arrow(frame), tuple(map(str, frame.columns)), frame
     try:
         table = pjson.read_json(path)
         return table, tuple(table.column_names), None
@@ -503,3 +509,10 @@ def _read_jsonl(path: Path) -> _Loaded:
 
     frame = pd.read_json(path, lines=True)
     return to_arrow(frame), tuple(map(str, frame.columns)), frame
+
+
+def _holds_array(path: Path) -> bool:
+    """Whether the JSON file ``path`` starts with ``[`` (after a BOM and white space)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")

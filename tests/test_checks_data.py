@@ -377,3 +377,15 @@ def test_json_file_holding_an_array_of_records(project: Path) -> None:
     expected = pd.read_json(project / "data/train.json")
     assert rows["observed"] == len(expected)
     assert [e["row"] for e in not_null["examples"]] == list(expected.index[expected.age.isna()])
+
+
+def test_a_column_name_the_file_repeats_is_an_error(git_repo: Path) -> None:
+    """With two columns named 'x', a check on 'x' must not quietly look at one of them."""
+    write(git_repo, "data/t.csv", "id,x,x\n1,2,\n2,2,3\n")
+    write(git_repo, "mlops.yaml", "checks:\n  s: {data: data/t.csv, expect: [{not_null: [x]}]}\n")
+    result = run_cli(git_repo, "check", "s")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "mlops: error: mlops.yaml:2: suite 's', check 1 (not_null), key 'x': "
+        "column 'x' appears 2 times in data/t.csv; give the columns distinct names"
+    ]

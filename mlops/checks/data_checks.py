@@ -129,8 +129,9 @@ def schema_one(data: Data, item: tuple[str, str], ctx: Context) -> Outcome:
         return Outcome(
             column, FAIL, "missing", typ, f"column {column!r} is missing from {data.shown}", 1
         )
-    dtype = col.type_name(data.table.schema.field(column).type)
-    if _type_matches(data.table.schema.field(column).type, typ):
+    arrow_type = data.column(column).type
+    dtype = col.type_name(arrow_type)
+    if _type_matches(arrow_type, typ):
         return Outcome(column, PASS, dtype, typ)
     return Outcome(
         column, FAIL, dtype, typ, f"column {column!r} has dtype {dtype}, expected {typ}", 1
@@ -599,6 +600,22 @@ def import_function(spec: str, root: Path) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
+# The process groups of the command checks running now. `mlops run` runs checks on
+# worker threads, which Ctrl-C does not reach: it stops them with stop_commands().
+_COMMANDS: set[int] = set()
+
+
+def stop_commands() -> None:
+    """Kill every command check running now, with its children."""
+    import contextlib
+    import os
+    import signal
+
+    for pgid in list(_COMMANDS):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
 def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome]:
     import os
     import signal
@@ -616,6 +633,7 @@ def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome
         errors="replace",  # any bytes: the output is only shown
         start_new_session=True,
     )
+    _COMMANDS.add(proc.pid)
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
@@ -626,6 +644,8 @@ def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome
         os.killpg(proc.pid, signal.SIGKILL)  # Ctrl-C: leave no command running behind us
         proc.wait()
         raise
+    finally:
+        _COMMANDS.discard(proc.pid)
     if proc.returncode == 0:
         return [Outcome(None, PASS, 0, "exit 0")]
     tail = [line for line in output.splitlines() if line.strip()][-3:]

@@ -67,6 +67,12 @@ class Data:
         if name not in self.table.column_names:
             listed = ", ".join(self.columns[:20]) + (", ..." if len(self.columns) > 20 else "")
             raise CheckProblem(name, f"column {name!r} is not in {self.shown} (columns: {listed})")
+        if self.columns.count(name) > 1:  # a reader keeps one of them, or renames the others
+            raise CheckProblem(
+                name,
+                f"column {name!r} appears {self.columns.count(name)} times in {self.shown}; "
+                "give the columns distinct names",
+            )
         return self.table.column(name)
 
 

@@ -132,6 +132,29 @@ def test_failing_after_check_keeps_outputs_out_of_lock_and_registry(repo: Path) 
     assert isinstance(after, dict) and after["after"]["passed"] is False
 
 
+def test_model_that_failed_its_after_checks_cannot_be_promoted_by_hand(repo: Path) -> None:
+    """The model a failed run left in the workspace keeps its failed checks when it is
+    registered by hand, so the promotion gate refuses it."""
+    write_project(repo, floor=0.999)
+    noisy = (repo / "data" / "train.csv").read_text().splitlines()
+    flipped = [noisy[0]] + [
+        line[:-1] + str(1 - int(line[-1])) if i % 4 == 0 else line
+        for i, line in enumerate(noisy[1:])
+    ]
+    (repo / "data" / "train.csv").write_text("\n".join(flipped) + "\n")
+    assert run_cli(repo, "run").exit_code == 1
+    registered = run_cli(repo, "model", "register", "demo", "models/model.joblib", "--json")
+    assert registered.exit_code == 0, registered.stderr
+    shown = json.loads(run_cli(repo, "model", "show", "demo:1", "--json").stdout)
+    assert shown["checks_state"] == "failed"
+    assert shown["run"]["status"] == "failed"
+    refused = run_cli(repo, "model", "promote", "demo", "1", "--to", "production")
+    assert refused.exit_code == 1
+    assert "its after checks failed" in refused.stderr and "accuracy" in refused.stderr
+    listed = json.loads(run_cli(repo, "model", "list", "--json").stdout)
+    assert all(not m.get("aliases") for m in listed)
+
+
 def test_undefined_suite_fails_before_anything_runs(repo: Path) -> None:
     write_project(repo)
     text = (repo / "mlops.yaml").read_text().replace("before: [clean_data]", "before: [nope]")

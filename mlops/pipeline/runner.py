@@ -287,6 +287,7 @@ class _Run:
                 error=outcome.error,
                 tail=outcome.stderr_tail,
                 planned=planned,
+                outs=outcome.outs,  # after checks failed: the record names what they judged
                 checks=outcome.checks,
             )
             if not self.options.keep_going:

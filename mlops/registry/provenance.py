@@ -19,8 +19,9 @@ from mlops.storage.hashing import DIR_SUFFIX
 if TYPE_CHECKING:
     from mlops.pipeline.lock import LockEntry
 
-# Stage statuses whose outputs are the stage's own work (recorded or kept).
-PRODUCED = ("ran", "restored", "skipped")
+# Stage statuses whose outputs are the stage's own work (recorded or kept); a stage that
+# failed its after checks records the outputs they judged, so its failure follows them.
+PRODUCED = ("ran", "restored", "skipped", "failed")
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class RunIndex:
 
     def producer(self, path: str, oid: str) -> Production | None:
         """The newest run stage whose outputs include ``path`` with content ``oid``
-        (itself, or as a file inside an output folder)."""
+        (itself, or as a file inside an output folder), even one that failed its checks."""
         for record in self.records:
             for stage in record.stages:
                 if stage.status in PRODUCED and any(

@@ -104,3 +104,79 @@ def test_second_run_waits_briefly_then_fails_clearly(repo: Path, tmp_path: Path)
     write(repo, "mlops.yaml", LONG.replace("{pid}", str(pid_file)).replace("sleep 60", "true"))
     run_ok(repo)
     assert (repo / "long.txt").read_text() == "done\n"
+
+
+GUARDED = """\
+stages:
+  guarded:
+    cmd: echo ran > ran.txt; cp d.csv out.csv
+    deps: [d.csv]
+    outs: [out.csv]
+    checks:
+      before: [slow]
+checks:
+  slow:
+    data: d.csv
+    expect:
+      - {check}
+"""
+
+
+def _interrupt_during_check(repo: Path, marker: Path, check: str) -> tuple[str, str]:
+    """Run the guarded stage once, change its input, then Ctrl-C `mlops run` while the
+    before check (which writes ``marker`` when it starts) is running."""
+    write(repo, "d.csv", "a\n1\n")
+    write(repo, "mlops.yaml", GUARDED.replace("{check}", "rows: {min: 1}"))
+    run_ok(repo)
+    (repo / "ran.txt").unlink()
+    lock_before = (repo / "mlops.lock").read_bytes()
+    write(repo, "d.csv", "a\n1\n2\n")
+    write(repo, "mlops.yaml", GUARDED.replace("{check}", check))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops", "run"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not (marker.exists() and marker.read_text().strip()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the check did not start"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert (repo / "mlops.lock").read_bytes() == lock_before
+    run = runs_json(repo)[0]
+    assert run["status"] == "interrupted"
+    assert statuses(run) == {"guarded": "interrupted"}
+    return err, marker.read_text()
+
+
+def test_ctrl_c_during_a_command_check_stops_the_check_command(repo: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "check.pid"
+    _, pid = _interrupt_during_check(repo, marker, f"command: echo $$ > {marker}; sleep 60")
+    assert not _group_exists(int(pid), wait=5)
+    assert not (repo / "ran.txt").exists()
+
+
+def test_ctrl_c_during_a_before_check_never_starts_the_command(repo: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "check.started"
+    write(
+        repo,
+        "slowcheck.py",
+        f"""\
+        import time
+        from pathlib import Path
+
+        def slow(frame):
+            Path({str(marker)!r}).write_text("started")
+            time.sleep(2)  # Ctrl-C comes now; the check then passes
+            return True
+        """,
+    )
+    _interrupt_during_check(repo, marker, "custom: slowcheck:slow")
+    time.sleep(0.5)
+    assert not (repo / "ran.txt").exists()
+    assert (repo / "out.csv").read_text() == "a\n1\n"  # the committed output is untouched

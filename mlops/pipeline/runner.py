@@ -258,11 +258,15 @@ class _Run:
 
     def _stop_workers(self) -> None:
         """Stop every running command's process group and let the workers wind down."""
+        from mlops.checks.data_checks import stop_commands
+
         if self.groups is not None:
             self.groups.stop_all()
         deadline = time.monotonic() + 5.0
         for thread in self.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            while thread.is_alive() and time.monotonic() < deadline:
+                stop_commands()  # a worker's check may start one while we wait
+                thread.join(0.05)
 
     def _handle(self, event: tuple[Any, ...], sorter: TopologicalSorter[str]) -> None:
         kind, name = event[0], event[1]
@@ -422,6 +426,7 @@ class _Run:
     def _execute(self, stage: Stage) -> _Outcome:
         name = stage.name
         checks: dict[str, Any] = {}
+        assert self.groups is not None  # made by _start before this thread
         if self.hook is not None:  # before the outputs go: a refused stage loses nothing
             verdict = self.hook(HookContext(self.repo, self.run_id, stage, "before"))
             if verdict.data is not None:  # a stage without suites records nothing
@@ -432,6 +437,8 @@ class _Run:
                     error=f"stage {name!r}: checks before it failed: {verdict.message}",
                     checks=checks,
                 )
+            if self.groups.stopping:  # interrupted while the checks ran: touch nothing
+                return _Outcome(False, error=f"stage {name!r}: interrupted", checks=checks)
         _clear_outputs(self.root, stage)
         cwd = self.root / stage.wdir
         if not cwd.is_dir():
@@ -444,7 +451,6 @@ class _Run:
         def on_line(text: str, is_err: bool) -> None:
             self.events.put(("output", name, text, is_err))
 
-        assert self.groups is not None  # made by _start before this thread
         for command in stage.cmd:
             result = run_command(command, cwd, env, on_line, self.groups)
             if result.exit_code != 0:

@@ -389,3 +389,38 @@ def test_a_column_name_the_file_repeats_is_an_error(git_repo: Path) -> None:
         "mlops: error: mlops.yaml:2: suite 's', check 1 (not_null), key 'x': "
         "column 'x' appears 2 times in data/t.csv; give the columns distinct names"
     ]
+
+
+def test_custom_function_cannot_change_what_later_checks_see(git_repo: Path) -> None:
+    """A custom function that edits its DataFrame in place edits its own copy: the next
+    custom function (and the model checks) still see the file as it is."""
+
+    write(git_repo, "data/t.csv", "x,y\n1,2\n3,4\n")
+    write(
+        git_repo,
+        "edits/checks.py",
+        """\
+        def edit(df):
+            df.loc[0, "x"] = 100
+            df["x"] = df["x"] * 0
+            del df["y"]
+            return True
+
+
+        def same_as_file(df):
+            import pandas as pd
+
+            return df.equals(pd.read_csv("data/t.csv")), repr(df.to_dict("list"))
+        """,
+    )
+    write(
+        git_repo,
+        "mlops.yaml",
+        """\
+        checks:
+          a: {data: data/t.csv, expect: [{custom: edits.checks:edit}]}
+          b: {data: data/t.csv, expect: [{custom: edits.checks:same_as_file}]}
+        """,
+    )
+    result = run_cli(git_repo, "check", "a", "b")
+    assert result.exit_code == 0, result.stdout + result.stderr

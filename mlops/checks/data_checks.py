@@ -550,7 +550,9 @@ def drift_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
 def custom_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
     func = import_function(check.args, ctx.root)
     try:
-        verdict = func(data.frame)
+        # A copy: the frame is shared with the suites' other checks, and user code may
+        # edit it in place (copy-on-write, pandas' default from 3.0, would not cover 2.x).
+        verdict = func(data.frame.copy())
     except Exception as exc:  # the user's code: any exception is their check erroring
         raise CheckProblem(
             check.args, f"custom function raised {type(exc).__name__}: {exc}"

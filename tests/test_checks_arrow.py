@@ -367,3 +367,41 @@ def test_regex_unicode_classes_match_as_pandas(git_repo: Path) -> None:
     for check in json.loads(result.stdout)["suites"][0]["results"]:
         wrong = frame.index[~frame[check["column"]].str.fullmatch(patterns[check["column"]])]
         assert [e["row"] for e in check["examples"]] == list(wrong), check
+
+
+def test_narrow_integer_columns_count_as_pandas(git_repo: Path) -> None:
+    """int8 and int16 columns (Parquet keeps them narrow) whose values span more than the
+    type holds: class shares, allowed values and duplicate rows as pandas finds them."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "i8": np.array([-128, 127, -128, 5, 127, -128], dtype=np.int8),
+            "i16": np.array([-32768, 32767, 0, 32767, 1, -32768], dtype=np.int16),
+        }
+    )
+    frame.to_parquet(git_repo / "data.parquet")
+    write(
+        git_repo,
+        "mlops.yaml",
+        """\
+        checks:
+          s:
+            data: data.parquet
+            expect:
+              - class_balance: {i8: {max: 1}, i16: {max: 1}}
+              - allowed: {i8: [-128, 127], i16: [-32768, 32767]}
+              - no_duplicate_rows: true
+        """,
+    )
+    result = run_cli(git_repo, "check", "s", "--json")
+    got = {(r["check"], r["column"]): r for r in json.loads(result.stdout)["suites"][0]["results"]}
+    for name in ("i8", "i16"):
+        shares = frame[name].value_counts(normalize=True)
+        assert got["class_balance", name]["observed"] == {
+            str(k): round(v, 4) for k, v in shares.items()
+        }
+        bad = frame.index[~frame[name].isin([-128, 127, -32768, 32767])]
+        assert got["allowed", name]["failing"] == len(bad)
+    assert got["no_duplicate_rows", None]["failing"] == frame.duplicated(keep=False).sum()

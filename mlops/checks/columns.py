@@ -204,7 +204,10 @@ def _offsets(values: Any, gone: Any) -> tuple[Any, Any] | None:
     if lo == 0 and not some_gone and values.dtype == np.int64:
         found = values  # the codes already (the table's own buffer: codes are only read)
     else:
-        found = (values - values.dtype.type(lo)).astype(np.int64, copy=False)
+        # Signed values widened first: in int8, 127 - (-128) overflows. Unsigned ones
+        # (uint64 may exceed int64) cannot go below ``lo``, nor above it by more than _SPAN.
+        wide = values.astype(np.int64, copy=False) if values.dtype.kind == "i" else values
+        found = (wide - wide.dtype.type(lo)).astype(np.int64, copy=False)
         found[gone] = -1
     return found, np.arange(lo, hi + 1, dtype=values.dtype)
 

@@ -424,3 +424,27 @@ def test_custom_function_cannot_change_what_later_checks_see(git_repo: Path) -> 
     )
     result = run_cli(git_repo, "check", "a", "b")
     assert result.exit_code == 0, result.stdout + result.stderr
+
+
+def test_json_lines_column_of_nulls_reads_as_pandas(git_repo: Path) -> None:
+    """A JSON-lines column that is null on every row is float NaN to pandas, as an empty
+    CSV column is: numeric checks pass over it instead of failing on dtype null."""
+    import pandas as pd
+
+    write(git_repo, "data/t.jsonl", '{"a": null, "b": 1}\n{"a": null, "b": 2}\n')
+    write(
+        git_repo,
+        "mlops.yaml",
+        """\
+        checks:
+          s:
+            data: data/t.jsonl
+            expect:
+              - schema: {a: float}
+              - between: {a: [0, 1]}
+        """,
+    )
+    result = run_cli(git_repo, "check", "s", "--json")
+    schema, between = json.loads(result.stdout)["suites"][0]["results"]
+    assert schema["observed"] == str(pd.read_json(git_repo / "data/t.jsonl", lines=True).a.dtype)
+    assert (result.exit_code, between["status"]) == (0, "pass"), result.stdout

@@ -314,7 +314,6 @@ _MORE_NULLS = ("<NA>", "None")
 
 def _arrow_csv(path: Path, plan: _CsvPlan) -> Any:
     """Parse with pyarrow on all cores, converting only the columns planned."""
-    import pyarrow as pa
     import pyarrow.csv as pcsv
 
     nulls = [*pcsv.ConvertOptions().null_values, *_MORE_NULLS]
@@ -326,8 +325,15 @@ def _arrow_csv(path: Path, plan: _CsvPlan) -> Any:
         table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
     else:
         table = read_csv_ranges(path, plan.header, parse, convert, CSV_RANGE_BYTES)
+    return _nulls_as_float(table)
+
+
+def _nulls_as_float(table: Any) -> Any:
+    """Columns of nulls only as float64 (all NaN), as pandas reads them from CSV and JSON."""
+    import pyarrow as pa
+
     for i, field in enumerate(table.schema):
-        if pa.types.is_null(field.type):  # an empty column: pandas reads it as float NaN
+        if pa.types.is_null(field.type):
             table = table.set_column(i, field.name, table.column(i).cast(pa.float64()))
     return table
 
@@ -507,7 +513,7 @@ def _read_jsonl(path: Path) -> _Loaded:
         frame = pd.read_json(path, orient="records")
         return to_arrow(frame), tuple(map(str, frame.columns)), frame
     try:
-        table = pjson.read_json(path)
+        table = _nulls_as_float(pjson.read_json(path))
         return table, tuple(table.column_names), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass  # e.g. a column holding both numbers and text: pandas reads it or says why

@@ -151,8 +151,8 @@ def test_model_that_failed_its_after_checks_cannot_be_promoted_by_hand(repo: Pat
     refused = run_cli(repo, "model", "promote", "demo", "1", "--to", "production")
     assert refused.exit_code == 1
     assert "its after checks failed" in refused.stderr and "accuracy" in refused.stderr
-    listed = json.loads(run_cli(repo, "model", "list", "--json").stdout)
-    assert all(not m.get("aliases") for m in listed)
+    after = json.loads(run_cli(repo, "model", "show", "demo:1", "--json").stdout)
+    assert after["aliases"] == []
 
 
 def test_undefined_suite_fails_before_anything_runs(repo: Path) -> None:

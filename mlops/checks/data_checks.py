@@ -547,12 +547,19 @@ def drift_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
     return outcomes
 
 
+def _own_copy(frame: Any) -> Any:
+    """A copy of ``frame`` that user code may edit in place: the frame is shared with the
+    suites' other checks. From pandas 3 on, copy-on-write makes a shallow copy enough
+    (its columns are copied only when written to); pandas 2 needs a full copy."""
+    import pandas as pd
+
+    return frame.copy(deep=int(pd.__version__.split(".", 1)[0]) < 3)
+
+
 def custom_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
     func = import_function(check.args, ctx.root)
     try:
-        # A copy: the frame is shared with the suites' other checks, and user code may
-        # edit it in place (copy-on-write, pandas' default from 3.0, would not cover 2.x).
-        verdict = func(data.frame.copy())
+        verdict = func(_own_copy(data.frame))
     except Exception as exc:  # the user's code: any exception is their check erroring
         raise CheckProblem(
             check.args, f"custom function raised {type(exc).__name__}: {exc}"

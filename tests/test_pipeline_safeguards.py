@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import git, run_cli
 
 TRAIN = """
@@ -153,6 +154,32 @@ def test_model_that_failed_its_after_checks_cannot_be_promoted_by_hand(repo: Pat
     assert "its after checks failed" in refused.stderr and "accuracy" in refused.stderr
     after = json.loads(run_cli(repo, "model", "show", "demo:1", "--json").stdout)
     assert after["aliases"] == []
+
+
+def test_skipped_stage_registers_its_model_with_the_run_that_made_it(repo: Path) -> None:
+    """`mlops run train` after a run whose downstream after checks failed on the model
+    registers it with that run's results, so the gate refuses to promote it."""
+    write_project(repo)
+    text = (repo / "mlops.yaml").read_text()
+    text = text.replace(
+        "    outs: [report.txt]\n", "    outs: [report.txt]\n    checks: {after: [strict_model]}\n"
+    )
+    text = text.replace(
+        "models:\n",
+        "  strict_model:\n    model: models/model.joblib\n    data: data/train.csv\n"
+        "    target: label\n    features: [x1, x2]\n    expect: [accuracy >= 1.01]\n"
+        "models:\n",
+    )
+    (repo / "mlops.yaml").write_text(text)
+    first = run_cli(repo, "run")
+    assert first.exit_code == 1 and "stage 'report': checks after it failed" in first.stderr
+    made_by = yaml.safe_load((repo / "mlops.lock").read_text())["stages"]["train"]["run"]
+    again = run_cli(repo, "run", "train")
+    assert again.exit_code == 1
+    assert "cannot promote demo:1 to staging: its after checks failed" in again.stderr
+    shown = json.loads(run_cli(repo, "model", "show", "demo:1", "--json").stdout)
+    assert shown["run"]["id"] == made_by
+    assert shown["checks_state"] == "failed" and shown["aliases"] == []
 
 
 def test_undefined_suite_fails_before_anything_runs(repo: Path) -> None:

@@ -13,7 +13,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops.errors import PipelineError
+from mlops.errors import InputError, PipelineError
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.results import HookContext, HookResult, RunEvent, RunOptions, RunResult
 from mlops.pipeline.schema import Pipeline, Stage, load_pipeline
@@ -117,7 +117,7 @@ def run_with_safeguards(
     result = run_pipeline(repo, options, on_event, hook=stage_checks)
     if result.status != "success":
         return result, []
-    done = {s.name for s in result.stages if s.status in ("ran", "restored", "skipped")}
+    done = {s.name: s.status for s in result.stages if s.status in ("ran", "restored", "skipped")}
     registrations = []
     for stage in pipeline.stages.values():
         if stage.register is None or stage.name not in done:
@@ -129,10 +129,31 @@ def run_with_safeguards(
             repo,
             spec["name"],
             repo.root / spec["path"],
-            run_id=result.run_id,
+            run_id=_maker_run(repo, stage.name, done[stage.name], result.run_id),
             stage=stage.name,
             description=spec.get("description"),
             promote=spec.get("promote"),
         )
         registrations.append(Registration(stage.name, version, spec.get("promote")))
     return result, registrations
+
+
+def _maker_run(repo: Repo, stage: str, status: str, run_id: str | None) -> str | None:
+    """The run whose record holds the checks of what ``stage`` left: for a skipped stage,
+    the run that made its outputs (named by ``mlops.lock``) when this clone knows it."""
+    from mlops.pipeline.lock import read_lock
+
+    entry = read_lock(repo.root).stages.get(stage) if status == "skipped" else None
+    if entry is None or not entry.run:
+        return run_id
+    from mlops.data.workspace import open_store
+    from mlops.registry.provenance import RunIndex
+
+    store = open_store(repo)
+    try:
+        RunIndex(store).find(entry.run)
+    except InputError:
+        return run_id
+    finally:
+        store.state.flush()
+    return entry.run

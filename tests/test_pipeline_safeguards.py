@@ -156,10 +156,8 @@ def test_model_that_failed_its_after_checks_cannot_be_promoted_by_hand(repo: Pat
     assert after["aliases"] == []
 
 
-def test_skipped_stage_registers_its_model_with_the_run_that_made_it(repo: Path) -> None:
-    """`mlops run train` after a run whose downstream after checks failed on the model
-    registers it with that run's results, so the gate refuses to promote it."""
-    write_project(repo)
+def strict_report(repo: Path) -> None:
+    """The report stage gets after checks that no model passes."""
     text = (repo / "mlops.yaml").read_text()
     text = text.replace(
         "    outs: [report.txt]\n", "    outs: [report.txt]\n    checks: {after: [strict_model]}\n"
@@ -171,6 +169,13 @@ def test_skipped_stage_registers_its_model_with_the_run_that_made_it(repo: Path)
         "models:\n",
     )
     (repo / "mlops.yaml").write_text(text)
+
+
+def test_skipped_stage_registers_its_model_with_the_run_that_made_it(repo: Path) -> None:
+    """`mlops run train` after a run whose downstream after checks failed on the model
+    registers it with that run's results, so the gate refuses to promote it."""
+    write_project(repo)
+    strict_report(repo)
     first = run_cli(repo, "run")
     assert first.exit_code == 1 and "stage 'report': checks after it failed" in first.stderr
     made_by = yaml.safe_load((repo / "mlops.lock").read_text())["stages"]["train"]["run"]
@@ -178,6 +183,27 @@ def test_skipped_stage_registers_its_model_with_the_run_that_made_it(repo: Path)
     assert again.exit_code == 1
     assert "cannot promote demo:1 to staging: its after checks failed" in again.stderr
     shown = json.loads(run_cli(repo, "model", "show", "demo:1", "--json").stdout)
+    assert shown["run"]["id"] == made_by
+    assert shown["checks_state"] == "failed" and shown["aliases"] == []
+
+
+def test_restored_stage_registers_its_model_with_the_run_that_made_it(repo: Path) -> None:
+    """The same for a model restored from the run cache: the run that trained it failed
+    the report's after checks on it."""
+    write_project(repo)
+    strict_report(repo)
+    data = repo / "data" / "train.csv"
+    rows = data.read_text()
+    assert run_cli(repo, "run").exit_code == 1
+    made_by = yaml.safe_load((repo / "mlops.lock").read_text())["stages"]["train"]["run"]
+    data.write_text(rows + "0.1,0.2,0\n")
+    assert run_cli(repo, "run", "train").exit_code == 0  # this model is not judged by report
+    data.write_text(rows)
+    again = run_cli(repo, "run", "train")
+    assert "Stage 'train' restored" in again.stdout
+    assert again.exit_code == 1
+    assert "cannot promote demo:2 to staging: its after checks failed" in again.stderr
+    shown = json.loads(run_cli(repo, "model", "show", "demo:2", "--json").stdout)
     assert shown["run"]["id"] == made_by
     assert shown["checks_state"] == "failed" and shown["aliases"] == []
 

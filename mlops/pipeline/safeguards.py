@@ -13,7 +13,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops.errors import InputError, PipelineError
+from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.results import HookContext, HookResult, RunEvent, RunOptions, RunResult
 from mlops.pipeline.schema import Pipeline, Stage, load_pipeline
@@ -125,11 +125,14 @@ def run_with_safeguards(
         spec = _registration_spec(stage)
         from mlops.registry.register import register_model
 
+        made_by = result.run_id
+        if done[stage.name] != "ran" and made_by is not None:
+            made_by = _maker_run(repo, stage.name, spec["path"], made_by)
         version = register_model(
             repo,
             spec["name"],
             repo.root / spec["path"],
-            run_id=_maker_run(repo, stage.name, done[stage.name], result.run_id),
+            run_id=made_by,
             stage=stage.name,
             description=spec.get("description"),
             promote=spec.get("promote"),
@@ -138,22 +141,23 @@ def run_with_safeguards(
     return result, registrations
 
 
-def _maker_run(repo: Repo, stage: str, status: str, run_id: str | None) -> str | None:
-    """The run whose record holds the checks of what ``stage`` left: for a skipped stage,
-    the run that made its outputs (named by ``mlops.lock``) when this clone knows it."""
-    from mlops.pipeline.lock import read_lock
-
-    entry = read_lock(repo.root).stages.get(stage) if status == "skipped" else None
-    if entry is None or not entry.run:
-        return run_id
+def _maker_run(repo: Repo, stage: str, path: str, run_id: str) -> str:
+    """The run that made what a skipped or restored ``stage`` left at ``path``: the newest
+    in which the stage ran and made it, so that the checks of that run count (this run
+    when none is known)."""
     from mlops.data.workspace import open_store
     from mlops.registry.provenance import RunIndex
 
     store = open_store(repo)
     try:
-        RunIndex(store).find(entry.run)
-    except InputError:
-        return run_id
+        index = RunIndex(store)
+        oid = next(s.outs.get(path) for s in index.find(run_id).stages if s.name == stage)
+        for record in index.records:  # newest first
+            if oid is not None and any(
+                s.name == stage and s.status in ("ran", "failed") and s.outs.get(path) == oid
+                for s in record.stages
+            ):
+                return record.id
     finally:
         store.state.flush()
-    return entry.run
+    return run_id

@@ -208,6 +208,27 @@ def test_restored_stage_registers_its_model_with_the_run_that_made_it(repo: Path
     assert shown["checks_state"] == "failed" and shown["aliases"] == []
 
 
+def test_skipped_stage_registers_with_the_newest_verdict_on_its_model(repo: Path) -> None:
+    """Once the report's checks are loosened and pass on the same model, the run that
+    passed them is the one registered (not the older one where they failed)."""
+    write_project(repo)
+    strict_report(repo)
+    assert run_cli(repo, "run").exit_code == 1
+    text = (repo / "mlops.yaml").read_text().replace("accuracy >= 1.01", "accuracy >= 0.5")
+    (repo / "mlops.yaml").write_text(text)
+    result = run_cli(repo, "run", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {s["stage"]: s["status"] for s in data["stages"]} == {
+        "train": "skipped",
+        "report": "ran",
+    }
+    assert data["registered"][0]["promoted_to"] == "staging"
+    shown = json.loads(run_cli(repo, "model", "show", "demo:1", "--json").stdout)
+    assert shown["run"]["id"] == data["run_id"]
+    assert shown["checks_state"] == "passed"
+
+
 def test_undefined_suite_fails_before_anything_runs(repo: Path) -> None:
     write_project(repo)
     text = (repo / "mlops.yaml").read_text().replace("before: [clean_data]", "before: [nope]")

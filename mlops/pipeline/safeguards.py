@@ -142,9 +142,9 @@ def run_with_safeguards(
 
 
 def _maker_run(repo: Repo, stage: str, path: str, run_id: str) -> str:
-    """The run that made what a skipped or restored ``stage`` left at ``path``: the newest
-    in which the stage ran and made it, so that the checks of that run count (this run
-    when none is known)."""
+    """The run whose record a skipped or restored ``stage`` registers what it left at
+    ``path`` with: the newest run whose after checks judged that content (made by the
+    stage or read by another), else the newest in which the stage made it, else this one."""
     from mlops.data.workspace import open_store
     from mlops.registry.provenance import RunIndex
 
@@ -152,12 +152,18 @@ def _maker_run(repo: Repo, stage: str, path: str, run_id: str) -> str:
     try:
         index = RunIndex(store)
         oid = next(s.outs.get(path) for s in index.find(run_id).stages if s.name == stage)
+        if oid is None:
+            return run_id
+        maker = None
         for record in index.records:  # newest first
-            if oid is not None and any(
-                s.name == stage and s.status in ("ran", "failed") and s.outs.get(path) == oid
-                for s in record.stages
-            ):
-                return record.id
+            for s in record.stages:
+                if s.status not in ("ran", "failed"):
+                    continue
+                made = s.name == stage and s.outs.get(path) == oid
+                if (made or s.deps.get(path) == oid) and "after" in (s.checks or {}):
+                    return record.id
+                if made and maker is None:
+                    maker = record.id
     finally:
         store.state.flush()
-    return run_id
+    return maker or run_id

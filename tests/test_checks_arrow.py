@@ -369,6 +369,29 @@ def test_regex_unicode_classes_match_as_pandas(git_repo: Path) -> None:
         assert [e["row"] for e in check["examples"]] == list(wrong), check
 
 
+@pytest.mark.parametrize("second", ["c d", "c\x0bd", "c\x1fd", "c\xa0d"])
+def test_regex_space_class_matches_as_pandas(git_repo: Path, second: str) -> None:
+    """RE2's \\s leaves out \\v, \\x1c-\\x1f and Unicode spaces, Python's re does not:
+    the same verdicts as pandas whichever of them the text holds."""
+    import pandas as pd
+
+    (git_repo / "t.csv").write_text(f"v\na b\n{second}\nab\n", encoding="utf-8")
+    write(
+        git_repo,
+        "mlops.yaml",
+        r"""
+        checks:
+          s: {data: t.csv, expect: [{regex: {v: '\w\s\w'}}]}
+        """,
+    )
+    result = run_cli(git_repo, "check", "s", "--json")
+    assert result.exit_code == 1, result.stdout + result.stderr  # 'ab' has no space
+    frame = pd.read_csv(git_repo / "t.csv", dtype=str)
+    wrong = frame.index[~frame["v"].str.fullmatch(r"\w\s\w")]
+    [check] = json.loads(result.stdout)["suites"][0]["results"]
+    assert [e["row"] for e in check["examples"]] == list(wrong) == [2]
+
+
 def test_narrow_integer_columns_count_as_pandas(git_repo: Path) -> None:
     """int8 and int16 columns (Parquet keeps them narrow) whose values span more than the
     type holds: class shares, allowed values and duplicate rows as pandas finds them."""

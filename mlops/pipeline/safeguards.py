@@ -151,7 +151,7 @@ def _maker_run(repo: Repo, stage: str, path: str, run_id: str) -> str:
     store = open_store(repo)
     try:
         index = RunIndex(store)
-        oid = next(s.outs.get(path) for s in index.find(run_id).stages if s.name == stage)
+        oid = next((s.outs.get(path) for s in index.find(run_id).stages if s.name == stage), None)
         if oid is None:
             return run_id
         maker = None

@@ -229,6 +229,53 @@ def test_skipped_stage_registers_with_the_newest_verdict_on_its_model(repo: Path
     assert shown["checks_state"] == "passed"
 
 
+def stage_reasons(repo: Path) -> dict[str, list[str]]:
+    result = run_cli(repo, "status", "--json")
+    return {s["stage"]: s["reasons"] for s in json.loads(result.stdout)["stages"]}
+
+
+def test_changed_checks_judge_the_stage_again(repo: Path) -> None:
+    """Outputs judged by other checks are not taken as they are: a tightened suite makes
+    its stage stale and the run judges it again (here it fails, and the lock keeps what
+    the old checks passed); only moving the suite in the file changes nothing."""
+    write_project(repo)
+    assert run_cli(repo, "run").exit_code == 0
+    locked = (repo / "mlops.lock").read_text()
+    assert '"checks": "' in locked
+    (repo / "ran-train").unlink()
+    yaml_file = repo / "mlops.yaml"
+    original = yaml_file.read_text()
+    yaml_file.write_text("# the same suites, further down\n\n" + original)
+    assert stage_reasons(repo) == {"train": [], "report": []}
+    assert run_cli(repo, "run").exit_code == 0
+    assert not (repo / "ran-train").exists()
+
+    tightened = "      - not_null: [x1, x2, label]\n      - rows: {min: 1000}\n"
+    yaml_file.write_text(original.replace("      - not_null: [x1, x2, label]\n", tightened))
+    assert stage_reasons(repo)["train"] == ["checks changed"]
+    result = run_cli(repo, "run")
+    assert result.exit_code == 1
+    assert "checks before it failed" in result.stderr and "rows" in result.stderr
+    assert (repo / "mlops.lock").read_text() == locked
+
+    # Back to the checks that passed them: the locked outputs hold again.
+    yaml_file.write_text(original)
+    assert stage_reasons(repo) == {"train": [], "report": []}
+    # A stage given checks it did not have is judged by them.
+    report_deps = "    deps: [models/model.joblib]\n"
+    checked = report_deps + "    checks: {before: [clean_data]}\n"
+    yaml_file.write_text(original.replace(report_deps, checked))
+    assert stage_reasons(repo)["report"] == ["checks changed"]
+    result = run_cli(repo, "run", "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert {s["stage"]: s["status"] for s in json.loads(result.stdout)["stages"]} == {
+        "train": "skipped",
+        "report": "ran",
+    }
+    assert not (repo / "ran-train").exists()
+    assert stage_reasons(repo) == {"train": [], "report": []}
+
+
 def test_undefined_suite_fails_before_anything_runs(repo: Path) -> None:
     write_project(repo)
     text = (repo / "mlops.yaml").read_text().replace("before: [clean_data]", "before: [nope]")

@@ -29,6 +29,7 @@ from mlops.checks.spec import (
     load_suites,
     parse_condition,
     stage_suite_names,
+    suites_fingerprint,
     validate_suite_refs,
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "run_suites",
     "select_suites",
     "stage_suite_names",
+    "suites_fingerprint",
     "to_junit",
     "validate_suite_refs",
 ]

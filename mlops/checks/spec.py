@@ -134,6 +134,16 @@ class Suite:
     features: tuple[str, ...] | None = None
     description: str = ""
 
+    def definition(self) -> dict[str, Any]:
+        """What the suite checks, and on which files: not where it is written."""
+        return {
+            "data": self.data,
+            "model": self.model,
+            "target": self.target,
+            "features": self.features,
+            "checks": [[c.kind, c.label, c.args] for c in self.checks],
+        }
+
     def data_columns(self) -> frozenset[str] | None:
         """Columns of ``data`` that running this suite needs (``None``: all)."""
         needed: set[str] = set()
@@ -162,6 +172,21 @@ def load_suites(mlops_yaml: Path) -> dict[str, Suite]:
     if mlops_yaml.exists():
         _load_file(mlops_yaml.resolve(), mlops_yaml.resolve().parent, (), set(), suites, True)
     return suites
+
+
+def suites_fingerprint(named: Iterable[tuple[str, str]], suites: Mapping[str, Suite]) -> str:
+    """A hash of the definitions of the suites ``named`` as (phase, name) pairs: it changes
+    when one of their checks, its arguments or files change (a name not in ``suites``
+    counts as undefined), and not when only their place in the YAML moves."""
+    import json
+
+    from mlops.storage.hashing import hash_bytes
+
+    doc = [
+        [phase, name, suites[name].definition() if name in suites else None]
+        for phase, name in named
+    ]
+    return hash_bytes(json.dumps(doc, sort_keys=True, default=repr).encode())
 
 
 def validate_suite_refs(names: Iterable[str], suites: Mapping[str, Suite], where: str) -> None:

@@ -39,7 +39,8 @@ class FileHash:
 
 @dataclass(frozen=True)
 class LockEntry:
-    """One stage as it last succeeded. ``record`` is the object id of the run record."""
+    """One stage as it last succeeded. ``record`` is the object id of the run record;
+    ``checks`` tells which definitions of its check suites judged it."""
 
     cmd: tuple[str, ...]
     deps: tuple[FileHash, ...]
@@ -49,6 +50,7 @@ class LockEntry:
     env: tuple[tuple[str, str], ...] = ()
     run: str = ""
     record: str = ""
+    checks: str = ""  # fingerprint of the stage's check suites ("": it has none)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"cmd": self.cmd[0] if len(self.cmd) == 1 else list(self.cmd)}
@@ -60,6 +62,8 @@ class LockEntry:
         if self.params:
             data["params"] = self.params
         data["outs"] = [o.to_dict() for o in self.outs]
+        if self.checks:
+            data["checks"] = self.checks
         data["run"] = self.run
         data["record"] = self.record
         return data
@@ -111,6 +115,7 @@ def _entry(body: dict[str, Any]) -> LockEntry:
         env=tuple((str(k), str(v)) for k, v in (body.get("env") or {}).items()),
         run=str(body.get("run") or ""),
         record=str(body.get("record") or ""),
+        checks=str(body.get("checks") or ""),
     )
 
 

@@ -50,6 +50,7 @@ from mlops.pipeline.results import (
 )
 from mlops.pipeline.schema import Output, Stage, load_pipeline
 from mlops.pipeline.stale import (
+    CheckSuites,
     Hasher,
     ParamFiles,
     StageStatus,
@@ -166,7 +167,7 @@ class _Outcome(NamedTuple):
 class _Planned:
     """A stage decided to run, with the inputs it was judged on (and when it started)."""
 
-    __slots__ = ("deps", "key", "params", "reasons", "stage", "started", "wall")
+    __slots__ = ("checks", "deps", "key", "params", "reasons", "stage", "started", "wall")
 
     def __init__(
         self,
@@ -174,12 +175,14 @@ class _Planned:
         reasons: list[str],
         deps: list[FileHash],
         params: ParamValues,
+        checks: str,
         key: str,
     ) -> None:
         self.stage = stage
         self.reasons = reasons
         self.deps = deps
         self.params = params
+        self.checks = checks
         self.key = key
         self.started = self.wall = 0.0  # set when the stage starts (epoch, monotonic)
 
@@ -208,6 +211,7 @@ class _Run:
         self.root = repo.root
         self.lock = read_lock(repo.root)
         self.hasher = Hasher(store)
+        self.suites = CheckSuites(repo.root)
         self.groups: ProcessGroups | None = None  # made when the first stage starts
         self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.results: dict[str, StageResult] = {}
@@ -317,6 +321,7 @@ class _Run:
                 if found is None:
                     raise PipelineError(f"stage {name!r}: dep {dep!r} is missing")
                 deps.append(found)
+            checks = self.suites.fingerprint(stage)
         except MlopsError as exc:
             self._set(stage, "failed", [], error=exc.message)
             self.stopping = self.stopping or not self.options.keep_going
@@ -325,7 +330,7 @@ class _Run:
         if self.options.force:
             reasons = ["forced (--force)"]
         else:
-            reasons = input_reasons(stage, entry, deps, params)
+            reasons = input_reasons(stage, entry, deps, params, checks)
             if not reasons and stage.always_changed:
                 reasons = ["always_changed is set"]
         candidate: tuple[FileHash, ...] | None = None
@@ -340,12 +345,12 @@ class _Run:
                 self.emit(RunEvent("skipped", name, "unchanged"))
                 return None
             candidate = entry.outs  # inputs match the lock: its outputs are the answer
-        key = run_cache_key(stage, deps, params)
+        key = run_cache_key(stage, deps, params, checks)
         if candidate is None and not self.options.force:
             cached = self.runs.cached(key)
             if cached is not None:
                 candidate = tuple(FileHash(**o) for o in cached["outs"])
-        planned = _Planned(stage, reasons, deps, params, key)
+        planned = _Planned(stage, reasons, deps, params, checks, key)
         if self.stopping:
             self._set(stage, "cancelled", ["run stopped by a failure"], planned=planned)
             return None
@@ -524,6 +529,7 @@ class _Run:
             wdir=stage.wdir,
             env=stage.env,
             run=self.run_id,
+            checks=planned.checks,
         )
         if status == "ran" and _restorable(stage):
             self.cache_entries.append((planned.key, stage.name, {"outs": [vars(o) for o in outs]}))

@@ -17,6 +17,7 @@ from mlops.data.workspace import (
     scan_folder,
     stat_lines,
 )
+from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.dag import build_dag
 from mlops.pipeline.lock import FileHash, LockEntry, read_lock
 from mlops.pipeline.params import ParamValues, parse_params, stage_params
@@ -88,15 +89,39 @@ class ParamFiles:
         return doc
 
 
+class CheckSuites:
+    """The fingerprint of each stage's check suites, from ``mlops.yaml`` (and the files it
+    includes), read once and only for a stage that names suites."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._suites: dict[str, Any] | None = None
+
+    def fingerprint(self, stage: Stage) -> str:
+        """ "" for a stage without checks; else see ``mlops.checks.suites_fingerprint``."""
+        named = [("before", str(n)) for n in stage.checks_before]
+        named += [("after", str(n)) for n in stage.checks_after]
+        if not named:
+            return ""
+        from mlops.checks import load_suites, suites_fingerprint
+
+        if self._suites is None:
+            self._suites = load_suites(self.root / PIPELINE_FILE)
+        return suites_fingerprint(named, self._suites)
+
+
 def input_reasons(
-    stage: Stage, entry: LockEntry | None, deps: list[FileHash], params: ParamValues
+    stage: Stage, entry: LockEntry | None, deps: list[FileHash], params: ParamValues, checks: str
 ) -> list[str]:
-    """Why the stage's inputs differ from its lock entry (empty: they match)."""
+    """Why the stage's inputs differ from its lock entry (empty: they match). ``checks`` is
+    the fingerprint of its check suites: outputs judged by other checks are not trusted."""
     if entry is None:
         return [NEW_STAGE]
     reasons = []
     if entry.cmd != stage.cmd:
         reasons.append("command changed")
+    if entry.checks != checks:
+        reasons.append("checks changed")
     if entry.wdir != stage.wdir or entry.env != stage.env:
         reasons.append("wdir or env changed")
     locked = {d.path: d.oid for d in entry.deps}
@@ -138,9 +163,11 @@ def output_reasons(stage: Stage, entry: LockEntry | None, outs: list[FileHash | 
     return reasons
 
 
-def run_cache_key(stage: Stage, deps: list[FileHash], params: ParamValues) -> str:
-    """The hash of everything that determines a stage's outputs."""
+def run_cache_key(stage: Stage, deps: list[FileHash], params: ParamValues, checks: str) -> str:
+    """The hash of everything that determines a stage's outputs, and the checks that
+    judged them (outputs are restored only where the same checks passed them)."""
     doc = {
+        "checks": checks,
         "cmd": list(stage.cmd),
         "wdir": stage.wdir,
         "env": [list(pair) for pair in stage.env],
@@ -177,6 +204,7 @@ def evaluate(
     """Every stage's staleness without running anything; stale upstream makes it stale too."""
     entries = read_lock(store.repo.root).stages
     hasher = Hasher(store, memo=True)
+    suites = CheckSuites(store.repo.root)
     stale: set[str] = set()
     found = []
     for name in names:
@@ -189,7 +217,7 @@ def evaluate(
         missing = [d for d, h in zip(stage.deps, deps, strict=True) if h is None]
         reasons += [f"dep {d} missing (made by an upstream stage)" for d in missing]
         present = [h for h in deps if h is not None]
-        own = input_reasons(stage, entry, present, params[name])
+        own = input_reasons(stage, entry, present, params[name], suites.fingerprint(stage))
         if not own and stage.always_changed:
             own = ["always_changed is set"]
         if not own:

@@ -70,16 +70,24 @@ def init(tool: str, cli: list[str], repo: Path, env: dict[str, str]) -> None:
 
 
 def copy_pipeline(repo: Path, tool: str) -> None:
-    """Write the pipeline file under the tool's name (mlops.yaml is valid dvc.yaml here)."""
-    text = (repo / "mlops.yaml").read_text()
-    if tool == "dvc":
-        (repo / "mlops.yaml").unlink()
+    """Write the pipeline file under the tool's name: for DVC, without what only mlops
+    knows (check suites, model registration, monitoring)."""
+    if tool == "mlops":
+        return
+    import yaml
+
+    doc = yaml.safe_load((repo / "mlops.yaml").read_text())
+    (repo / "mlops.yaml").unlink()
+    for key in ("checks", "models", "monitor", "include"):
+        doc.pop(key, None)
+    for stage in doc["stages"].values():
+        stage.pop("checks", None)
+        stage.pop("register", None)
         # DVC spells uncached metrics and plots per file.
-        text = text.replace("metrics: [metrics.json]", "metrics: [{metrics.json: {cache: false}}]")
-        text = text.replace(
-            "plots: [plots/confusion.csv]", "plots: [{plots/confusion.csv: {cache: false}}]"
-        )
-        (repo / "dvc.yaml").write_text(text)
+        for key in ("metrics", "plots"):
+            if key in stage:
+                stage[key] = [{path: {"cache": False}} for path in stage[key]]
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def many_stages(repo: Path, n: int) -> None:
@@ -116,6 +124,7 @@ def prepare_tool(
     env = stage_env()
     example = new_git_repo(work / tool / "example")
     shutil.copytree(EXAMPLE, example, dirs_exist_ok=True)
+    setup([sys.executable, "src/collect.py"], example, env)  # writes data/raw.csv
     copy_pipeline(example, tool)
     init(tool, cli, example, env)
     setup(run_cmd(tool, cli), example, env)  # the first run (sklearn) is not timed

@@ -136,6 +136,34 @@ def test_no_suites_defined(project: Path) -> None:
     assert "no check suites selected" in result.stdout
 
 
+def test_stage_without_checks(project: Path) -> None:
+    _edit(project, "stages:\n", "stages:\n  plain:\n    cmd: 'true'\n")
+    result = run_cli(project, "check", "--stage", "plain")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert (
+        result.stdout.strip()
+        == "stage 'plain' names no check suites (under its checks: before/after)"
+    )
+
+
+def test_junit_names_two_checks_of_one_kind_apart(project: Path) -> None:
+    """Two command: checks of one suite get different JUnit names (CI tools merge equal ones)."""
+    _edit(
+        project,
+        "      - rows: {min: 100}\n",
+        "      - rows: {min: 100}\n      - command: 'true'\n      - command: 'false'\n",
+    )
+    result = run_cli(project, "check", "clean_training_data", "--junit", "checks.xml")
+    assert result.exit_code == 1
+    suite = ET.parse(project / "checks.xml").getroot().find("testsuite")
+    assert suite is not None
+    names = [c.get("name") or "" for c in suite.iter("testcase")]
+    commands = [n for n in names if n.startswith("command")]
+    assert len(commands) == 2 and len(set(commands)) == 2, names
+    assert all(n.startswith("command (mlops.yaml:") for n in commands)
+    assert len(set(names)) == len(names)
+
+
 def _edit(root: Path, old: str, new: str) -> None:
     text = (root / "mlops.yaml").read_text()
     assert old in text
@@ -236,6 +264,16 @@ def test_include_cycle(project: Path) -> None:
     assert result.stderr == (
         "mlops: error: include cycle: "
         "mlops.yaml -> checks/a.yaml -> checks/b.yaml -> checks/a.yaml\n"
+    )
+
+
+def test_include_of_a_folder(project: Path) -> None:
+    (project / "shared").mkdir()
+    (project / "mlops.yaml").write_text("include: [shared]\n" + ISSUE_YAML)
+    result = run_cli(project, "check", "--all")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "mlops: error: mlops.yaml: included shared is a folder (include: lists YAML files)\n"
     )
 
 

@@ -240,3 +240,35 @@ def test_model_fitted_on_arrays_gets_arrays(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         report = run_suites(load_suites(tmp_path / "mlops.yaml").values(), tmp_path)
     assert [r.status for r in report.results] == ["pass", "pass", "pass"], report.results
+
+
+def test_named_features_for_a_model_fitted_on_arrays(tmp_path: Path) -> None:
+    """``features:`` named, the model fitted on a bare array of them: no warnings either."""
+    import warnings
+
+    import joblib
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    frame = load_breast_cancer(as_frame=True).frame
+    named = ["mean radius", "mean texture"]
+    model = LogisticRegression().fit(frame[named].to_numpy(), frame["target"])
+    joblib.dump(model, tmp_path / "two.joblib")
+    frame.to_csv(tmp_path / "holdout.csv", index=False)
+    write(
+        tmp_path,
+        "mlops.yaml",
+        """\
+        checks:
+          two:
+            model: two.joblib
+            data: holdout.csv
+            target: target
+            features: [mean radius, mean texture]
+            expect: [accuracy >= 0.8, latency_ms_per_1k_rows <= 5000]
+        """,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = run_suites(load_suites(tmp_path / "mlops.yaml").values(), tmp_path)
+    assert [r.status for r in report.results] == ["pass", "pass"], report.results

@@ -82,7 +82,11 @@ def _features(ctx: Context, data: Data, drop: tuple[str | None, ...], model: Any
     missing = [c for c in features if c not in data.frame.columns]
     if missing:
         raise CheckProblem("features", f"column {missing[0]!r} is not in {data.shown}")
-    return data.frame[list(features)]
+    chosen = data.frame[list(features)]
+    if hasattr(model, "n_features_in_") and not hasattr(model, "feature_names_in_"):
+        # A scikit-learn model fitted on a bare array warns on each call given names.
+        return chosen.to_numpy()
+    return chosen
 
 
 def score_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:

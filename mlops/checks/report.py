@@ -139,12 +139,15 @@ def to_junit(report: ChecksReport) -> str:
             errors=str(sum(r.status == ERROR for r in suite.results)),
             time=f"{suite.seconds:.3f}",
         )
-        for result in suite.results:
+        names = [r.check + (f"[{r.column}]" if r.column else "") for r in suite.results]
+        for result, name in zip(suite.results, names, strict=True):
+            if names.count(name) > 1:  # two command: or metric: checks: CI tools merge those
+                name += f" ({result.where})"
             case = ET.SubElement(
                 node,
                 "testcase",
                 classname=f"mlops.checks.{suite.suite}",
-                name=result.check + (f"[{result.column}]" if result.column else ""),
+                name=name,
                 time=f"{result.seconds:.3f}",
             )
             if result.status != PASS:

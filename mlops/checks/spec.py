@@ -258,6 +258,10 @@ def _load_file(
     shown = _show(path, base)
     if not path.exists():
         raise CheckError(f"{_show(chain[-1], base)}: included file {shown} does not exist")
+    if path.is_dir():
+        raise CheckError(
+            f"{_show(chain[-1], base)}: included {shown} is a folder (include: lists YAML files)"
+        )
     data, lines = _read_yaml(path, base)
     if data is None:
         return

@@ -34,7 +34,7 @@ def check(
     if json:
         emit_json(report.to_dict())
     else:
-        _render(report)
+        _render(report, stage)
     if junit is not None:  # after the report: a path that cannot be written loses nothing
         try:
             atomic_write_text(junit, to_junit(report))
@@ -44,11 +44,14 @@ def check(
         raise typer.Exit(1)
 
 
-def _render(report: Any) -> None:
+def _render(report: Any, stage: str | None) -> None:
     from mlops.checks import ERROR, FAIL, PASS, describe
 
     if not report.suites:
-        echo("no check suites selected (none are defined under checks: in mlops.yaml)")
+        if stage is not None:
+            echo(f"stage {stage!r} names no check suites (under its checks: before/after)")
+        else:
+            echo("no check suites selected (none are defined under checks: in mlops.yaml)")
         return
     if not Options.quiet:
         from rich.table import Table

@@ -29,11 +29,12 @@ def _compute_module() -> Any:
     """``pyarrow._compute``, the module behind ``pyarrow.compute``: importing the latter
     also builds a Python wrapper with a docstring for each of its ~300 functions, which
     costs a tenth of reading a million-row file. The public module if it moved."""
+    from mlops.checks.imports import import_serially
+
     try:
-        import pyarrow._compute as module
+        return import_serially("pyarrow._compute")
     except ImportError:  # pragma: no cover - a pyarrow that moved it
-        import pyarrow.compute as module
-    return module
+        return import_serially("pyarrow.compute")
 
 
 def is_text(typ: Any) -> bool:

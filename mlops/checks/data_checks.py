@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,11 @@ from typing import Any
 
 from mlops.checks import columns as col
 from mlops.checks.files import Data, DataStore
+from mlops.checks.imports import importing
 from mlops.checks.report import ERROR, FAIL, PASS
 from mlops.checks.spec import Check, CheckProblem, Suite
 
 MAX_EXAMPLES = 5
-_IMPORT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -594,8 +593,8 @@ def import_function(spec: str, root: Path) -> Callable[..., Any]:
 
     module_name, _, name = spec.partition(":")
     root_str = str(root)
-    # sys.path is global: stages checked in parallel threads take turns.
-    with _IMPORT_LOCK:
+    # sys.path is global, and so are imports: stages checked in parallel threads take turns.
+    with importing():
         added = root_str not in sys.path
         if added:
             sys.path.insert(0, root_str)

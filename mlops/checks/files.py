@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.checks.imports import import_serially, importing
 from mlops.checks.spec import CheckProblem, Suite
 
 if TYPE_CHECKING:
@@ -55,7 +56,10 @@ class Data:
     @cached_property
     def frame(self) -> Any:
         """The table as a pandas DataFrame, converted on first use (this imports pandas)."""
-        return self.source if self.source is not None else self.table.to_pandas()
+        if self.source is not None:
+            return self.source
+        with importing():  # to_pandas imports pandas, and pyarrow's bridge to it
+            return self.table.to_pandas()
 
     @property
     def rows(self) -> int:
@@ -160,7 +164,7 @@ class DataStore:
             pending = self._pending.pop(path, None)
             if pending is not None and not pending.done():
                 # Most checks need it: importing it now overlaps the parse instead of following it.
-                import pyarrow._compute  # noqa: F401
+                import_serially("pyarrow._compute")
             self._tables[path] = read_table(path, rel, key, self.needs.get(path), pending)
         return self._tables[path]
 
@@ -174,10 +178,11 @@ class DataStore:
         if path not in self._models:
             if not path.is_file():
                 raise CheckProblem(key, f"model file {rel} does not exist")
-            import joblib
-
             try:
-                self._models[path] = joblib.load(path)
+                with importing():  # unpickling imports the model's packages
+                    import joblib
+
+                    self._models[path] = joblib.load(path)
             except Exception as exc:  # unpickling runs arbitrary code: report any failure
                 raise CheckProblem(
                     key, f"cannot load model {rel}: {type(exc).__name__}: {exc}"
@@ -199,13 +204,14 @@ def import_numpy_unspun() -> None:
     set only for numpy's import and then taken back: commands started later (stages,
     ``command:`` checks) inherit the environment as it was. A value the user set wins.
     """
-    if "numpy" in sys.modules or _BLAS_SPIN in os.environ:
-        return
-    os.environ[_BLAS_SPIN] = "4"  # OpenBLAS's least
-    try:
-        import numpy  # noqa: F401
-    finally:
-        del os.environ[_BLAS_SPIN]
+    with importing():
+        if "numpy" in sys.modules or _BLAS_SPIN in os.environ:
+            return
+        os.environ[_BLAS_SPIN] = "4"  # OpenBLAS's least
+        try:
+            import numpy  # noqa: F401
+        finally:
+            del os.environ[_BLAS_SPIN]
 
 
 def read_table(
@@ -245,8 +251,15 @@ def _format(path: Path) -> str | None:
     return None
 
 
+# The pyarrow module that reads each format.
+_READERS = {"csv": "pyarrow.csv", "parquet": "pyarrow.parquet", "jsonl": "pyarrow.json"}
+
+
 def _load(path: Path, columns: frozenset[str] | None) -> _Loaded:
     fmt = _format(path)
+    import_numpy_unspun()
+    if fmt is not None:
+        import_serially(_READERS[fmt])
     # Passed on unnamed, so that _one_chunk_each holds the only reference to the table.
     if fmt == "csv":
         return _one_chunk_each(_read_csv(path, columns))
@@ -481,7 +494,7 @@ def _read_csv(path: Path, columns: frozenset[str] | None) -> _Loaded:
         except (ValueError, OSError, NotImplementedError):
             pass  # a file pyarrow rejects: pandas reads it or says why
     # Duplicate or empty column names (pandas renames them), or an odd file.
-    import pandas as pd
+    pd = import_serially("pandas")
 
     usecols = None if plan is None or plan.usecols is None else list(plan.usecols)
     frame = pd.read_csv(path, sep=plan.sep if plan else ",", usecols=usecols)
@@ -507,7 +520,7 @@ def _read_jsonl(path: Path) -> _Loaded:
     import pyarrow.json as pjson
 
     if path.name.lower().endswith(".json") and _holds_array(path):
-        import pandas as pd
+        pd = import_serially("pandas")
 
         # One array of records (as DataFrame.to_json(orient="records") writes), not lines.
         frame = pd.read_json(path, orient="records")
@@ -517,7 +530,7 @@ def _read_jsonl(path: Path) -> _Loaded:
         return table, tuple(table.column_names), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass  # e.g. a column holding both numbers and text: pandas reads it or says why
-    import pandas as pd
+    pd = import_serially("pandas")
 
     frame = pd.read_json(path, lines=True)
     return to_arrow(frame), tuple(map(str, frame.columns)), frame

@@ -21,8 +21,9 @@ def resolve_metric(name: str) -> Scorer:
     """A scikit-learn metric by name: a scorer name (``accuracy``, ``f1_macro``, ``roc_auc``),
     an error or loss whose scorer is negated (``log_loss``, ``mean_squared_error``), or a
     ``sklearn.metrics`` function comparing true and predicted labels (``cohen_kappa_score``)."""
-    from sklearn import metrics
+    from mlops.checks.imports import import_serially
 
+    metrics = import_serially("sklearn.metrics")
     scorers = set(metrics.get_scorer_names())
     for candidate in dict.fromkeys((name, name.removesuffix("_score"))):
         if candidate in scorers:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import git, run_cli
+from conftest import CliResult, git, run_cli
 
 TRAIN = """
 import joblib, pandas as pd
@@ -171,6 +171,16 @@ def strict_report(repo: Path) -> None:
     (repo / "mlops.yaml").write_text(text)
 
 
+def assert_registered_refused(repo: Path, run: CliResult, version: str, made_by: str) -> None:
+    """``run`` registered ``version`` with the record of run ``made_by``, whose after checks
+    failed on it, and so did not promote it."""
+    assert run.exit_code == 1
+    assert f"cannot promote {version} to staging: its after checks failed" in run.stderr
+    shown = json.loads(run_cli(repo, "model", "show", version, "--json").stdout)
+    assert shown["run"]["id"] == made_by
+    assert shown["checks_state"] == "failed" and shown["aliases"] == []
+
+
 def test_skipped_stage_registers_its_model_with_the_run_that_made_it(repo: Path) -> None:
     """`mlops run train` after a run whose downstream after checks failed on the model
     registers it with that run's results, so the gate refuses to promote it."""
@@ -180,11 +190,7 @@ def test_skipped_stage_registers_its_model_with_the_run_that_made_it(repo: Path)
     assert first.exit_code == 1 and "stage 'report': checks after it failed" in first.stderr
     made_by = yaml.safe_load((repo / "mlops.lock").read_text())["stages"]["train"]["run"]
     again = run_cli(repo, "run", "train")
-    assert again.exit_code == 1
-    assert "cannot promote demo:1 to staging: its after checks failed" in again.stderr
-    shown = json.loads(run_cli(repo, "model", "show", "demo:1", "--json").stdout)
-    assert shown["run"]["id"] == made_by
-    assert shown["checks_state"] == "failed" and shown["aliases"] == []
+    assert_registered_refused(repo, again, "demo:1", made_by)
 
 
 def test_restored_stage_registers_its_model_with_the_run_that_made_it(repo: Path) -> None:
@@ -201,11 +207,7 @@ def test_restored_stage_registers_its_model_with_the_run_that_made_it(repo: Path
     data.write_text(rows)
     again = run_cli(repo, "run", "train")
     assert "Stage 'train' restored" in again.stdout
-    assert again.exit_code == 1
-    assert "cannot promote demo:2 to staging: its after checks failed" in again.stderr
-    shown = json.loads(run_cli(repo, "model", "show", "demo:2", "--json").stdout)
-    assert shown["run"]["id"] == made_by
-    assert shown["checks_state"] == "failed" and shown["aliases"] == []
+    assert_registered_refused(repo, again, "demo:2", made_by)
 
 
 def test_skipped_stage_registers_with_the_newest_verdict_on_its_model(repo: Path) -> None:

@@ -24,8 +24,8 @@ stages:
 """
 
 
-def _start_long_run(repo: Path, pid_file: Path) -> tuple[subprocess.Popen[str], int]:
-    """Start `python -m mlops run` and wait until the long stage's shell is running."""
+def _start_run(repo: Path, marker: Path, what: str) -> subprocess.Popen[str]:
+    """Start `python -m mlops run` and wait until ``what`` has written ``marker``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlops", "run"],
         cwd=repo,
@@ -34,10 +34,16 @@ def _start_long_run(repo: Path, pid_file: Path) -> tuple[subprocess.Popen[str], 
         text=True,
     )
     deadline = time.monotonic() + 20
-    while not (pid_file.exists() and pid_file.read_text().strip()):
+    while not (marker.exists() and marker.read_text().strip()):
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the long stage did not start"
+        assert time.monotonic() < deadline, f"{what} did not start"
         time.sleep(0.02)
+    return proc
+
+
+def _start_long_run(repo: Path, pid_file: Path) -> tuple[subprocess.Popen[str], int]:
+    """Start `python -m mlops run` and wait until the long stage's shell is running."""
+    proc = _start_run(repo, pid_file, "the long stage")
     return proc, int(pid_file.read_text())
 
 
@@ -132,18 +138,7 @@ def _interrupt_during_check(repo: Path, marker: Path, check: str) -> tuple[str, 
     lock_before = (repo / "mlops.lock").read_bytes()
     write(repo, "d.csv", "a\n1\n2\n")
     write(repo, "mlops.yaml", GUARDED.replace("{check}", check))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlops", "run"],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 20
-    while not (marker.exists() and marker.read_text().strip()):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the check did not start"
-        time.sleep(0.02)
+    proc = _start_run(repo, marker, "the check")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err

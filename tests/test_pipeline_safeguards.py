@@ -111,15 +111,17 @@ def test_failing_before_check_stops_the_stage_before_its_command(repo: Path) -> 
     assert run_cli(repo, "model", "list", "--json").stdout.strip() in ("[]", "")
 
 
+def flip_labels(repo: Path) -> None:
+    """Flip every fourth label of the training data, so that no model reaches 0.999."""
+    data = repo / "data" / "train.csv"
+    header, *rows = data.read_text().splitlines()
+    flipped = [r[:-1] + str(1 - int(r[-1])) if i % 4 == 0 else r for i, r in enumerate(rows)]
+    data.write_text("\n".join([header, *flipped]) + "\n")
+
+
 def test_failing_after_check_keeps_outputs_out_of_lock_and_registry(repo: Path) -> None:
     write_project(repo, floor=0.999)
-    noisy = (repo / "data" / "train.csv").read_text().splitlines()
-    # Flip some labels so that no model reaches the floor.
-    flipped = [noisy[0]] + [
-        line[:-1] + str(1 - int(line[-1])) if i % 4 == 0 else line
-        for i, line in enumerate(noisy[1:])
-    ]
-    (repo / "data" / "train.csv").write_text("\n".join(flipped) + "\n")
+    flip_labels(repo)
     result = run_cli(repo, "run")
     assert result.exit_code == 1
     assert "checks after it failed" in result.stderr and "accuracy" in result.stderr
@@ -137,12 +139,7 @@ def test_model_that_failed_its_after_checks_cannot_be_promoted_by_hand(repo: Pat
     """The model a failed run left in the workspace keeps its failed checks when it is
     registered by hand, so the promotion gate refuses it."""
     write_project(repo, floor=0.999)
-    noisy = (repo / "data" / "train.csv").read_text().splitlines()
-    flipped = [noisy[0]] + [
-        line[:-1] + str(1 - int(line[-1])) if i % 4 == 0 else line
-        for i, line in enumerate(noisy[1:])
-    ]
-    (repo / "data" / "train.csv").write_text("\n".join(flipped) + "\n")
+    flip_labels(repo)
     assert run_cli(repo, "run").exit_code == 1
     registered = run_cli(repo, "model", "register", "demo", "models/model.joblib", "--json")
     assert registered.exit_code == 0, registered.stderr

@@ -5,7 +5,7 @@ of a data file and the checks themselves, or the checks of two stages under
 ``mlops run -j``. When two threads import the same package at once, Python's import
 system can hand one of them a partly initialised module to break what it takes for a
 deadlock: ``mlops check`` then failed now and then with "cannot import name 'BuildInfo'
-from partially initialized module 'pyarrow.lib'" (in 2 of 8 benchmark runs).
+from partially initialized module 'pyarrow.lib'" (in 3 of 9 benchmark runs).
 """
 
 from __future__ import annotations

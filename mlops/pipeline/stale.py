@@ -98,7 +98,8 @@ class CheckSuites:
         self._suites: dict[str, Any] | None = None
 
     def fingerprint(self, stage: Stage) -> str:
-        """ "" for a stage without checks; else see ``mlops.checks.suites_fingerprint``."""
+        """See ``mlops.checks.suites_fingerprint``; the empty string for a stage without
+        checks (its lock entry then has none either)."""
         named = [("before", str(n)) for n in stage.checks_before]
         named += [("after", str(n)) for n in stage.checks_after]
         if not named:

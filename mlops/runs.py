@@ -55,13 +55,16 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS run_cache ("
     " key TEXT PRIMARY KEY, stage TEXT NOT NULL, created REAL NOT NULL, entry TEXT NOT NULL)",
 )
+# The statuses of a stage that ended well: its outputs are in the workspace and the lock.
+SUCCEEDED = ("ran", "rechecked", "restored", "skipped")
 
 
 @dataclass(frozen=True)
 class StageRecord:
     """What one stage did in a run.
 
-    ``status``: ran, skipped, restored (outputs taken from the cache), failed,
+    ``status``: ran, skipped, restored (outputs taken from the cache), rechecked
+    (only its check suites changed: its outputs were kept and passed them), failed,
     interrupted, blocked (an upstream stage failed) or cancelled (the run stopped
     after another stage failed). ``checks`` is free-form JSON written by the
     checks integration.

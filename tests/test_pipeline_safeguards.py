@@ -260,7 +260,8 @@ def test_changed_checks_judge_the_stage_again(repo: Path) -> None:
     # Back to the checks that passed them: the locked outputs hold again.
     yaml_file.write_text(original)
     assert stage_reasons(repo) == {"train": [], "report": []}
-    # A stage given checks it did not have is judged by them.
+    # A stage given checks it did not have is judged by them; its outputs pass, so they
+    # are kept and the lock records the new checks.
     report_deps = "    deps: [models/model.joblib]\n"
     checked = report_deps + "    checks: {before: [clean_data]}\n"
     yaml_file.write_text(original.replace(report_deps, checked))
@@ -269,10 +270,101 @@ def test_changed_checks_judge_the_stage_again(repo: Path) -> None:
     assert result.exit_code == 0, result.stdout + result.stderr
     assert {s["stage"]: s["status"] for s in json.loads(result.stdout)["stages"]} == {
         "train": "skipped",
-        "report": "ran",
+        "report": "rechecked",
     }
     assert not (repo / "ran-train").exists()
     assert stage_reasons(repo) == {"train": [], "report": []}
+
+
+def set_accuracy_floor(repo: Path, floor: str) -> None:
+    yaml_file = repo / "mlops.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("accuracy >= 0.8", f"accuracy >= {floor}"))
+
+
+def test_changed_checks_judge_the_kept_model_without_training_again(repo: Path) -> None:
+    """Only the suites changed: the model the lock names is judged by them instead of
+    being trained again; it passes, so the lock takes the new checks."""
+    write_project(repo)
+    assert run_cli(repo, "run").exit_code == 0
+    (repo / "ran-train").unlink()
+    model = (repo / "models" / "model.joblib").read_bytes()
+    old = yaml.safe_load((repo / "mlops.lock").read_text())["stages"]["train"]
+    set_accuracy_floor(repo, "0.95")
+    result = run_cli(repo, "run")
+    assert result.exit_code == 0, result.stderr
+    assert "Checking stage 'train' again, keeping its outputs: checks changed" in result.stdout
+    assert "Stage 'train' passed its changed checks" in result.stdout
+    assert "1 rechecked, 1 skipped" in result.stdout
+    assert "registered demo:1" in result.stdout  # the same model: no new version
+    assert not (repo / "ran-train").exists()
+    assert (repo / "models" / "model.joblib").read_bytes() == model
+    new = yaml.safe_load((repo / "mlops.lock").read_text())["stages"]["train"]
+    assert new["checks"] != old["checks"] and new["outs"] == old["outs"]
+    assert new["run"] != old["run"]
+    checks = record_checks(repo)["train"]
+    assert isinstance(checks, dict) and checks["after"]["passed"] is True
+    assert "before" in checks  # the inputs are judged again too
+    assert stage_reasons(repo) == {"train": [], "report": []}
+    again = json.loads(run_cli(repo, "run", "--json").stdout)
+    assert {s["stage"]: s["status"] for s in again["stages"]} == {
+        "train": "skipped",
+        "report": "skipped",
+    }
+
+
+def test_kept_model_that_fails_changed_checks_fails_the_stage(repo: Path) -> None:
+    """Tightened checks the locked model does not pass fail the stage without training
+    again: the model stays as it was, and so does the lock."""
+    write_project(repo)
+    assert run_cli(repo, "run").exit_code == 0
+    (repo / "ran-train").unlink()
+    locked = (repo / "mlops.lock").read_text()
+    model = (repo / "models" / "model.joblib").read_bytes()
+    set_accuracy_floor(repo, "1.01")
+    result = run_cli(repo, "run", "--json")
+    assert result.exit_code == 1
+    assert "stage 'train': checks after it failed" in result.stderr
+    assert {s["stage"]: s["status"] for s in json.loads(result.stdout)["stages"]} == {
+        "train": "failed",
+        "report": "blocked",
+    }
+    assert not (repo / "ran-train").exists()
+    assert (repo / "models" / "model.joblib").read_bytes() == model
+    assert (repo / "mlops.lock").read_text() == locked
+    assert stage_reasons(repo)["train"] == ["checks changed"]
+    checks = record_checks(repo)["train"]
+    assert isinstance(checks, dict) and checks["after"]["passed"] is False
+
+
+def test_changed_checks_judge_the_locked_model_restored_when_missing(repo: Path) -> None:
+    """A locked model missing from the workspace is restored from the cache and judged."""
+    write_project(repo)
+    assert run_cli(repo, "run").exit_code == 0
+    (repo / "ran-train").unlink()
+    model = (repo / "models" / "model.joblib").read_bytes()
+    (repo / "models" / "model.joblib").unlink()
+    set_accuracy_floor(repo, "0.95")
+    result = run_cli(repo, "run", "--json")
+    assert result.exit_code == 0, result.stderr
+    train = next(s for s in json.loads(result.stdout)["stages"] if s["stage"] == "train")
+    assert train["status"] == "rechecked"
+    assert train["reasons"] == ["checks changed", "outputs restored from the lock"]
+    assert not (repo / "ran-train").exists()
+    assert (repo / "models" / "model.joblib").read_bytes() == model
+
+
+def test_changed_checks_and_changed_data_train_again(repo: Path) -> None:
+    write_project(repo)
+    assert run_cli(repo, "run").exit_code == 0
+    (repo / "ran-train").unlink()
+    set_accuracy_floor(repo, "0.95")
+    with (repo / "data" / "train.csv").open("a") as data:
+        data.write("0.1,0.2,0\n")
+    result = run_cli(repo, "run", "--json")
+    assert result.exit_code == 0, result.stderr
+    train = next(s for s in json.loads(result.stdout)["stages"] if s["stage"] == "train")
+    assert train["status"] == "ran"
+    assert (repo / "ran-train").exists()
 
 
 def test_undefined_suite_fails_before_anything_runs(repo: Path) -> None:

@@ -61,10 +61,17 @@ class _Printer:
             )
         elif kind == "started":
             self._say(f"Running stage '{stage}': {_reasons(event.text.split('; '))}")
+        elif kind == "rechecking":
+            self._say(
+                f"Checking stage '{stage}' again, keeping its outputs: "
+                f"{_reasons(event.text.split('; '))}"
+            )
         elif kind == "finished":
             result = event.result
             if result.status == "ran":
                 self._say(f"Stage '{stage}' done in {result.duration:.1f} s")
+            elif result.status == "rechecked":
+                self._say(f"Stage '{stage}' passed its changed checks in {result.duration:.1f} s")
             else:
                 code = f" (exit code {result.exit_code})" if result.exit_code else ""
                 echo(f"Stage '{stage}' {result.status}{code}", err=True)
@@ -129,7 +136,7 @@ def run(
 def _summary(result: Any) -> None:
     counts = [
         f"{result.count(status)} {status}"
-        for status in ("ran", "restored", "skipped", "failed", "blocked", "cancelled")
+        for status in ("ran", "rechecked", "restored", "skipped", "failed", "blocked", "cancelled")
         if result.count(status)
     ]
     echo(

@@ -25,8 +25,8 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class StageResult:
-    """What happened to one stage: ran, skipped, restored, failed, interrupted, blocked,
-    cancelled; in a dry run, stale or skipped."""
+    """What happened to one stage: ran, skipped, restored, rechecked, failed, interrupted,
+    blocked, cancelled; in a dry run, stale or skipped."""
 
     name: str
     status: str
@@ -77,7 +77,8 @@ class RunResult:
 
 @dataclass(frozen=True)
 class RunEvent:
-    """Progress for the caller to show: skipped, restored, started, output or finished."""
+    """Progress for the caller to show: skipped, restored, started, rechecking (kept
+    outputs judged by changed checks), output or finished."""
 
     kind: str
     stage: str

@@ -61,6 +61,7 @@ from mlops.pipeline.stale import (
 )
 from mlops.repo import Repo, repo_lock
 from mlops.runs import (
+    SUCCEEDED,
     EnvironmentProbe,
     RunRecord,
     RunsDB,
@@ -165,9 +166,13 @@ class _Outcome(NamedTuple):
 
 
 class _Planned:
-    """A stage decided to run, with the inputs it was judged on (and when it started)."""
+    """A stage decided to run, with the inputs it was judged on (and when it started).
 
-    __slots__ = ("checks", "deps", "key", "params", "reasons", "stage", "started", "wall")
+    ``kept``: only its check suites changed, so its outputs (these) are kept and only
+    judged again by them; the command does not run.
+    """
+
+    __slots__ = ("checks", "deps", "kept", "key", "params", "reasons", "stage", "started", "wall")
 
     def __init__(
         self,
@@ -184,6 +189,7 @@ class _Planned:
         self.params = params
         self.checks = checks
         self.key = key
+        self.kept: tuple[FileHash, ...] | None = None
         self.started = self.wall = 0.0  # set when the stage starts (epoch, monotonic)
 
 
@@ -284,7 +290,8 @@ class _Run:
         duration = time.monotonic() - planned.wall
         stage = planned.stage
         if outcome.ok:
-            self._succeeded(planned, outcome.outs, "ran", planned.reasons, duration, outcome)
+            status = "ran" if planned.kept is None else "rechecked"
+            self._succeeded(planned, outcome.outs, status, planned.reasons, duration, outcome)
         else:
             self._set(
                 stage,
@@ -359,7 +366,21 @@ class _Run:
             self._succeeded(planned, candidate, "restored", why, 0.0, _Outcome(True))
             self.emit(RunEvent("restored", name, "; ".join(reasons)))
             return None
+        if entry is not None and reasons == ["checks changed"] and not stage.always_changed:
+            self._keep_outputs(planned, entry)
         return planned
+
+    def _keep_outputs(self, planned: _Planned, entry: LockEntry) -> None:
+        """Only the stage's check suites changed: its locked outputs, where they are in the
+        workspace or can be restored, are judged by the new checks instead of being made
+        again (a tightened data check does not retrain the model)."""
+        stage = planned.stage
+        outs = [self.hasher.hash(o.path) for o in stage.outputs]
+        if not output_reasons(stage, entry, outs):
+            planned.kept = tuple(o for o in outs if o is not None)
+        elif self._restore(stage, entry.outs):
+            planned.kept = entry.outs
+            planned.reasons = [*planned.reasons, "outputs restored from the lock"]
 
     def _restore(self, stage: Stage, outs: tuple[FileHash, ...]) -> bool:
         """Place the outputs ``outs`` of an earlier run; False when that is not possible."""
@@ -407,7 +428,8 @@ class _Run:
             self.groups = ProcessGroups()
         planned.started, planned.wall = time.time(), time.monotonic()
         self.running[name] = planned
-        self.emit(RunEvent("started", name, "; ".join(planned.reasons)))
+        kind = "started" if planned.kept is None else "rechecking"
+        self.emit(RunEvent(kind, name, "; ".join(planned.reasons)))
         thread = threading.Thread(
             target=self._work, args=(planned,), name=f"stage-{name}", daemon=True
         )
@@ -418,7 +440,7 @@ class _Run:
         """Worker thread: prepare outputs, run the hook and the commands, store outputs."""
         stage = planned.stage
         try:
-            outcome = self._execute(stage)
+            outcome = self._execute(planned)
         except MlopsError as exc:
             outcome = _Outcome(False, error=exc.message)
         except OSError as exc:
@@ -428,7 +450,8 @@ class _Run:
             return
         self.events.put(("done", stage.name, outcome))
 
-    def _execute(self, stage: Stage) -> _Outcome:
+    def _execute(self, planned: _Planned) -> _Outcome:
+        stage = planned.stage
         name = stage.name
         checks: dict[str, Any] = {}
         assert self.groups is not None  # made by _start before this thread
@@ -444,6 +467,28 @@ class _Run:
                 )
             if self.groups.stopping:  # interrupted while the checks ran: touch nothing
                 return _Outcome(False, error=f"stage {name!r}: interrupted", checks=checks)
+        outs = planned.kept if planned.kept is not None else self._make_outputs(stage)
+        if isinstance(outs, _Outcome):  # the command failed, or left an output out
+            return outs._replace(checks=checks)
+        exit_code = 0 if planned.kept is None else None  # no command ran for kept outputs
+        if self.hook is not None:
+            verdict = self.hook(HookContext(self.repo, self.run_id, stage, "after", outs))
+            if verdict.data is not None:  # a stage without suites records nothing
+                checks["after"] = verdict.data
+            if not verdict.ok:
+                return _Outcome(
+                    False,
+                    outs=outs,
+                    exit_code=exit_code,
+                    error=f"stage {name!r}: checks after it failed: {verdict.message}",
+                    checks=checks,
+                )
+        return _Outcome(True, outs=outs, exit_code=exit_code, checks=checks)
+
+    def _make_outputs(self, stage: Stage) -> tuple[FileHash, ...] | _Outcome:
+        """Run the stage's commands and store its outputs; a failure as its ``_Outcome``."""
+        name = stage.name
+        assert self.groups is not None  # made by _start before this thread
         _clear_outputs(self.root, stage)
         cwd = self.root / stage.wdir
         if not cwd.is_dir():
@@ -464,7 +509,6 @@ class _Run:
                     exit_code=result.exit_code,
                     error=describe_failure(name, result.exit_code, result.stderr_tail),
                     stderr_tail=result.stderr_tail,
-                    checks=checks,
                 )
         for out in stage.outputs:
             if not os.path.lexists(self.root / out.path):
@@ -473,22 +517,8 @@ class _Run:
                     exit_code=0,
                     error=f"stage {name!r} exited 0 but did not produce its {out.kind} "
                     f"{out.path!r}",
-                    checks=checks,
                 )
-        outs = tuple(self._store_output(out) for out in stage.outputs)
-        if self.hook is not None:
-            verdict = self.hook(HookContext(self.repo, self.run_id, stage, "after", outs))
-            if verdict.data is not None:  # a stage without suites records nothing
-                checks["after"] = verdict.data
-            if not verdict.ok:
-                return _Outcome(
-                    False,
-                    outs=outs,
-                    exit_code=0,
-                    error=f"stage {name!r}: checks after it failed: {verdict.message}",
-                    checks=checks,
-                )
-        return _Outcome(True, outs=outs, exit_code=0, checks=checks)
+        return tuple(self._store_output(out) for out in stage.outputs)
 
     def _store_output(self, out: Output) -> FileHash:
         from mlops.data.add import snapshot
@@ -531,7 +561,7 @@ class _Run:
             run=self.run_id,
             checks=planned.checks,
         )
-        if status == "ran" and _restorable(stage):
+        if status in ("ran", "rechecked") and _restorable(stage):
             self.cache_entries.append((planned.key, stage.name, {"outs": [vars(o) for o in outs]}))
         self._set(
             stage,
@@ -578,7 +608,7 @@ class _Run:
             error=error,
             checks=checks or None,
         )
-        if status in ("ran", "failed", "interrupted"):
+        if status in ("ran", "rechecked", "failed", "interrupted"):
             self.emit(RunEvent("finished", stage.name, result=result))
 
     def _finish(self) -> RunResult:
@@ -642,7 +672,7 @@ class _Run:
 
     def _with_metrics(self, record: StageRecord) -> StageRecord:
         stage = self.dag.stages[record.name]
-        if not stage.metrics or record.status not in ("ran", "restored", "skipped"):
+        if not stage.metrics or record.status not in SUCCEEDED:
             return record
         values: dict[str, Any] = {}
         for out in stage.metrics:

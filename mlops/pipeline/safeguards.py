@@ -18,6 +18,7 @@ from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.results import HookContext, HookResult, RunEvent, RunOptions, RunResult
 from mlops.pipeline.schema import Pipeline, Stage, load_pipeline
 from mlops.repo import Repo
+from mlops.runs import SUCCEEDED
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -117,7 +118,7 @@ def run_with_safeguards(
     result = run_pipeline(repo, options, on_event, hook=stage_checks)
     if result.status != "success":
         return result, []
-    done = {s.name: s.status for s in result.stages if s.status in ("ran", "restored", "skipped")}
+    done = {s.name: s.status for s in result.stages if s.status in SUCCEEDED}
     registrations = []
     for stage in pipeline.stages.values():
         if stage.register is None or stage.name not in done:
@@ -142,9 +143,10 @@ def run_with_safeguards(
 
 
 def _maker_run(repo: Repo, stage: str, path: str, run_id: str) -> str:
-    """The run whose record a skipped or restored ``stage`` registers what it left at
-    ``path`` with: the newest run whose after checks judged that content (made by the
-    stage or read by another), else the newest in which the stage made it, else this one."""
+    """The run whose record a skipped, restored or rechecked ``stage`` registers what it
+    left at ``path`` with: the newest run whose after checks judged that content (made or
+    rechecked by the stage, or read by another), else the newest in which the stage made
+    it, else this one."""
     from mlops.data.workspace import open_store
     from mlops.registry.provenance import RunIndex
 
@@ -157,12 +159,12 @@ def _maker_run(repo: Repo, stage: str, path: str, run_id: str) -> str:
         maker = None
         for record in index.records:  # newest first
             for s in record.stages:
-                if s.status not in ("ran", "failed"):
+                if s.status not in ("ran", "rechecked", "failed"):
                     continue
-                made = s.name == stage and s.outs.get(path) == oid
-                if (made or s.deps.get(path) == oid) and "after" in (s.checks or {}):
+                own = s.name == stage and s.outs.get(path) == oid
+                if (own or s.deps.get(path) == oid) and "after" in (s.checks or {}):
                     return record.id
-                if made and maker is None:
+                if own and s.status != "rechecked" and maker is None:
                     maker = record.id
     finally:
         store.state.flush()

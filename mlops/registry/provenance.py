@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.data.workspace import Store, load_manifest
 from mlops.errors import InputError
-from mlops.runs import RunRecord, StageRecord, list_runs
+from mlops.runs import SUCCEEDED, RunRecord, StageRecord, list_runs
 from mlops.storage.hashing import DIR_SUFFIX
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # Stage statuses whose outputs are the stage's own work (recorded or kept); a stage that
 # failed its after checks records the outputs they judged, so its failure follows them.
-PRODUCED = ("ran", "restored", "skipped", "failed")
+PRODUCED = (*SUCCEEDED, "failed")
 
 
 @dataclass(frozen=True)

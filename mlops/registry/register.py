@@ -22,6 +22,7 @@ from mlops.registry.records import (
 )
 from mlops.registry.tags import create_tag, identity, now, read_registry, tag_target
 from mlops.repo import MLOPS_DIR, Repo, repo_lock
+from mlops.runs import SUCCEEDED
 
 
 def register_model(
@@ -166,7 +167,7 @@ def _body(
             summary = checks_summary(stage.checks)
             if summary:
                 checks[stage.name] = summary
-            if stage is not maker and stage.status not in ("ran", "restored", "skipped"):
+            if stage is not maker and stage.status not in SUCCEEDED:
                 failed = {"passed": False, "counts": {}, "failed": [f"stage {stage.status}"]}
                 checks.setdefault(stage.name, {})["after"] = failed
     else:

@@ -87,6 +87,11 @@ def test_passing_checks_run_the_stage_and_register_the_model(repo: Path) -> None
     assert data["registered"] == [
         {"stage": "train", "model": "demo", "version": 1, "promoted_to": "staging"}
     ]
+    # The JSON output carries each stage's check results, as the run record does.
+    shown_checks = {s["stage"]: s["checks"] for s in data["stages"]}
+    assert shown_checks["report"] is None
+    assert [s["suite"] for s in shown_checks["train"]["before"]["suites"]] == ["clean_data"]
+    assert shown_checks["train"]["after"]["passed"] is True
     shown = json.loads(run_cli(repo, "model", "show", "demo@staging", "--json").stdout)
     assert shown["version"] == 1 or shown.get("number") == 1
     checks = record_checks(repo)["train"]
@@ -324,10 +329,10 @@ def test_kept_model_that_fails_changed_checks_fails_the_stage(repo: Path) -> Non
     result = run_cli(repo, "run", "--json")
     assert result.exit_code == 1
     assert "stage 'train': checks after it failed" in result.stderr
-    assert {s["stage"]: s["status"] for s in json.loads(result.stdout)["stages"]} == {
-        "train": "failed",
-        "report": "blocked",
-    }
+    stages = json.loads(result.stdout)["stages"]
+    assert {s["stage"]: s["status"] for s in stages} == {"train": "failed", "report": "blocked"}
+    failed = [r for r in stages[0]["checks"]["after"]["suites"][0]["results"]]
+    assert [(r["check"], r["status"]) for r in failed] == [("accuracy", "fail")]
     assert not (repo / "ran-train").exists()
     assert (repo / "models" / "model.joblib").read_bytes() == model
     assert (repo / "mlops.lock").read_text() == locked

@@ -26,7 +26,8 @@ class RunOptions:
 @dataclass(frozen=True)
 class StageResult:
     """What happened to one stage: ran, skipped, restored, rechecked, failed, interrupted,
-    blocked, cancelled; in a dry run, stale or skipped."""
+    blocked, cancelled; in a dry run, stale or skipped. ``checks``: what its stage hook
+    reported, per phase ("before", "after"), as kept in the run record."""
 
     name: str
     status: str
@@ -35,6 +36,7 @@ class StageResult:
     exit_code: int | None = None
     error: str = ""
     stderr_tail: tuple[str, ...] = ()
+    checks: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,7 @@ class StageResult:
             "exit_code": self.exit_code,
             "error": self.error,
             "stderr_tail": list(self.stderr_tail),
+            "checks": self.checks,
         }
 
 

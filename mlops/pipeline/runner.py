@@ -591,7 +591,9 @@ class _Run:
     ) -> None:
         if planned is not None:
             deps, params = planned.deps, planned.params
-        result = StageResult(stage.name, status, tuple(reasons), duration, exit_code, error, tail)
+        result = StageResult(
+            stage.name, status, tuple(reasons), duration, exit_code, error, tail, checks or None
+        )
         self.results[stage.name] = result
         self.records[stage.name] = StageRecord(
             name=stage.name,

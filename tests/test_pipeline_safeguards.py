@@ -295,6 +295,10 @@ def test_changed_checks_judge_the_kept_model_without_training_again(repo: Path) 
     model = (repo / "models" / "model.joblib").read_bytes()
     old = yaml.safe_load((repo / "mlops.lock").read_text())["stages"]["train"]
     set_accuracy_floor(repo, "0.95")
+    dry = run_cli(repo, "run", "--dry-run")
+    assert "would check 'train' again, keeping its outputs: checks changed" in dry.stdout
+    status = json.loads(run_cli(repo, "status", "--json").stdout)["stages"]
+    assert [(s["stage"], s["recheck"]) for s in status] == [("train", True), ("report", False)]
     result = run_cli(repo, "run")
     assert result.exit_code == 0, result.stderr
     assert "Checking stage 'train' again, keeping its outputs: checks changed" in result.stdout
@@ -349,6 +353,8 @@ def test_changed_checks_judge_the_locked_model_restored_when_missing(repo: Path)
     model = (repo / "models" / "model.joblib").read_bytes()
     (repo / "models" / "model.joblib").unlink()
     set_accuracy_floor(repo, "0.95")
+    # A dry run only promises a recheck where the outputs are there.
+    assert "would run 'train': checks changed" in run_cli(repo, "run", "-n").stdout
     result = run_cli(repo, "run", "--json")
     assert result.exit_code == 0, result.stderr
     train = next(s for s in json.loads(result.stdout)["stages"] if s["stage"] == "train")

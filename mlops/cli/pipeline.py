@@ -115,6 +115,8 @@ def run(
         for s in result.stages:
             if s.status == "stale":
                 echo(f"would run '{s.name}': {_reasons(s.reasons)}")
+            elif s.status == "recheck":
+                echo(f"would check '{s.name}' again, keeping its outputs: {_reasons(s.reasons)}")
             else:
                 echo(f"'{s.name}' is up to date")
     else:

@@ -50,6 +50,7 @@ from mlops.pipeline.results import (
 )
 from mlops.pipeline.schema import Output, Stage, load_pipeline
 from mlops.pipeline.stale import (
+    CHECKS_CHANGED,
     CheckSuites,
     Hasher,
     ParamFiles,
@@ -148,7 +149,11 @@ def _dry_run(
     finally:
         store.state.flush()
     results = tuple(
-        StageResult(s.name, "stale" if s.stale else "skipped", s.reasons or ("unchanged",))
+        StageResult(
+            s.name,
+            "recheck" if s.recheck else "stale" if s.stale else "skipped",
+            s.reasons or ("unchanged",),
+        )
         for s in statuses
     )
     return RunResult(None, "dry-run", results)
@@ -366,7 +371,7 @@ class _Run:
             self._succeeded(planned, candidate, "restored", why, 0.0, _Outcome(True))
             self.emit(RunEvent("restored", name, "; ".join(reasons)))
             return None
-        if entry is not None and reasons == ["checks changed"] and not stage.always_changed:
+        if entry is not None and reasons == [CHECKS_CHANGED] and not stage.always_changed:
             self._keep_outputs(planned, entry)
         return planned
 

@@ -28,6 +28,8 @@ from mlops.storage.manifest import build_manifest
 from mlops.yamlio import parsed_cache_dir
 
 NEW_STAGE = "new stage (not in mlops.lock)"
+# The one reason that leaves a stage's outputs standing, to be judged by its new checks.
+CHECKS_CHANGED = "checks changed"
 
 
 class Hasher:
@@ -122,7 +124,7 @@ def input_reasons(
     if entry.cmd != stage.cmd:
         reasons.append("command changed")
     if entry.checks != checks:
-        reasons.append("checks changed")
+        reasons.append(CHECKS_CHANGED)
     if entry.wdir != stage.wdir or entry.env != stage.env:
         reasons.append("wdir or env changed")
     locked = {d.path: d.oid for d in entry.deps}
@@ -181,17 +183,24 @@ def run_cache_key(stage: Stage, deps: list[FileHash], params: ParamValues, check
 
 @dataclass(frozen=True)
 class StageStatus:
-    """A stage and why it is stale (no reasons: up to date)."""
+    """A stage and why it is stale (no reasons: up to date). ``recheck``: only its check
+    suites changed and its outputs are as locked, so a run judges them, not remakes them."""
 
     name: str
     reasons: tuple[str, ...]
+    recheck: bool = False
 
     @property
     def stale(self) -> bool:
         return bool(self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.name, "stale": self.stale, "reasons": list(self.reasons)}
+        return {
+            "stage": self.name,
+            "stale": self.stale,
+            "reasons": list(self.reasons),
+            "recheck": self.recheck,
+        }
 
 
 def evaluate(
@@ -221,12 +230,15 @@ def evaluate(
         own = input_reasons(stage, entry, present, params[name], suites.fingerprint(stage))
         if not own and stage.always_changed:
             own = ["always_changed is set"]
-        if not own:
-            own = output_reasons(stage, entry, [hasher.hash(o.path) for o in stage.outputs])
+        recheck = False
+        if not own or (own == [CHECKS_CHANGED] and not stage.always_changed):
+            outs = output_reasons(stage, entry, [hasher.hash(o.path) for o in stage.outputs])
+            recheck = bool(own) and not outs and not reasons
+            own = own or outs
         reasons += [r for r in own if r not in reasons]
         if reasons:
             stale.add(name)
-        found.append(StageStatus(name, tuple(reasons)))
+        found.append(StageStatus(name, tuple(reasons), recheck))
     return found
 
 

@@ -119,6 +119,43 @@ def test_between(project: Path) -> None:
     assert (open_ended.status, open_ended.expected) == ("pass", ">= 0")
 
 
+def test_between_integers_past_2_53_compare_exactly(project: Path) -> None:
+    """Whole-number bounds on an integer column compare as integers, as pandas compares
+    an int64 column with Python ints; as floats, 2**53 + 1 would round to 2**53."""
+    import pandas as pd
+
+    big = 2**53
+    # y has an empty cell: pandas would make it float64, but it stays int64 here.
+    write(project, "data/big.csv", f"x,y,f\n5,{big + 1},0.5\n{big + 1},,1.5\n7,3,2.5\n")
+    frame = pd.read_csv(project / "data/big.csv")
+    x = only(run(project, f"- between: {{x: [0, {big}]}}", data="data/big.csv"))
+    assert int(frame.x.between(0, big).sum()) == 2  # pandas' verdict on the same file
+    assert (x.status, x.failing) == ("fail", 1)
+    assert x.observed == {"min": 5, "max": big + 1}
+    assert x.expected == f"[0, {big}]"
+    assert x.examples == ({"row": 1, "value": big + 1},)
+    assert x.message == f"1 value of 'x' outside [0, {big}] (row 1: {big + 1})"
+    y = only(run(project, f"- between: {{y: {{max: {big}}}}}", data="data/big.csv"))
+    assert (y.status, y.failing, y.observed) == ("fail", 1, {"min": 3, "max": big + 1})
+    assert y.examples == ({"row": 0, "value": big + 1},)
+    assert only(run(project, f"- between: {{y: [3, {big + 1}]}}", data="data/big.csv")).status == (
+        "pass"
+    )
+    low = only(run(project, f"- between: {{x: [{big + 1}, null]}}", data="data/big.csv"))
+    assert (low.failing, low.expected) == (2, f">= {big + 1}")
+    # Bounds beyond what int64 holds.
+    huge = only(run(project, f"- between: {{x: [{-(2**70)}, {2**70}]}}", data="data/big.csv"))
+    assert huge.status == "pass"
+    above = only(run(project, f"- between: {{x: [{2**64}, null]}}", data="data/big.csv"))
+    assert (above.status, above.failing) == ("fail", 3)
+    # A float bound on an integer column compares as pandas does (as floats), and a float
+    # column with a huge whole-number bound compares as floats: both as before.
+    loose = only(run(project, f"- between: {{x: [0, {float(big)}]}}", data="data/big.csv"))
+    assert loose.failing == int((~frame.x.between(0, float(big))).sum())
+    f = only(run(project, f"- between: {{f: [1, {2**70}]}}", data="data/big.csv"))
+    assert (f.status, f.failing, f.examples) == ("fail", 1, ({"row": 0, "value": 0.5},))
+
+
 def test_between_on_text_is_an_error(project: Path) -> None:
     result = only(run(project, "- between: {city: [0, 1]}"))
     assert result.status == "error"

@@ -95,11 +95,14 @@ def _rows_text(examples: tuple[dict[str, Any], ...], failing: int) -> str:
 
 
 def _bounds_text(low: float | None, high: float | None) -> str:
+    def text(bound: float | None) -> str:
+        return str(bound) if isinstance(bound, int) else f"{bound:g}"  # ints in full
+
     if low is None:
-        return f"<= {high:g}"
+        return f"<= {text(high)}"
     if high is None:
-        return f">= {low:g}"
-    return f"[{low:g}, {high:g}]"
+        return f">= {text(low)}"
+    return f"[{text(low)}, {text(high)}]"
 
 
 # --- per-column checks: (data, item, context) -> Outcome ------------------------------------
@@ -219,13 +222,42 @@ def unique_one(data: Data, key: tuple[str, ...], ctx: Context) -> Outcome:
 
 
 def _numbers(array: Any, name: str, kind: str) -> Any:
-    """The column as a numpy array of numbers (nulls as NaN), or a clear error."""
+    """The column as a numpy array of numbers, or a clear error. Integers are their stored
+    values (floats would round those past 2**53), whatever a missing slot holds; floats
+    have NaN where missing; a column of nothing but missing values (type null) is NaN."""
+    import numpy as np
+    import pyarrow as pa
+
+    if pa.types.is_null(array.type):
+        return np.full(len(array), np.nan)
     if not col.is_numeric(array.type):
         dtype = col.type_name(array.type)
         raise CheckProblem(
             name, f"column {name!r} is not numeric (dtype {dtype}); {kind} needs numbers"
         )
-    return col.to_numpy(array)
+    return col.to_numpy(array, raw=pa.types.is_integer(array.type))
+
+
+def _outside(values: Any, low: float | None, high: float | None) -> Any:
+    """A mask of ``values`` below ``low`` or above ``high`` (NaN is neither).
+
+    An integer array and an int bound compare exactly, as pandas compares an int64
+    column with Python ints, however big the bound; a float bound compares as floats.
+    """
+    import numpy as np
+
+    mask = np.zeros(len(values), dtype=bool)
+    for bound, below in ((low, True), (high, False)):
+        if bound is None:
+            continue
+        if isinstance(bound, int) and values.dtype.kind in "iu":
+            info = np.iinfo(values.dtype)
+            if not info.min <= bound <= info.max:  # every value is on one side of it
+                mask |= below == (bound > info.max)
+                continue
+            bound = values.dtype.type(bound)
+        mask |= values < bound if below else values > bound
+    return mask
 
 
 def between_one(data: Data, item: tuple[str, float | None, float | None], ctx: Context) -> Outcome:
@@ -235,22 +267,24 @@ def between_one(data: Data, item: tuple[str, float | None, float | None], ctx: C
     array = data.column(column)
     values = _numbers(array, column, "between")
     expected = _bounds_text(low, high)
-    if not len(values):
+    # The missing slots of an integer column hold anything: they are left out first.
+    gone = col.missing(array) if values.dtype.kind in "iu" and array.null_count else None
+    present = values if gone is None else values[~gone]
+    if not len(present):
         return Outcome(column, PASS, None, expected)
-    lo, hi = values.min(), values.max()
-    if values.dtype.kind == "f" and (np.isnan(lo) or np.isnan(hi)):  # missing values
-        present = values[~np.isnan(values)]
+    lo, hi = present.min(), present.max()
+    if present.dtype.kind == "f" and (np.isnan(lo) or np.isnan(hi)):  # missing values
+        present = present[~np.isnan(present)]
         if not len(present):
             return Outcome(column, PASS, None, expected)
         lo, hi = present.min(), present.max()
     observed = {"min": jsonable(lo), "max": jsonable(hi)}
-    if (low is None or lo >= low) and (high is None or hi <= high):
+    # The extremes decide, compared just as each value would be below.
+    if not _outside(np.array([lo, hi], dtype=present.dtype), low, high).any():
         return Outcome(column, PASS, observed, expected)
-    mask = np.zeros(len(values), dtype=bool)
-    if low is not None:
-        mask |= values < low  # NaN compares False: nulls are not_null's business
-    if high is not None:
-        mask |= values > high
+    mask = _outside(values, low, high)  # NaN compares False: nulls are not_null's business
+    if gone is not None:
+        mask &= ~gone
     failing = int(mask.sum())
     examples = row_examples(mask, array)
     return Outcome(

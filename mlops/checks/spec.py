@@ -417,22 +417,25 @@ def _names(arg: Any, head: str) -> tuple[str, ...]:
     return tuple(arg)
 
 
-def _number(value: Any, head: str, key: str) -> float | None:
+def _number(value: Any, head: str, key: str, whole: bool = False) -> float | None:
+    """``value`` as a float, or ``None``; with ``whole``, an integer stays an int."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CheckError(f"{head}, key {key!r}: expected a number, got {value!r}")
-    return float(value)
+    return value if whole and isinstance(value, int) else float(value)
 
 
-def _bounds(arg: Any, head: str, key: str) -> tuple[float | None, float | None]:
+def _bounds(
+    arg: Any, head: str, key: str, whole: bool = False
+) -> tuple[float | None, float | None]:
     if isinstance(arg, list) and len(arg) == 2:
         low, high = arg
     elif isinstance(arg, dict) and arg and set(arg) <= {"min", "max"}:
         low, high = arg.get("min"), arg.get("max")
     else:
         raise CheckError(f"{head}, key {key!r}: expected [min, max] or {{min: .., max: ..}}")
-    bounds = (_number(low, head, key), _number(high, head, key))
+    bounds = (_number(low, head, key, whole), _number(high, head, key, whole))
     if bounds == (None, None):
         raise CheckError(f"{head}, key {key!r}: give at least one of min and max")
     return bounds
@@ -458,8 +461,9 @@ def _parse_unique(arg: Any, head: str) -> tuple[tuple[str, ...], ...]:
 
 
 def _parse_between(arg: Any, head: str) -> tuple[tuple[str, float | None, float | None], ...]:
+    # Whole-number bounds stay ints: an integer column is compared with them exactly.
     return tuple(
-        (col, *_bounds(b, head, col))
+        (col, *_bounds(b, head, col, whole=True))
         for col, b in _mapping(arg, head, "column: [min, max]").items()
     )
 

@@ -485,3 +485,86 @@ def test_json_lines_column_of_nulls_reads_as_pandas(git_repo: Path) -> None:
     schema, between = json.loads(result.stdout)["suites"][0]["results"]
     assert schema["observed"] == str(pd.read_json(git_repo / "data/t.jsonl", lines=True).a.dtype)
     assert (result.exit_code, between["status"]) == (0, "pass"), result.stdout
+
+
+HEADER_ONLY_SUITE = """\
+checks:
+  s:
+    data: DATA
+    expect:
+      - schema: {age: int, name: str}
+      - schema: {age: float}
+      - rows: {min: 1}
+      - not_null: [age, name]
+      - between: {age: [0, 120]}
+      - unique: [age]
+      - allowed: {name: [a]}
+      - regex: {name: 'a+'}
+      - class_balance: {name: {min: 0.1}}
+      - no_duplicate_rows: true
+"""
+
+
+def test_header_only_csv_reads_as_pandas(git_repo: Path) -> None:
+    """A CSV with a header and no rows: pandas reads its columns as dtype object (not
+    float64, as a column of empty cells with rows is). int and float do not match
+    object; str does, as pandas.api.types.is_string_dtype says of an empty object
+    column. rows: fails; the checks of values pass (there are none)."""
+    import pandas as pd
+    from pandas.testing import assert_frame_equal
+
+    write(git_repo, "data/t.csv", "age,name\n")
+    write(git_repo, "mlops.yaml", HEADER_ONLY_SUITE.replace("DATA", "data/t.csv"))
+    result = run_cli(git_repo, "check", "s", "--json")
+    assert result.exit_code == 1, result.stdout + result.stderr
+    results = json.loads(result.stdout)["suites"][0]["results"]
+    expected = pd.read_csv(git_repo / "data/t.csv")
+    age, name, age_float = (r for r in results if r["check"] == "schema")
+    assert {r["observed"] for r in (age, name, age_float)} == {str(expected.age.dtype)}
+    assert str(expected.name.dtype) == "object"
+    assert [r["status"] for r in (age, name, age_float)] == ["fail", "pass", "fail"]
+    assert age["message"] == "column 'age' has dtype object, expected int"
+    assert age_float["message"] == "column 'age' has dtype object, expected float"
+    assert pd.api.types.is_string_dtype(expected.name)
+    rows = next(r for r in results if r["check"] == "rows")
+    assert (rows["status"], rows["observed"]) == ("fail", 0)
+    others = [r for r in results if r["check"] not in ("schema", "rows")]
+    assert len(others) == 8 and {r["status"] for r in others} == {"pass"}, others
+    # A custom check's frame is pandas' own read.
+    assert_frame_equal(DataStore(git_repo).table("data/t.csv", "data").frame, expected)
+    # With rows, a column of empty cells is float64 still, as pandas reads it.
+    write(git_repo, "data/t.csv", "age,name\n,a\n,a\n")
+    result = run_cli(git_repo, "check", "s", "--json")
+    got = {(r["check"], r["column"]): r for r in json.loads(result.stdout)["suites"][0]["results"]}
+    expected = pd.read_csv(git_repo / "data/t.csv")
+    assert got["schema", "age"]["observed"] == str(expected.age.dtype) == "float64"
+    assert got["between", "age"]["status"] == "pass"
+
+
+def test_zero_rows_parquet_and_json_lines_read_as_pandas(git_repo: Path) -> None:
+    """Parquet keeps its column types with no rows (a column of None only is object to
+    pandas, rows or not); an empty JSON-lines file has no columns, to pandas as here."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"age": [3], "name": ["a"], "score": [0.5], "none": pd.Series([None], dtype=object)}
+    )
+    for rows in (0, 1):
+        frame.iloc[:rows].to_parquet(git_repo / "t.parquet")
+        expected = pd.read_parquet(git_repo / "t.parquet")
+        data = DataStore(git_repo).table("t.parquet", "data")
+        assert data.rows == rows
+        write(
+            git_repo,
+            "mlops.yaml",
+            "checks:\n  s:\n    data: t.parquet\n    expect:\n"
+            "      - schema: {age: int, name: str, score: float, none: int}\n",
+        )
+        result = run_cli(git_repo, "check", "s", "--json")
+        schema = json.loads(result.stdout)["suites"][0]["results"]
+        assert [r["observed"] for r in schema] == [str(t) for t in expected.dtypes], rows
+        assert [r["status"] for r in schema] == ["pass", "pass", "pass", "fail"]
+    (git_repo / "t.jsonl").write_text("")
+    assert len(pd.read_json(git_repo / "t.jsonl", lines=True).columns) == 0
+    data = DataStore(git_repo).table("t.jsonl", "data")
+    assert (data.rows, data.columns) == (0, ())

@@ -53,9 +53,12 @@ def is_numeric(typ: Any) -> bool:
 
 
 def type_name(typ: Any) -> str:
-    """An arrow type as users know dtypes: int64, float64, str, bool, category..."""
+    """An arrow type as users know dtypes: int64, float64, str, bool, category... The
+    null type (a column of nothing but missing values) is object, as pandas has it."""
     import pyarrow as pa
 
+    if pa.types.is_null(typ):
+        return "object"
     if pa.types.is_floating(typ):
         return f"float{typ.bit_width}"
     if pa.types.is_dictionary(typ):

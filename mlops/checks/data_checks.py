@@ -108,9 +108,13 @@ def _bounds_text(low: float | None, high: float | None) -> str:
 # --- per-column checks: (data, item, context) -> Outcome ------------------------------------
 
 
-def _type_matches(typ: Any, name: str) -> bool:
+def _type_matches(array: Any, name: str) -> bool:
     import pyarrow as pa
 
+    typ = array.type
+    if pa.types.is_null(typ):
+        # pandas' object: text only if it has no values at all (is_string_dtype says so).
+        return name == "str" and not len(array)
     if name == "category":
         return bool(pa.types.is_dictionary(typ))
     if name == "bool":
@@ -131,9 +135,9 @@ def schema_one(data: Data, item: tuple[str, str], ctx: Context) -> Outcome:
         return Outcome(
             column, FAIL, "missing", typ, f"column {column!r} is missing from {data.shown}", 1
         )
-    arrow_type = data.column(column).type
-    dtype = col.type_name(arrow_type)
-    if _type_matches(arrow_type, typ):
+    array = data.column(column)
+    dtype = col.type_name(array.type)
+    if _type_matches(array, typ):
         return Outcome(column, PASS, dtype, typ)
     return Outcome(
         column, FAIL, dtype, typ, f"column {column!r} has dtype {dtype}, expected {typ}", 1

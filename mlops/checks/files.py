@@ -342,9 +342,15 @@ def _arrow_csv(path: Path, plan: _CsvPlan) -> Any:
 
 
 def _nulls_as_float(table: Any) -> Any:
-    """Columns of nulls only as float64 (all NaN), as pandas reads them from CSV and JSON."""
+    """Columns of nulls only as float64 (all NaN), as pandas reads them from CSV and JSON.
+
+    Not with no rows at all (a header line only): pandas makes those columns object,
+    which arrow's null type stands for (see ``columns.type_name``).
+    """
     import pyarrow as pa
 
+    if not table.num_rows:
+        return table
     for i, field in enumerate(table.schema):
         if pa.types.is_null(field.type):
             table = table.set_column(i, field.name, table.column(i).cast(pa.float64()))

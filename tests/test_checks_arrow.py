@@ -428,3 +428,163 @@ def test_narrow_integer_columns_count_as_pandas(git_repo: Path) -> None:
         bad = frame.index[~frame[name].isin([-128, 127, -32768, 32767])]
         assert got["allowed", name]["failing"] == len(bad)
     assert got["no_duplicate_rows", None]["failing"] == frame.duplicated(keep=False).sum()
+
+
+NESTED_JSONL = """\
+{"id": 1, "tags": [1, 2], "meta": {"a": 1, "b": "x"}, "label": "p"}
+{"id": 2, "tags": [1, 2], "meta": {"a": 1, "b": "x"}, "label": "p"}
+{"id": 3, "tags": [2, 1], "meta": {"a": 2, "b": "x"}, "label": "q"}
+{"id": 4, "tags": [], "meta": null, "label": "q"}
+{"id": 5, "tags": null, "meta": {"a": 1, "b": null}, "label": "q"}
+{"id": 6, "tags": [1, null], "meta": {"a": 1, "b": null}, "label": "q"}
+{"id": 7, "tags": [1, 2], "meta": {"a": 1, "b": "x"}, "label": "p"}
+"""
+NESTED_SUITE = """\
+checks:
+  s:
+    data: t.jsonl
+    expect:
+      - unique: [tags, meta, [id, tags]]
+      - allowed: {tags: [[1, 2], [2, 1], []], meta: [{a: 1, b: x}]}
+      - class_balance: {tags: {max: 0.4}, meta: {max: 0.4}}
+      - no_duplicate_rows: [tags, meta, label]
+      - drift: {reference: t.jsonl, columns: [tags, meta]}
+"""
+
+
+def _hashable(value: Any) -> Any:
+    """A list or dict as a tuple, so that pandas can hash it."""
+    if isinstance(value, list):
+        return tuple(map(_hashable, value))
+    if isinstance(value, dict):
+        return tuple((k, _hashable(v)) for k, v in value.items())
+    return value
+
+
+def test_nested_json_values_compare_as_pandas_compares_them(tmp_path: Path) -> None:
+    """Lists and objects in JSON lines are compared by value, as pandas compares the
+    Python lists and dicts it reads (duplicated, isin, value_counts); nulls are missing.
+    The same on a table cut into slices at offsets (chunked), read from its buffers."""
+    import pandas as pd
+
+    write(tmp_path, "t.jsonl", NESTED_JSONL)
+    write(tmp_path, "mlops.yaml", NESTED_SUITE)
+    frame = pd.read_json(tmp_path / "t.jsonl", lines=True)
+    suite = load_suites(tmp_path / "mlops.yaml")["s"]
+    table = DataStore(tmp_path).table("t.jsonl", "data").table
+    from_file = run_suites([suite], tmp_path).results
+    for results in (from_file, check_frame(suite, _chunked(table), tmp_path).results):
+        got = {(r.check, r.column): r for r in results}
+        assert {r.status for r in results} <= {"pass", "fail"}, [r.message for r in results]
+        for name in ("tags", "meta"):
+            series = frame[name]
+            dup = series.duplicated(keep=False) & series.notna()
+            assert got["unique", name].failing == dup.sum(), name
+            first = got["unique", name].examples[0]
+            assert first["rows"] == list(
+                series.index[series.map(_hashable) == _hashable(first["value"])]
+            )
+            shares = series.value_counts(normalize=True)
+            assert got["class_balance", name].observed == {
+                str(k): round(v, 4) for k, v in shares.items()
+            }
+            allowed = next(c.args for c in suite.checks if c.kind == "allowed")
+            bad = ~series.isin(dict(allowed)[name]) & series.notna()
+            assert got["allowed", name].failing == bad.sum(), name
+            assert got["drift", name].status == "pass"
+        assert got["unique", "id+tags"].status == "pass"
+        # pandas' DataFrame.duplicated cannot hash lists: the same rows with tuples for them.
+        hashable = frame[["tags", "meta", "label"]].map(_hashable)
+        assert (
+            got["no_duplicate_rows", "tags+meta+label"].failing
+            == hashable.duplicated(keep=False).sum()
+        )
+        assert got["unique", "tags"].examples[0] == {"value": [1, 2], "rows": [0, 1, 6], "count": 3}
+    report = [r.to_dict() for r in from_file]
+    assert json.loads(json.dumps(report)) == report  # lists and dicts as JSON, not text
+
+
+def test_nested_codes_on_sliced_arrays() -> None:
+    """Codes of lists, maps, fixed-size lists and structs, nested in each other and sliced
+    (arrow arrays that start at an offset into their buffers): equal where the Python
+    values are equal, numbered as they first occur, -1 where missing."""
+    import pyarrow as pa
+
+    arrays = [
+        pa.array([[{"x": [1, 2]}], [{"x": [1, 2]}], [{"x": [2]}], None, [{"x": [2]}], []]),
+        pa.array([[("k", 1)], [("j", 2)], [("k", 1)], None], pa.map_(pa.string(), pa.int64())),
+        pa.array([[1, 2], [3, 4], None, [1, 2], [3, None]], pa.list_(pa.int64(), 2)),
+        pa.array([{"a": 1, "b": "x"}, None, {"a": 1, "b": None}, {"a": 1, "b": "x"}]),
+        pa.array([["a"], ["b", None], [], ["b", None], None], pa.large_list(pa.string())),
+    ]
+    for array in arrays:
+        for part in (array, array.slice(1), array.slice(1, len(array) - 2)):
+            values = part.to_pylist()
+            numbers: dict[Any, int] = {}
+            for v in values:
+                if v is not None:
+                    numbers.setdefault(_hashable(v), len(numbers))
+            found, distinct = col.codes(part)
+            assert found.tolist() == [-1 if v is None else numbers[_hashable(v)] for v in values], (
+                array.type,
+                values,
+            )
+            assert list(map(_hashable, distinct.to_pylist())) == list(numbers)
+
+
+def test_values_arrow_cannot_compare_are_a_clear_error(tmp_path: Path) -> None:
+    """A union column (arrow cannot hash its values): the checks that compare values say
+    so in one line naming the suite, check and column; the others still run."""
+    import pyarrow as pa
+
+    union = pa.UnionArray.from_sparse(
+        pa.array([0, 1, 0], type=pa.int8()),
+        [pa.array([1, 2, 3]), pa.array(["a", "b", "c"])],
+    )
+    table = pa.table({"u": union, "n": [1, 2, 3]})
+    write(
+        tmp_path,
+        "mlops.yaml",
+        """\
+        checks:
+          s:
+            data: batch.csv
+            expect:
+              - unique: [u]
+              - allowed: {u: [1]}
+              - class_balance: {u: {max: 1}}
+              - no_duplicate_rows: true
+              - not_null: [u]
+        """,
+    )
+    suite = load_suites(tmp_path / "mlops.yaml")["s"]
+    results = check_frame(suite, table, tmp_path).results
+    assert [r.status for r in results] == ["error"] * 4 + ["pass"]
+    for result, (line, kind) in zip(
+        results[:4],
+        [(5, "unique"), (6, "allowed"), (7, "class_balance"), (8, "no_duplicate_rows")],
+        strict=True,
+    ):
+        assert result.message == (
+            f"mlops.yaml:{line}: suite 's', check {line - 4} ({kind}), key 'u': column 'u' "
+            f"holds nested values ({union.type}) that {kind} cannot compare"
+        )
+
+
+def test_uuid_parquet_column_compares_by_value(tmp_path: Path) -> None:
+    """A Parquet UUID column (an arrow extension type) is compared by its stored bytes."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not hasattr(pa, "uuid"):
+        pytest.skip("pyarrow has no UUID type before version 18")
+    ids = [bytes([i]) * 16 for i in (1, 2, 1)]
+    storage = pa.array(ids, pa.binary(16))
+    pq.write_table(
+        pa.table({"u": pa.ExtensionArray.from_storage(pa.uuid(), storage)}), tmp_path / "t.parquet"
+    )
+    expected = pd.read_parquet(tmp_path / "t.parquet").u.duplicated(keep=False)
+    result = only(suite_results(tmp_path, "- unique: [u]", data="t.parquet"))
+    assert (result.status, result.failing) == ("fail", expected.sum())
+    assert result.examples[0]["rows"] == list(expected.index[expected])

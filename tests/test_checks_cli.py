@@ -395,3 +395,46 @@ def test_junit_file_that_cannot_be_written(git_repo: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith(f"mlops: error: --junit {target}: "), lines
     assert (git_repo / "plain").read_text() == "keep\n"
     assert list((git_repo / "reports").iterdir()) == []
+
+
+def test_nested_json_values(git_repo: Path) -> None:
+    """JSON lines with lists and objects: ``unique``, ``allowed`` and ``no_duplicate_rows``
+    compare them by value and report rows and values; ``regex`` cannot match them and
+    says so in one line naming the suite, check and column. Exit 1, no traceback, in
+    the test runner and as a real process."""
+    (git_repo / "t.jsonl").write_text(
+        '{"id": 1, "tags": ["a", "b"], "meta": {"k": 1}}\n'
+        '{"id": 2, "tags": ["b"], "meta": {"k": 2}}\n'
+        '{"id": 3, "tags": ["a", "b"], "meta": {"k": 1}}\n'
+    )
+    (git_repo / "mlops.yaml").write_text(
+        "checks:\n"
+        "  nested:\n"
+        "    data: t.jsonl\n"
+        "    expect:\n"
+        "      - unique: [tags]\n"
+        "      - allowed: {meta: [{k: 1}]}\n"
+        "      - no_duplicate_rows: [tags, meta]\n"
+        "      - regex: {tags: 'a.*'}\n"
+    )
+    fails = [
+        "FAIL nested > unique > tags: 2 rows share duplicated values of 'tags': "
+        "['a', 'b'] in rows 0, 2",
+        "FAIL nested > allowed > meta: 1 value of 'meta' not allowed: {'k': 2} (1x, row 1)",
+        "FAIL nested > no_duplicate_rows > tags+meta: 2 rows duplicated: rows 0, 2",
+    ]
+    error = (
+        "mlops: error: mlops.yaml:8: suite 'nested', check 4 (regex), key 'tags': column "
+        "'tags' holds nested values (list<item: string>); regex matches text and numbers only"
+    )
+    result = run_cli(git_repo, "check", "nested")
+    assert result.exit_code == 1
+    assert [line for line in result.stdout.splitlines() if line.startswith("FAIL")] == fails
+    assert result.stderr.splitlines() == [error]
+    proc = run_subprocess(git_repo, "check", "nested", "--json")
+    assert (proc.returncode, proc.stderr) == (1, "")
+    report = json.loads(proc.stdout)
+    assert report["counts"] == {"pass": 0, "fail": 3, "error": 1}
+    unique, _, _, regex = report["suites"][0]["results"]
+    assert unique["examples"] == [{"value": ["a", "b"], "rows": [0, 2], "count": 2}]
+    assert f"mlops: error: {regex['message']}" == error

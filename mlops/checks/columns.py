@@ -218,7 +218,8 @@ def _offsets(values: Any, gone: Any) -> tuple[Any, Any] | None:
 
 def codes(column: Any) -> tuple[Any, Any]:
     """An integer code per row (equal values get equal codes; -1 where missing) and the
-    values by code, a numpy or arrow array: ``values[code]``."""
+    values by code, a numpy or arrow array: ``values[code]``. The column's type must be
+    :func:`comparable`."""
     import numpy as np
     import pyarrow as pa
 
@@ -232,10 +233,86 @@ def codes(column: Any) -> tuple[Any, Any]:
         found = found.astype(np.int64).reshape(-1)
         found[gone] = -1
         return found, distinct
-    encoded = compute("dictionary_encode", decoded(column).combine_chunks())
+    array = _hashable(column)
+    if pa.types.is_nested(array.type):
+        return _first_seen(_nested_keys(array), gone, array)
+    encoded = compute("dictionary_encode", array)
     found = to_numpy(encoded.indices, raw=True).astype(np.int64)  # a writable copy
     found[gone] = -1
     return found, encoded.dictionary
+
+
+def comparable(typ: Any) -> bool:
+    """Whether :func:`codes` can tell values of the arrow type ``typ`` equal or apart: the
+    types arrow hashes, and lists, maps and structs of comparable types; not unions, list
+    views or run-end encoded arrays."""
+    import pyarrow as pa
+
+    if isinstance(typ, pa.BaseExtensionType):
+        return comparable(typ.storage_type)
+    if pa.types.is_dictionary(typ):
+        return comparable(typ.value_type)
+    if pa.types.is_map(typ):
+        return comparable(typ.key_type) and comparable(typ.item_type)
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        return comparable(typ.value_type)
+    if pa.types.is_struct(typ):
+        return all(comparable(typ.field(i).type) for i in range(typ.num_fields))
+    return not pa.types.is_nested(typ)
+
+
+def _hashable(column: Any) -> Any:
+    """``column`` as one arrow array of plain values: categories decoded, an extension
+    type (a UUID...) as its storage."""
+    import pyarrow as pa
+
+    array = decoded(column)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.storage if isinstance(array.type, pa.BaseExtensionType) else array
+
+
+def _nested_keys(array: Any) -> Any:
+    """A number per row of a list, map or struct array, equal where the values are equal,
+    as Python compares the lists and dicts they are (missing rows get any number).
+
+    A list is the bytes of its items' codes, which arrow's hashing numbers; a struct
+    combines its fields' codes as :func:`duplicates` combines columns."""
+    import numpy as np
+    import pyarrow as pa
+
+    if pa.types.is_struct(array.type):
+        keys = np.zeros(len(array), dtype=np.int64)
+        for field in array.flatten():
+            keys = _mix(keys, codes(field)[0] + 1)  # 0: a missing field
+        return keys
+    if pa.types.is_fixed_size_list(array.type):  # its values ignore a slice's offset
+        array = array.cast(pa.list_(array.type.value_field))
+    items = codes(array.values)[0] + 1  # 0: a missing item; .values ignores the slice,
+    starts = to_numpy(array.offsets).astype(np.int64) * items.itemsize  # .offsets do not
+    as_bytes = pa.Array.from_buffers(
+        pa.large_binary(), len(array), [None, pa.py_buffer(starts), pa.py_buffer(items)]
+    )
+    return to_numpy(compute("dictionary_encode", as_bytes).indices).astype(np.int64)
+
+
+def _first_seen(keys: Any, gone: Any, array: Any) -> tuple[Any, Any]:
+    """:func:`codes` from a number per row (``keys``): numbered in the order the values
+    first occur, as arrow's hashing numbers them, with the values of ``array`` by code."""
+    import numpy as np
+    import pyarrow as pa
+
+    rows = np.flatnonzero(~gone)
+    _, first, inverse = np.unique(keys[rows], return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    found = np.full(len(keys), -1, dtype=np.int64)
+    found[rows] = rank[inverse.reshape(-1)]
+    # From numpy's buffer: pyarrow.array(ndarray) would import pandas.
+    take = np.ascontiguousarray(rows[first[order]], dtype=np.int64)
+    indices = pa.Array.from_buffers(pa.int64(), len(take), [None, pa.py_buffer(take)])
+    return found, compute("take", array, indices)
 
 
 def distinct(column: Any) -> list[Any]:
@@ -252,7 +329,10 @@ def distinct(column: Any) -> list[Any]:
             counts = np.bincount(found[found >= 0] if gone.any() else found)
             return list(by_code[np.flatnonzero(counts)].tolist())
         return list(np.unique(values[~gone] if gone.any() else values).tolist())
-    return [v for v in compute("unique", decoded(column)).to_pylist() if not is_missing(v)]
+    plain = decoded(column)
+    if pa.types.is_nested(plain.type) or isinstance(plain.type, pa.BaseExtensionType):
+        return list(codes(column)[1].to_pylist())  # arrow's unique takes neither
+    return [v for v in compute("unique", plain).to_pylist() if not is_missing(v)]
 
 
 def values_at(distinct: Any, keys: Any) -> list[Any]:
@@ -296,14 +376,20 @@ def duplicates(columns: list[Any], skip_missing: bool) -> tuple[Any, Any]:
         found, _ = codes(column)
         if skip_missing:
             alone |= found < 0
-        found = found + 1  # missing values become code 0, equal to each other
-        size = int(found.max()) + 1 if rows else 1
-        if int(combined.max(initial=0)) >= (2**62) // size:  # keep the product in int64
-            combined = np.unique(combined, return_inverse=True)[1].astype(np.int64).reshape(-1)
-        combined = combined * size + found
+        combined = _mix(combined, found + 1)  # missing values: code 0, equal to each other
     combined[alone] = -1
     groups, inverse, sizes = np.unique(combined, return_inverse=True, return_counts=True)
     group = inverse.astype(np.int64).reshape(-1)
     single = (sizes[group] < 2) | (groups[group] < 0)
     group[single] = -1
     return group, sizes
+
+
+def _mix(combined: Any, found: Any) -> Any:
+    """One code per row for the pairs (``combined``, ``found``) of codes (none negative)."""
+    import numpy as np
+
+    size = int(found.max()) + 1 if len(found) else 1
+    if int(combined.max(initial=0)) >= (2**62) // size:  # keep the product in int64
+        combined = np.unique(combined, return_inverse=True)[1].astype(np.int64).reshape(-1)
+    return combined * size + found

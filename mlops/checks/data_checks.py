@@ -59,6 +59,10 @@ def jsonable(value: Any) -> Any:
         return None
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, list | tuple):  # a list or map in a JSON-lines or Parquet column
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):  # a struct: a JSON object
+        return {str(k): jsonable(v) for k, v in value.items()}
     if hasattr(value, "isoformat"):
         return None if str(value) == "NaT" else value.isoformat()
     return str(value)
@@ -86,6 +90,17 @@ def row_examples(mask: Any, column: Any = None) -> tuple[dict[str, Any], ...]:
 def plural(count: int, word: str, words: str = "") -> str:
     """``1 value``, ``2 values``."""
     return f"{count} {word if count == 1 else words or word + 's'}"
+
+
+def _comparable(data: Data, name: str, kind: str) -> Any:
+    """The column ``name`` for a check that compares its values, or a clear error if
+    they cannot be compared (unions and the like, see ``columns.comparable``)."""
+    array = data.column(name)
+    if not col.comparable(array.type):
+        raise CheckProblem(
+            name, f"column {name!r} holds nested values ({array.type}) that {kind} cannot compare"
+        )
+    return array
 
 
 def _rows_text(examples: tuple[dict[str, Any], ...], failing: int) -> str:
@@ -177,13 +192,13 @@ def _has_duplicates(array: Any) -> bool:
 
 
 def _duplicate_examples(
-    data: Data, names: list[str], skip_missing: bool
+    data: Data, names: list[str], skip_missing: bool, kind: str
 ) -> tuple[int, list[tuple[list[Any], list[int], int]]]:
     """Rows equal on the columns ``names``: how many, and the first groups of them as
     (values, first rows, size), in the order they first occur."""
     import numpy as np
 
-    arrays = [data.column(n) for n in names]
+    arrays = [_comparable(data, n, kind) for n in names]
     group, sizes = col.duplicates(arrays, skip_missing)
     rows = np.flatnonzero(group >= 0)
     if not len(rows):
@@ -201,10 +216,10 @@ def _duplicate_examples(
 
 def unique_one(data: Data, key: tuple[str, ...], ctx: Context) -> Outcome:
     label = "+".join(key)
-    arrays = [data.column(c) for c in key]
+    arrays = [_comparable(data, c, "unique") for c in key]
     if len(key) == 1 and not _has_duplicates(arrays[0]):
         return Outcome(label, PASS, 0, "unique")
-    failing, groups = _duplicate_examples(data, list(key), skip_missing=len(key) == 1)
+    failing, groups = _duplicate_examples(data, list(key), len(key) == 1, "unique")
     if not failing:
         return Outcome(label, PASS, 0, "unique")
     examples: tuple[dict[str, Any], ...] = tuple(
@@ -305,14 +320,18 @@ def between_one(data: Data, item: tuple[str, float | None, float | None], ctx: C
 
 def allowed_one(data: Data, item: tuple[str, tuple[Any, ...]], ctx: Context) -> Outcome:
     import numpy as np
+    import pyarrow as pa
 
     column, values = item
     expected = f"in {list(values)}"
+    array = _comparable(data, column, "allowed")
     try:
-        allowed: set[Any] | tuple[Any, ...] = set(values)
+        # The column's lists and dicts cannot be looked up in a set: compare one by one.
+        allowed: set[Any] | tuple[Any, ...] = (
+            values if pa.types.is_nested(col.decoded(array).type) else set(values)
+        )
     except TypeError:  # a list or mapping among the values: compare one by one
         allowed = values
-    array = data.column(column)
     if all(v in allowed for v in col.distinct(array)):
         return Outcome(column, PASS, 0, expected)
     found, distinct = col.codes(array)
@@ -357,6 +376,12 @@ def regex_one(data: Data, item: tuple[str, str], ctx: Context) -> Outcome:
     column, pattern = item
     array = data.column(column)
     text = col.decoded(array)
+    if pa.types.is_nested(text.type):
+        raise CheckProblem(
+            column,
+            f"column {column!r} holds nested values ({array.type}); "
+            "regex matches text and numbers only",
+        )
     if not col.is_text(text.type):
         text = text.cast(pa.string())  # numbers are matched by their text
     ok = None
@@ -415,7 +440,7 @@ def class_balance_one(
     data: Data, item: tuple[str, float | None, float | None], ctx: Context
 ) -> Outcome:
     column, low, high = item
-    keys, counts = col.value_counts(data.column(column))
+    keys, counts = col.value_counts(_comparable(data, column, "class_balance"))
     total = max(int(counts.sum()), 1)
     shares = [(k, int(c) / total) for k, c in zip(keys, counts, strict=True)]
     observed = {str(jsonable(k)): round(v, 4) for k, v in shares}
@@ -475,7 +500,7 @@ def rows_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
 
 def no_duplicate_rows_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
     names = list(data.table.column_names if check.args is None else check.args)
-    failing, groups = _duplicate_examples(data, names, skip_missing=False)
+    failing, groups = _duplicate_examples(data, names, False, "no_duplicate_rows")
     column = None if check.args is None else "+".join(names)
     if not failing:
         return [Outcome(column, PASS, 0, "no duplicate rows")]
@@ -521,20 +546,32 @@ def _psi_bins(current: Any, reference: Any, bins: int) -> tuple[list[str], Any, 
         return [*labels, "null"], shares(cur), shares(ref)
     cur_keys, cur_counts = col.value_counts(current, dropna=False)
     ref_keys, ref_counts = col.value_counts(reference, dropna=False)
-    keys = list(dict.fromkeys([*ref_keys, *cur_keys]))
+    # Each value by a hashable stand-in (lists and dicts are not), in order of appearance.
+    values: dict[Any, Any] = {}
+    for k in [*ref_keys, *cur_keys]:
+        values.setdefault(_key(k), k)
+    where = {k: i for i, k in enumerate(values)}
 
     def spread(found: list[Any], counts: Any, total: int) -> Any:
-        where = {k: i for i, k in enumerate(keys)}
-        out = np.zeros(len(keys))
+        out = np.zeros(len(where))
         for k, c in zip(found, counts, strict=True):
-            out[where[k]] = c
+            out[where[_key(k)]] = c
         return out / max(total, 1)
 
     return (
-        [str(jsonable(k)) for k in keys],
+        [str(jsonable(v)) for v in values.values()],
         spread(cur_keys, cur_counts, len(current)),
         spread(ref_keys, ref_counts, len(reference)),
     )
+
+
+def _key(value: Any) -> Any:
+    """``value`` hashable: a list as a tuple, a dict as a tuple of its items."""
+    if isinstance(value, list):
+        return tuple(map(_key, value))
+    if isinstance(value, dict):
+        return tuple((k, _key(v)) for k, v in value.items())
+    return value
 
 
 def drift_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
@@ -547,12 +584,12 @@ def drift_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
     expected = f"psi <= {args['max_psi']:g}"
     outcomes = []
     for column in columns:
-        current = data.column(column)
+        current = _comparable(data, column, "drift")
         if column not in ref_names:
             raise CheckProblem(
                 column, f"column {column!r} is not in the reference file {reference.shown}"
             )
-        labels, cur, ref = _psi_bins(current, reference.column(column), args["bins"])
+        labels, cur, ref = _psi_bins(current, _comparable(reference, column, "drift"), args["bins"])
         # A small floor keeps empty bins from making the logarithm infinite.
         cur_s, ref_s = np.clip(cur, 1e-4, None), np.clip(ref, 1e-4, None)
         contributions = (cur_s - ref_s) * np.log(cur_s / ref_s)

@@ -158,6 +158,10 @@ BAD_DECLARATIONS = [
         "missing ), unterminated subpattern at position 0",
     ),
     (
+        "- between: {age: [0, .nan]}",
+        "mlops.yaml:5: suite 's', check 1 (between), key 'age': expected a number, got nan",
+    ),
+    (
         "- drift: {reference: r.csv, max_psi: high}",
         "mlops.yaml:5: suite 's', check 1 (drift), key 'max_psi': expected a number, got 'high'",
     ),

@@ -421,7 +421,7 @@ def _number(value: Any, head: str, key: str, whole: bool = False) -> float | Non
     """``value`` as a float, or ``None``; with ``whole``, an integer stays an int."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN
         raise CheckError(f"{head}, key {key!r}: expected a number, got {value!r}")
     return value if whole and isinstance(value, int) else float(value)
 

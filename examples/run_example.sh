@@ -3,7 +3,8 @@
 # version the raw data, run the pipeline with its checks (the trained model is
 # registered and promoted to staging), change a parameter, run again (only the
 # affected stages rerun), compare parameters, metrics and runs, promote the
-# better model to production, and watch a data check stop broken data.
+# better model to production, watch a data check stop broken data, and tighten
+# a model check (the kept model is judged by it, without retraining).
 #
 #   examples/run_example.sh            (needs `pip install .` first)
 #   PYTHON=/path/to/python examples/run_example.sh
@@ -76,5 +77,10 @@ mlops run || echo "(mlops run exited $?: prepare did not run, the lock is unchan
 step "mlops checkout --force data/raw.csv  # back to the committed data"
 mlops checkout --force data/raw.csv
 mlops status
+
+step "raise good_model's accuracy floors to 0.8; the model is judged again, not retrained"
+sed -e 's/accuracy >= 0.6/accuracy >= 0.8/' mlops.yaml > mlops.yaml.new && mv mlops.yaml.new mlops.yaml
+mlops run
+git add -A && git commit -q -m "stricter model checks"
 
 printf '\nThe example repository is in %s\n' "$repo"

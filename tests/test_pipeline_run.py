@@ -343,6 +343,9 @@ def test_example_script_runs_end_to_end(tmp_path: Path) -> None:
     assert "Stage 'prepare' skipped: unchanged" in second_run
     assert "Running stage 'train': param train.max_depth changed (1 -> 3)" in second_run
     assert "metrics.json  accuracy" in proc.stdout.split("$ mlops metrics diff")[1]
+    stricter = proc.stdout.split("accuracy floors to 0.8")[1]
+    assert "Checking stage 'train' again, keeping its outputs: checks changed" in stricter
+    assert "1 rechecked, 2 skipped" in stricter
     assert list(tmp_path.iterdir()) == []  # CLEANUP=1 removed the repository
 
 

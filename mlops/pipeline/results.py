@@ -26,8 +26,9 @@ class RunOptions:
 @dataclass(frozen=True)
 class StageResult:
     """What happened to one stage: ran, skipped, restored, rechecked, failed, interrupted,
-    blocked, cancelled; in a dry run, stale or skipped. ``checks``: what its stage hook
-    reported, per phase ("before", "after"), as kept in the run record."""
+    blocked, cancelled; in a dry run, stale, recheck (only its checks would run) or
+    skipped. ``checks``: what its stage hook reported, per phase ("before", "after"), as
+    kept in the run record."""
 
     name: str
     status: str

@@ -56,20 +56,20 @@ def has_commits(root: Path) -> bool:
 def worktree_files(root: Path, pattern: str) -> list[str]:
     """Files matching ``pattern`` that Git tracks or would track (not ignored), relative."""
     out = git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", pattern)
-    return sorted({name for name in out.decode().split("\0") if name})
+    return sorted({name for name in out.decode(errors="surrogateescape").split("\0") if name})
 
 
 def tracked_paths(root: Path, path: str) -> list[str]:
     """Files under ``path`` that are in Git's index."""
     out = git(root, "ls-files", "-z", "--cached", "--", path)
-    return [name for name in out.decode().split("\0") if name]
+    return [name for name in out.decode(errors="surrogateescape").split("\0") if name]
 
 
 def tree_files(root: Path, commit: str, suffix: str) -> dict[str, str]:
     """Paths ending in ``suffix`` in ``commit``'s tree, mapped to their blob ids."""
     out = git(root, "ls-tree", "-r", "-z", "--full-tree", commit)
     found = {}
-    for record in out.decode().split("\0"):
+    for record in out.decode(errors="surrogateescape").split("\0"):
         if not record:
             continue
         meta, _, name = record.partition("\t")

@@ -45,6 +45,12 @@ class Repo:
     def tmp_dir(self) -> Path:
         return self.mlops_dir / "tmp"
 
+    @property
+    def scratch_dir(self) -> Path:
+        """Where files bound for the workspace are written before their rename: on the
+        work tree's file system, ignored by Git, swept of what a killed command left."""
+        return self.tmp_dir / "work"
+
     def config(self) -> dict[str, Any]:
         """The merged configuration: defaults, then ``config.yaml``, then the local file."""
         merged = _deep_merge({}, DEFAULT_CONFIG)

@@ -652,6 +652,7 @@ def test_object_writer_stores_read_only_objects_known_to_the_state(tmp_path: Pat
     # The portable way (a temporary name, then a rename) leaves no temporary behind.
     other = tmp_path / "plain" / "object"
     other.parent.mkdir()
-    st = _write_renamed(str(other), data)
+    st = _write_renamed(cache.temp_path(), str(other), data)
     assert other.read_bytes() == data and st.st_ino == other.stat().st_ino
     assert [p.name for p in other.parent.iterdir()] == ["object"]
+    assert not list((tmp_path / "cache" / "tmp").iterdir())

@@ -21,12 +21,16 @@ from mlops.errors import InputError
 from mlops.fsutil import atomic_write_text
 from mlops.gitutil import tracked_paths
 from mlops.parallel import Progress
-from mlops.repo import MLOPS_DIR, Repo, repo_lock
+from mlops.repo import Repo, repo_lock
 from mlops.storage.hashing import DIR_SUFFIX, MMAP_THRESHOLD
 from mlops.storage.links import SHARED
 from mlops.storage.manifest import build_manifest
+from mlops.storage.paths import RESERVED, all_safe, unsafe_reason
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
 from mlops.storage.state import FolderRecord
+
+# The longest file name the usual file systems (ext4, XFS, Btrfs, APFS) take, in bytes.
+_NAME_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,17 @@ def _validate(repo: Repo, raw: str) -> Path:
     rel = path.relative_to(root)
     if not rel.parts:
         raise InputError(f"{raw}: cannot add the repository root; name a file or folder in it")
-    if rel.parts[0] in (".git", MLOPS_DIR):
-        raise InputError(f"{raw}: inside {rel.parts[0]}/, which mlops does not track")
+    reserved = [part for part in rel.parts if part.lower() in RESERVED]
+    if reserved:
+        raise InputError(f"{raw}: inside {reserved[0]}/, which mlops does not track")
+    check_restorable([rel.as_posix()], raw)
+    if "\n" in path.name or "\r" in path.name:
+        raise InputError(f"{raw}: a name with a line break cannot be ignored in Git; rename it")
+    if len(os.fsencode(path.name + SUFFIX)) > _NAME_MAX:
+        raise InputError(
+            f"{raw}: name too long for its pointer file {path.name}{SUFFIX} "
+            f"(at most {_NAME_MAX - len(SUFFIX)} bytes); rename it"
+        )
     if path.is_symlink():
         raise InputError(f"{raw}: a symbolic link; add the file or folder it points to")
     if not path.exists():
@@ -125,6 +138,7 @@ def snapshot(
         return Pointer(path.name, oids[0], files[0].st.st_size, 1), stored
     rel = store.repo.relpath(path)
     folder = _scan_for_add(store, path, rel, jobs)
+    check_restorable([f.relpath for f in folder.files], rel)
     oids, stored, replaced = _hash_and_store(store, folder.files, folder.unchanged, jobs, progress)
     entries = folder.completed(oids)
     manifest = build_manifest(entries)
@@ -134,6 +148,35 @@ def snapshot(
         record = FolderRecord(fingerprint(folder.lines), oid, cache.generation())
         store.state.put_folder(rel, record, folder.lines, [entry.oid for entry in entries])
     return Pointer(path.name, oid, manifest.size, len(manifest.entries)), stored
+
+
+def check_restorable(paths: list[str], where: str) -> None:
+    """Refuse names that could not come back as they are: a ``.git`` or ``.mlops``
+    folder inside (checkout refuses to write one), and bytes that are not UTF-8 (Git,
+    JSON and every remote need text)."""
+    if not all_safe(paths):
+        bad = next(p for p in paths if unsafe_reason(p) is not None)
+        raise InputError(
+            f"{where}: {bad!r} {unsafe_reason(bad)}, which mlops never writes back; "
+            "move it out of the folder or delete it"
+        )
+    try:
+        "\0".join(paths).encode()
+    except UnicodeEncodeError:
+        bad = next(p for p in paths if not _is_utf8(p))
+        shown = os.fsencode(bad).decode(errors="backslashreplace")
+        raise InputError(
+            f"{where}: file name {shown!r} is not UTF-8 text; rename it (mlops stores names "
+            "as text, so it could not be restored)"
+        ) from None
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _scan_for_add(store: Store, path: Path, rel: str, jobs: int | None) -> FolderScan:

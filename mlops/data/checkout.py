@@ -24,6 +24,7 @@ from mlops.parallel import Progress
 from mlops.repo import Repo, repo_lock
 from mlops.storage.links import SHARED
 from mlops.storage.manifest import Entry
+from mlops.storage.paths import refuse_symlinks
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,10 @@ def checkout_targets(
 
 
 def _plan(store: Store, target: Target, jobs: int | None, progress: Progress | None) -> _Plan:
-    cache = store.cache
-    wanted = desired_entries(cache, target, target.relpath(store.repo))
+    cache, repo = store.cache, store.repo
+    # Before anything is read or written: never through a symbolic link, --force or not.
+    refuse_symlinks(repo.root, target.data_path, repo.cache_dir)
+    wanted = desired_entries(cache, target, target.relpath(repo))
     missing = {e.oid for e in wanted} - cache.existing(e.oid for e in wanted)
     if missing:
         raise CacheError(

@@ -18,6 +18,7 @@ from mlops.storage.cache import Cache, is_executable
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
 from mlops.storage.links import Linker
 from mlops.storage.manifest import Entry, Manifest, parse_manifest, validate_manifest
+from mlops.storage.paths import unsafe_reason
 from mlops.storage.pointer import SUFFIX, Pointer, read_pointer
 from mlops.storage.state import StateCache
 
@@ -29,7 +30,10 @@ class Store:
 
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
-        self.cache = Cache(repo.cache_dir, StateCache(repo.mlops_dir / "state.db"))
+        self.cache = Cache(
+            repo.cache_dir, StateCache(repo.mlops_dir / "state.db"), repo.scratch_dir
+        )
+        self.cache.sweep()
 
     @property
     def state(self) -> StateCache:
@@ -71,12 +75,17 @@ class ScannedFile(NamedTuple):
 
 def find_targets(repo: Repo, paths: list[str] | None = None) -> list[Target]:
     """Tracked paths in the workspace, optionally limited to ``paths`` (data or pointer paths)."""
-    pointer_files = [repo.root / name for name in worktree_files(repo.root, f"*{SUFFIX}")]
+    names = worktree_files(repo.root, f"*{SUFFIX}")
     targets = [
-        Target(pf, read_pointer(pf, repo.root))
-        for pf in pointer_files
-        if pf.is_file() and MLOPS_DIR not in pf.relative_to(repo.root).parts[:1]
+        Target(repo.root / name, read_pointer(repo.root / name, repo.root))
+        for name in names
+        if not name.startswith(f"{MLOPS_DIR}/") and (repo.root / name).is_file()
     ]
+    for target in targets:
+        # The pointer's own name is checked as it is read; its folder here.
+        folder = target.pointer_file.parent.relative_to(repo.root).as_posix()
+        if folder != "." and (reason := unsafe_reason(folder)) is not None:
+            raise InputError(f"{repo.relpath(target.pointer_file)}: refused: its folder {reason}")
     if not paths:
         return targets
     chosen: list[Target] = []

@@ -48,7 +48,6 @@ from mlops.remote.packs import (
 )
 from mlops.remote.writer import ObjectWriter
 from mlops.repo import Repo, repo_lock
-from mlops.storage.cache import tmp_name
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, hash_file
 from mlops.storage.manifest import parse_manifest, validate_manifest
 
@@ -466,7 +465,7 @@ def _receive(
 
     def read_loose(oid: str) -> _Tally:
         store.cache.prepare_folder(oid)
-        tmp = tmp_name(store.cache.path(oid))
+        tmp = store.cache.temp_path()
         try:
             backend.download(_key(oid), tmp)
             return _accept_file(store, writer, oid, tmp)

@@ -15,7 +15,7 @@ import os
 from types import TracebackType
 
 from mlops.errors import CacheError
-from mlops.storage.cache import Cache, tmp_name
+from mlops.storage.cache import Cache
 from mlops.storage.hashing import DIR_SUFFIX
 
 
@@ -52,7 +52,7 @@ class ObjectWriter:
         try:
             st = self._write_unnamed(target, data) if self._unnamed else None
             if st is None:
-                st = _write_renamed(target, data)
+                st = _write_renamed(cache.temp_path(), target, data)
         except OSError as exc:
             raise CacheError(f"cannot write to the cache folder {cache.root}: {exc}") from exc
         # Recorded so that checkout (and status) never hash this object again.
@@ -82,8 +82,7 @@ class ObjectWriter:
         return st
 
 
-def _write_renamed(target: str, data: bytes) -> os.stat_result:
-    tmp = tmp_name(target)
+def _write_renamed(tmp: str, target: str, data: bytes) -> os.stat_result:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
+import errno
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from mlops.errors import CacheError
-from mlops.fsutil import atomic_write_text, make_read_only
+from mlops.fsutil import (
+    atomic_write_text,
+    make_read_only,
+    sweep_temporaries,
+    temp_path,
+)
 from mlops.parallel import Progress, map_shares, parallel_map
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, hash_file
 from mlops.storage.links import SHARED, Linker
@@ -21,31 +26,44 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _GENERATION = ".generation"
+# Where the cache's own temporaries are made before a rename makes them objects: one
+# folder, so that those of a killed process are swept by one listing.
+_TMP = "tmp"
 # From this many files to hash, link or copy, worker processes beat the cost of forking.
 SHARE_MIN_FILES = 1000
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
-_unique = itertools.count()
-
-
-def tmp_name(target: str) -> str:
-    """A temporary name beside ``target``, unique across threads and processes.
-
-    Dot-names are never taken for objects, so a temporary left by a killed
-    process is invisible to every reader and swept by ``gc``.
-    """
-    head, _, tail = target.rpartition("/")
-    return f"{head}/.{tail}.{os.getpid()}.{next(_unique)}.tmp"
 
 
 class Cache:
     """A content-addressed object store in a local folder."""
 
-    def __init__(self, root: Path, state: StateCache) -> None:
+    def __init__(self, root: Path, state: StateCache, scratch: Path | None = None) -> None:
+        """``scratch``: a folder of mlops's own on the work tree's file system, where a
+        file placed into the workspace is made before its rename (see ``place``)."""
         self.root = root
         self.state = state
+        self.scratch = scratch
         self._root = str(root)
         self._made: set[str] = set()
         self._generation_checked = False
+        self._temp_folders: set[str] = set()
+
+    def sweep(self) -> int:
+        """Delete the temporaries a killed process left in the cache's folder and in the
+        scratch folder; return how many. Cheap (a listing of each): every command opening
+        the store does it."""
+        swept = sweep_temporaries(f"{self._root}/{_TMP}")
+        return swept + (sweep_temporaries(self.scratch) if self.scratch else 0)
+
+    def temp_path(self) -> str:
+        """A temporary path in the cache's own folder, from which ``adopt`` renames."""
+        return self._temp_in(f"{self._root}/{_TMP}")
+
+    def _temp_in(self, folder: str) -> str:
+        if folder not in self._temp_folders:
+            os.makedirs(folder, exist_ok=True)
+            self._temp_folders.add(folder)
+        return temp_path(folder)
 
     def path(self, oid: str) -> str:
         """Where the object ``oid`` lives (it may not exist)."""
@@ -100,7 +118,7 @@ class Cache:
             self._generation_checked = True
 
     def adopt(self, tmp: str, oid: str) -> None:
-        """Make a fully written temporary (beside the object's path) the object ``oid``."""
+        """Make a fully written temporary (from ``temp_path``) the object ``oid``."""
         make_read_only(tmp)
         target = self.path(oid)
         os.replace(tmp, target)
@@ -112,7 +130,7 @@ class Cache:
         if self.exists(oid):
             return oid
         self.prepare_folder(oid)
-        tmp = tmp_name(self.path(oid))
+        tmp = self.temp_path()
         try:
             with open(tmp, "wb") as handle:
                 handle.write(data)
@@ -174,7 +192,7 @@ class Cache:
             return False
         if os.path.exists(target):
             return True
-        tmp = tmp_name(target)
+        tmp = self.temp_path()
         try:
             linker.place(src, tmp, storing=True)
             self.adopt(tmp, oid)
@@ -196,12 +214,21 @@ class Cache:
                 return linker.place(src, dst)
             except FileExistsError:
                 pass
-        tmp = tmp_name(dst)
+        # Made in the scratch folder, so that a process killed here leaves no temporary
+        # among the user's files (for the next ``add`` to record).
+        tmp = self._temp_in(str(self.scratch)) if self.scratch else _beside(dst)
         try:
             kind = linker.place(src, tmp)
             if kind not in SHARED:
                 os.chmod(tmp, (0o777 if executable else 0o666) & ~_UMASK)
             os.replace(tmp, dst)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            if exc.errno != errno.EXDEV or self.scratch is None:
+                raise
+            self.scratch = None  # the work tree is on another file system: place beside
+            return self.place(oid, dst, linker, executable)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -292,6 +319,10 @@ class Cache:
             return hash_file(self.path(oid)) == oid.removesuffix(DIR_SUFFIX)
         except FileNotFoundError:
             return False
+
+
+def _beside(dst: str) -> str:
+    return temp_path(os.path.dirname(dst) or ".", hidden=True)
 
 
 def _is_link_to(path: str, target: str, kind: str) -> bool:

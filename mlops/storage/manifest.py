@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from mlops.errors import CacheError
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
+from mlops.storage.paths import all_safe, layout_conflict, unsafe_reason
 
 _FIELDS = '["path","hash","size","exec"]'
 
@@ -78,38 +79,33 @@ def parse_manifest(data: bytes, oid: str) -> Manifest:
 
 
 def validate_manifest(manifest: Manifest, oid: str) -> None:
-    """Reject a manifest naming a path that could escape its folder, or a malformed entry.
+    """Reject a manifest naming a path that could escape its folder or that is reserved
+    (see ``mlops.storage.paths``), a malformed entry, a path listed twice, or one that
+    is both a file and a folder: a one-line error naming the object.
 
     Called where files are written from a manifest (checkout) and where a
     manifest arrives from elsewhere (fetch); reading one for status skips it.
     """
-    if _all_valid(manifest.entries):
-        return
-    for entry in manifest.entries:  # name the first bad entry
-        if (
-            not is_safe_relpath(entry.path)
-            or not is_valid_oid(entry.oid)
-            or entry.oid.endswith(DIR_SUFFIX)
-            or not isinstance(entry.size, int)
-        ):
-            raise CacheError(
-                f"manifest {oid}: invalid entry {entry.path!r} (outside its folder or malformed)"
-            )
+    entries = manifest.entries
+    if not _all_valid(entries):
+        for entry in entries:  # name the first bad entry
+            reason = unsafe_reason(entry.path)
+            if reason is None and (
+                not is_valid_oid(entry.oid)
+                or entry.oid.endswith(DIR_SUFFIX)
+                or not isinstance(entry.size, int)
+            ):
+                reason = "malformed hash or size"
+            if reason is not None:
+                raise CacheError(
+                    f"manifest {oid} is corrupt: invalid entry {entry.path!r} ({reason})"
+                )
+    conflict = layout_conflict([entry.path for entry in entries])
+    if conflict is not None:
+        raise CacheError(f"manifest {oid} is corrupt: {conflict}")
 
 
-# An empty, "." or ".." component (which also catches a leading or trailing "/"),
-# a backslash or a NUL: anything that could leave the folder or confuse a filesystem.
-_UNSAFE_PATH = re.compile(r"(?:^|/)\.{0,2}(?:/|$)|[\\\x00]")
-
-
-def is_safe_relpath(path: object) -> bool:
-    """A relative POSIX path that stays inside its folder (no ``..``, no absolute path)."""
-    return isinstance(path, str) and _UNSAFE_PATH.search(path) is None
-
-
-# The same checks over all paths joined by NUL (which no path may hold) and all ids
-# joined by newlines: two regular-expression passes instead of two per entry.
-_UNSAFE_JOINED = re.compile(r"(?:^|[/\x00])\.{0,2}(?:[/\x00]|$)|\\")
+# All ids joined by newlines: one regular-expression pass instead of one per entry.
 _FILE_OIDS = re.compile(r"[0-9a-f]{64}(?:\n[0-9a-f]{64})*")
 
 
@@ -117,13 +113,14 @@ def _all_valid(entries: tuple[Entry, ...]) -> bool:
     if not entries:
         return True
     try:
-        paths = "\x00".join([e.path for e in entries])
+        paths = [e.path for e in entries]
         oids = "\n".join([e.oid for e in entries])
+        if not all_safe(paths):
+            return False
     except TypeError:  # a path or id that is not a string
         return False
     return (
-        paths.count("\x00") == oids.count("\n") == len(entries) - 1
-        and _UNSAFE_JOINED.search(paths) is None
+        oids.count("\n") == len(entries) - 1
         and _FILE_OIDS.fullmatch(oids) is not None
         and all(isinstance(e.size, int) for e in entries)
     )

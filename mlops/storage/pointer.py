@@ -8,6 +8,7 @@ from pathlib import Path
 from mlops.errors import InputError
 from mlops.fsutil import atomic_write_text
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
+from mlops.storage.paths import check_name
 from mlops.yamlio import YamlProblem, parse_yaml
 
 SUFFIX = ".mlops"
@@ -106,6 +107,7 @@ def parse_pointer(text: str, where: str) -> Pointer:
     path, oid = doc["path"], doc["hash"]
     if not isinstance(path, str) or not path or "/" in path or path in (".", ".."):
         raise InputError(f"{where}: key 'path' must be a file or folder name beside the pointer")
+    check_name(path, where)
     if not isinstance(oid, str) or not is_valid_oid(oid):
         raise InputError(f"{where}: key 'hash' is not a valid {ALGORITHM} hash: {oid!r}")
     size, files = doc.get("size", 0), doc.get("files", 1)

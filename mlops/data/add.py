@@ -166,7 +166,7 @@ def check_restorable(paths: list[str], where: str) -> None:
         bad = next(p for p in paths if not _is_utf8(p))
         shown = os.fsencode(bad).decode(errors="backslashreplace")
         raise InputError(
-            f"{where}: file name {shown!r} is not UTF-8 text; rename it (mlops stores names "
+            f"{where}: file name '{shown}' is not UTF-8 text; rename it (mlops stores names "
             "as text, so it could not be restored)"
         ) from None
 

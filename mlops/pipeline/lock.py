@@ -12,6 +12,7 @@ from mlops.fsutil import atomic_write_text
 from mlops.pipeline.params import ParamValues
 from mlops.pipeline.revisions import read_paths_at
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
+from mlops.storage.paths import unsafe_reason
 
 if TYPE_CHECKING:
     from mlops.data.workspace import Store
@@ -120,9 +121,14 @@ def _entry(body: dict[str, Any]) -> LockEntry:
 
 
 def _file_hash(item: dict[str, Any]) -> FileHash:
-    oid = item["hash"]
+    oid, path = item["hash"], item["path"]
+    reason = unsafe_reason(path)
+    if reason is not None:
+        # The lock comes from a commit, maybe a teammate's: its paths are checked as
+        # a manifest's are, before anything is placed from them.
+        raise ValueError(f"path {path!r} is refused: {reason}")
     if not is_valid_oid(oid):
-        raise ValueError(f"invalid hash {oid!r} for {item['path']!r}")
+        raise ValueError(f"invalid hash {oid!r} for {path!r}")
     return FileHash(str(item["path"]), oid, int(item.get("size", 0)), int(item.get("files", 1)))
 
 

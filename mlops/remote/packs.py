@@ -30,6 +30,8 @@ PACK_BYTES = 16 << 20  # a pack is closed once it holds this much
 MIN_OBJECTS = 32  # fewer small objects than this are sent loose
 READ_BYTES = 4 << 20  # one ranged read fetches at most this much
 READ_GAP = 256 << 10  # unneeded bytes a ranged read reads through rather than splitting
+# No pack is bigger than PACK_BYTES plus one object; this leaves room for other writers.
+_MAX_OFFSET = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,14 @@ def parse_index(data: bytes, pack_id: str) -> dict[str, Located]:
             raise ValueError(f"unknown format {doc.get('format')!r}/{doc.get('algo')!r}")
         found = {}
         for oid, offset, size in doc["objects"]:
-            if not is_valid_oid(oid) or not isinstance(offset, int) or not isinstance(size, int):
+            if not is_valid_oid(oid):
                 raise ValueError(f"invalid entry {oid!r}")
+            # Sizes are checked before any read is planned from them: a hostile index
+            # must not make a fetch ask for (or allocate) petabytes.
+            if type(size) is not int or not 0 <= size <= SMALL_OBJECT:
+                raise ValueError(f"entry {oid}: size {size!r} is not 0 to {SMALL_OBJECT}")
+            if type(offset) is not int or not 0 <= offset <= _MAX_OFFSET:
+                raise ValueError(f"entry {oid}: offset {offset!r} is not 0 to {_MAX_OFFSET}")
             found[oid] = Located(pack_id, offset, size)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RemoteError(f"pack index {index_key(pack_id)} is not valid: {exc}") from None

@@ -72,6 +72,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` to the descriptor ``fd`` (``os.write`` may write less)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def atomic_write_bytes(
     path: Path, data: bytes, mode: int | None = None, scratch: Path | None = None
 ) -> None:

@@ -365,11 +365,13 @@ def test_checkout_refuses_corrupt_object_and_changes_nothing(repo: Path) -> None
     (repo / "f.txt").unlink()
     result = run_cli(repo, "checkout")
     assert result.exit_code == 1
-    assert "corrupt" in result.stderr and "fsck" in result.stderr
+    assert "corrupt" in result.stderr and "set aside" in result.stderr
     assert not (repo / "f.txt").exists()
-    fsck = run_cli(repo, "fsck")
-    assert fsck.exit_code == 1 and oid in fsck.stdout
+    # Set aside at once: nothing uses it again, and status says what happened.
     assert not obj.exists() and (repo / ".mlops" / "corrupt" / oid).exists()
+    status = run_cli(repo, "status", "--json")
+    assert json.loads(status.stdout)["data"][0]["corrupt_objects"] == 1
+    assert "found corrupt" in run_cli(repo, "status").stdout
 
 
 def test_checkout_with_object_missing_from_cache(repo: Path) -> None:

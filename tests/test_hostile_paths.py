@@ -412,3 +412,45 @@ def test_a_pack_index_with_absurd_sizes_is_an_error_naming_the_pack(
     data = json.dumps({"format": FORMAT, "algo": "blake3", "objects": rows}).encode()
     with pytest.raises(RemoteError, match=rf"pack index packs/abc\.idx is not valid: .*{message}"):
         parse_index(data, "abc")
+
+
+# --- content ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", [False, True])
+def test_copy_checkout_refuses_an_object_corrupted_with_its_stat_kept(
+    repo: Path, folder: bool
+) -> None:
+    """Size, inode and mtime as the state cache knows them, but other bytes: the copy's
+    own hash catches it, and the object is set aside."""
+    assert run_cli(repo, "config", "cache.link", "[copy]").exit_code == 0
+    target = repo / "data" if folder else repo / "big.bin"
+    good = os.urandom(9 << 20)  # a big file: the chunked copy
+    if folder:
+        target.mkdir()
+        (target / "small.txt").write_bytes(b"small and good\n")
+        (target / "big.bin").write_bytes(good)
+    else:
+        target.write_bytes(good)
+    assert run_cli(repo, "add", target.name).exit_code == 0
+    oid = blake3(good).hexdigest()
+    obj = repo / ".mlops" / "cache" / oid[:2] / oid[2:]
+    st = obj.stat()
+    obj.chmod(0o644)
+    with open(obj, "r+b") as handle:  # same inode, same size
+        handle.seek(4 << 20)
+        handle.write(b"X" * 16)
+    os.utime(obj, ns=(st.st_atime_ns, st.st_mtime_ns))
+    obj.chmod(0o444)
+    import shutil
+
+    shutil.rmtree(target) if folder else target.unlink()
+    result = run_cli(repo, "checkout")
+    assert result.exit_code == 1
+    assert f"cache object {oid} is corrupt" in result.stderr and "set aside" in result.stderr
+    placed = target / "big.bin" if folder else target
+    assert not placed.exists()
+    assert not obj.exists() and (repo / ".mlops" / "corrupt" / oid).exists()
+    status = json.loads(run_cli(repo, "status", "--json").stdout)["data"][0]
+    assert status["cache"] == "missing" and status["corrupt_objects"] == 1
+    assert not list((repo / ".mlops" / "tmp" / "work").iterdir())

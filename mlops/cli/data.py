@@ -102,6 +102,11 @@ def _print_status(results: list[Any], stages: list[Any]) -> None:
             parts.append(r.workspace)
         if r.cache != "ok":
             parts.append(f"{r.missing_objects} object(s) missing from the cache")
+            if r.corrupt_objects:
+                parts.append(
+                    f"{r.corrupt_objects} of them found corrupt (set aside in .mlops/corrupt/); "
+                    "`mlops pull` fetches them again"
+                )
         echo(f"{r.path}: {', '.join(parts)}")
         for label, files in (("added", r.added), ("modified", r.modified), ("deleted", r.deleted)):
             for name in files[:20]:

@@ -146,10 +146,12 @@ def _verify_objects(
 ) -> None:
     oids = sorted({e.oid for plan in plans for e in plan.place})
     bad = store.cache.corrupt(oids, jobs, progress)
+    for oid in bad:
+        store.cache.set_aside(oid)
     if bad:
         raise CacheError(
-            f"{len(bad)} cache object(s) are corrupt (first: {bad[0]}); nothing was changed; "
-            "run `mlops fsck` and then `mlops pull`"
+            f"{len(bad)} cache object(s) are corrupt (first: {bad[0]}) and were set aside; "
+            "nothing was changed; run `mlops pull` to fetch them again"
         )
 
 

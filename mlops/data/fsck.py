@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from mlops.data.workspace import open_store
@@ -28,10 +27,6 @@ def fsck(repo: Repo, jobs: int | None = None, progress: Progress | None = None) 
         oids = sorted(store.cache.iter_objects())
         good = parallel_map(store.cache.rehash, oids, jobs, progress, "checking")
         corrupt = tuple(oid for oid, ok in zip(oids, good, strict=True) if not ok)
-        aside = repo.mlops_dir / "corrupt"
-        if corrupt:
-            store.cache.bump_generation()
         for oid in corrupt:
-            aside.mkdir(exist_ok=True)
-            os.replace(store.cache.path(oid), aside / oid)
+            store.cache.set_aside(oid)
     return FsckResult(len(oids), corrupt)

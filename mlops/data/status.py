@@ -39,6 +39,7 @@ class DataStatus:
     modified: tuple[str, ...] = field(default=())
     deleted: tuple[str, ...] = field(default=())
     missing_objects: int = 0
+    corrupt_objects: int = 0  # of the missing: found corrupt and set aside
 
     @property
     def clean(self) -> bool:
@@ -54,6 +55,7 @@ class DataStatus:
             "modified": list(self.modified),
             "deleted": list(self.deleted),
             "missing_objects": self.missing_objects,
+            "corrupt_objects": self.corrupt_objects,
         }
 
 
@@ -80,10 +82,18 @@ def _status_of(
     if not target.pointer.is_dir:
         missing = int(not cache.exists(oid))
         cache_state = "missing" if missing else "ok"
-        if not path.is_file():
-            return DataStatus(rel, pointer_rel, "missing", cache_state, missing_objects=missing)
-        workspace = "unchanged" if store.state.hash(str(path)) == oid else "modified"
-        return DataStatus(rel, pointer_rel, workspace, cache_state, missing_objects=missing)
+        corrupt = int(missing and cache.is_set_aside(oid))
+        workspace = "missing"
+        if path.is_file():
+            workspace = "unchanged" if store.state.hash(str(path)) == oid else "modified"
+        return DataStatus(
+            rel,
+            pointer_rel,
+            workspace,
+            cache_state,
+            missing_objects=missing,
+            corrupt_objects=corrupt,
+        )
     generation = cache.generation()
     folder = None
     if path.is_dir():
@@ -104,10 +114,19 @@ def _status_of(
         workspace = "unknown" if folder is not None else "missing"
         return DataStatus(rel, pointer_rel, workspace, "missing", missing_objects=1)
     oids = {e.oid for e in manifest.entries}
-    missing = len(oids - cache.existing(oids))
+    absent = oids - cache.existing(oids)
+    missing = len(absent)
+    corrupt = sum(1 for oid in absent if cache.is_set_aside(oid))
     cache_state = "missing" if missing else "ok"
     if folder is None:
-        return DataStatus(rel, pointer_rel, "missing", cache_state, missing_objects=missing)
+        return DataStatus(
+            rel,
+            pointer_rel,
+            "missing",
+            cache_state,
+            missing_objects=missing,
+            corrupt_objects=corrupt,
+        )
     hashed = hash_files(store, folder.files, jobs, progress)
     entries = folder.completed([e.oid for e in hashed])
     have = {e.path: e for e in entries}
@@ -116,7 +135,9 @@ def _status_of(
     if workspace == "unchanged" and not missing and generation:
         record = FolderRecord(fingerprint(folder.lines), oid, generation)
         store.state.put_folder(rel, record, folder.lines, [e.oid for e in entries])
-    return DataStatus(rel, pointer_rel, workspace, cache_state, added, modified, deleted, missing)
+    return DataStatus(
+        rel, pointer_rel, workspace, cache_state, added, modified, deleted, missing, corrupt
+    )
 
 
 def _compare(

@@ -31,7 +31,10 @@ class Store:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self.cache = Cache(
-            repo.cache_dir, StateCache(repo.mlops_dir / "state.db"), repo.scratch_dir
+            repo.cache_dir,
+            StateCache(repo.mlops_dir / "state.db"),
+            scratch=repo.scratch_dir,
+            aside=repo.mlops_dir / "corrupt",
         )
         self.cache.sweep()
 

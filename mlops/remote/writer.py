@@ -15,6 +15,7 @@ import os
 from types import TracebackType
 
 from mlops.errors import CacheError
+from mlops.fsutil import write_all
 from mlops.storage.cache import Cache
 from mlops.storage.hashing import DIR_SUFFIX
 
@@ -66,7 +67,7 @@ class ObjectWriter:
             self._unnamed = False  # not supported here: rename from now on
             return None
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             st = os.fstat(fd)
             try:
                 # With a directory fd, os.link becomes linkat(AT_SYMLINK_FOLLOW), the only
@@ -86,7 +87,7 @@ def _write_renamed(tmp: str, target: str, data: bytes) -> os.stat_result:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             st = os.fstat(fd)
         finally:
             os.close(fd)
@@ -96,9 +97,3 @@ def _write_renamed(tmp: str, target: str, data: bytes) -> os.stat_result:
             os.unlink(tmp)
         raise
     return st
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

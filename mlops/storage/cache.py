@@ -18,7 +18,7 @@ from mlops.fsutil import (
     temp_path,
 )
 from mlops.parallel import Progress, map_shares, parallel_map
-from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, hash_file
+from mlops.storage.hashing import DIR_SUFFIX, copy_hashed, hash_bytes, hash_file
 from mlops.storage.links import SHARED, Linker
 from mlops.storage.state import StateCache
 
@@ -37,12 +37,20 @@ _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 class Cache:
     """A content-addressed object store in a local folder."""
 
-    def __init__(self, root: Path, state: StateCache, scratch: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        state: StateCache,
+        scratch: Path | None = None,
+        aside: Path | None = None,
+    ) -> None:
         """``scratch``: a folder of mlops's own on the work tree's file system, where a
-        file placed into the workspace is made before its rename (see ``place``)."""
+        file placed into the workspace is made before its rename (see ``place``).
+        ``aside``: where corrupt objects are moved (``set_aside``)."""
         self.root = root
         self.state = state
         self.scratch = scratch
+        self.aside = aside
         self._root = str(root)
         self._made: set[str] = set()
         self._generation_checked = False
@@ -54,6 +62,20 @@ class Cache:
         the store does it."""
         swept = sweep_temporaries(f"{self._root}/{_TMP}")
         return swept + (sweep_temporaries(self.scratch) if self.scratch else 0)
+
+    def set_aside(self, oid: str) -> None:
+        """Move a corrupt object out of the cache (into ``aside``), so that nothing uses
+        it again and ``status`` reports it missing and known corrupt."""
+        if self.aside is None:
+            raise CacheError(f"cache object {oid} is corrupt")
+        self.aside.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.path(oid), self.aside / oid)
+        self.bump_generation()
+
+    def is_set_aside(self, oid: str) -> bool:
+        """Whether ``oid`` was found corrupt and moved aside."""
+        return self.aside is not None and (self.aside / oid).exists()
 
     def temp_path(self) -> str:
         """A temporary path in the cache's own folder, from which ``adopt`` renames."""
@@ -218,7 +240,19 @@ class Cache:
         # among the user's files (for the next ``add`` to record).
         tmp = self._temp_in(str(self.scratch)) if self.scratch else _beside(dst)
         try:
-            kind = linker.place(src, tmp)
+            if linker.chosen == "copy":
+                # The bytes copied are hashed on the way: an object corrupted in a way
+                # that kept its size and mtime (which the state cache trusts) is
+                # refused here, not placed.
+                if copy_hashed(src, tmp) != oid.removesuffix(DIR_SUFFIX):
+                    self.set_aside(oid)
+                    raise CacheError(
+                        f"cache object {oid} is corrupt (its bytes no longer match its hash) "
+                        f"and was set aside; {dst} was left as it was; run `mlops pull`"
+                    )
+                kind = "copy"
+            else:
+                kind = linker.place(src, tmp)
             if kind not in SHARED:
                 os.chmod(tmp, (0o777 if executable else 0o666) & ~_UMASK)
             os.replace(tmp, dst)

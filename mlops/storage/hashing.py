@@ -12,6 +12,8 @@ from collections.abc import Iterable
 # lookup a measurable share of the work, and nearly every command hashes something.
 from blake3 import blake3
 
+from mlops.fsutil import write_all
+
 ALGORITHM = "blake3"
 DIR_SUFFIX = ".dir"
 # Files from this size on are hashed memory-mapped on every core.
@@ -64,6 +66,39 @@ def hash_file_stat(
         return hasher.hexdigest(), os.fstat(fd)
     finally:
         os.close(fd)
+
+
+def copy_hashed(src: str, dst: str) -> str:
+    """Copy ``src`` to the new file ``dst``, hashing the very bytes written; return the
+    digest. A single pass: each chunk is hashed while it is in memory."""
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size < MMAP_THRESHOLD:
+                data = os.read(fd, size + 1)
+                hasher = blake3(data)
+                write_all(out, data)
+                while chunk := os.read(fd, 1 << 20):  # it grew since: the rest too
+                    hasher.update(chunk)
+                    write_all(out, chunk)
+                return hasher.hexdigest()
+            # Big: chunks large enough for blake3 to hash each on every core.
+            hasher = blake3(max_threads=_max_threads)
+            buffer = bytearray(_COPY_CHUNK)
+            view = memoryview(buffer)
+            while n := os.readv(fd, [buffer]):
+                hasher.update(view[:n])
+                write_all(out, view[:n])
+            return hasher.hexdigest()
+        finally:
+            os.close(out)
+    finally:
+        os.close(fd)
+
+
+_COPY_CHUNK = 8 << 20
 
 
 class _Pending:

@@ -209,13 +209,14 @@ def config_unset(repo: Repo, key: str, local: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def repo_lock(repo: Repo, wait: float = 0.0, purpose: str = "") -> Iterator[None]:
-    """Hold the repository's exclusive lock; wait up to ``wait`` seconds for it.
+def file_lock(path: Path, wait: float, busy: str, note: str = "") -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path``; wait up to ``wait`` seconds for it,
+    then fail with ``busy`` and what the holder wrote of itself.
 
     An OS-level ``flock`` is released by the kernel when the process dies, so a
     killed command never leaves a stale lock behind.
     """
-    path = repo.mlops_dir / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + wait
     try:
@@ -227,13 +228,24 @@ def repo_lock(repo: Repo, wait: float = 0.0, purpose: str = "") -> Iterator[None
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
                     raise LockedError(
-                        "another mlops command is running in this repository"
-                        + (f" ({holder})" if holder else "")
-                        + "; wait for it to finish"
+                        busy + (f" ({holder})" if holder else "") + "; wait for it to finish"
                     ) from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} {purpose}".strip().encode(), 0)
+        os.pwrite(fd, f"pid {os.getpid()} {note}".strip().encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def repo_lock(
+    repo: Repo, wait: float = 0.0, purpose: str = ""
+) -> contextlib.AbstractContextManager[None]:
+    """Hold the repository's exclusive lock (every command that writes the workspace or
+    the cache takes it); wait up to ``wait`` seconds for it."""
+    return file_lock(
+        repo.mlops_dir / "lock",
+        wait,
+        "another mlops command is running in this repository",
+        purpose,
+    )

@@ -242,3 +242,32 @@ def test_drift_scenario_script_runs_end_to_end(tmp_path: Path) -> None:
     history = proc.stdout.split("$ mlops model history sensor")[1]
     assert "promoted 2 to production (was 1): monitor episode ep-" in history
     assert list(tmp_path.iterdir()) == []  # CLEANUP=1 removed the repository
+
+
+def test_retraining_on_rows_already_in_the_training_data_adds_nothing(project: Path) -> None:
+    write_batch(project, "hot.csv", seed=3, hot=True)
+    train = project / "data/train.csv"
+    # The batch already joined the training data (an earlier episode, or by hand).
+    current, batch = pd.read_csv(train), pd.read_csv(project / "hot.csv")
+    pd.concat([current, batch[current.columns]]).to_csv(train, index=False)
+    assert run_cli(project, "add", "data/train.csv").exit_code == 0
+    before = hash_file(train)
+    result = run_cli(project, "monitor", "--retrain", "--data", "hot.csv")
+    assert result.exit_code == 1, result.stderr  # the alert stands
+    assert "every row of hot.csv is already in data/train.csv" in result.stdout
+    assert hash_file(train) == before and len(pd.read_csv(train)) == 1300
+    assert production(project) == "1"
+    history = json.loads(run_cli(project, "monitor", "history", "--json").stdout)
+    retrain = history[-1]["links"]["retrain"]
+    assert retrain["status"] == "kept" and retrain["run"] is None
+
+
+def test_only_rows_not_yet_in_the_training_data_are_added() -> None:
+    from mlops.monitor.heal import _not_in
+
+    current = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None], "c": [0.5, 1.0, float("nan")]})
+    # The same values read back with other dtypes (1 and 1.0) still match; NaN matches NaN.
+    rows = pd.DataFrame(
+        {"a": [1.0, 2.0, 3.0, 4.0], "b": ["x", "z", None, "x"], "c": [0.5, 1.0, None, 0.5]}
+    )
+    assert _not_in(rows, current).index.tolist() == [1, 3]

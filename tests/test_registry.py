@@ -430,3 +430,50 @@ def test_register_with_promote_is_gated_too(project: Path) -> None:
     assert "registered iris:2, but cannot promote iris:2 to staging" in result.stderr
     assert show(project, "iris@staging")["id"] == data["id"]
     assert show(project, "iris")["version"] == "2"
+
+
+def test_two_promotions_of_one_alias_at_once_exactly_one_succeeds(project: Path) -> None:
+    """Both read the alias before either records; the second is refused, not stacked."""
+    import fcntl
+    import subprocess
+    import sys
+    import time
+
+    three_versions(project, [0.90, 0.91, 0.92])
+    lock_file = project / ".mlops" / "tmp" / "registry.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    held = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(held, fcntl.LOCK_EX)  # both promotions reach the lock and wait there
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mlops", "model", "promote", "iris", v, "--to", "staging"],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for v in ("2", "3")
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        # A process opens the lock file only after it has read the registry.
+        while not all(_has_open(p.pid, lock_file) for p in procs):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.02)
+    finally:
+        os.close(held)
+    outcomes = [(p.wait(60), *p.communicate()) for p in procs]
+    assert sorted(code for code, _, _ in outcomes) == [0, 1], outcomes
+    loser = next(err for code, _, err in outcomes if code == 1)
+    assert "iris@staging moved meanwhile" in loser and "nothing was recorded" in loser
+    history = json.loads(run_cli(project, "model", "history", "iris", "--json").stdout)
+    assert sum(1 for e in history if e.get("alias") == "staging") == 1
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    try:
+        return any(
+            os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd")
+        )
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -11,23 +11,22 @@ it was. Only one episode runs at a time in a repository (``monitor_lock``).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops.errors import LockedError, MlopsError, MonitorError, RegistryError
+from mlops.errors import MlopsError, MonitorError, RegistryError
 from mlops.fsutil import atomic_write_bytes
 from mlops.monitor.config import MonitorConfig, RetrainConfig
 from mlops.monitor.history import utc_now
 from mlops.monitor.monitoring import Scored, read_frame, score_model
 from mlops.registry.records import ModelVersion
-from mlops.repo import Repo
+from mlops.repo import Repo, file_lock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,30 +39,18 @@ FAILED = "failed"
 _LOCK_NAME = "monitor.lock"
 
 
-@contextlib.contextmanager
-def monitor_lock(repo: Repo) -> Iterator[None]:
+def monitor_lock(repo: Repo) -> contextlib.AbstractContextManager[None]:
     """Hold the repository's retraining lock; a second holder fails at once, naming the first.
 
     A separate lock from the repository's: the episode runs the pipeline and the registry,
     which take that one themselves. The kernel drops it when the process dies.
     """
-    repo.tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(repo.tmp_dir / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
-            raise LockedError(
-                "another `mlops monitor --retrain` is running in this repository"
-                + (f" ({holder})" if holder else "")
-                + "; wait for it to finish"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {utc_now()}".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+    return file_lock(
+        repo.tmp_dir / _LOCK_NAME,
+        0.0,
+        "another `mlops monitor --retrain` is running in this repository",
+        f"since {utc_now()}",
+    )
 
 
 class _Stop(Exception):
@@ -205,7 +192,18 @@ class Episode:
                 f"{self.scored.batch.shown}: cannot join {rel}: it lacks the training data's "
                 f"columns {', '.join(missing)}"
             )
-        data = _encode(path, current, rows[columns], self.retrain.mode)
+        rows = rows[columns]
+        if self.retrain.mode != "replace":
+            # A batch scored twice (or rows already appended by an earlier episode) must
+            # not count twice in the training data.
+            rows = _not_in(rows, current)
+            if rows.empty:
+                raise _Stop(
+                    KEPT,
+                    f"every row of {self.scored.batch.shown} is already in {rel}: nothing "
+                    "new to train on",
+                )
+        data = _encode(path, current, rows, self.retrain.mode)
         before = hash_file(path)
         saved = repo.tmp_dir / f"monitor-{self.id}-{path.name}"
         try:
@@ -336,6 +334,22 @@ def _not_an_output(repo: Repo, rel: str) -> None:
                     f"mlops.yaml: monitor.retrain: {rel} is an output of stage {stage.name!r}, "
                     "which would overwrite the added rows; name that stage's input data instead"
                 )
+
+
+def _not_in(rows: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``rows`` that are not, value for value, a row of ``current``."""
+    present = {tuple(map(_key, row)) for row in current.itertuples(index=False)}
+    keep = [tuple(map(_key, row)) not in present for row in rows.itertuples(index=False)]
+    return rows[keep]
+
+
+def _key(value: object) -> object:
+    # 1 and 1.0 (an int column read back as float) are the same value; NaN equals NaN.
+    if isinstance(value, float):
+        return "nan" if value != value else (int(value) if value.is_integer() else value)
+    if hasattr(value, "item"):  # numpy scalars
+        return _key(value.item())
+    return value
 
 
 def _encode(path: Path, current: pd.DataFrame, rows: pd.DataFrame, mode: str) -> bytes:

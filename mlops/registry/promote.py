@@ -24,7 +24,7 @@ from mlops.registry.records import (
     record_id,
 )
 from mlops.registry.tags import create_tag, identity, model_registry, now
-from mlops.repo import Repo
+from mlops.repo import Repo, file_lock
 
 PRODUCTION = "production"
 DIRECTIONS = ("higher", "lower")
@@ -156,29 +156,40 @@ def _record(
     forced: bool,
     gate: Gate | None,
 ) -> AliasEvent:
-    seq = 1 + max((e.seq for e in registry.alias_events(alias)), default=0)
-    body: dict[str, Any] = {
-        "schema": SCHEMA,
-        "kind": "alias",
-        "model": registry.name,
-        "alias": alias,
-        "seq": seq,
-        "action": action,
-        "version": version.id,
-        "number": version.number,
-        "previous": previous.id if previous else None,
-        "reason": reason,
-        "forced": forced,
-        "gate": gate.to_dict() if gate else {},
-        "author": identity(repo.root),
-        "time": now(),
-        "nonce": secrets.token_hex(4),
-    }
-    rid = record_id(body)
-    tag = event_tag(registry.name, alias, seq, rid)
-    verb = "roll back" if action == "rollback" else "promote"
-    summary = f"mlops: {verb} {registry.name}@{alias} to v{version.label}"
-    create_tag(repo.root, tag, summary, body, version.target)
+    seen = max((e.seq for e in registry.alias_events(alias)), default=0)
+    # Compare and swap: the decision (and its gate) was made on the alias as it was read;
+    # if another promotion moved it meanwhile, this one is refused, not recorded on top.
+    with file_lock(repo.tmp_dir / "registry.lock", 30, "another registry change is under way"):
+        fresh = model_registry(repo.root, registry.name)
+        if max((e.seq for e in fresh.alias_events(alias)), default=0) != seen:
+            holder = fresh.holder(alias)
+            raise RegistryError(
+                f"{registry.name}@{alias} moved meanwhile (now "
+                f"{holder.ref if holder else 'unset'}); nothing was recorded: run it again "
+                "to judge it against the new holder"
+            )
+        body: dict[str, Any] = {
+            "schema": SCHEMA,
+            "kind": "alias",
+            "model": registry.name,
+            "alias": alias,
+            "seq": seen + 1,
+            "action": action,
+            "version": version.id,
+            "number": version.number,
+            "previous": previous.id if previous else None,
+            "reason": reason,
+            "forced": forced,
+            "gate": gate.to_dict() if gate else {},
+            "author": identity(repo.root),
+            "time": now(),
+            "nonce": secrets.token_hex(4),
+        }
+        rid = record_id(body)
+        tag = event_tag(registry.name, alias, seen + 1, rid)
+        verb = "roll back" if action == "rollback" else "promote"
+        summary = f"mlops: {verb} {registry.name}@{alias} to v{version.label}"
+        create_tag(repo.root, tag, summary, body, version.target)
     events = model_registry(repo.root, registry.name).alias_events(alias)
     return next(e for e in events if e.id == rid)
 

@@ -59,9 +59,10 @@ def worktree_files(root: Path, pattern: str) -> list[str]:
     return sorted({name for name in out.decode(errors="surrogateescape").split("\0") if name})
 
 
-def tracked_paths(root: Path, path: str) -> list[str]:
-    """Files under ``path`` that are in Git's index."""
-    out = git(root, "ls-files", "-z", "--cached", "--", path)
+def tracked_paths(root: Path, *paths: str) -> list[str]:
+    """Files under ``paths`` that are in Git's index."""
+    # Literal: a data file named ``*.csv`` names that file, not every CSV.
+    out = git(root, "ls-files", "-z", "--cached", "--", *(f":(literal){p}" for p in paths))
     return [name for name in out.decode(errors="surrogateescape").split("\0") if name]
 
 

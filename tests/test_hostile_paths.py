@@ -454,3 +454,34 @@ def test_copy_checkout_refuses_an_object_corrupted_with_its_stat_kept(
     status = json.loads(run_cli(repo, "status", "--json").stdout)["data"][0]
     assert status["cache"] == "missing" and status["corrupt_objects"] == 1
     assert not list((repo / ".mlops" / "tmp" / "work").iterdir())
+
+
+# --- pipeline outputs -------------------------------------------------------------------
+
+
+def test_a_stage_output_tracked_by_git_is_refused_and_kept(repo: Path) -> None:
+    (repo / "model.bin").write_text("committed by hand\n")
+    (repo / "mlops.yaml").write_text(
+        "stages:\n  train:\n    cmd: echo new > model.bin\n    outs: [model.bin]\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "model in git")
+    result = run_cli(repo, "run")
+    assert result.exit_code == 1
+    assert "output 'model.bin' is tracked by Git; untrack it first" in result.stderr
+    assert (repo / "model.bin").read_text() == "committed by hand\n"
+    assert not (repo / "mlops.lock").exists()
+
+
+def test_a_stage_output_through_a_symlinked_folder_is_refused(repo: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "model.bin").write_text("not mlops's to delete\n")
+    (repo / "models").symlink_to(outside)
+    (repo / "mlops.yaml").write_text(
+        "stages:\n  train:\n    cmd: echo new > models/model.bin\n    outs: [models/model.bin]\n"
+    )
+    result = run_cli(repo, "run")
+    assert result.exit_code == 1
+    assert "models: a symbolic link; mlops never writes through one" in result.stderr
+    assert (outside / "model.bin").read_text() == "not mlops's to delete\n"

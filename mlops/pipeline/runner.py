@@ -494,6 +494,7 @@ class _Run:
         """Run the stage's commands and store its outputs; a failure as its ``_Outcome``."""
         name = stage.name
         assert self.groups is not None  # made by _start before this thread
+        _refuse_unsafe_outputs(self.repo, stage)
         _clear_outputs(self.root, stage)
         cwd = self.root / stage.wdir
         if not cwd.is_dir():
@@ -705,6 +706,25 @@ def _restorable(stage: Stage) -> bool:
         and not stage.always_changed
         and all(not o.persist and (o.cache or o.kind != "out") for o in stage.outputs)
     )
+
+
+def _refuse_unsafe_outputs(repo: Repo, stage: Stage) -> None:
+    """Before a stage's outputs are cleared: none is tracked by Git (mlops would delete
+    it, then cache and ignore it, as ``add`` refuses to), and none lies through a
+    symbolic link (clearing it would delete wherever the link points)."""
+    from mlops.gitutil import tracked_paths
+    from mlops.storage.paths import refuse_symlinks
+
+    for out in stage.outputs:
+        refuse_symlinks(repo.root, repo.root / out.path, repo.cache_dir)
+    cached = [out.path for out in stage.outputs if out.cache]
+    in_git = tracked_paths(repo.root, *cached) if cached else []
+    if in_git:
+        shown = next(p for p in cached if p == in_git[0] or in_git[0].startswith(p + "/"))
+        raise PipelineError(
+            f"stage {stage.name!r}: output {shown!r} is tracked by Git; untrack it first with "
+            f"`git rm -r --cached {shown}` (the files stay on disk), or mark it `cache: false`"
+        )
 
 
 def _clear_outputs(root: Path, stage: Stage) -> None:

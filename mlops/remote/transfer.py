@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -234,7 +235,9 @@ def load_pack_index(
     store: Store, backend: Backend, names: list[str], jobs: int
 ) -> dict[str, Located]:
     """Where every packed object is, from the remote's pack indexes (kept locally by id)."""
-    ids = sorted({n[: -len(".idx")] for n in names if n.endswith(".idx")})
+    # A listing is the remote's word: only names that are pack ids are read (an id is
+    # the index's hash, so nothing else could be one), never a path built from others.
+    ids = sorted({n[: -len(".idx")] for n in names if _PACK_INDEX.fullmatch(n)})
 
     def load(pack_id: str) -> dict[str, Located]:
         kept = _kept_index(store, pack_id)
@@ -260,6 +263,9 @@ def load_pack_index(
         for oid, where in part.items():
             index.setdefault(oid, where)
     return index
+
+
+_PACK_INDEX = re.compile(r"[0-9a-f]{64}\.idx")
 
 
 def _kept_index(store: Store, pack_id: str) -> Path:

@@ -111,7 +111,7 @@ def _add_one(store: Store, path: Path, jobs: int | None, progress: Progress | No
     pointer, stored = snapshot(store, path, jobs, progress)
     # The pointer is written last: until it lands, the previous snapshot stays current.
     pointer_file = pointer_path(path)
-    write_pointer(pointer_file, pointer)
+    write_pointer(pointer_file, pointer, repo.scratch_dir)
     ignore_in_git(repo.root, [repo.relpath(path)])
     return AddResult(
         repo.relpath(path),

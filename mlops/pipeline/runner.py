@@ -419,7 +419,9 @@ class _Run:
         except MlopsError:  # e.g. a folder's files were garbage-collected: run instead
             return False
         for out, found in copies:
-            atomic_write_bytes(self.root / out.path, cache.read_bytes(found.oid), 0o644)
+            atomic_write_bytes(
+                self.root / out.path, cache.read_bytes(found.oid), 0o644, self.repo.scratch_dir
+            )
         return True
 
     # --- running -----------------------------------------------------------------------

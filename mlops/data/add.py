@@ -11,8 +11,8 @@ from mlops.data.workspace import (
     ScannedFile,
     Store,
     find_targets,
-    fingerprint,
     open_store,
+    remember_folder,
     scan_folder,
     scan_lines,
     split_scan,
@@ -27,7 +27,6 @@ from mlops.storage.links import SHARED
 from mlops.storage.manifest import build_manifest
 from mlops.storage.paths import RESERVED, all_safe, unsafe_reason
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
-from mlops.storage.state import FolderRecord
 
 # The longest file name the usual file systems (ext4, XFS, Btrfs, APFS) take, in bytes.
 _NAME_MAX = 255
@@ -145,8 +144,15 @@ def snapshot(
     cache = store.cache
     oid = cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
     if not replaced and cache.generation():  # the scanned stats still hold: next status is quick
-        record = FolderRecord(fingerprint(folder.lines), oid, cache.generation())
-        store.state.put_folder(rel, record, folder.lines, [entry.oid for entry in entries])
+        remember_folder(
+            store.state,
+            rel,
+            oid,
+            cache.generation(),
+            folder.lines,
+            folder.groups,
+            [entry.oid for entry in entries],
+        )
     return Pointer(path.name, oid, manifest.size, len(manifest.entries)), stored
 
 

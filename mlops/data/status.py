@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mlops.data.workspace import (
+    LineScan,
     Store,
     Target,
     find_targets,
     fingerprint,
+    group_fingerprints,
+    group_slices,
     hash_files,
     load_manifest,
     open_store,
+    remember_folder,
     scan_lines,
     split_scan,
 )
@@ -19,8 +23,7 @@ from mlops.errors import CacheError
 from mlops.parallel import Progress
 from mlops.repo import Repo
 from mlops.storage.cache import SHARE_MIN_FILES
-from mlops.storage.manifest import Entry
-from mlops.storage.state import FolderRecord
+from mlops.storage.state import FolderRecord, GroupUpdate, group_text
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,13 @@ def _status_of(
         workers = jobs if target.pointer.files >= SHARE_MIN_FILES else 1
         scan = scan_lines(path, workers)
         record = store.state.folder(rel)
-        if record == FolderRecord(fingerprint(scan.lines), oid, generation):
+        groups = group_fingerprints(scan.lines, scan.groups)
+        if record == FolderRecord(fingerprint(groups), oid, generation):
             return DataStatus(rel, pointer_rel, "unchanged", "ok")
+        if record is not None and generation and record[1:] == (oid, generation):
+            found = _changed_groups(store, target, scan, groups, jobs, progress)
+            if found is not None:
+                return found
         # Files whose stat line is as at the last snapshot keep their hash; the others
         # are hashed (through the state cache).
         before = store.state.folder_hashes(rel) if record is not None else {}
@@ -129,21 +137,68 @@ def _status_of(
         )
     hashed = hash_files(store, folder.files, jobs, progress)
     entries = folder.completed([e.oid for e in hashed])
-    have = {e.path: e for e in entries}
-    added, modified, deleted = _compare(manifest.by_path(), have)
+    wanted = {e.path: e.oid for e in manifest.entries}
+    added, modified, deleted = _compare(wanted, {e.path: e.oid for e in entries})
     workspace = "modified" if added or modified or deleted else "unchanged"
     if workspace == "unchanged" and not missing and generation:
-        record = FolderRecord(fingerprint(folder.lines), oid, generation)
-        store.state.put_folder(rel, record, folder.lines, [e.oid for e in entries])
+        hashes = [e.oid for e in entries]
+        remember_folder(store.state, rel, oid, generation, folder.lines, folder.groups, hashes)
     return DataStatus(
         rel, pointer_rel, workspace, cache_state, added, modified, deleted, missing, corrupt
     )
 
 
+def _changed_groups(
+    store: Store,
+    target: Target,
+    scan: LineScan,
+    groups: dict[str, str],
+    jobs: int | None,
+    progress: Progress | None,
+) -> DataStatus | None:
+    """The status of a folder whose last recorded snapshot is its pointer's, from the
+    groups of files whose stats changed since: the work follows the change, not the
+    folder's size. Every object was present then, and none was deleted since (same
+    generation). None when the record has no groups (written by an older mlops)."""
+    state, repo = store.state, store.repo
+    rel, pointer_rel = target.relpath(repo), repo.relpath(target.pointer_file)
+    known = state.folder_groups(rel)
+    if not known:
+        return None
+    changed = sorted(g for g in groups.keys() | known.keys() if groups.get(g) != known.get(g))
+    before = state.folder_hashes(rel, changed)
+    where = group_slices(scan.groups)
+    present = [g for g in changed if g in where]
+    part = LineScan(
+        [line for g in present for line in scan.lines[where[g]]],
+        scan.executable,
+        scan.single_link,
+        [(g, where[g].stop - where[g].start) for g in present],
+    )
+    folder = split_scan(target.data_path, part, before)
+    hashed = hash_files(store, folder.files, jobs, progress)
+    entries = folder.completed([e.oid for e in hashed])
+    wanted = {line[: line.index("\0")]: oid for line, oid in before.items()}
+    added, modified, deleted = _compare(wanted, {e.path: e.oid for e in entries})
+    if added or modified or deleted:
+        return DataStatus(rel, pointer_rel, "modified", "ok", added, modified, deleted)
+    # Only stats changed (touched, or copied back): the record follows, group by group.
+    oids = [e.oid for e in entries]
+    now = group_fingerprints(folder.lines, folder.groups)
+    updates: dict[str, GroupUpdate] = {g: None for g in changed if g not in where}
+    for g, lines in group_slices(folder.groups).items():
+        updates[g] = (now[g], group_text(folder.lines[lines], oids[lines]))
+    generation = store.cache.generation()
+    record = FolderRecord(fingerprint({**groups, **now}), target.pointer.oid, generation)
+    state.put_folder(rel, record, updates, complete=False)
+    return DataStatus(rel, pointer_rel, "unchanged", "ok")
+
+
 def _compare(
-    wanted: dict[str, Entry], have: dict[str, Entry]
+    wanted: dict[str, str], have: dict[str, str]
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Paths added, modified and deleted in ``have`` (path -> hash) against ``wanted``."""
     added = tuple(sorted(p for p in have if p not in wanted))
     deleted = tuple(sorted(p for p in wanted if p not in have))
-    modified = tuple(sorted(p for p, e in have.items() if p in wanted and wanted[p].oid != e.oid))
+    modified = tuple(sorted(p for p, oid in have.items() if p in wanted and wanted[p] != oid))
     return added, modified, deleted

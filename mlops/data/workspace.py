@@ -20,7 +20,7 @@ from mlops.storage.links import Linker
 from mlops.storage.manifest import Entry, Manifest, parse_manifest, validate_manifest
 from mlops.storage.paths import unsafe_reason
 from mlops.storage.pointer import SUFFIX, Pointer, read_pointer
-from mlops.storage.state import StateCache
+from mlops.storage.state import FolderRecord, GroupUpdate, StateCache, group_text
 
 T = TypeVar("T")
 
@@ -120,11 +120,73 @@ def stat_lines(files: list[ScannedFile]) -> list[str]:
 class LineScan(NamedTuple):
     """A folder's stat lines (as ``stat_lines``), and the relative paths of its files
     with what the lines leave out: executable ones, and (when asked for) ones with a
-    single link, which share no inode with the cache."""
+    single link, which share no inode with the cache. ``groups``: the lines' groups
+    (see ``line_groups``) in scan order, each with its number of lines."""
 
     lines: list[str]
     executable: set[str]
     single_link: set[str]
+    groups: list[tuple[str, int]]
+
+
+def group_of(relpath: str) -> str:
+    """The group of a folder's file: its top-level subfolder ("" for a file at the top).
+
+    A folder's stat lines are fingerprinted by group, so that after a change only the
+    groups whose lines changed are compared file by file (``status``)."""
+    head, sep, _ = relpath.partition("/")
+    return head if sep else ""
+
+
+def line_groups(lines: list[str]) -> list[tuple[str, int]]:
+    """The groups of ``lines`` (in scan order, where each group's lines are together)."""
+    groups: list[tuple[str, int]] = []
+    for line in lines:
+        name = group_of(line[: line.index("\0")])
+        if groups and groups[-1][0] == name:
+            groups[-1] = (name, groups[-1][1] + 1)
+        else:
+            groups.append((name, 1))
+    return groups
+
+
+def group_fingerprints(lines: list[str], groups: list[tuple[str, int]]) -> dict[str, str]:
+    """Each group's digest of its stat lines: equal means none of its files changed."""
+    found: dict[str, str] = {}
+    start = 0
+    for name, count in groups:
+        found[name] = hash_bytes("\n".join(lines[start : start + count]).encode())
+        start += count
+    return found
+
+
+def remember_folder(
+    state: StateCache,
+    rel: str,
+    oid: str,
+    generation: str,
+    lines: list[str],
+    groups: list[tuple[str, int]],
+    oids: list[str],
+) -> None:
+    """Record that folder ``rel`` holds snapshot ``oid`` while its files have ``lines``
+    (their ``groups``, and each file's hash in ``oids``)."""
+    fps = group_fingerprints(lines, groups)
+    updates: dict[str, GroupUpdate] = {
+        name: (fps[name], group_text(lines[part], oids[part]))
+        for name, part in group_slices(groups).items()
+    }
+    state.put_folder(rel, FolderRecord(fingerprint(fps), oid, generation), updates)
+
+
+def group_slices(groups: list[tuple[str, int]]) -> dict[str, slice]:
+    """Where each group's lines are in the scan."""
+    found: dict[str, slice] = {}
+    start = 0
+    for name, count in groups:
+        found[name] = slice(start, start + count)
+        start += count
+    return found
 
 
 def scan_lines(folder: Path, jobs: int | None = None, links: bool = False) -> LineScan:
@@ -145,13 +207,18 @@ def scan_lines(folder: Path, jobs: int | None = None, links: bool = False) -> Li
             subfolders.append((entry.path, f"{entry.name}/"))
         else:
             top.result.lines.append(top.visit(entry.name, entry))
+    if top.result.lines:
+        top.result.groups.append(("", len(top.result.lines)))
     # The order of ``_walk``: a folder's files, then its subfolders, last listed first.
     subfolders.reverse()
 
     def scan_share(share: Sequence[tuple[str, str]]) -> LineScan:
         visitor = _LineVisitor(links)
         for subfolder in share:
-            visitor.result.lines.extend(_walk([subfolder], visitor.visit))
+            found = _walk([subfolder], visitor.visit)
+            if found:
+                visitor.result.lines.extend(found)
+                visitor.result.groups.append((subfolder[1][:-1], len(found)))
         return visitor.result
 
     if jobs == 1 or len(subfolders) < 2:
@@ -163,6 +230,7 @@ def scan_lines(folder: Path, jobs: int | None = None, links: bool = False) -> Li
         scan.lines.extend(share.lines)
         scan.executable.update(share.executable)
         scan.single_link.update(share.single_link)
+        scan.groups.extend(share.groups)
     return scan
 
 
@@ -170,7 +238,7 @@ class _LineVisitor:
     """The ``visit`` of ``_walk`` that gives stat lines and notes what they leave out."""
 
     def __init__(self, links: bool) -> None:
-        self.result = LineScan([], set(), set())
+        self.result = LineScan([], set(), set(), [])
         self._links = links
 
     def visit(self, relpath: str, entry: os.DirEntry[str]) -> str:
@@ -190,6 +258,7 @@ class FolderScan:
     look at (hash, and for ``add`` store and link)."""
 
     lines: list[str]  # every file's stat line, in scan order
+    groups: list[tuple[str, int]]  # the lines' groups (``line_groups``)
     entries: list[Entry | None]  # known unchanged (and in place); None: one of ``files``
     files: list[ScannedFile]  # the files to look at, in scan order
     unchanged: dict[int, str]  # index in ``files`` -> hash, of those known unchanged
@@ -197,7 +266,8 @@ class FolderScan:
     @classmethod
     def of_files(cls, files: list[ScannedFile]) -> FolderScan:
         """Every file to be looked at, nothing known."""
-        return cls(stat_lines(files), [None] * len(files), files, {})
+        lines = stat_lines(files)
+        return cls(lines, line_groups(lines), [None] * len(files), files, {})
 
     def completed(self, oids: list[str]) -> list[Entry]:
         """Every file's entry, in scan order, given the hashes of ``files``."""
@@ -210,7 +280,7 @@ def split_scan(folder: Path, scan: LineScan, before: dict[str, str]) -> FolderSc
     snapshot): a file whose line is as then holds that content; the others get a stat
     of their own here, to be looked at. A file in ``scan.single_link`` is looked at
     too (with hardlinks, it no longer shares the cache's inode: relinked)."""
-    result = FolderScan(scan.lines, [], [], {})
+    result = FolderScan(scan.lines, scan.groups, [], [], {})
     top = str(folder)
     for i, line in enumerate(scan.lines):
         relpath, _, _, size = line.split("\0")
@@ -257,13 +327,13 @@ def _stat_line(relpath: str, st: os.stat_result) -> str:
     return f"{relpath}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}"
 
 
-def fingerprint(lines: list[str]) -> str:
-    """A digest of a folder's ``stat_lines``: equal means nothing changed.
+def fingerprint(groups: dict[str, str]) -> str:
+    """A folder's digest from its ``group_fingerprints``: equal means nothing changed.
 
-    Taken in scan order, which is stable while a folder's entries are: a reordered
-    scan only costs one slow status, never a wrong answer.
+    Each group's lines are taken in scan order, which is stable while a folder's
+    entries are: a reordered scan only costs one slow status, never a wrong answer.
     """
-    return hash_bytes("\n".join(lines).encode())
+    return hash_bytes("\n".join(f"{name}\0{fp}" for name, fp in sorted(groups.items())).encode())
 
 
 def _check_symlink(path: str) -> None:

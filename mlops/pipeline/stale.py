@@ -12,7 +12,9 @@ from typing import Any
 from mlops.data.workspace import (
     Store,
     fingerprint,
+    group_fingerprints,
     hash_files,
+    line_groups,
     open_store,
     scan_folder,
     stat_lines,
@@ -59,7 +61,9 @@ class Hasher:
         if stat.S_ISDIR(st.st_mode):
             files = scan_folder(Path(path))
             known = self.store.state.folder(rel)
-            if known is not None and known.fingerprint == fingerprint(stat_lines(files)):
+            lines = stat_lines(files)
+            groups = group_fingerprints(lines, line_groups(lines))
+            if known is not None and known.fingerprint == fingerprint(groups):
                 # Every file's stat is as when the folder was stored: its manifest id holds.
                 return FileHash(rel, known.oid, sum(f.st.st_size for f in files), len(files))
             entries = hash_files(self.store, files, None, None)

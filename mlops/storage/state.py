@@ -3,8 +3,9 @@
 It also remembers, per tracked folder, a fingerprint of every file's stat at the
 moment the folder was last found to match its snapshot: an unchanged folder is
 then known clean from one ``scandir`` pass and one row, without per-file lookups.
-With it go the stat line and hash of each file, so that re-adding a folder where a few
-files changed looks up one row instead of one per file.
+With it go, per group of the folder's files (a top-level subfolder), the group's own
+fingerprint and each file's stat line and hash: after a change, only the groups whose
+fingerprint differs are read, so the work follows what changed, not what exists.
 """
 
 from __future__ import annotations
@@ -26,8 +27,14 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS folders ("
     " path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, oid TEXT NOT NULL,"
     " generation TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS folder_files (path TEXT PRIMARY KEY, files TEXT NOT NULL);"
+    "DROP TABLE IF EXISTS folder_files;"
+    "CREATE TABLE IF NOT EXISTS folder_groups ("
+    " path TEXT NOT NULL, grp TEXT NOT NULL, fingerprint TEXT NOT NULL, files TEXT NOT NULL,"
+    " PRIMARY KEY (path, grp)) WITHOUT ROWID;"
 )
+
+# A group's new fingerprint and its files' "line\0hash" text; None: the group is gone.
+GroupUpdate = tuple[str, str] | None
 
 
 # inode, mtime in ns, size, hash
@@ -40,6 +47,11 @@ class FolderRecord(NamedTuple):
     fingerprint: str
     oid: str
     generation: str  # the cache generation when every object was last seen present
+
+
+def group_text(lines: list[str], oids: list[str]) -> str:
+    """A group's files as stored: each stat line with its hash."""
+    return "\n".join([f"{line}\0{oid}" for line, oid in zip(lines, oids, strict=True)])
 
 
 class StateCache:
@@ -55,7 +67,8 @@ class StateCache:
         self._db: sqlite3.Connection | None = None
         self._known: dict[int, tuple[int, int, str]] | None = None
         self._pending: dict[int, tuple[int, int, str]] = {}
-        self._pending_folders: dict[str, tuple[FolderRecord, str]] = {}
+        # path -> (record, whether every group is given, the groups to write)
+        self._pending_folders: dict[str, tuple[FolderRecord, bool, dict[str, GroupUpdate]]] = {}
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -106,11 +119,6 @@ class StateCache:
             self.put(st, oid)
         return oid
 
-    def put_many(self, items: Iterable[tuple[os.stat_result, str]]) -> None:
-        """Remember several files at once."""
-        for st, oid in items:
-            self.put(st, oid)
-
     def pending_rows(self) -> list[StateRow]:
         """What was remembered and not yet written: to carry it out of a worker process."""
         return [(inode, *row) for inode, row in self._pending.items()]
@@ -129,24 +137,45 @@ class StateCache:
         return FolderRecord(*row) if row else None
 
     def put_folder(
-        self, path: str, record: FolderRecord, lines: list[str], oids: list[str]
+        self,
+        path: str,
+        record: FolderRecord,
+        groups: dict[str, GroupUpdate],
+        complete: bool = True,
     ) -> None:
-        """Remember that folder ``path`` matched its snapshot under this fingerprint, and
-        each file's stat line with its hash (see ``folder_hashes``)."""
-        text = "\n".join([f"{line}\0{oid}" for line, oid in zip(lines, oids, strict=True)])
-        self._pending_folders[path] = (record, text)
+        """Remember that folder ``path`` matched its snapshot under this fingerprint, with
+        each group's fingerprint and files (see ``group_text``). ``complete``: these are
+        all its groups; else only these changed (and None ones are gone)."""
+        if not complete and path in self._pending_folders:
+            _, was_complete, pending = self._pending_folders[path]
+            groups, complete = {**pending, **groups}, was_complete
+        self._pending_folders[path] = (record, complete, groups)
 
-    def folder_hashes(self, path: str) -> dict[str, str]:
-        """Stat line -> hash of every file of folder ``path`` when it last matched its
-        snapshot: a file whose stat line is the same still has that content."""
-        row = (
-            self._connect()
-            .execute("SELECT files FROM folder_files WHERE path = ?", (path,))
-            .fetchone()
+    def folder_groups(self, path: str) -> dict[str, str]:
+        """Group -> fingerprint of folder ``path`` when it last matched its snapshot."""
+        rows = self._connect().execute(
+            "SELECT grp, fingerprint FROM folder_groups WHERE path = ?", (path,)
         )
-        if not row:
-            return {}
-        return dict(item.rsplit("\0", 1) for item in row[0].split("\n") if "\0" in item)
+        return dict(rows)
+
+    def folder_hashes(self, path: str, groups: Iterable[str] | None = None) -> dict[str, str]:
+        """Stat line -> hash of every file of folder ``path`` (or of its ``groups``) when
+        it last matched its snapshot: a file whose stat line is the same still has that
+        content."""
+        db = self._connect()
+        if groups is None:
+            rows = db.execute("SELECT files FROM folder_groups WHERE path = ?", (path,))
+        else:
+            wanted = list(groups)
+            marks = ",".join("?" * len(wanted))
+            rows = db.execute(
+                f"SELECT files FROM folder_groups WHERE path = ? AND grp IN ({marks})",
+                (path, *wanted),
+            )
+        found: dict[str, str] = {}
+        for (text,) in rows:
+            found.update(item.rsplit("\0", 1) for item in text.split("\n") if "\0" in item)
+        return found
 
     def flush(self) -> None:
         """Write remembered hashes to disk in one transaction."""
@@ -160,12 +189,19 @@ class StateCache:
             )
             db.executemany(
                 "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?)",
-                [(path, *record) for path, (record, _) in self._pending_folders.items()],
+                [(path, *record) for path, (record, _, _) in self._pending_folders.items()],
             )
-            db.executemany(
-                "INSERT OR REPLACE INTO folder_files VALUES (?, ?)",
-                [(path, files) for path, (_, files) in self._pending_folders.items()],
-            )
+            for path, (_, complete, groups) in self._pending_folders.items():
+                if complete:
+                    db.execute("DELETE FROM folder_groups WHERE path = ?", (path,))
+                db.executemany(
+                    "DELETE FROM folder_groups WHERE path = ? AND grp = ?",
+                    [(path, g) for g, update in groups.items() if update is None],
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO folder_groups VALUES (?, ?, ?, ?)",
+                    [(path, g, *update) for g, update in groups.items() if update is not None],
+                )
         if self._known is not None:
             self._known.update(self._pending)
         self._pending = {}

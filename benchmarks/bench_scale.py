@@ -1,0 +1,148 @@
+"""How mlops and DVC grow with the number of files: 20k, 100k, 300k (and 1M) files.
+
+usage: python benchmarks/bench_scale.py [--dvc PATH] [--sizes 20000,100000,300000]
+                                        [--million] [--rounds N] [--keep DIR]
+
+Each workload is one folder of 200 subfolders of ~0.5 KiB files, made here. For each
+size, both tools (hardlink cache links) run, in turn: add, status with nothing
+changed, status after one file changed, re-add after that change, and checkout into
+an empty workspace; mlops also times status after the change relative to the clean
+status (the target is at most 1.3x) and `mlops diff` of two snapshots that differ by
+ten files. Each step is the median of ``--rounds`` runs; peak memory is the largest
+resident set of any of mlops's runs at that size. The last columns give each step's
+growth per file between the two largest sizes. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from workload import mlops_cmd, new_git_repo, timed, tool_env
+
+STEPS = ("add", "status clean", "status after 1 change", "re-add after 1 change", "checkout")
+
+
+def make_files(root: Path, count: int) -> None:
+    """``count`` distinct ~0.5 KiB files in 200 subfolders of ``root/ds``."""
+    for group in range(200):
+        (root / "ds" / f"{group:03d}").mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        with open(root / "ds" / f"{i % 200:03d}" / f"{i}.txt", "wb") as handle:
+            handle.write(os.urandom(500) + str(i).encode())
+
+
+def change_one(repo: Path, n: int) -> None:
+    """Give one file new content under a new inode (linked files are read-only)."""
+    target = repo / "ds" / "007" / "7.txt"
+    target.unlink()
+    target.write_bytes(os.urandom(500) + str(n).encode())
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def run_tool(name: str, cli: list[str], source: Path, work: Path, rounds: int) -> dict[str, float]:
+    repo = new_git_repo(work / name)
+    subprocess.run(["cp", "-r", f"{source}/ds", str(repo / "ds")], check=True)  # own inodes
+    if name == "mlops":
+        setup = [["init"], ["config", "cache.link", "[hardlink, copy]"]]
+        status, checkout = [*cli, "status"], [*cli, "checkout", "ds"]
+    else:
+        setup = [["init", "-q"], ["config", "cache.type", "hardlink"]]
+        setup.append(["config", "core.analytics", "false"])
+        status, checkout = [*cli, "status"], [*cli, "checkout", "ds.dvc"]
+    for args in setup:
+        subprocess.run([*cli, *args], cwd=repo, check=True, capture_output=True, env=tool_env())
+    times = {"add": timed([*cli, "add", "ds"], repo)}
+    times["status clean"] = timed(status, repo, rounds)
+    change_one(repo, 1)
+    times["status after 1 change"] = timed(status, repo, rounds)
+    times["re-add after 1 change"] = timed([*cli, "add", "ds"], repo)
+    shutil.rmtree(repo / "ds")
+    times["checkout"] = timed(checkout, repo)
+    if name == "mlops":
+        times["diff of 10 files"] = mlops_diff(cli, repo)
+    shutil.rmtree(repo)
+    return times
+
+
+def mlops_diff(cli: list[str], repo: Path) -> float:
+    """`mlops diff` of two commits whose snapshots differ by ten files."""
+    env = tool_env()
+    git = ["git", "-c", "user.email=b@e", "-c", "user.name=b"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True, env=env)
+    subprocess.run([*git, "commit", "-qm", "a"], cwd=repo, check=True, env=env)
+    for i in range(10):
+        change_one_at(repo, i)
+    subprocess.run([*cli, "add", "ds"], cwd=repo, check=True, capture_output=True, env=env)
+    subprocess.run([*git, "commit", "-qam", "b"], cwd=repo, check=True, env=env)
+    return timed([*cli, "diff", "HEAD~1", "HEAD"], repo)
+
+
+def change_one_at(repo: Path, i: int) -> None:
+    target = repo / "ds" / f"{i:03d}" / f"{i}.txt"
+    target.unlink()
+    target.write_bytes(os.urandom(500))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dvc", help="path of a dvc executable to compare with")
+    parser.add_argument("--sizes", default="20000,100000,300000")
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 files")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", help="work in this folder (default: a temporary one)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")] + ([1_000_000] if args.million else [])
+    base = Path(args.keep or tempfile.mkdtemp(prefix="mlops-scale-"))
+    results: dict[int, dict[str, dict[str, float]]] = {}
+    for size in sizes:
+        source = base / f"files-{size}"
+        if not source.exists():
+            make_files(source, size)
+        results[size] = {}
+        before = peak_rss_mib()
+        results[size]["mlops"] = run_tool("mlops", mlops_cmd(), source, base, args.rounds)
+        rss = peak_rss_mib()
+        if args.dvc:
+            results[size]["dvc"] = run_tool("dvc", [args.dvc], source, base, args.rounds)
+        if not args.keep:
+            shutil.rmtree(source)
+        print(f"\n{size:,} files (peak RSS of mlops's runs: {rss:.0f} MiB, before: {before:.0f})")
+        print(f"{'step':<26} {'mlops s':>9} {'dvc s':>9} {'ratio':>7}")
+        ours, theirs = results[size]["mlops"], results[size].get("dvc", {})
+        for step in (*STEPS, "diff of 10 files"):
+            if step not in ours:
+                continue
+            dvc = theirs.get(step)
+            ratio = f"{ours[step] / dvc:.3f}" if dvc else "-"
+            shown = f"{dvc:.3f}" if dvc else "-"
+            print(f"{step:<26} {ours[step]:>9.3f} {shown:>9} {ratio:>7}")
+        clean = ours["status clean"]
+        print(f"status after 1 change / clean status: {ours['status after 1 change'] / clean:.2f}")
+    if len(sizes) > 1:
+        small, large = sizes[-2], sizes[-1]
+        print(f"\ngrowth per file between {small:,} and {large:,} files (µs per file)")
+        for tool in ("mlops", "dvc"):
+            if tool not in results[large]:
+                continue
+            growth = {
+                step: (results[large][tool][step] - results[small][tool][step])
+                / (large - small)
+                * 1e6
+                for step in STEPS
+            }
+            print(tool, "  ".join(f"{k}: {v:.1f}" for k, v in growth.items()))
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

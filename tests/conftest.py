@@ -63,6 +63,22 @@ def run_subprocess(cwd: Path, *args: str, **kwargs: object) -> subprocess.Comple
     )
 
 
+def set_state_aside(repo: Path) -> Path:
+    """Move the state database (with its WAL files) aside: commands then know nothing."""
+    aside = repo.parent / "state-aside"
+    aside.mkdir(exist_ok=True)
+    for path in (repo / ".mlops").glob("state.db*"):
+        path.rename(aside / path.name)
+    return aside
+
+
+def put_state_back(repo: Path, aside: Path) -> None:
+    for path in (repo / ".mlops").glob("state.db*"):
+        path.unlink()
+    for path in aside.iterdir():
+        path.rename(repo / ".mlops" / path.name)
+
+
 @pytest.fixture
 def git_repo(tmp_path: Path) -> Path:
     """An empty Git repository."""

@@ -18,7 +18,19 @@ COMMAND_MODULES = ("checks", "data", "monitor", "pipeline", "registry", "remote"
 COMMAND_MODULE = {
     "check": "checks",
     **dict.fromkeys(
-        ("init", "add", "status", "checkout", "diff", "gc", "fsck", "unprotect", "config"), "data"
+        (
+            "init",
+            "add",
+            "status",
+            "checkout",
+            "diff",
+            "gc",
+            "fsck",
+            "unprotect",
+            "config",
+            "fsmonitor",
+        ),
+        "data",
     ),
     "monitor": "monitor",
     **dict.fromkeys(("run", "dag", "runs", "params", "metrics"), "pipeline"),

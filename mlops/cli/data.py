@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -202,6 +203,35 @@ def fsck(jobs: int | None = JOBS, json: bool = JSON) -> None:
         echo(f"checked {result.checked} object(s), {len(result.corrupt)} corrupt")
     if result.corrupt:
         raise typer.Exit(1)
+
+
+class MonitorAction(StrEnum):
+    """What ``mlops fsmonitor`` does."""
+
+    START = "start"
+    STOP = "stop"
+    STATUS = "status"
+
+
+@app.command()
+def fsmonitor(
+    action: MonitorAction = typer.Argument(MonitorAction.STATUS, help="start, stop or status."),
+) -> None:
+    """The file-system monitor that `core.fsmonitor: true` makes status use (a daemon)."""
+    from mlops.data import fsmonitor as monitor
+
+    root = _repo().root
+    if action is MonitorAction.START:
+        monitor.start(root)
+        echo(f"the file-system monitor of {root} is running")
+    elif action is MonitorAction.STOP:
+        stopped = monitor.stop(root)
+        echo("stopped the file-system monitor" if stopped else "no file-system monitor was running")
+    else:
+        running = monitor.running(root)
+        echo(f"the file-system monitor of {root} is {'running' if running else 'not running'}")
+        if not running:
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlops.data.workspace import (
     LineScan,
@@ -11,11 +12,13 @@ from mlops.data.workspace import (
     find_targets,
     fingerprint,
     group_fingerprints,
+    group_of,
     group_slices,
     hash_files,
     load_manifest,
     open_store,
     remember_folder,
+    scan_groups,
     scan_lines,
     split_scan,
 )
@@ -70,14 +73,34 @@ def data_status(
 ) -> list[DataStatus]:
     """The status of every tracked path (or those under ``paths``)."""
     store = open_store(repo)
+    monitor = _Monitor(repo.root) if repo.config().get("core", {}).get("fsmonitor") else None
     try:
-        return [_status_of(store, t, jobs, progress) for t in find_targets(repo, paths)]
+        return [_status_of(store, t, monitor, jobs, progress) for t in find_targets(repo, paths)]
     finally:
         store.state.flush()
 
 
+class _Monitor:
+    """The file-system monitor's answers for one status (one per token asked about)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._answers: dict[str | None, tuple[str, list[str] | None]] = {}
+
+    def since(self, token: str | None) -> tuple[str, list[str] | None]:
+        if token not in self._answers:
+            from mlops.data.fsmonitor import changes_since
+
+            self._answers[token] = changes_since(self.root, token)
+        return self._answers[token]
+
+
 def _status_of(
-    store: Store, target: Target, jobs: int | None, progress: Progress | None
+    store: Store,
+    target: Target,
+    monitor: _Monitor | None,
+    jobs: int | None,
+    progress: Progress | None,
 ) -> DataStatus:
     repo, cache = store.repo, store.cache
     rel, pointer_rel = target.relpath(repo), repo.relpath(target.pointer_file)
@@ -97,21 +120,63 @@ def _status_of(
             missing_objects=missing,
             corrupt_objects=corrupt,
         )
+    if monitor is None:
+        return _folder_status(store, target, None, [], jobs, progress)
+    # The monitor's token is taken before anything is looked at: a change made while
+    # this status runs is in its next answer.
+    saved = store.state.monitor_token(rel)
+    now, changed = monitor.since(saved[0] if saved else None)
+    found = _folder_status(store, target, changed, saved[1] if saved else [], jobs, progress)
+    if found.workspace in ("unchanged", "modified") and found.cache == "ok":
+        # The groups that differ now are looked at again next time, changed or not.
+        differ = sorted(_groups_touched([*found.added, *found.modified, *found.deleted]))
+        if saved != (now, differ):  # nothing new: no write at all
+            store.state.put_monitor_token(rel, now, differ)
+    return found
+
+
+def _groups_touched(paths: list[str]) -> set[str]:
+    """The groups a change of ``paths`` (inside a folder) may have changed: an entry at
+    the top may be a file of the group "" or a group of its own."""
+    return {group_of(p) for p in paths} | {p for p in paths if "/" not in p}
+
+
+def _folder_status(
+    store: Store,
+    target: Target,
+    changed: list[str] | None,
+    dirty: list[str],
+    jobs: int | None,
+    progress: Progress | None,
+) -> DataStatus:
+    """A tracked folder's status; ``changed``: the paths the file-system monitor says
+    changed since the folder was last compared with its record (None: unknown, so it is
+    scanned), and ``dirty``: the groups that differed from it then."""
+    repo, cache = store.repo, store.cache
+    rel, pointer_rel = target.relpath(repo), repo.relpath(target.pointer_file)
+    path, oid = target.data_path, target.pointer.oid
     generation = cache.generation()
     folder = None
     if path.is_dir():
+        record = store.state.folder(rel)
+        current = record is not None and bool(generation) and record[1:] == (oid, generation)
+        if current and changed is not None:
+            found = _monitored(store, target, changed, dirty, jobs, progress)
+            if found is not None:
+                return found
         # Unchanged stats since the folder last matched its snapshot: nothing to read. Only
         # a big folder is worth worker processes (its pointer says how many files it had).
         workers = jobs if target.pointer.files >= SHARE_MIN_FILES else 1
         scan = scan_lines(path, workers)
-        record = store.state.folder(rel)
         groups = group_fingerprints(scan.lines, scan.groups)
         if record == FolderRecord(fingerprint(groups), oid, generation):
             return DataStatus(rel, pointer_rel, "unchanged", "ok")
-        if record is not None and generation and record[1:] == (oid, generation):
-            found = _changed_groups(store, target, scan, groups, jobs, progress)
-            if found is not None:
-                return found
+        known = store.state.folder_groups(rel) if current else {}
+        if known:
+            differ = sorted(
+                g for g in groups.keys() | known.keys() if groups.get(g) != known.get(g)
+            )
+            return _changed_groups(store, target, scan, groups, known, differ, jobs, progress)
         # Files whose stat line is as at the last snapshot keep their hash; the others
         # are hashed (through the state cache).
         before = store.state.folder_hashes(rel) if record is not None else {}
@@ -140,12 +205,56 @@ def _status_of(
     wanted = {e.path: e.oid for e in manifest.entries}
     added, modified, deleted = _compare(wanted, {e.path: e.oid for e in entries})
     workspace = "modified" if added or modified or deleted else "unchanged"
-    if workspace == "unchanged" and not missing and generation:
+    if not missing and generation:
+        # Recorded even when modified: the groups that differ are compared next time,
+        # the others known from their stats.
+        names = {g for g, _ in folder.groups} | {group_of(p) for p in wanted}
+        touched = _groups_touched([*added, *modified, *deleted]) & names
+        stale: dict[str, list[tuple[str, str]]] = {g: [] for g in touched}
+        for wanted_path, wanted_hash in wanted.items():
+            if group_of(wanted_path) in stale:
+                stale[group_of(wanted_path)].append((wanted_path, wanted_hash))
         hashes = [e.oid for e in entries]
-        remember_folder(store.state, rel, oid, generation, folder.lines, folder.groups, hashes)
+        remember_folder(
+            store.state, rel, oid, generation, folder.lines, folder.groups, hashes, stale
+        )
     return DataStatus(
         rel, pointer_rel, workspace, cache_state, added, modified, deleted, missing, corrupt
     )
+
+
+def _monitored(
+    store: Store,
+    target: Target,
+    changed: list[str],
+    dirty: list[str],
+    jobs: int | None,
+    progress: Progress | None,
+) -> DataStatus | None:
+    """A folder's status from the paths the monitor says changed since the folder was
+    last compared with its record (which is its pointer's), and the ``dirty`` groups that
+    differed then: only those groups are scanned. None when that cannot tell (the folder
+    itself was replaced, or the record has no groups)."""
+    repo = store.repo
+    rel, pointer_rel = target.relpath(repo), repo.relpath(target.pointer_file)
+    inside: list[str] = []
+    for changed_path in changed:
+        if changed_path == rel:
+            return None  # the folder itself was made, removed or replaced
+        if changed_path.startswith(rel + "/"):
+            inside.append(changed_path[len(rel) + 1 :])
+    if not inside and not dirty:
+        return DataStatus(rel, pointer_rel, "unchanged", "ok")
+    known = store.state.folder_groups(rel)
+    if not known:
+        return None
+    touched = _groups_touched(inside) | set(dirty)
+    scan = scan_groups(target.data_path, touched)
+    groups = group_fingerprints(scan.lines, scan.groups)
+    differ = sorted(g for g in touched if groups.get(g) != known.get(g))
+    if not differ:
+        return DataStatus(rel, pointer_rel, "unchanged", "ok")
+    return _changed_groups(store, target, scan, groups, known, differ, jobs, progress)
 
 
 def _changed_groups(
@@ -153,19 +262,17 @@ def _changed_groups(
     target: Target,
     scan: LineScan,
     groups: dict[str, str],
+    known: dict[str, str],
+    changed: list[str],
     jobs: int | None,
     progress: Progress | None,
-) -> DataStatus | None:
+) -> DataStatus:
     """The status of a folder whose last recorded snapshot is its pointer's, from the
-    groups of files whose stats changed since: the work follows the change, not the
-    folder's size. Every object was present then, and none was deleted since (same
-    generation). None when the record has no groups (written by an older mlops)."""
+    ``changed`` groups (their fingerprints in ``groups`` differ from the ``known`` ones
+    recorded then): the work follows the change, not the folder's size. Every object
+    was present then, and none was deleted since (same generation)."""
     state, repo = store.state, store.repo
     rel, pointer_rel = target.relpath(repo), repo.relpath(target.pointer_file)
-    known = state.folder_groups(rel)
-    if not known:
-        return None
-    changed = sorted(g for g in groups.keys() | known.keys() if groups.get(g) != known.get(g))
     before = state.folder_hashes(rel, changed)
     where = group_slices(scan.groups)
     present = [g for g in changed if g in where]
@@ -185,12 +292,15 @@ def _changed_groups(
     # Only stats changed (touched, or copied back): the record follows, group by group.
     oids = [e.oid for e in entries]
     now = group_fingerprints(folder.lines, folder.groups)
-    updates: dict[str, GroupUpdate] = {g: None for g in changed if g not in where}
+    gone = {g for g in changed if g not in where}
+    updates: dict[str, GroupUpdate] = dict.fromkeys(gone)
     for g, lines in group_slices(folder.groups).items():
         updates[g] = (now[g], group_text(folder.lines[lines], oids[lines]))
+    every = {g: fp for g, fp in {**known, **groups, **now}.items() if g not in gone}
     generation = store.cache.generation()
-    record = FolderRecord(fingerprint({**groups, **now}), target.pointer.oid, generation)
-    state.put_folder(rel, record, updates, complete=False)
+    state.put_folder(
+        rel, FolderRecord(fingerprint(every), target.pointer.oid, generation), updates, False
+    )
     return DataStatus(rel, pointer_rel, "unchanged", "ok")
 
 

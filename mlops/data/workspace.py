@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -168,15 +168,31 @@ def remember_folder(
     lines: list[str],
     groups: list[tuple[str, int]],
     oids: list[str],
+    differ: dict[str, list[tuple[str, str]]] | None = None,
 ) -> None:
     """Record that folder ``rel`` holds snapshot ``oid`` while its files have ``lines``
-    (their ``groups``, and each file's hash in ``oids``)."""
+    (their ``groups``, and each file's hash in ``oids``).
+
+    ``differ``: the groups whose files do not hold the snapshot's content, each with
+    the snapshot's (path, hash) pairs. Such a group is recorded with those under a stat
+    no file has, so that it is compared again every time, while the others are known
+    from their stats (a folder being edited stays quick to look at)."""
+    differ = differ or {}
     fps = group_fingerprints(lines, groups)
     updates: dict[str, GroupUpdate] = {
         name: (fps[name], group_text(lines[part], oids[part]))
         for name, part in group_slices(groups).items()
+        if name not in differ
     }
+    for name, wanted in differ.items():
+        fps[name] = _DIFFERS
+        placeholders = [f"{path}\0-\0-\0-" for path, _ in wanted]
+        updates[name] = (_DIFFERS, group_text(placeholders, [h for _, h in wanted]))
     state.put_folder(rel, FolderRecord(fingerprint(fps), oid, generation), updates)
+
+
+# The fingerprint of a group whose files differ from the snapshot: no scan gives it.
+_DIFFERS = "differs"
 
 
 def group_slices(groups: list[tuple[str, int]]) -> dict[str, slice]:
@@ -232,6 +248,28 @@ def scan_lines(folder: Path, jobs: int | None = None, links: bool = False) -> Li
         scan.single_link.update(share.single_link)
         scan.groups.extend(share.groups)
     return scan
+
+
+def scan_groups(folder: Path, names: Iterable[str]) -> LineScan:
+    """The stat lines of only the groups ``names`` of ``folder``, as ``scan_lines`` gives
+    them. A name that is not a subfolder (any more) gives no group: it is then an entry
+    at the top, which the group "" holds."""
+    visitor = _LineVisitor(False)
+    result = visitor.result
+    for name in sorted(set(names)):
+        if name == "":
+            with os.scandir(folder) as listing:
+                top = [e for e in listing if not e.is_dir(follow_symlinks=False)]
+            lines = [visitor.visit(e.name, e) for e in top]
+        else:
+            sub = folder / name
+            if sub.is_symlink() or not sub.is_dir():
+                continue
+            lines = _walk([(str(sub), f"{name}/")], visitor.visit)
+        if lines:
+            result.lines.extend(lines)
+            result.groups.append((name, len(lines)))
+    return result
 
 
 class _LineVisitor:
@@ -351,9 +389,7 @@ def hash_files(
 ) -> list[Entry]:
     """Manifest entries for scanned files, hashing only what the state cache does not know."""
     state = store.state
-    if len(files) > 1:
-        state.preload()
-    known = [state.get(item.st) for item in files]
+    known = state.get_many([item.st for item in files])
     # Only files the state cache does not know are read.
     unknown = [item for item, oid in zip(files, known, strict=True) if oid is None]
     hashed = iter(

@@ -10,6 +10,7 @@ fingerprint differs are read, so the work follows what changed, not what exists.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterable
@@ -31,6 +32,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS folder_groups ("
     " path TEXT NOT NULL, grp TEXT NOT NULL, fingerprint TEXT NOT NULL, files TEXT NOT NULL,"
     " PRIMARY KEY (path, grp)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS monitored ("
+    " path TEXT PRIMARY KEY, token TEXT NOT NULL, dirty TEXT NOT NULL);"
 )
 
 # A group's new fingerprint and its files' "line\0hash" text; None: the group is gone.
@@ -39,6 +42,9 @@ GroupUpdate = tuple[str, str] | None
 
 # inode, mtime in ns, size, hash
 StateRow = tuple[int, int, int, str]
+# Looking up this many files, reading every row at once beats batched queries.
+_PRELOAD_FROM = 20_000
+_BATCH = 500
 
 
 class FolderRecord(NamedTuple):
@@ -69,6 +75,7 @@ class StateCache:
         self._pending: dict[int, tuple[int, int, str]] = {}
         # path -> (record, whether every group is given, the groups to write)
         self._pending_folders: dict[str, tuple[FolderRecord, bool, dict[str, GroupUpdate]]] = {}
+        self._pending_tokens: dict[str, tuple[str, str]] = {}
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -100,6 +107,33 @@ class StateCache:
         if row is not None and row[0] == st.st_mtime_ns and row[1] == st.st_size:
             return str(row[2])
         return None
+
+    def get_many(self, stats: list[os.stat_result]) -> list[str | None]:
+        """``[get(st) for st in stats]``: from memory when preloaded, else a query per
+        batch of inodes, so that looking up a few thousand files of a million-row state
+        reads those rows only."""
+        if self._known is None and len(stats) > _PRELOAD_FROM:
+            self.preload()
+        if self._known is None:
+            wanted = [st.st_ino for st in stats if st.st_ino not in self._pending]
+            found: dict[int, tuple[int, int, str]] = {}
+            db = self._connect()
+            for start in range(0, len(wanted), _BATCH):
+                batch = wanted[start : start + _BATCH]
+                rows = db.execute(
+                    "SELECT inode, mtime_ns, size, hash FROM state WHERE inode IN "
+                    f"({','.join('?' * len(batch))})",
+                    batch,
+                )
+                found.update((inode, (m, s, h)) for inode, m, s, h in rows)
+        else:
+            found = self._known
+        result: list[str | None] = []
+        for st in stats:
+            row = self._pending.get(st.st_ino) or found.get(st.st_ino)
+            ok = row is not None and row[0] == st.st_mtime_ns and row[1] == st.st_size
+            result.append(str(row[2]) if ok and row is not None else None)
+        return result
 
     def put(self, st: os.stat_result, oid: str) -> None:
         """Remember that the file with this stat has hash ``oid``."""
@@ -177,9 +211,29 @@ class StateCache:
             found.update(item.rsplit("\0", 1) for item in text.split("\n") if "\0" in item)
         return found
 
+    def monitor_token(self, path: str) -> tuple[str, list[str]] | None:
+        """The file-system monitor's token at which folder ``path`` was last compared
+        with its record, and the groups that differed then (see ``mlops.data.fsmonitor``)."""
+        row = self._pending_tokens.get(path)
+        if row is None:
+            row = (
+                self._connect()
+                .execute("SELECT token, dirty FROM monitored WHERE path = ?", (path,))
+                .fetchone()
+            )
+        if row is None:
+            return None
+        return str(row[0]), list(json.loads(row[1]))
+
+    def put_monitor_token(self, path: str, token: str, dirty: list[str]) -> None:
+        """Remember that at the monitor's ``token`` folder ``path`` matched its record but
+        for the groups ``dirty``."""
+        # JSON: the group "" (the files at the top) must survive the round trip.
+        self._pending_tokens[path] = (token, json.dumps(dirty))
+
     def flush(self) -> None:
         """Write remembered hashes to disk in one transaction."""
-        if not self._pending and not self._pending_folders:
+        if not self._pending and not self._pending_folders and not self._pending_tokens:
             return
         db = self._connect()
         with db:
@@ -202,10 +256,15 @@ class StateCache:
                     "INSERT OR REPLACE INTO folder_groups VALUES (?, ?, ?, ?)",
                     [(path, g, *update) for g, update in groups.items() if update is not None],
                 )
+            db.executemany(
+                "INSERT OR REPLACE INTO monitored VALUES (?, ?, ?)",
+                [(path, *row) for path, row in self._pending_tokens.items()],
+            )
         if self._known is not None:
             self._known.update(self._pending)
         self._pending = {}
         self._pending_folders = {}
+        self._pending_tokens = {}
 
     def close(self) -> None:
         """Close the database connection."""

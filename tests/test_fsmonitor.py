@@ -1,0 +1,129 @@
+"""The file-system monitor (core.fsmonitor): a real watchdog daemon; status with it always
+gives the answer of a status that remembers nothing, through restarts, renames, changes
+made while it was down, and a folder replaced by a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import put_state_back, run_cli, run_subprocess, set_state_aside
+
+pytest.importorskip("watchdog", reason="the file-system monitor needs mlops[fsmonitor]")
+
+
+@pytest.fixture
+def monitored(repo: Path) -> Iterator[Path]:
+    data = repo / "ds"
+    for group in range(4):
+        (data / f"g{group}").mkdir(parents=True)
+        for i in range(3):
+            (data / f"g{group}" / f"{i}.txt").write_text(f"{group}-{i}\n")
+    (data / "top.txt").write_text("top\n")
+    assert run_cli(repo, "add", "ds").exit_code == 0
+    assert run_cli(repo, "config", "core.fsmonitor", "true").exit_code == 0
+    try:
+        yield repo
+    finally:
+        run_cli(repo, "fsmonitor", "stop")
+
+
+def status(repo: Path) -> dict[str, object]:
+    # A real process, as a Git hook runs it: the daemon outlives it.
+    proc = run_subprocess(repo, "status", "--json")
+    assert proc.returncode in (0, 1), proc.stderr
+    (found,) = json.loads(proc.stdout)["data"]
+    return dict(found)
+
+
+def truth(repo: Path) -> dict[str, object]:
+    """The status of a command that knows nothing: no state, no monitor."""
+    saved = set_state_aside(repo)
+    assert run_cli(repo, "config", "core.fsmonitor", "false").exit_code == 0
+    try:
+        return status(repo)
+    finally:
+        assert run_cli(repo, "config", "core.fsmonitor", "true").exit_code == 0
+        put_state_back(repo, saved)
+
+
+def rewrite(path: Path, text: str) -> None:
+    path.unlink()
+    path.write_text(text)
+
+
+def test_status_with_the_monitor_follows_every_kind_of_change(monitored: Path) -> None:
+    repo, data = monitored, monitored / "ds"
+    assert status(repo)["workspace"] == "unchanged"  # starts the daemon, scans once
+    assert run_cli(repo, "fsmonitor", "status").exit_code == 0
+    assert status(repo)["workspace"] == "unchanged"  # from the monitor alone
+    steps = [
+        lambda: rewrite(data / "g1" / "0.txt", "changed\n"),
+        lambda: rewrite(data / "g1" / "0.txt", "1-0\n"),  # back: unchanged again
+        lambda: os.rename(data / "g2" / "1.txt", data / "g3" / "moved.txt"),
+        lambda: os.rename(data / "g3" / "moved.txt", data / "g2" / "1.txt"),
+        lambda: rewrite(data / "top.txt", "new top\n"),
+        lambda: (shutil.rmtree(data / "g0"), (data / "g0").write_text("now a file\n")),
+        lambda: ((data / "g0").unlink(), (data / "g9").mkdir(), (data / "g9" / "a").write_text("")),
+        lambda: os.rename(data / "g9", data / "g8"),
+    ]
+    for i, step in enumerate(steps):
+        step()
+        seen = status(repo)
+        assert seen == truth(repo), i
+        assert status(repo) == seen, i  # asked again: the same answer
+
+
+def test_a_change_made_while_the_monitor_was_down_is_seen(monitored: Path) -> None:
+    repo, data = monitored, monitored / "ds"
+    assert status(repo)["workspace"] == "unchanged"
+    assert run_cli(repo, "fsmonitor", "stop").exit_code == 0
+    assert run_cli(repo, "fsmonitor", "status").exit_code == 1
+    rewrite(data / "g2" / "2.txt", "while down\n")
+    found = status(repo)  # restarts it: a new epoch, so a full scan
+    assert found["workspace"] == "modified" and found["modified"] == ["g2/2.txt"]
+    assert run_cli(repo, "fsmonitor", "status").exit_code == 0
+    rewrite(data / "g2" / "2.txt", "2-2\n")
+    assert status(repo)["workspace"] == "unchanged"
+
+
+def test_the_monitor_daemon_stops_when_the_repository_goes(monitored: Path) -> None:
+    import time
+
+    assert status(monitored)["workspace"] == "unchanged"
+    from mlops.data.fsmonitor import running
+
+    root = monitored.resolve()
+    assert running(root)
+    shutil.rmtree(monitored / ".mlops")
+    deadline = time.monotonic() + 60
+    while running(root):
+        assert time.monotonic() < deadline, "the daemon outlived its repository"
+        time.sleep(0.1)
+
+
+def test_monitor_without_watchdog_is_one_clear_line(repo: Path, tmp_path: Path) -> None:
+    """A Python without the extra: the error names it."""
+    import subprocess
+    import sys
+
+    assert run_cli(repo, "config", "core.fsmonitor", "true").exit_code == 0
+    (repo / "f.txt").write_text("x\n")
+    (repo / "d").mkdir()
+    (repo / "d" / "a").write_text("a\n")
+    assert run_cli(repo, "add", "d").exit_code == 0
+    blocker = tmp_path / "nowatchdog"
+    blocker.mkdir()
+    (blocker / "watchdog.py").write_text("raise ImportError('no watchdog here')\n")
+    env = {**os.environ, "PYTHONPATH": str(blocker)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops", "status"], cwd=repo, capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 1
+    assert "core.fsmonitor needs the watchdog package: pip install 'mlops[fsmonitor]'" in (
+        proc.stderr
+    )

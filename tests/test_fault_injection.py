@@ -334,10 +334,10 @@ def expect(count: int = FILES, **versions: tuple[str, ...]) -> dict[str, set[byt
 # add --------------------------------------------------------------------------------------
 
 
-# Every link mode with a few files, and two with enough for worker processes.
+# Every link mode with a few files, and one with enough for worker processes.
 SIZES = [
     *((mode, FILES) for mode in MODES),
-    *(pytest.param(mode, MANY_FILES, marks=pytest.mark.slow) for mode in ("copy", "hardlink")),
+    pytest.param("copy", MANY_FILES, marks=pytest.mark.slow),
 ]
 
 

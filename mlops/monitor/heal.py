@@ -223,7 +223,7 @@ class Episode:
             "restored": False,
         }
         try:
-            atomic_write_bytes(path, data, 0o644)
+            atomic_write_bytes(path, data, 0o644, repo.scratch_dir)
             if backup.tracked:
                 from mlops.data.add import add
 

@@ -137,9 +137,10 @@ def lock_text(lock: Lock) -> str:
     return json.dumps(doc, indent=2, default=str) + "\n"
 
 
-def write_lock(root: Path, lock: Lock) -> None:
-    """Replace ``mlops.lock`` atomically."""
-    atomic_write_text(root / LOCK_FILE, lock_text(lock))
+def write_lock(root: Path, lock: Lock, scratch: Path | None = None) -> None:
+    """Replace ``mlops.lock`` atomically (its temporary in ``scratch``, see
+    ``atomic_write_bytes``)."""
+    atomic_write_text(root / LOCK_FILE, lock_text(lock), scratch)
 
 
 def lock_objects(store: Store, commits: list[str]) -> set[str]:

@@ -419,7 +419,9 @@ class _Run:
         except MlopsError:  # e.g. a folder's files were garbage-collected: run instead
             return False
         for out, found in copies:
-            atomic_write_bytes(self.root / out.path, cache.read_bytes(found.oid), 0o644)
+            atomic_write_bytes(
+                self.root / out.path, cache.read_bytes(found.oid), 0o644, self.repo.scratch_dir
+            )
         return True
 
     # --- running -----------------------------------------------------------------------
@@ -494,7 +496,7 @@ class _Run:
         """Run the stage's commands and store its outputs; a failure as its ``_Outcome``."""
         name = stage.name
         assert self.groups is not None  # made by _start before this thread
-        _clear_outputs(self.root, stage)
+        _clear_outputs(self.root, stage, self.repo.scratch_dir)
         cwd = self.root / stage.wdir
         if not cwd.is_dir():
             return _Outcome(False, error=f"stage {name!r}: wdir {stage.wdir!r} does not exist")
@@ -655,6 +657,7 @@ class _Run:
                 ignore_in_git(
                     self.root,
                     [o.path for n in self.entries for o in self.dag.stages[n].outputs if o.cache],
+                    self.repo.scratch_dir,
                 )
             self.runs.save(record, self.cache_entries)
         if self.interrupted:
@@ -675,7 +678,7 @@ class _Run:
                 merged[name] = replace(self.entries[name], record=record_oid)
             elif name in old:
                 merged[name] = old[name]
-        write_lock(self.root, Lock(merged))
+        write_lock(self.root, Lock(merged), self.repo.scratch_dir)
 
     def _with_metrics(self, record: StageRecord) -> StageRecord:
         stage = self.dag.stages[record.name]
@@ -707,19 +710,20 @@ def _restorable(stage: Stage) -> bool:
     )
 
 
-def _clear_outputs(root: Path, stage: Stage) -> None:
-    """Remove the outputs a stage will write again; persistent ones become editable."""
+def _clear_outputs(root: Path, stage: Stage, scratch: Path) -> None:
+    """Remove the outputs a stage will write again; persistent ones become editable
+    (through temporaries in ``scratch``)."""
     from mlops.fsutil import make_private_copy
 
     for out in stage.outputs:
         path = root / out.path
         if out.persist:
             if path.is_symlink() or (path.is_file() and path.stat().st_nlink > 1):
-                make_private_copy(path)
+                make_private_copy(path, scratch)
             elif path.is_dir():
                 for item in path.rglob("*"):
                     if item.is_symlink() or (item.is_file() and item.stat().st_nlink > 1):
-                        make_private_copy(item)
+                        make_private_copy(item, scratch)
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)

@@ -53,9 +53,9 @@ def data_path(pointer_file: Path, pointer: Pointer) -> Path:
     return pointer_file.parent / pointer.path
 
 
-def write_pointer(pointer_file: Path, pointer: Pointer) -> None:
-    """Write a pointer file atomically."""
-    atomic_write_text(pointer_file, pointer.to_text())
+def write_pointer(pointer_file: Path, pointer: Pointer, scratch: Path | None = None) -> None:
+    """Write a pointer file atomically (the temporary in ``scratch``: ``atomic_write_bytes``)."""
+    atomic_write_text(pointer_file, pointer.to_text(), scratch)
 
 
 def _parse_plain(text: str) -> dict[str, object] | None:

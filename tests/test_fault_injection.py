@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,6 +135,7 @@ class Kills:
     """The kill points of one command in one link mode."""
 
     name: str
+    repo: Path = Path()
     tried: int = 0
     left_behind: int = 0
     finished_first: int = 0
@@ -202,7 +204,7 @@ def visible_problems(repo: Path, expected: dict[str, set[bytes]]) -> list[str]:
             if any(mark in name for mark in TEMPORARY_MARKS):
                 problems.append(f"temporary in the work tree: {rel}")
                 continue
-            if rel.startswith(("data/", "models/")):
+            if rel in expected or rel.startswith(("data/", "models/", "out/")):
                 if rel not in expected:
                     problems.append(f"unexpected file: {rel}")
                     continue
@@ -749,6 +751,124 @@ def test_killed_check_takes_its_command_along(repo: Path, tmp_path: Path) -> Non
         f"checks:\n  s:\n    data: d.csv\n    expect:\n      - command: '{cmd}'\n"
     )
     kill_with_orphans(repo, tmp_path, ("check", "s"))
+
+
+# Killed exactly as a file is published --------------------------------------------------
+#
+# Polling rarely lands in the instant between writing a small file's temporary and its
+# rename, so strace's fault injection kills the command as it enters its n-th rename
+# (or link, which publishes objects in hardlink mode), for every n until it completes.
+
+PUBLISHING = "rename,renameat,renameat2,link,linkat,symlink,symlinkat"
+
+
+def traced(repo: Path, n: int, *args: str) -> bool:
+    """Run ``mlops ARGS``, SIGKILLed as it enters its n-th publishing system call; whether
+    it was killed (False: it completed before that)."""
+    proc = subprocess.run(
+        # -f: the threads that store a stage's outputs too (the git it runs renames nothing).
+        [
+            *("strace", "-f", "-qq", "-o", "/dev/null"),
+            *("-e", f"trace={PUBLISHING}"),
+            *("-e", f"inject={PUBLISHING}:signal=SIGKILL:when={n}"),
+            *(sys.executable, "-m", "mlops", *args),
+        ],
+        cwd=repo,
+        capture_output=True,
+    )
+    if proc.returncode not in (0, -signal.SIGKILL, 128 + signal.SIGKILL):
+        pytest.fail(f"mlops {' '.join(args)} failed: {proc.stderr.decode()[-500:]}")
+    return proc.returncode != 0
+
+
+def every_publication(
+    kills: Kills, reset: Callable[[], None], args: tuple[str, ...], inspect: Callable[[], list[str]]
+) -> None:
+    """Kill ``mlops ARGS`` at each of its publishing calls in turn, from the same start;
+    after each, inspect and run it again to completion."""
+    for n in range(1, 200):
+        reset()
+        if not traced(kills.repo, n, *args):
+            break
+        kills.record(True, inspect())
+        result = run_cli(kills.repo, *args)
+        if result.exit_code != 0:
+            kills.problems.append(f"n={n}: the rerun failed: {result.stderr.strip()}")
+    kills.finished_first = 1
+
+
+needs_strace = pytest.mark.skipif(
+    shutil.which("strace") is None
+    or subprocess.run(["strace", "-qq", "-o", "/dev/null", "true"]).returncode != 0,
+    reason="strace is missing or may not trace here",
+)
+FEW = 3
+
+
+@needs_strace
+@pytest.mark.parametrize("mode", ["copy", "hardlink"])
+def test_killed_at_each_publication_of_add(tmp_path: Path, mode: str) -> None:
+    repo = new_repo(tmp_path / "repo", mode)
+    allowed = expect(FEW, data=("v1",))
+    allowed["one.txt"] = {b"one"}
+    kills = Kills(f"add-each/{mode}", repo=repo)
+
+    def reset() -> None:
+        for name in ("data", "data.mlops", "one.txt", "one.txt.mlops", ".gitignore"):
+            remove_tree(repo / name)
+        remove_tree(repo / ".mlops" / "cache")
+        write_tree(repo / "data", small_files("v1", FEW))
+        (repo / "one.txt").write_text("one")
+
+    def inspect() -> list[str]:
+        problems = visible_problems(repo, allowed)
+        shown = set(allowed) | {".gitignore", "data.mlops", "one.txt.mlops"}
+        return problems + git_problems(repo, shown) + status_problems(repo, ("data",))
+
+    every_publication(kills, reset, ("add", "data", "one.txt"), inspect)
+    kills.done()
+
+
+@needs_strace
+@pytest.mark.parametrize("mode", ["copy", "symlink"])
+def test_killed_at_each_publication_of_checkout(tmp_path: Path, mode: str) -> None:
+    repo = new_repo(tmp_path / "repo", mode)
+    commit_data(repo, "v1", "data", count=FEW)
+    kills = Kills(f"checkout-each/{mode}", repo=repo)
+
+    def inspect() -> list[str]:
+        problems = visible_problems(repo, expect(FEW, data=("v1",)))
+        return problems + git_problems(repo, set()) + status_problems(repo, ("data",))
+
+    every_publication(kills, lambda: remove_tree(repo / "data"), ("checkout",), inspect)
+    kills.done()
+
+
+@needs_strace
+def test_killed_at_each_publication_of_run(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "repo", "copy")
+    (repo / "mlops.yaml").write_text(
+        "stages:\n  make:\n    cmd: mkdir -p out && echo a > out/a && echo b > out/b\n"
+        "    outs: [out]\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "pipeline")
+    kills = Kills("run-each/copy", repo=repo)
+
+    def reset() -> None:
+        for name in ("out", "mlops.lock", ".gitignore", ".mlops/cache"):
+            remove_tree(repo / name)
+        for db in (repo / ".mlops").glob("runs.db*"):
+            db.unlink()
+
+    def inspect() -> list[str]:
+        allowed = {"out/a": {b"a\n", b""}, "out/b": {b"b\n", b""}}
+        problems = visible_problems(repo, allowed)
+        problems += git_problems(repo, {"out/a", "out/b", "mlops.lock", ".gitignore"})
+        return problems + stage_problems(repo)
+
+    every_publication(kills, reset, ("run",), inspect)
+    kills.done()
 
 
 @pytest.fixture(scope="module", autouse=True)

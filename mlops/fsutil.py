@@ -69,7 +69,18 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # another user's process
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and only waits to be reaped (Linux): a killed worker whose
+    parent died too is reparented to PID 1, which in a container may never reap it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rpartition(b")")[2].split()
+    except OSError:
+        return False  # no /proc here: trust kill()
+    return bool(fields) and fields[0] == b"Z"
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:

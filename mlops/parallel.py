@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -99,8 +100,8 @@ def map_shares(
 
 def _fork_share(fn: Callable[[Sequence[T]], R], share: Sequence[T]) -> tuple[int, int]:
     """Start a child computing ``fn(share)``; return its pid and the pipe to read it from."""
-    import pickle
-
+    die_with_parent = _death_signal()
+    parent = os.getpid()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid:
@@ -108,18 +109,44 @@ def _fork_share(fn: Callable[[Sequence[T]], R], share: Sequence[T]) -> tuple[int
         return pid, read_fd
     # The child: compute, send (ok, result or exception), and leave without cleanup
     # handlers, which belong to the parent (its database connection, its lock).
-    code = 0
+    code = 1
     try:
-        os.close(read_fd)
-        try:
-            message = pickle.dumps((True, fn(share)), pickle.HIGHEST_PROTOCOL)
-        except BaseException as exc:
-            code = 1
-            message = _pickled_error(exc)
-        with os.fdopen(write_fd, "wb") as pipe:
-            pipe.write(message)
+        # Killed with the parent: a kill -9 of the command must not leave its workers
+        # placing files (and holding the repository's lock, which they share) behind it.
+        die_with_parent()
+        if os.getppid() == parent:  # else the parent died before the signal was set
+            os.close(read_fd)
+            code = _compute_and_send(fn, share, write_fd)
     finally:
         os._exit(code)
+
+
+def _compute_and_send(fn: Callable[[Sequence[T]], R], share: Sequence[T], write_fd: int) -> int:
+    """In a child: send (ok, result or exception) of ``fn(share)``; the exit code to use."""
+    import pickle
+
+    code = 0
+    try:
+        message = pickle.dumps((True, fn(share)), pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:
+        code = 1
+        message = _pickled_error(exc)
+    with os.fdopen(write_fd, "wb") as pipe:
+        pipe.write(message)
+    return code
+
+
+@functools.cache
+def _death_signal() -> Callable[[], object]:
+    """A function asking Linux to SIGKILL the calling process when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``): looked up in the parent, so that a child only calls it."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return functools.partial(prctl, _PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _pickled_error(exc: BaseException) -> bytes:

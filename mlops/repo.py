@@ -183,14 +183,14 @@ def config_set(repo: Repo, key: str, value: Any, local: bool = False) -> None:
                 raise ConfigError(
                     f"cache.link: unknown link type {link!r} (valid: {', '.join(LINK_TYPES)})"
                 )
-    _write_config(path, data)
+    _write_config(repo, path, data)
 
 
-def _write_config(path: Path, data: dict[str, Any]) -> None:
+def _write_config(repo: Repo, path: Path, data: dict[str, Any]) -> None:
     import yaml
 
     text = yaml.safe_dump(data, sort_keys=False)
-    atomic_write_text(path, text)
+    atomic_write_text(path, text, repo.scratch_dir)
     load_yaml(text.encode(), parsed_cache_dir(path.parent.parent))  # the next command reads it
 
 
@@ -205,7 +205,7 @@ def config_unset(repo: Repo, key: str, local: bool = False) -> None:
     if not isinstance(node, dict) or parts[-1] not in node:
         raise ConfigError(f"config key {key!r} is not set in {path.name}")
     del node[parts[-1]]
-    _write_config(path, data)
+    _write_config(repo, path, data)
 
 
 @contextlib.contextmanager

@@ -710,6 +710,8 @@ def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome
     import signal
     import subprocess
 
+    from mlops import reaper
+
     cmd, timeout = check.args["cmd"], check.args["timeout"]
     # A session of its own, so that a timeout stops the command's children too.
     proc = subprocess.Popen(
@@ -723,6 +725,7 @@ def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome
         start_new_session=True,
     )
     _COMMANDS.add(proc.pid)
+    reaper.tie(proc.pid)  # killed with mlops, even by kill -9
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
@@ -735,6 +738,7 @@ def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome
         raise
     finally:
         _COMMANDS.discard(proc.pid)
+        reaper.untie(proc.pid)
     if proc.returncode == 0:
         return [Outcome(None, PASS, 0, "exit 0")]
     tail = [line for line in output.splitlines() if line.strip()][-3:]

@@ -111,7 +111,7 @@ def _add_one(store: Store, path: Path, jobs: int | None, progress: Progress | No
     # The pointer is written last: until it lands, the previous snapshot stays current.
     pointer_file = pointer_path(path)
     write_pointer(pointer_file, pointer, repo.scratch_dir)
-    ignore_in_git(repo.root, [repo.relpath(path)])
+    ignore_in_git(repo.root, [repo.relpath(path)], repo.scratch_dir)
     return AddResult(
         repo.relpath(path),
         repo.relpath(pointer_file),
@@ -258,8 +258,9 @@ def _hash_and_store(
     return [oid or "" for oid in oids], stored, bool(replaced) or kind == "symlink"
 
 
-def ignore_in_git(root: Path, paths: list[str]) -> None:
-    """Add ``/name`` for each path to the .gitignore beside it (one write per folder)."""
+def ignore_in_git(root: Path, paths: list[str], scratch: Path | None = None) -> None:
+    """Add ``/name`` for each path to the .gitignore beside it (one write per folder;
+    the temporaries in ``scratch``, see ``atomic_write_bytes``)."""
     by_folder: dict[Path, list[str]] = {}
     for rel in paths:
         path = root / rel
@@ -276,4 +277,4 @@ def ignore_in_git(root: Path, paths: list[str]) -> None:
             continue
         if text and not text.endswith("\n"):
             text += "\n"
-        atomic_write_text(ignore, text + "".join(line + "\n" for line in new))
+        atomic_write_text(ignore, text + "".join(line + "\n" for line in new), scratch)

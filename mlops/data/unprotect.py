@@ -24,6 +24,6 @@ def unprotect(repo: Repo, paths: list[str]) -> int:
                 )
             files = [Path(f.abspath) for f in scan_folder(path)] if path.is_dir() else [path]
             for file in files:
-                make_private_copy(file)
+                make_private_copy(file, repo.scratch_dir)
                 count += 1
     return count

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops import reaper
+
 SHELL = "/bin/sh"
 TAIL_LINES = 20
 
@@ -38,6 +40,7 @@ class ProcessGroups:
         self.stopping = False
 
     def add(self, proc: subprocess.Popen[bytes]) -> None:
+        reaper.tie(proc.pid)  # killed with the runner, even by kill -9
         with self._lock:
             self._procs[proc.pid] = proc
             stopping = self.stopping
@@ -47,6 +50,7 @@ class ProcessGroups:
     def remove(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._procs.pop(proc.pid, None)
+        reaper.untie(proc.pid)
 
     def stop_all(self, grace: float = 3.0) -> None:
         """SIGTERM every group, then SIGKILL what is left after ``grace`` seconds."""

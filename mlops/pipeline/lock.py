@@ -11,7 +11,6 @@ from mlops.errors import PipelineError
 from mlops.fsutil import atomic_write_text
 from mlops.pipeline.params import ParamValues
 from mlops.pipeline.revisions import read_paths_at
-from mlops.repo import Repo
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
 from mlops.storage.paths import unsafe_reason
 
@@ -144,9 +143,10 @@ def lock_text(lock: Lock) -> str:
     return json.dumps(doc, indent=2, default=str) + "\n"
 
 
-def write_lock(root: Path, lock: Lock) -> None:
-    """Replace ``mlops.lock`` atomically."""
-    atomic_write_text(root / LOCK_FILE, lock_text(lock), Repo(root).scratch_dir)
+def write_lock(root: Path, lock: Lock, scratch: Path | None = None) -> None:
+    """Replace ``mlops.lock`` atomically (its temporary in ``scratch``, see
+    ``atomic_write_bytes``)."""
+    atomic_write_text(root / LOCK_FILE, lock_text(lock), scratch)
 
 
 def lock_objects(store: Store, commits: list[str]) -> set[str]:

@@ -497,7 +497,7 @@ class _Run:
         name = stage.name
         assert self.groups is not None  # made by _start before this thread
         _refuse_unsafe_outputs(self.repo, stage)
-        _clear_outputs(self.root, stage)
+        _clear_outputs(self.root, stage, self.repo.scratch_dir)
         cwd = self.root / stage.wdir
         if not cwd.is_dir():
             return _Outcome(False, error=f"stage {name!r}: wdir {stage.wdir!r} does not exist")
@@ -658,6 +658,7 @@ class _Run:
                 ignore_in_git(
                     self.root,
                     [o.path for n in self.entries for o in self.dag.stages[n].outputs if o.cache],
+                    self.repo.scratch_dir,
                 )
             self.runs.save(record, self.cache_entries)
         if self.interrupted:
@@ -678,7 +679,7 @@ class _Run:
                 merged[name] = replace(self.entries[name], record=record_oid)
             elif name in old:
                 merged[name] = old[name]
-        write_lock(self.root, Lock(merged))
+        write_lock(self.root, Lock(merged), self.repo.scratch_dir)
 
     def _with_metrics(self, record: StageRecord) -> StageRecord:
         stage = self.dag.stages[record.name]
@@ -729,19 +730,20 @@ def _refuse_unsafe_outputs(repo: Repo, stage: Stage) -> None:
         )
 
 
-def _clear_outputs(root: Path, stage: Stage) -> None:
-    """Remove the outputs a stage will write again; persistent ones become editable."""
+def _clear_outputs(root: Path, stage: Stage, scratch: Path) -> None:
+    """Remove the outputs a stage will write again; persistent ones become editable
+    (through temporaries in ``scratch``)."""
     from mlops.fsutil import make_private_copy
 
     for out in stage.outputs:
         path = root / out.path
         if out.persist:
             if path.is_symlink() or (path.is_file() and path.stat().st_nlink > 1):
-                make_private_copy(path)
+                make_private_copy(path, scratch)
             elif path.is_dir():
                 for item in path.rglob("*"):
                     if item.is_symlink() or (item.is_file() and item.stat().st_nlink > 1):
-                        make_private_copy(item)
+                        make_private_copy(item, scratch)
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)

@@ -4,8 +4,10 @@ Both back ends offer the same few key-addressed operations; keys are paths
 relative to the remote's root (``ab/cdef...`` for objects, ``packs/...``).
 
 Atomicity: nothing partial is ever visible under an object's key. A local folder
-(and any fsspec filesystem that is not an object store) receives each upload
-under a dot-name in the same folder, then a rename. On object stores (S3, GCS,
+receives each upload under a temporary name in its ``tmp/<host>/`` folder, then a
+rename; a push sweeps the temporaries a killed push of the same machine left there
+(a process id tells nothing on another machine). Any other fsspec filesystem that
+is not an object store receives it under a dot-name in the same folder. On object stores (S3, GCS,
 Azure) a PUT, and a multipart upload, become visible only once complete, so they
 are written in place: a copy from a temporary key would double every transfer.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mlops.errors import RemoteError
-from mlops.fsutil import make_read_only
+from mlops.fsutil import make_read_only, replace_from, sweep_temporaries, temp_path
 from mlops.remote.config import RemoteSpec, mask_url, scrub, split_url
 from mlops.repo import Repo
 from mlops.storage.links import Linker
@@ -156,6 +158,11 @@ class LocalBackend(Backend):
         super().__init__(spec, str(root))
         self.root = root
         self.linker = Linker([k for k in link_types if k in ("reflink", "hardlink")] + ["copy"])
+        # One folder per machine, since only there do the process ids in the names mean
+        # anything; on the remote's file system, so that the rename is atomic.
+        host = os.uname().nodename.replace(os.sep, "_").lstrip(".") or "localhost"
+        self._scratch = os.path.join(root, "tmp", host)
+        self._scratch_made = False
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, key)
@@ -165,6 +172,8 @@ class LocalBackend(Backend):
             if not create:
                 raise RemoteError(f"{self.where()}: the folder {self.root} does not exist")
             self.call("creating the remote folder", self.root.mkdir, parents=True, exist_ok=True)
+        if create:  # about to write: first sweep what killed writers left
+            sweep_temporaries(self._scratch)
         return self.list_names("packs")
 
     def list_names(self, folder: str) -> list[str]:
@@ -203,16 +212,18 @@ class LocalBackend(Backend):
 
     def _publish(self, key: str, fill: Callable[[str], object]) -> None:
         target = self._path(key)
-        folder, name = os.path.split(target)
-        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+        if not self._scratch_made:
+            self.call("creating the remote folder", os.makedirs, self._scratch, exist_ok=True)
+            self._scratch_made = True
+        tmp = temp_path(self._scratch)
         try:
-            try:
-                fill(tmp)
-            except FileNotFoundError:
-                os.makedirs(folder, exist_ok=True)
-                fill(tmp)
+            fill(tmp)
             make_read_only(tmp)  # objects are immutable; read-only guards against edits
-            os.replace(tmp, target)
+            try:
+                replace_from(tmp, target)
+            except FileNotFoundError:  # the object's folder is new
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                replace_from(tmp, target)
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -283,7 +283,7 @@ class Cache:
         """Record that objects may have been removed (``gc``, ``fsck``, a new cache)."""
         import uuid
 
-        atomic_write_text(self.root / _GENERATION, uuid.uuid4().hex)
+        atomic_write_text(self.root / _GENERATION, uuid.uuid4().hex, self.root / _TMP)
 
     def verify(self, oid: str) -> bool:
         """Whether the object's bytes still hash to its id (trusting an unchanged stat)."""

@@ -16,7 +16,14 @@ from typing import Any
 
 from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
-from mlops.yamlio import YamlProblem, load_yaml, parsed_cache_dir
+from mlops.yamlio import (
+    YamlProblem,
+    key_hint,
+    line_at,
+    load_yaml,
+    parse_yaml_lines,
+    parsed_cache_dir,
+)
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 TOP_KEYS = ("stages", "checks", "include", "monitor", "models")
@@ -156,7 +163,7 @@ def _pipeline(doc: Any, where: str) -> Pipeline:
         raise _Invalid((), "expected a mapping with a 'stages:' key at the top level")
     for key in doc:
         if key not in TOP_KEYS:
-            raise _Invalid((key,), f"unknown top-level key {key!r}{_hint(key, TOP_KEYS)}")
+            raise _Invalid((key,), f"unknown top-level key {key!r}{key_hint(key, TOP_KEYS)}")
     raw_stages = doc.get("stages") or {}
     if not isinstance(raw_stages, dict):
         raise _Invalid(("stages",), "'stages' must be a mapping of stage names to definitions")
@@ -264,7 +271,7 @@ def _stage(
     for key in body:
         if key not in STAGE_KEYS:
             raise _Invalid(
-                (*keys, key), f"stage {name!r}: unknown key {key!r}{_hint(key, STAGE_KEYS)}"
+                (*keys, key), f"stage {name!r}: unknown key {key!r}{key_hint(key, STAGE_KEYS)}"
             )
     check = _Checker(name, keys)
     if "cmd" not in body:
@@ -285,7 +292,7 @@ def _stage(
         if key not in CHECKS_KEYS:
             raise _Invalid(
                 (*keys, "checks", key),
-                f"stage {name!r}: unknown key {key!r} in 'checks'{_hint(key, CHECKS_KEYS)}",
+                f"stage {name!r}: unknown key {key!r} in 'checks'{key_hint(key, CHECKS_KEYS)}",
             )
     register = body.get("register")
     if register is not None and not isinstance(register, dict):
@@ -403,7 +410,7 @@ class _Checker:
                     raise _Invalid(
                         (*self.keys, field_name, i),
                         f"stage {self.stage!r}: unknown option {key!r} for {raw!r} in "
-                        f"{field_name!r}{_hint(key, OUTPUT_OPTIONS)}",
+                        f"{field_name!r}{key_hint(key, OUTPUT_OPTIONS)}",
                     )
                 if not isinstance(flag, bool):
                     raise self.wrong(f"{field_name}.{raw}.{key}", flag, "true or false")
@@ -494,35 +501,10 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _hint(key: Any, valid: tuple[str, ...]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f" (valid keys: {', '.join(valid)})"
-
-
 def line_of(text: str, keys: tuple[Any, ...]) -> int | None:
     """The 1-based line of the deepest node of ``keys`` found in the YAML text."""
-    import yaml
-
     try:
-        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
+        _, lines = parse_yaml_lines(text)
+    except YamlProblem:
         return None
-    line = None
-    for key in keys:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(key):
-                    line, node = key_node.start_mark.line + 1, value_node
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+    return line_at(lines, keys)

@@ -29,11 +29,16 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Atomically write UTF-8 text, keeping an existing file's permission bits."""
+    """Atomically write UTF-8 text, keeping an existing file's permission bits.
+
+    Text read with ``errors="surrogateescape"`` (a user's file that is not all UTF-8)
+    is written back byte for byte.
+    """
     mode = None
     with contextlib.suppress(FileNotFoundError):
         mode = stat.S_IMODE(path.stat().st_mode)
-    atomic_write_bytes(path, text.encode(), mode if mode is not None else 0o644)
+    data = text.encode("utf-8", "surrogateescape")
+    atomic_write_bytes(path, data, mode if mode is not None else 0o644)
 
 
 def make_read_only(path: Path | str) -> None:

@@ -19,7 +19,7 @@ from mlops.data.workspace import (
 )
 from mlops.errors import InputError
 from mlops.fsutil import atomic_write_text
-from mlops.gitutil import tracked_paths
+from mlops.gitutil import ignore_pattern, tracked_paths
 from mlops.parallel import Progress
 from mlops.repo import MLOPS_DIR, Repo, repo_lock
 from mlops.storage.hashing import DIR_SUFFIX, MMAP_THRESHOLD
@@ -214,14 +214,15 @@ def ignore_in_git(root: Path, paths: list[str]) -> None:
     by_folder: dict[Path, list[str]] = {}
     for rel in paths:
         path = root / rel
-        by_folder.setdefault(path.parent, []).append("/" + path.name)
+        by_folder.setdefault(path.parent, []).append(ignore_pattern(path.name))
     for folder, lines in by_folder.items():
         ignore = folder / ".gitignore"
         try:
-            text = ignore.read_text()
+            # As bytes, split on LF only: a CR is part of a line (and of a file name).
+            text = ignore.read_bytes().decode("utf-8", "surrogateescape")
         except FileNotFoundError:
             text = ""
-        present = set(text.splitlines())
+        present = set(text.split("\n"))
         new = [line for line in dict.fromkeys(lines) if line not in present]
         if not new:
             continue

@@ -10,17 +10,18 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
 from mlops.yamlio import (
+    Lines,
     YamlProblem,
     key_hint,
     line_at,
-    load_yaml,
+    load_yaml_lines,
     parse_yaml_lines,
     parsed_cache_dir,
 )
@@ -112,6 +113,19 @@ class Pipeline:
     stages: dict[str, Stage]
     sections: dict[str, Any]  # checks:, include:, monitor: as written
     where: str = PIPELINE_FILE
+    lines: Lines = field(default_factory=dict, compare=False)  # of the YAML's nodes
+
+    def at(self, stage: Stage, *keys: Any) -> str:
+        """``where:LINE`` of ``keys`` inside ``stage``'s definition, for messages."""
+        base = ("stages", stage.group, "do") if stage.group else ("stages", stage.name)
+        line = line_at(self.lines, (*base, *keys))
+        return f"{self.where}:{line}" if line else self.where
+
+    def at_output(self, stage: Stage, out: Output) -> str:
+        """``where:LINE`` of the entry declaring ``out`` in ``stage``."""
+        field_name = next(f for f, kind in OUTPUT_KINDS.items() if kind == out.kind)
+        index = [o for o in stage.outputs if o.kind == out.kind].index(out)
+        return self.at(stage, field_name, index)
 
 
 class _Invalid(Exception):
@@ -145,14 +159,13 @@ def parse_pipeline(
     """
     data = text.encode() if isinstance(text, str) else text
     try:
-        doc = load_yaml(data, cache)
+        doc, lines = load_yaml_lines(data, cache)
     except YamlProblem as exc:
-        at = f":{exc.line}" if exc.line else ""
-        raise PipelineError(f"{where}{at}: invalid YAML: {exc.problem}") from None
+        raise PipelineError(exc.located(where)) from None
     try:
-        return _pipeline(doc, where)
+        return replace(_pipeline(doc, where), lines=lines)
     except _Invalid as exc:
-        line = line_of(data.decode(errors="replace"), exc.keys)
+        line = line_at(lines, exc.keys)
         raise PipelineError(f"{where}{f':{line}' if line else ''}: {exc.message}") from None
 
 

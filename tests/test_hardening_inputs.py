@@ -1,0 +1,248 @@
+"""Hostile input and a hostile system (issue 16, points 6-9): YAML bombs, names that are
+globs, credentials in the committed config, a full, read-only or unwritable disk, a
+closed pipe. Each case is one clear line and exit 1, nothing half-written, no hang."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import git, run_cli, run_subprocess
+
+from mlops.yamlio import (
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    MAX_JSON_BYTES,
+    MAX_YAML_BYTES,
+    YamlProblem,
+    parse_json,
+    parse_yaml,
+)
+
+# Nine levels of nine: 9^9 (~387 million) strings once expanded.
+ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
+RECURSIVE_ALIAS = "a: &a [1, *a]\n"
+DEEP_FLOW = "x: " + "[" * 5000 + "]" * 5000 + "\n"  # past libyaml's own limit (1000)
+DEEP_BLOCK = "".join(" " * i + f"k{i}:\n" for i in range(MAX_DEPTH + 5)) + " " * 80 + "v: 1\n"
+DEEP_BY_ALIAS = (
+    "a: &x " + "[" * (MAX_DEPTH - 10) + "]" * (MAX_DEPTH - 10) + "\n"
+    "b: " + "[" * 20 + "*x" + "]" * 20 + "\n"
+)
+HUGE = "# padding\n" * (MAX_YAML_BYTES // 10 + 1)
+
+HOSTILE_YAML = {
+    "alias bomb": (ALIAS_BOMB, "alias bomb"),
+    "recursive alias": (RECURSIVE_ALIAS, "refers to a node that holds it"),
+    "deep flow nesting": (DEEP_FLOW, "nesting depth"),
+    "deep block nesting": (DEEP_BLOCK, f"nested more than {MAX_DEPTH} levels"),
+    "deep through an alias": (DEEP_BY_ALIAS, f"nested more than {MAX_DEPTH} levels"),
+    "huge document": (HUGE, "bytes mlops reads"),
+    "duplicate key": ("a: 1\nb: 2\na: 3\n", "duplicate key 'a' (first on line 1)"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_YAML))
+def test_hostile_yaml_is_refused_at_once(case: str) -> None:
+    text, expected = HOSTILE_YAML[case]
+    start = time.perf_counter()
+    with pytest.raises(YamlProblem, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        parse_yaml(text)
+    # Generous for a loaded machine; unguarded, the bomb alone takes minutes and GBs.
+    assert time.perf_counter() - start < 1.0
+
+
+def test_duplicate_key_names_its_line() -> None:
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml("stages:\n  a:\n    cmd: x\n    cmd: y\n")
+    assert caught.value.line == 4
+    assert caught.value.located("mlops.yaml") == (
+        "mlops.yaml:4: invalid YAML: duplicate key 'cmd' (first on line 3)"
+    )
+
+
+def test_what_yaml_allows_still_reads() -> None:
+    doc = parse_yaml("base: &b {lr: 0.1}\ntrain:\n  <<: *b\n  epochs: 3\nlist: [*b, *b]\n")
+    assert doc["train"] == {"lr": 0.1, "epochs": 3} and doc["list"] == [{"lr": 0.1}] * 2
+    # Aliases may add up to the limit: a document of MAX_ALIAS_NODES // 4 aliases of a
+    # four-node list reads.
+    parse_yaml("a: &a [1, 2, 3]\nb: [" + ", ".join(["*a"] * (MAX_ALIAS_NODES // 4)) + "]\n")
+    nested = "x: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)
+    assert parse_yaml(nested) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), f"more than {MAX_DEPTH} levels"),
+        ('{"a": [1, 2,\n}', ":2: invalid JSON"),
+        (" " * (MAX_JSON_BYTES + 1), "bytes mlops reads"),
+    ],
+    ids=["recursion", "deep", "syntax", "huge"],
+)
+def test_hostile_json_is_refused(text: str, expected: str) -> None:
+    with pytest.raises(YamlProblem) as caught:
+        parse_json(text)
+    assert expected in caught.value.located("f.json")
+
+
+def _pipeline_repo(repo: Path) -> None:
+    (repo / "params.yaml").write_text("train:\n  lr: 0.1\n")
+    (repo / "mlops.yaml").write_text(
+        "stages:\n  a:\n    cmd: echo hi > a.txt\n    params: [train.lr]\n    outs: [a.txt]\n"
+    )
+
+
+# Each file mlops reads from a clone, the command that reads it, and how it is named.
+FILES = {
+    "mlops.yaml": (("run",), "mlops.yaml"),
+    "params.yaml": (("run",), "params.yaml"),
+    ".mlops/config.yaml": (("config", "cache.link"), ".mlops/config.yaml"),
+    ".mlops/config.local.yaml": (("config", "cache.link"), ".mlops/config.local.yaml"),
+    "data.csv.mlops": (("status",), "data.csv.mlops"),
+}
+
+
+@pytest.mark.parametrize("name", list(FILES))
+@pytest.mark.parametrize("case", ["alias bomb", "deep flow nesting", "huge document"])
+def test_every_yaml_file_refuses_hostile_content(repo: Path, name: str, case: str) -> None:
+    _pipeline_repo(repo)
+    (repo / name).write_text(HOSTILE_YAML[case][0])
+    args, shown = FILES[name]
+    proc = run_subprocess(repo, *args, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mlops: error: {shown}"), proc.stderr
+    assert not (repo / "a.txt").exists()
+
+
+@pytest.mark.parametrize("name", list(FILES))
+def test_duplicate_keys_are_an_error_in_every_file(repo: Path, name: str) -> None:
+    _pipeline_repo(repo)
+    texts = {
+        "mlops.yaml": "stages:\n  a:\n    cmd: echo 1\n  a:\n    cmd: echo 2\n",
+        "params.yaml": "train:\n  lr: 0.1\n  lr: 0.2\n",
+        ".mlops/config.yaml": "cache:\n  link: [copy]\ncache:\n  link: [hardlink]\n",
+        ".mlops/config.local.yaml": "core:\n  remote: a\n  remote: b\n",
+        "data.csv.mlops": f"path: data.csv\nalgo: blake3\nhash: {'0' * 64}\nhash: {'1' * 64}\n",
+    }
+    (repo / name).write_text(texts[name])
+    args, shown = FILES[name]
+    proc = run_subprocess(repo, *args)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"mlops: error: {shown}:"), proc.stderr
+    assert "duplicate key" in proc.stderr and "(first on line" in proc.stderr
+
+
+def test_unknown_pointer_key_suggests_the_known_one(repo: Path) -> None:
+    (repo / "data.csv.mlops").write_text(
+        f"path: data.csv\nalgo: blake3\nhash: {'0' * 64}\nsise: 3\n"
+    )
+    result = run_cli(repo, "status")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "mlops: error: data.csv.mlops:4: unknown key 'sise' (did you mean 'size'?)"
+    )
+
+
+def test_huge_pointer_is_not_read_whole(repo: Path) -> None:
+    # A sparse 4 GiB pointer: reading it whole would take 4 GiB of memory.
+    with open(repo / "data.csv.mlops", "wb") as handle:
+        handle.truncate(4 << 30)
+    proc = run_subprocess(repo, "status", timeout=60)
+    assert proc.returncode == 1
+    assert "data.csv.mlops: not a pointer file (over 1,048,576 bytes)" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("cahce:\n  link: [copy]\n", ":1: unknown key 'cahce' (did you mean 'cache'?)"),
+        ("cache:\n  links: [copy]\n", ":2: unknown key 'cache.links' (did you mean 'link'?)"),
+        ("core:\n  remtoe: origin\n", ":2: unknown key 'core.remtoe' (did you mean 'remote'?)"),
+        ("cache: [copy]\n", ":1: 'cache' must be a mapping"),
+    ],
+)
+def test_unknown_config_key_suggests_the_known_one(repo: Path, text: str, expected: str) -> None:
+    (repo / ".mlops" / "config.yaml").write_text(text)
+    result = run_cli(repo, "config", "core.remote")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"mlops: error: .mlops/config.yaml{expected}"
+
+
+def test_config_refuses_to_write_an_unknown_key(repo: Path) -> None:
+    before = (repo / ".mlops" / "config.yaml").read_bytes()
+    result = run_cli(repo, "config", "cache.lnk", "[copy]")
+    assert result.exit_code == 1
+    assert "unknown key 'cache.lnk' (did you mean 'link'?)" in result.stderr
+    assert (repo / ".mlops" / "config.yaml").read_bytes() == before
+
+
+def test_deep_json_and_toml_params_are_refused(repo: Path) -> None:
+    for name, text in (
+        ("params.json", '{"train": ' + "[" * 50_000 + "]" * 50_000 + "}"),
+        ("params.toml", "train = " + "[" * 50_000 + "]" * 50_000 + "\n"),
+    ):
+        (repo / name).write_text(text)
+        (repo / "mlops.yaml").write_text(
+            f"stages:\n  a:\n    cmd: echo hi > a.txt\n    params:\n      - {name}:\n"
+            "        - train\n    outs: [a.txt]\n"
+        )
+        result = run_cli(repo, "run")
+        assert result.exit_code == 1, result.stderr
+        assert result.stderr.startswith(f"mlops: error: {name}"), result.stderr
+        assert "nested" in result.stderr
+
+
+def test_deep_lock_is_a_clear_error(repo: Path) -> None:
+    _pipeline_repo(repo)
+    (repo / "mlops.lock").write_text('{"stages": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    result = run_cli(repo, "status")
+    assert result.exit_code == 1
+    assert "mlops.lock: invalid JSON: nested too deeply" in result.stderr
+
+
+PIPELINE_ERRORS = {
+    "cycle": (
+        "stages:\n  a:\n    cmd: x\n    deps: [b.txt]\n    outs: [a.txt]\n"
+        "  b:\n    cmd: y\n    deps: [a.txt]\n    outs: [b.txt]\n",
+        "mlops.yaml:2: the stages form a cycle: a -> b -> a",
+    ),
+    "output twice": (
+        "stages:\n  a:\n    cmd: x\n    outs: [o.txt]\n  b:\n    cmd: y\n    outs:\n"
+        "      - p.txt\n      - o.txt\n",
+        "mlops.yaml:9: output 'o.txt' is produced by two stages: 'a' and 'b'",
+    ),
+    "output inside output": (
+        "stages:\n  a:\n    cmd: x\n    outs: [d]\n  b:\n    cmd: y\n    outs: [d/x]\n",
+        "mlops.yaml:7: output 'd/x' of stage 'b' is inside output 'd' of stage 'a'",
+    ),
+    "missing dep": (
+        "stages:\n  a:\n    cmd: x\n    deps:\n      - here.txt\n      - gone.txt\n",
+        "mlops.yaml:6: stage 'a': dep 'gone.txt' does not exist and no stage produces it",
+    ),
+    "foreach missing dep": (
+        "stages:\n  a:\n    foreach: [1, 2]\n    do:\n      cmd: x\n      deps:\n"
+        "        - in${item}.txt\n",
+        "mlops.yaml:7: stage 'a@2': dep 'in2.txt' does not exist and no stage produces it",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PIPELINE_ERRORS))
+def test_pipeline_errors_name_their_line(repo: Path, case: str) -> None:
+    text, expected = PIPELINE_ERRORS[case]
+    (repo / "mlops.yaml").write_text(text)
+    (repo / "here.txt").write_text("x")
+    (repo / "in1.txt").write_text("x")
+    result = run_cli(repo, "run")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"mlops: error: {expected}"

@@ -246,3 +246,87 @@ def test_pipeline_errors_name_their_line(repo: Path, case: str) -> None:
     result = run_cli(repo, "run")
     assert result.exit_code == 1
     assert result.stderr.strip() == f"mlops: error: {expected}"
+
+
+NESTED_BOMB = "anchors:\n" + "".join("  " + line + "\n" for line in ALIAS_BOMB.splitlines())
+
+
+def test_bomb_inside_params_a_stage_reads_is_refused(repo: Path) -> None:
+    # Unguarded, flattening the section the stage reads walked all 9^9 nodes: a hang.
+    (repo / "params.yaml").write_text(NESTED_BOMB + "train:\n  lr: 0.1\n  grid: *i\n")
+    (repo / "mlops.yaml").write_text(
+        "stages:\n  a:\n    cmd: echo hi > a.txt\n    params: [train]\n    outs: [a.txt]\n"
+    )
+    proc = run_subprocess(repo, "run", timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("mlops: error: params.yaml:1: invalid YAML: its aliases")
+
+
+def test_bomb_inside_a_remote_is_refused(repo: Path) -> None:
+    (repo / ".mlops" / "config.yaml").write_text(
+        "remote:\n  x:\n    url: /nowhere\n    opts:\n"
+        + "".join("      " + line + "\n" for line in ALIAS_BOMB.splitlines())
+    )
+    proc = run_subprocess(repo, "remote", "list", "--json", timeout=120)
+    assert proc.returncode == 1
+    assert "alias bomb" in proc.stderr and proc.stdout == ""
+
+
+# .gitignore (point 8) -------------------------------------------------------------------
+
+# A data file's name, and a file beside it that a careless pattern would hide (or match).
+GLOB_NAMES = {
+    "*.csv": "real.csv",
+    "a?b": "axb",
+    "[ab].txt": "a.txt",
+    "**": "other",
+    "!important": "important",
+    "#notes": "notes",
+    "trail  ": "trail",
+    " lead": "lead",
+    "back\\slash": "backslash",
+    "ends\\": "ends",
+    "cr\r": "cr",
+    "tab\t": "tab",
+}
+
+
+def _untracked(root: Path) -> set[str]:
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "-z", "--untracked-files=all"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return {entry[3:] for entry in out.split("\0") if entry}
+
+
+def _ignored(root: Path, name: str) -> bool:
+    proc = subprocess.run(["git", "check-ignore", "-q", "--", name], cwd=root, check=False)
+    assert proc.returncode in (0, 1), proc
+    return proc.returncode == 0
+
+
+def test_gitignore_entries_match_exactly_their_file(repo: Path) -> None:
+    for name in GLOB_NAMES:
+        (repo / name).write_text("data")
+        result = run_cli(repo, "add", "--", name)
+        assert result.exit_code == 0, (name, result.stderr)
+    for other in GLOB_NAMES.values():
+        (repo / other).write_text("not data")
+    untracked = _untracked(repo)
+    for name, other in GLOB_NAMES.items():
+        assert _ignored(repo, name), f"{name!r} is committable"
+        assert name not in untracked
+        assert not _ignored(repo, other), f"{name!r} hides {other!r} from Git"
+        assert other in untracked and f"{name}.mlops" in untracked
+
+
+def test_gitignore_of_the_user_is_kept_byte_for_byte(repo: Path) -> None:
+    mine = b"# mine\r\n/build\r\n\xff\xfe odd bytes\n"
+    (repo / ".gitignore").write_bytes(mine)
+    (repo / "d.csv").write_text("data")
+    assert run_cli(repo, "add", "d.csv").exit_code == 0
+    assert (repo / ".gitignore").read_bytes() == mine + b"/d.csv\n"
+    assert run_cli(repo, "add", "d.csv").exit_code == 0  # again: nothing added twice
+    assert (repo / ".gitignore").read_bytes() == mine + b"/d.csv\n"

@@ -330,3 +330,266 @@ def test_gitignore_of_the_user_is_kept_byte_for_byte(repo: Path) -> None:
     assert (repo / ".gitignore").read_bytes() == mine + b"/d.csv\n"
     assert run_cli(repo, "add", "d.csv").exit_code == 0  # again: nothing added twice
     assert (repo / ".gitignore").read_bytes() == mine + b"/d.csv\n"
+
+
+# Secrets (point 9) ----------------------------------------------------------------------
+
+SECRET = "SuperSecret-0123456789"
+CREDENTIAL_URLS = {
+    "password": f"s3://AKIAEXAMPLE:{SECRET}@bucket/store",
+    "query token": f"https://host.example/store?token={SECRET}&region=eu",
+    "signed URL": f"https://host.example/store?X-Amz-Signature={SECRET}",
+    "SAS": f"azure://container/store?sv=2024&sig={SECRET}",
+}
+
+
+@pytest.mark.parametrize("case", list(CREDENTIAL_URLS))
+def test_credentials_in_a_url_stay_out_of_the_committed_config(repo: Path, case: str) -> None:
+    url = CREDENTIAL_URLS[case]
+    committed = repo / ".mlops" / "config.yaml"
+    before = committed.read_bytes()
+    for args in (
+        ("remote", "add", "origin", url),
+        ("config", "remote.origin.url", url),
+        ("config", "remote.origin", json.dumps({"url": url})),
+    ):
+        result = run_cli(repo, *args)
+        assert result.exit_code == 1, (args, result.stdout)
+        assert "--local" in result.stderr and SECRET not in result.stderr + result.stdout
+        assert committed.read_bytes() == before
+    assert run_cli(repo, "config", "--local", "remote.origin.url", url).exit_code == 0
+    assert SECRET in (repo / ".mlops" / "config.local.yaml").read_text()
+    for args in (
+        ("config", "remote.origin.url"),
+        ("config", "remote"),
+        ("config", "remote", "--json"),
+        ("remote", "list"),
+        ("remote", "list", "--json"),
+    ):
+        shown = run_cli(repo, *args)
+        assert shown.exit_code == 0, shown.stderr
+        assert SECRET not in shown.stdout and "***" in shown.stdout, (args, shown.stdout)
+
+
+def test_config_masks_secret_options_and_refuses_them_committed(repo: Path) -> None:
+    committed = repo / ".mlops" / "config.yaml"
+    assert run_cli(repo, "remote", "add", "s3r", "s3://bucket/x").exit_code == 0
+    before = committed.read_bytes()
+    refused = run_cli(repo, "config", "remote.s3r.secret_access_key", SECRET)
+    assert refused.exit_code == 1
+    assert "mlops config --local remote.s3r.secret_access_key VALUE" in refused.stderr
+    assert SECRET not in refused.stderr and committed.read_bytes() == before
+    ok = run_cli(repo, "config", "--local", "remote.s3r.secret_access_key", SECRET)
+    assert ok.exit_code == 0
+    for args in (("remote.s3r.secret_access_key",), ("remote.s3r", "--json"), ("remote",)):
+        shown = run_cli(repo, "config", *args)
+        assert shown.exit_code == 0 and SECRET not in shown.stdout and "***" in shown.stdout
+
+
+def test_local_config_is_private_and_made_so(repo: Path) -> None:
+    local = repo / ".mlops" / "config.local.yaml"
+    assert run_cli(repo, "config", "--local", "core.remote", "origin").exit_code == 0
+    assert stat.S_IMODE(local.stat().st_mode) == 0o600
+    local.chmod(0o644)  # as an editor or a copy might leave it
+    assert run_cli(repo, "config", "core.remote").stdout.strip() == "origin"
+    assert stat.S_IMODE(local.stat().st_mode) == 0o600
+    assert run_cli(repo, "config", "--local", "core.remote", "backup").exit_code == 0
+    assert stat.S_IMODE(local.stat().st_mode) == 0o600
+
+
+# The system refuses (point 6) -----------------------------------------------------------
+
+
+def _mount(target: Path, *options: str) -> str | None:
+    """Mount at ``target``; None when done, else why it cannot be done here."""
+    proc = subprocess.run(["mount", *options, str(target)], capture_output=True, text=True)
+    return None if proc.returncode == 0 else proc.stderr.strip() or "mount failed"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A file system of 8 MiB: a tmpfs, else a loop-mounted ext4 image (skipped if neither)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    why = _mount(mount_point, "-t", "tmpfs", "-o", "size=8m", "tmpfs")
+    if why:
+        image = tmp_path / "disk.img"
+        with open(image, "wb") as handle:
+            handle.truncate(8 << 20)
+        made = subprocess.run(["mkfs.ext4", "-q", str(image)], capture_output=True, check=False)
+        why_loop = _mount(mount_point, "-o", "loop", str(image)) if made.returncode == 0 else "mkfs"
+        if why_loop:
+            pytest.skip(f"cannot mount a small file system here: tmpfs: {why}; loop: {why_loop}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _repo_in(folder: Path) -> Path:
+    root = folder / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    assert run_cli(root, "init").exit_code == 0
+    assert run_cli(root, "config", "cache.link", "[copy]").exit_code == 0
+    return root
+
+
+def _leftovers(root: Path) -> list[str]:
+    """Temporary files anywhere in the work tree or the cache."""
+    return [
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if ".git" not in path.relative_to(root).parts and path.name.endswith(".tmp")
+    ]
+
+
+def _one_line(stderr: str, *parts: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlops: error: "), stderr
+    for part in parts:
+        assert part in lines[0], stderr
+
+
+def test_add_on_a_full_disk(small_disk: Path) -> None:
+    root = _repo_in(small_disk)
+    (root / "big.bin").write_bytes(os.urandom(5 << 20))  # fits once, not twice
+    before = sorted(p.name for p in root.iterdir())
+    proc = run_subprocess(root, "add", "big.bin")
+    assert proc.returncode == 1
+    _one_line(proc.stderr, "big.bin", "No space left on device", "free some space")
+    assert _leftovers(root) == []
+    assert sorted(p.name for p in root.iterdir()) == before  # no pointer, no .gitignore
+    (root / "big.bin").write_bytes(os.urandom(3 << 20))
+    assert run_subprocess(root, "add", "big.bin").returncode == 0
+
+
+def test_checkout_on_a_full_disk(small_disk: Path) -> None:
+    root = _repo_in(small_disk)
+    data = os.urandom(3 << 20)
+    (root / "big.bin").write_bytes(data)
+    assert run_cli(root, "add", "big.bin").exit_code == 0
+    (root / "big.bin").unlink()
+    free = os.statvfs(root).f_bavail * os.statvfs(root).f_frsize
+    (root / "filler").write_bytes(b"\0" * (free - (1 << 20)))
+    proc = run_subprocess(root, "checkout")
+    assert proc.returncode == 1
+    _one_line(proc.stderr, "No space left on device", "free some space")
+    assert not (root / "big.bin").exists() and _leftovers(root) == []
+    (root / "filler").unlink()
+    assert run_subprocess(root, "checkout").returncode == 0
+    assert (root / "big.bin").read_bytes() == data
+
+
+def test_read_only_cache(repo: Path) -> None:
+    cache = repo / ".mlops" / "cache"
+    why = _mount(cache, "--bind", str(cache))
+    if why:
+        pytest.skip(f"cannot bind-mount here: {why}")
+    try:
+        why = _mount(cache, "-o", "remount,ro,bind")
+        if why:
+            pytest.skip(f"cannot remount read-only here: {why}")
+        (repo / "d.csv").write_text("a,b\n1,2\n")
+        proc = run_subprocess(repo, "add", "d.csv")
+        assert proc.returncode == 1
+        _one_line(proc.stderr, ".mlops/cache", "Read-only file system", "remount it writable")
+        assert not (repo / "d.csv.mlops").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(cache)], check=False)
+
+
+def _as_user(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``mlops args`` run without the power to write where the mode bits say no."""
+    import shutil
+
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root writes anywhere: drop the capabilities that allow it
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: cannot make a permission error")
+        prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "mlops", *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_unwritable_cache(repo: Path) -> None:
+    # A cache shared with a user who made it read-only for others (mode 0555).
+    cache = repo / ".mlops" / "cache"
+    (repo / "d.csv").write_text("a,b\n1,2\n")
+    cache.chmod(0o555)
+    try:
+        proc = _as_user("add", "d.csv", cwd=repo)
+        assert proc.returncode == 1, proc.stderr
+        _one_line(proc.stderr, ".mlops/cache", "Permission denied")
+        assert not (repo / "d.csv.mlops").exists() and _leftovers(repo) == []
+    finally:
+        cache.chmod(0o755)
+
+
+def test_unwritable_workspace_folder(repo: Path) -> None:
+    folder = repo / "data"
+    folder.mkdir()
+    (folder / "d.csv").write_text("a,b\n1,2\n")
+    assert run_cli(repo, "add", "data/d.csv").exit_code == 0
+    (folder / "d.csv").unlink()
+    (folder / "new.csv").write_text("new\n")
+    folder.chmod(0o555)
+    try:
+        for args in (("checkout",), ("add", "data/new.csv")):
+            proc = _as_user(*args, cwd=repo)
+            assert proc.returncode == 1, proc.stderr
+            _one_line(proc.stderr, "data", "check the owner")
+        assert sorted(p.name for p in folder.iterdir()) == [".gitignore", "d.csv.mlops", "new.csv"]
+    finally:
+        folder.chmod(0o755)
+
+
+def test_file_name_too_long(repo: Path) -> None:
+    (repo / "sub").mkdir()
+    for name in ("a" * 300, "sub/" + "b" * 300 + "/x"):
+        proc = run_subprocess(repo, "add", name)
+        assert proc.returncode == 1
+        _one_line(proc.stderr, "File name too long", "use a shorter name")
+
+
+def _stages(repo: Path, count: int) -> None:
+    lines = ["stages:"]
+    for i in range(count):
+        dep = f"\n    deps: [o{i - 1}]" if i else ""
+        lines.append(f"  s{i:05d}:\n    cmd: echo {i}{dep}\n    outs: [o{i}]")
+    (repo / "mlops.yaml").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("args", [("dag",), ("status",), ("status", "--json")])
+def test_output_into_head_ends_quietly(repo: Path, args: tuple[str, ...]) -> None:
+    _stages(repo, 3000)  # far more than a pipe holds
+    command = " ".join([sys.executable, "-m", "mlops", *args])
+    proc = subprocess.run(
+        f"{command} 2>err.txt | head -n 1; echo ${{PIPESTATUS[0]}} > rc.txt",
+        shell=True,
+        executable="/bin/bash",
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert len(proc.stdout.splitlines()) == 1
+    assert (repo / "err.txt").read_text() == ""
+    assert (repo / "rc.txt").read_text().strip() in ("0", "1")  # never 3 (internal error)
+
+
+def test_output_into_a_pipe_closed_at_once(repo: Path) -> None:
+    (repo / "d.csv").write_text("x")
+    for args in (("config", "cache.link"), ("remote", "list"), ("add", "d.csv")):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlops", *args],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before anything is written
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) in (0, 1) and err == "", err

@@ -129,18 +129,23 @@ def _problem(exc: Exception) -> YamlProblem:
 class _Limits:
     """One pass over a composed document: duplicate keys, nesting depth, alias expansion.
 
-    Each distinct node is visited once (aliases share their anchor's node), so the pass
-    is linear in the document's size whatever its aliases expand to.
+    Each distinct mapping or list is visited once (aliases share their anchor's node), so
+    the pass is linear in the document's size whatever its aliases expand to. Scalars are
+    counted where they stand: an alias to a scalar costs as much text as it adds.
     """
 
     def __init__(self, yaml: Any) -> None:
-        self.yaml = yaml
+        self.scalar = yaml.ScalarNode
+        self.mapping = yaml.MappingNode
         self.seen: dict[int, tuple[int, int]] = {}  # node id -> (expanded nodes, height)
         self.open: set[int] = set()  # nodes being visited: an alias to one is a cycle
+        self.written = 0  # nodes as written, aliases counted once
 
     def check(self, root: Any) -> None:
+        if type(root) is self.scalar:
+            return
         size, _ = self.visit(root, 1)
-        if size - len(self.seen) > MAX_ALIAS_NODES:
+        if size - self.written > MAX_ALIAS_NODES:
             raise YamlProblem(
                 root.start_mark.line + 1,
                 f"its aliases expand it to {size:,} nodes (at most {MAX_ALIAS_NODES:,} "
@@ -152,39 +157,47 @@ class _Limits:
         return YamlProblem(node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")
 
     def visit(self, node: Any, level: int) -> tuple[int, int]:
+        """(expanded nodes, height) of a mapping or list."""
         key = id(node)
         if key in self.seen:  # an alias
             size, height = self.seen[key]
             if level + height - 1 > MAX_DEPTH:
                 raise self.too_deep(node)
+            self.written += 1
             return size, height
         if key in self.open:
             raise YamlProblem(node.start_mark.line + 1, "an alias refers to a node that holds it")
         if level > MAX_DEPTH:
             raise self.too_deep(node)
         self.open.add(key)
-        size, height = 1, 1
-        children: list[Any] = []
-        if isinstance(node, self.yaml.MappingNode):
-            first: dict[tuple[str, str], int] = {}
-            for key_node, value_node in node.value:
-                if isinstance(key_node, self.yaml.ScalarNode) and not key_node.tag.endswith(
-                    ":merge"
-                ):
+        if type(node) is self.mapping:
+            first: dict[tuple[str, str], Any] = {}
+            for key_node, _ in node.value:
+                if type(key_node) is self.scalar and not key_node.tag.endswith(":merge"):
                     name = (key_node.tag, key_node.value)
-                    line = key_node.start_mark.line + 1
                     if name in first:
                         raise YamlProblem(
-                            line, f"duplicate key {key_node.value!r} (first on line {first[name]})"
+                            key_node.start_mark.line + 1,
+                            f"duplicate key {key_node.value!r} "
+                            f"(first on line {first[name].start_mark.line + 1})",
                         )
-                    first[name] = line
-                children += (key_node, value_node)
-        elif isinstance(node, self.yaml.SequenceNode):
+                    first[name] = key_node
+            children = [child for pair in node.value for child in pair]
+        else:
             children = node.value
+        size = height = 1
+        scalars = 0
         for child in children:
-            child_size, child_height = self.visit(child, level + 1)
-            size += child_size
-            height = max(height, child_height + 1)
+            if type(child) is self.scalar:
+                scalars += 1
+            else:
+                child_size, child_height = self.visit(child, level + 1)
+                size += child_size
+                height = max(height, child_height + 1)
+        size += scalars
+        self.written += 1 + scalars
+        if scalars and height == 1:
+            height = 2
         if level + height - 1 > MAX_DEPTH:  # deep through an alias to a deep node
             raise self.too_deep(node)
         self.open.discard(key)

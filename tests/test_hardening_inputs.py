@@ -593,3 +593,19 @@ def test_output_into_a_pipe_closed_at_once(repo: Path) -> None:
         proc.stdout.close()  # the reader is gone before anything is written
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=60) in (0, 1) and err == "", err
+
+
+def test_read_only_state_database(repo: Path) -> None:
+    (repo / "d.csv").write_text("a\n")
+    assert run_cli(repo, "add", "d.csv").exit_code == 0
+    (repo / "e.csv").write_text("b\n")
+    databases = list((repo / ".mlops").glob("state.db*"))
+    for db in databases:
+        db.chmod(0o444)
+    try:
+        proc = _as_user("add", "e.csv", cwd=repo)
+        assert proc.returncode == 1, proc.stderr
+        _one_line(proc.stderr, ".mlops/*.db", "readonly database", "check the owner")
+    finally:
+        for db in databases:
+            db.chmod(0o644)

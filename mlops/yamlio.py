@@ -119,6 +119,8 @@ def _parse(text: str | bytes, with_lines: bool) -> tuple[Any, Lines]:
 
 
 def _problem(exc: Exception) -> YamlProblem:
+    if hasattr(exc, "reason") and hasattr(exc, "position"):  # yaml.ReaderError: bad bytes
+        return YamlProblem(None, f"not UTF-8 text ({exc.reason} at byte {exc.position})")
     mark = getattr(exc, "problem_mark", None)
     return YamlProblem(
         mark.line + 1 if mark is not None else None,

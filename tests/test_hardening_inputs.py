@@ -59,6 +59,29 @@ def test_hostile_yaml_is_refused_at_once(case: str) -> None:
     assert time.perf_counter() - start < 1.0
 
 
+OTHER_BAD_YAML = {
+    "python tag": (
+        b'stages: !!python/object/apply:os.system ["touch pwned"]\n',
+        "mlops.yaml:1: invalid YAML: could not determine a constructor for the tag",
+    ),
+    "two documents": (b"stages: {}\n---\nstages: {}\n", "mlops.yaml:2: invalid YAML"),
+    "unhashable key": (b"? [a, b]: 1\n", "mlops.yaml:1: invalid YAML: found unhashable key"),
+    "not UTF-8": (b'stages:\n  a:\n    cmd: "\xff"\n', "mlops.yaml: invalid YAML: not UTF-8"),
+    "undefined alias": (b"stages: *nope\n", "mlops.yaml:1: invalid YAML: found undefined alias"),
+}
+
+
+@pytest.mark.parametrize("case", list(OTHER_BAD_YAML))
+def test_other_bad_yaml_is_one_line_and_runs_nothing(repo: Path, case: str) -> None:
+    text, expected = OTHER_BAD_YAML[case]
+    (repo / "mlops.yaml").write_bytes(text)
+    result = run_cli(repo, "run")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mlops: error: {expected}"), result.stderr
+    assert not (repo / "pwned").exists()
+
+
 def test_duplicate_key_names_its_line() -> None:
     with pytest.raises(YamlProblem) as caught:
         parse_yaml("stages:\n  a:\n    cmd: x\n    cmd: y\n")

@@ -155,21 +155,30 @@ def _keep_private(fd: int) -> None:
 def _check_keys(data: dict[str, Any], where: str, lines: Lines | None = None) -> None:
     """Refuse a key mlops does not know (a typo would be ignored silently otherwise)."""
     for section, body in data.items():
-        known = CONFIG_KEYS.get(section, ())
-        keys: list[tuple[Any, ...]] = [(section,)] if section not in CONFIG_KEYS else []
-        if known and isinstance(body, dict):
-            keys += [(section, key) for key in body if key not in known]
-        elif known and body is not None:
-            at = f":{lines[(section,)]}" if lines and (section,) in lines else ""
-            raise ConfigError(f"{where}{at}: {section!r} must be a mapping")
-        if keys:
-            bad = keys[0]
-            valid = known if len(bad) == 2 else tuple(CONFIG_KEYS)
-            line = line_at(lines or {}, bad)
-            raise ConfigError(
-                f"{where}{f':{line}' if line else ''}: unknown key "
-                f"{'.'.join(map(str, bad))!r}{key_hint(bad[-1], valid)}"
-            )
+        if section not in CONFIG_KEYS:
+            raise _unknown_key(where, lines, (section,), tuple(CONFIG_KEYS))
+        known = CONFIG_KEYS[section]
+        if not known or body is None:
+            continue
+        if not isinstance(body, dict):
+            raise ConfigError(f"{_at(where, lines, (section,))}: {section!r} must be a mapping")
+        for key in body:
+            if key not in known:
+                raise _unknown_key(where, lines, (section, key), known)
+
+
+def _at(where: str, lines: Lines | None, keys: tuple[Any, ...]) -> str:
+    line = line_at(lines or {}, keys)
+    return f"{where}:{line}" if line else where
+
+
+def _unknown_key(
+    where: str, lines: Lines | None, keys: tuple[Any, ...], valid: tuple[str, ...]
+) -> ConfigError:
+    name = ".".join(map(str, keys))
+    return ConfigError(
+        f"{_at(where, lines, keys)}: unknown key {name!r}{key_hint(keys[-1], valid)}"
+    )
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -240,7 +249,8 @@ def _write_config(path: Path, data: dict[str, Any]) -> None:
         atomic_write_bytes(path, text.encode(), 0o600)  # it holds credentials
     else:
         atomic_write_text(path, text)
-    load_yaml_lines(text.encode(), parsed_cache_dir(path.parent.parent))  # the next command
+    # Remembered now: the next command reads it without parsing.
+    load_yaml_lines(text.encode(), parsed_cache_dir(path.parent.parent))
 
 
 def config_unset(repo: Repo, key: str, local: bool = False) -> None:

@@ -632,3 +632,16 @@ def test_read_only_state_database(repo: Path) -> None:
     finally:
         for db in databases:
             db.chmod(0o644)
+
+
+def test_stage_outputs_with_glob_names_are_ignored_exactly(repo: Path) -> None:
+    (repo / "mlops.yaml").write_text(
+        "stages:\n  a:\n    cmd: echo 1 > 'o[1].csv' && echo 2 > '*.txt'\n"
+        "    outs: ['o[1].csv', '*.txt']\n"
+    )
+    assert run_cli(repo, "run").exit_code == 0
+    (repo / "o1.csv").write_text("mine")
+    (repo / "notes.txt").write_text("mine")
+    assert _ignored(repo, "o[1].csv") and _ignored(repo, "*.txt")
+    assert not _ignored(repo, "o1.csv") and not _ignored(repo, "notes.txt")
+    assert {"o1.csv", "notes.txt"} <= _untracked(repo)

@@ -32,6 +32,9 @@ _KEEP = 64  # remembered documents kept; older ones go when a new one is written
 MAX_YAML_BYTES = 1 << 20  # PyYAML builds about 1 MB of nodes per second here
 MAX_JSON_BYTES = 64 << 20  # the lock is JSON; the C parser reads this in well under a second
 MAX_DEPTH = 64  # levels of nested mappings and lists
+# Lines and entries (see _entries): PyYAML takes a few microseconds a node, so this bounds
+# the time a document within MAX_YAML_BYTES costs to well under a second.
+MAX_ENTRIES = 40_000
 MAX_ALIAS_NODES = 100_000  # nodes that aliases may add to a document (an alias bomb adds 10^9)
 
 
@@ -99,6 +102,11 @@ def _parse(text: str | bytes, with_lines: bool) -> tuple[Any, Lines]:
     import yaml
 
     _check_size(text, MAX_YAML_BYTES, "YAML")
+    entries = _entries(text)
+    if entries > MAX_ENTRIES:
+        raise YamlProblem(
+            None, f"it has {entries:,} lines and entries, over the {MAX_ENTRIES:,} mlops reads"
+        )
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     try:
         node = loader.get_single_node()
@@ -116,6 +124,14 @@ def _parse(text: str | bytes, with_lines: bool) -> tuple[Any, Lines]:
     if with_lines:
         _node_lines(node, (), lines, yaml)
     return doc, lines
+
+
+def _entries(text: str | bytes) -> int:
+    """How many nodes ``text`` may hold, over-counted: each of these begins at most one or
+    two (a line, an item after a comma, a value after a colon, a flow mapping or list, a
+    block list item). C-speed, so a document is judged before PyYAML spends time on it."""
+    data = text.encode(errors="replace") if isinstance(text, str) else text
+    return sum(data.count(mark) for mark in (b"\n", b",", b":", b"{", b"[", b"- "))
 
 
 def _problem(exc: Exception) -> YamlProblem:

@@ -18,6 +18,7 @@ from conftest import git, run_cli, run_subprocess
 from mlops.yamlio import (
     MAX_ALIAS_NODES,
     MAX_DEPTH,
+    MAX_ENTRIES,
     MAX_JSON_BYTES,
     MAX_YAML_BYTES,
     YamlProblem,
@@ -45,6 +46,7 @@ HOSTILE_YAML = {
     "deep block nesting": (DEEP_BLOCK, f"nested more than {MAX_DEPTH} levels"),
     "deep through an alias": (DEEP_BY_ALIAS, f"nested more than {MAX_DEPTH} levels"),
     "huge document": (HUGE, "bytes mlops reads"),
+    "dense document": ("x: [" + "1," * MAX_ENTRIES + "]\n", "lines and entries"),
     "duplicate key": ("a: 1\nb: 2\na: 3\n", "duplicate key 'a' (first on line 1)"),
 }
 

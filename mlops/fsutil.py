@@ -111,18 +111,25 @@ def atomic_write_bytes(
         if mode is not None:
             os.chmod(tmp, mode)
         replace_from(tmp, str(path))
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write (a full disk) names no file itself
         raise
 
 
 def atomic_write_text(path: Path, text: str, scratch: Path | None = None) -> None:
-    """Atomically write UTF-8 text, keeping an existing file's permission bits."""
+    """Atomically write UTF-8 text, keeping an existing file's permission bits.
+
+    Text read with ``errors="surrogateescape"`` (a user's file that is not all UTF-8)
+    is written back byte for byte.
+    """
     mode = None
     with contextlib.suppress(FileNotFoundError):
         mode = stat.S_IMODE(path.stat().st_mode)
-    atomic_write_bytes(path, text.encode(), mode if mode is not None else 0o644, scratch)
+    data = text.encode("utf-8", "surrogateescape")
+    atomic_write_bytes(path, data, mode if mode is not None else 0o644, scratch)
 
 
 def make_read_only(path: Path | str) -> None:

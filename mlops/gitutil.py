@@ -27,6 +27,20 @@ def git(root: Path, *args: str, input: bytes | None = None, check: bool = True) 
     return proc.stdout
 
 
+def ignore_pattern(name: str) -> str:
+    """The ``.gitignore`` line matching exactly the file or folder ``name`` beside it.
+
+    The leading ``/`` anchors it (so it matches nothing deeper, and a leading ``!`` or
+    ``#`` of the name is not read as a negation or a comment); ``*``, ``?``, ``[`` and
+    the backslash are escaped, and so are trailing spaces and a last carriage return,
+    which Git strips from a line (a bracket expression holding the CR keeps it).
+    """
+    escaped = "".join("\\" + c if c in "\\*?[" else c for c in name)
+    kept = escaped.rstrip(" ")
+    line = "/" + kept + "\\ " * (len(escaped) - len(kept))
+    return line[:-1] + "[\r]" if line.endswith("\r") else line
+
+
 def resolve_revision(root: Path, rev: str) -> str:
     """The commit id of ``rev``; an unknown revision is an input error."""
     proc = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,14 +13,30 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import ConfigError, LockedError, NotARepoError
-from mlops.fsutil import atomic_write_text
-from mlops.yamlio import YamlProblem, load_yaml, parsed_cache_dir
+from mlops.fsutil import atomic_write_bytes, atomic_write_text
+from mlops.secrets import committed_secret
+from mlops.yamlio import (
+    MAX_YAML_BYTES,
+    Lines,
+    YamlProblem,
+    key_hint,
+    line_at,
+    load_yaml_lines,
+    parse_yaml,
+    parsed_cache_dir,
+)
 
 MLOPS_DIR = ".mlops"
 CONFIG_FILE = "config.yaml"
 LOCAL_CONFIG_FILE = "config.local.yaml"
 LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 DEFAULT_CONFIG: dict[str, Any] = {"cache": {"link": ["reflink", "copy"]}}
+# What the config files may hold: section -> its keys (empty: names the user chooses).
+CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "cache": ("link",),
+    "core": ("remote", "fsmonitor"),
+    "remote": (),
+}
 
 # What ``.mlops/.gitignore`` keeps out of Git: everything per machine.
 _MLOPS_GITIGNORE = (
@@ -116,20 +133,62 @@ def init_repo(start: Path | None = None) -> tuple[Repo, bool]:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    where = f"{MLOPS_DIR}/{path.name}"
     try:
-        text = path.read_bytes()
+        with open(path, "rb") as handle:
+            if path.name == LOCAL_CONFIG_FILE:
+                _keep_private(handle.fileno())
+            text = handle.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         return {}
     try:
         # Remembered by content: most commands then skip importing PyYAML.
-        data = load_yaml(text, parsed_cache_dir(path.parent.parent))
+        data, lines = load_yaml_lines(text, parsed_cache_dir(path.parent.parent))
     except YamlProblem as exc:
-        raise ConfigError(exc.located(str(path))) from None
+        raise ConfigError(exc.located(where)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    _check_keys(data, where, lines)
     return data
+
+
+def _keep_private(fd: int) -> None:
+    """Make the local config (it holds credentials) readable by its owner only."""
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    if mode & 0o077:
+        with contextlib.suppress(OSError):  # not ours to change: read it all the same
+            os.fchmod(fd, mode & 0o700)
+
+
+def _check_keys(data: dict[str, Any], where: str, lines: Lines | None = None) -> None:
+    """Refuse a key mlops does not know (a typo would be ignored silently otherwise)."""
+    for section, body in data.items():
+        if section not in CONFIG_KEYS:
+            raise _unknown_key(where, lines, (section,), tuple(CONFIG_KEYS))
+        known = CONFIG_KEYS[section]
+        if not known or body is None:
+            continue
+        if not isinstance(body, dict):
+            raise ConfigError(f"{_at(where, lines, (section,))}: {section!r} must be a mapping")
+        for key in body:
+            if key not in known:
+                raise _unknown_key(where, lines, (section, key), known)
+
+
+def _at(where: str, lines: Lines | None, keys: tuple[Any, ...]) -> str:
+    line = line_at(lines or {}, keys)
+    return f"{where}:{line}" if line else where
+
+
+def _unknown_key(
+    where: str, lines: Lines | None, keys: tuple[Any, ...], valid: tuple[str, ...]
+) -> ConfigError:
+    name = ".".join(map(str, keys))
+    return ConfigError(
+        f"{_at(where, lines, keys)}: unknown key {name!r}{key_hint(keys[-1], valid)}"
+    )
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -154,11 +213,9 @@ def config_get(repo: Repo, key: str) -> Any:
 
 def parse_config_value(text: str) -> Any:
     """A value typed on the command line, read as YAML (``[hardlink, copy]``, ``3``, ``true``)."""
-    import yaml
-
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return parse_yaml(text)
+    except YamlProblem:
         return text
 
 
@@ -176,13 +233,21 @@ def config_set(repo: Repo, key: str, value: Any, local: bool = False) -> None:
             raise ConfigError(f"config key {key!r}: {part!r} is not a section")
         node = child
     node[parts[-1]] = value
+    # Validate before writing so that a typo or a credential never lands on disk.
+    _check_keys(data, f"{MLOPS_DIR}/{path.name}")
     if key == "cache.link":
-        # Validate before writing so that a typo never lands on disk.
         for link in value if isinstance(value, list) else [value]:
             if link not in LINK_TYPES:
                 raise ConfigError(
                     f"cache.link: unknown link type {link!r} (valid: {', '.join(LINK_TYPES)})"
                 )
+    secret = None if local else committed_secret(key, value)
+    if secret:
+        raise ConfigError(
+            f"{secret}: it may not go into the committed {MLOPS_DIR}/{CONFIG_FILE}; "
+            f"store it with `mlops config --local {key} VALUE` "
+            f"(in {MLOPS_DIR}/{LOCAL_CONFIG_FILE}, which Git ignores)"
+        )
     _write_config(repo, path, data)
 
 
@@ -190,8 +255,12 @@ def _write_config(repo: Repo, path: Path, data: dict[str, Any]) -> None:
     import yaml
 
     text = yaml.safe_dump(data, sort_keys=False)
-    atomic_write_text(path, text, repo.scratch_dir)
-    load_yaml(text.encode(), parsed_cache_dir(path.parent.parent))  # the next command reads it
+    if path.name == LOCAL_CONFIG_FILE:
+        atomic_write_bytes(path, text.encode(), 0o600, repo.scratch_dir)  # it holds credentials
+    else:
+        atomic_write_text(path, text, repo.scratch_dir)
+    # Remembered now: the next command reads it without parsing.
+    load_yaml_lines(text.encode(), parsed_cache_dir(path.parent.parent))
 
 
 def config_unset(repo: Repo, key: str, local: bool = False) -> None:

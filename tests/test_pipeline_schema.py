@@ -233,7 +233,9 @@ def test_params_from_named_files_and_whole_files(tmp_path: Path) -> None:
 
 
 def test_corrupt_lock_is_a_clear_error() -> None:
-    with pytest.raises(PipelineError, match=r"mlops.lock:3: invalid JSON; restore it from Git"):
+    with pytest.raises(
+        PipelineError, match=r"mlops.lock:3: invalid JSON: Expecting value; restore it from Git"
+    ):
         parse_lock('{"stages": {\n  "a": {\n  "cmd": }}', "mlops.lock")
     with pytest.raises(PipelineError, match=r"mlops.lock: not a valid lock file .*'zz'"):
         parse_lock(

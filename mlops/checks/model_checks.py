@@ -134,20 +134,18 @@ def latency_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
 
 
 def metric_file_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome]:
-    import json
+    from mlops.yamlio import YamlProblem, parse_json, parse_yaml
 
     args = check.args
     path = ctx.root / args["file"]
     if not path.is_file():
         raise CheckProblem("file", f"metrics file {args['file']} does not exist")
     try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            node: Any = yaml.safe_load(path.read_text())
-        else:
-            node = json.loads(path.read_text())
-    except (ValueError, OSError) as exc:  # yaml.YAMLError and JSONDecodeError are ValueErrors
+        raw = path.read_bytes()
+        node: Any = parse_yaml(raw) if path.suffix in (".yaml", ".yml") else parse_json(raw)
+    except YamlProblem as exc:
+        raise CheckProblem("file", f"cannot read {exc.located(args['file'])}") from None
+    except OSError as exc:
         raise CheckProblem("file", f"cannot read {args['file']}: {exc}") from exc
     for part in args["key"].split("."):
         if not isinstance(node, dict) or part not in node:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from typing import Any
@@ -28,11 +29,15 @@ class _MlopsGroup(TyperGroup):
         except KeyboardInterrupt:
             sys.stderr.write("mlops: interrupted\n")
             ctx.exit(130)
-        except (typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, BrokenPipeError):
+            raise  # typer ends a closed pipe (`| head`) quietly, with exit code 1
         except Exception as exc:
             if getattr(exc, "exit_code", None) is not None and hasattr(exc, "show"):
                 raise  # click's own usage errors keep exit code 2
+            problem = os_problem(exc)
+            if problem:
+                sys.stderr.write(f"mlops: error: {problem}\n")
+                ctx.exit(1)
             if Options.debug:
                 import traceback
 
@@ -43,6 +48,54 @@ class _MlopsGroup(TyperGroup):
                     "(run with --debug for the traceback)\n"
                 )
             ctx.exit(3)
+
+
+def os_problem(exc: BaseException) -> str | None:
+    """One line for what the system refused (a full disk, a read-only or unwritable
+    place, a name too long), naming the path and what to do; None for anything else."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        # SQLite reports the same conditions in words, without the path.
+        text = str(exc)
+        for words, code in (
+            ("readonly", errno.EACCES),
+            ("unable to open", errno.EACCES),
+            ("full", errno.ENOSPC),
+        ):
+            if words in text:
+                return _os_line(code, ".mlops/*.db", text)
+        return None
+    if not isinstance(exc, OSError) or exc.errno not in _OS_ADVICE:
+        return None
+    paths = [_shown(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return _os_line(exc.errno, " -> ".join(paths) or "a file", exc.strerror or str(exc))
+
+
+def _shown(path: object) -> str:
+    """``path`` relative to the current folder when it is below it (shorter to read)."""
+    import os
+
+    text = os.fsdecode(path) if isinstance(path, str | bytes) else str(path)
+    relative = os.path.relpath(text) if os.path.isabs(text) else text
+    return relative if not relative.startswith("..") else text
+
+
+def _os_line(code: int, where: str, what: str) -> str:
+    return f"{where}: {what}: {_OS_ADVICE[code]}"
+
+
+_SPACE = "free some space (`mlops gc` removes cache objects nothing needs) and run it again"
+_ACCESS = "check the owner and permissions of it and of its folder, then run it again"
+# What the system refuses that the user must fix, and how.
+_OS_ADVICE = {
+    errno.ENOSPC: _SPACE,
+    errno.EDQUOT: _SPACE,
+    errno.EROFS: "the file system is read-only: remount it writable or work in a copy",
+    errno.EACCES: _ACCESS,
+    errno.EPERM: _ACCESS,
+    errno.ENAMETOOLONG: "use a shorter name (most file systems allow 255 bytes a name)",
+}
 
 
 app = typer.Typer(

@@ -253,14 +253,15 @@ def config(
     unset: bool = typer.Option(False, "--unset", help="Remove the key."),
     json: bool = JSON,
 ) -> None:
-    """Read or write a setting, like `git config`."""
+    """Read or write a setting, like `git config` (secrets are shown as ***)."""
     from mlops import repo as repo_mod
+    from mlops.secrets import masked
 
     repo = _repo()
     if unset:
         repo_mod.config_unset(repo, key, local)
     elif value is None:
-        current = repo_mod.config_get(repo, key)
+        current = masked(repo_mod.config_get(repo, key), key)
         if json:
             emit_json(current)
         else:

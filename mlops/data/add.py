@@ -19,7 +19,7 @@ from mlops.data.workspace import (
 )
 from mlops.errors import InputError
 from mlops.fsutil import atomic_write_text
-from mlops.gitutil import tracked_paths
+from mlops.gitutil import ignore_pattern, tracked_paths
 from mlops.parallel import Progress
 from mlops.repo import Repo, repo_lock
 from mlops.storage.hashing import DIR_SUFFIX, MMAP_THRESHOLD
@@ -74,7 +74,7 @@ def _validate(repo: Repo, raw: str) -> Path:
     if reserved:
         raise InputError(f"{raw}: inside {reserved[0]}/, which mlops does not track")
     check_restorable([rel.as_posix()], raw)
-    if "\n" in path.name or "\r" in path.name:
+    if "\n" in path.name:
         raise InputError(f"{raw}: a name with a line break cannot be ignored in Git; rename it")
     if len(os.fsencode(path.name + SUFFIX)) > _NAME_MAX:
         raise InputError(
@@ -264,14 +264,15 @@ def ignore_in_git(root: Path, paths: list[str], scratch: Path | None = None) -> 
     by_folder: dict[Path, list[str]] = {}
     for rel in paths:
         path = root / rel
-        by_folder.setdefault(path.parent, []).append("/" + path.name)
+        by_folder.setdefault(path.parent, []).append(ignore_pattern(path.name))
     for folder, lines in by_folder.items():
         ignore = folder / ".gitignore"
         try:
-            text = ignore.read_text()
+            # As bytes, split on LF only: a CR is part of a line (and of a file name).
+            text = ignore.read_bytes().decode("utf-8", "surrogateescape")
         except FileNotFoundError:
             text = ""
-        present = set(text.splitlines())
+        present = set(text.split("\n"))
         new = [line for line in dict.fromkeys(lines) if line not in present]
         if not new:
             continue

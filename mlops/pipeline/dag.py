@@ -64,8 +64,8 @@ def build_dag(pipeline: Pipeline, root: Path | None = None) -> Dag:
         for out in stage.outputs:
             if out.path in producer:
                 raise PipelineError(
-                    f"{pipeline.where}: output {out.path!r} is produced by two stages: "
-                    f"{producer[out.path]!r} and {stage.name!r}"
+                    f"{pipeline.at_output(stage, out)}: output {out.path!r} is produced by two "
+                    f"stages: {producer[out.path]!r} and {stage.name!r}"
                 )
             producer[out.path] = stage.name
     # Every folder above an output, mapped to the stages with outputs below it.
@@ -73,25 +73,28 @@ def build_dag(pipeline: Pipeline, root: Path | None = None) -> Dag:
     for path, name in producer.items():
         for parent in _parents(path):
             if parent in producer:
+                stage = stages[name]
+                out = next(o for o in stage.outputs if o.path == path)
                 raise PipelineError(
-                    f"{pipeline.where}: output {path!r} of stage {name!r} is inside output "
-                    f"{parent!r} of stage {producer[parent]!r}"
+                    f"{pipeline.at_output(stage, out)}: output {path!r} of stage {name!r} is "
+                    f"inside output {parent!r} of stage {producer[parent]!r}"
                 )
             below.setdefault(parent, set()).add(name)
     upstream: dict[str, tuple[str, ...]] = {}
     for stage in stages.values():
         found: dict[str, None] = {}
-        for dep in stage.deps:
+        for index, dep in enumerate(stage.deps):
             makers = below.get(dep, set()) | {
                 producer[p] for p in (dep, *_parents(dep)) if p in producer
             }
             if stage.name in makers:
                 raise PipelineError(
-                    f"{pipeline.where}: stage {stage.name!r} depends on its own output "
-                    f"through dep {dep!r}"
+                    f"{pipeline.at(stage, 'deps', index)}: stage {stage.name!r} depends on its "
+                    f"own output through dep {dep!r}"
                 )
             if not makers and root is not None and not os.path.lexists(root / dep):
-                raise PipelineError(_missing_dep(stage, dep, root))
+                where = pipeline.at(stage, "deps", index)
+                raise PipelineError(f"{where}: {_missing_dep(stage, dep, root)}")
             found.update(dict.fromkeys(sorted(makers)))
         upstream[stage.name] = tuple(found)
     sorter = TopologicalSorter(upstream)
@@ -100,7 +103,7 @@ def build_dag(pipeline: Pipeline, root: Path | None = None) -> Dag:
     except CycleError as exc:
         cycle = list(exc.args[1])  # each stage feeds the next
         raise PipelineError(
-            f"{pipeline.where}: the stages form a cycle: {' -> '.join(cycle)}"
+            f"{pipeline.at(stages[cycle[0]])}: the stages form a cycle: {' -> '.join(cycle)}"
         ) from None
     return Dag(stages, upstream, order)
 

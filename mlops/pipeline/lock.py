@@ -13,6 +13,7 @@ from mlops.pipeline.params import ParamValues
 from mlops.pipeline.revisions import read_paths_at
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
 from mlops.storage.paths import unsafe_reason
+from mlops.yamlio import YamlProblem, parse_json
 
 if TYPE_CHECKING:
     from mlops.data.workspace import Store
@@ -92,10 +93,9 @@ def parse_lock(text: str, where: str) -> Lock:
     if not text.strip():
         return Lock()
     try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        line = f":{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise PipelineError(f"{where}{line}: invalid JSON; {fix}") from None
+        doc = parse_json(text, max_depth=None)
+    except YamlProblem as exc:
+        raise PipelineError(f"{exc.located(where)}; {fix}") from None
     try:
         if doc.get("algo", ALGORITHM) != ALGORITHM:
             raise PipelineError(f"{where}: unknown hash algorithm {doc['algo']!r}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from mlops.errors import PipelineError
 from mlops.pipeline.schema import Stage
-from mlops.yamlio import YamlProblem, load_yaml
+from mlops.yamlio import MAX_YAML_BYTES, YamlProblem, load_yaml, parse_json
 
 # file -> dotted key -> value
 ParamValues = dict[str, dict[str, Any]]
@@ -27,24 +27,18 @@ def parse_params(
     if path.endswith(".toml"):
         import tomllib
 
+        if len(data) > MAX_YAML_BYTES:
+            raise PipelineError(f"{where}: invalid TOML: over {MAX_YAML_BYTES:,} bytes")
         try:
             return tomllib.loads(data.decode())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise PipelineError(f"{where}: invalid TOML: {exc}") from None
-    if path.endswith(".json"):
-        import json
-
-        try:
-            doc = json.loads(data)
-        except ValueError as exc:
-            at = f":{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-            raise PipelineError(f"{where}{at}: invalid JSON") from None
-    else:
-        try:
-            doc = load_yaml(data, cache)
-        except YamlProblem as exc:
-            at = f":{exc.line}" if exc.line else ""
-            raise PipelineError(f"{where}{at}: invalid YAML: {exc.problem}") from None
+        except RecursionError:
+            raise PipelineError(f"{where}: invalid TOML: nested too deeply") from None
+    try:
+        doc = parse_json(data) if path.endswith(".json") else load_yaml(data, cache)
+    except YamlProblem as exc:
+        raise PipelineError(exc.located(where)) from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):

@@ -10,13 +10,21 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
-from mlops.yamlio import YamlProblem, load_yaml, parsed_cache_dir
+from mlops.yamlio import (
+    Lines,
+    YamlProblem,
+    key_hint,
+    line_at,
+    load_yaml_lines,
+    parse_yaml_lines,
+    parsed_cache_dir,
+)
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 TOP_KEYS = ("stages", "checks", "include", "monitor", "models")
@@ -105,6 +113,19 @@ class Pipeline:
     stages: dict[str, Stage]
     sections: dict[str, Any]  # checks:, include:, monitor: as written
     where: str = PIPELINE_FILE
+    lines: Lines = field(default_factory=dict, compare=False)  # of the YAML's nodes
+
+    def at(self, stage: Stage, *keys: Any) -> str:
+        """``where:LINE`` of ``keys`` inside ``stage``'s definition, for messages."""
+        base = ("stages", stage.group, "do") if stage.group else ("stages", stage.name)
+        line = line_at(self.lines, (*base, *keys))
+        return f"{self.where}:{line}" if line else self.where
+
+    def at_output(self, stage: Stage, out: Output) -> str:
+        """``where:LINE`` of the entry declaring ``out`` in ``stage``."""
+        field_name = next(f for f, kind in OUTPUT_KINDS.items() if kind == out.kind)
+        index = [o for o in stage.outputs if o.kind == out.kind].index(out)
+        return self.at(stage, field_name, index)
 
 
 class _Invalid(Exception):
@@ -138,14 +159,13 @@ def parse_pipeline(
     """
     data = text.encode() if isinstance(text, str) else text
     try:
-        doc = load_yaml(data, cache)
+        doc, lines = load_yaml_lines(data, cache)
     except YamlProblem as exc:
-        at = f":{exc.line}" if exc.line else ""
-        raise PipelineError(f"{where}{at}: invalid YAML: {exc.problem}") from None
+        raise PipelineError(exc.located(where)) from None
     try:
-        return _pipeline(doc, where)
+        return replace(_pipeline(doc, where), lines=lines)
     except _Invalid as exc:
-        line = line_of(data.decode(errors="replace"), exc.keys)
+        line = line_at(lines, exc.keys)
         raise PipelineError(f"{where}{f':{line}' if line else ''}: {exc.message}") from None
 
 
@@ -156,7 +176,7 @@ def _pipeline(doc: Any, where: str) -> Pipeline:
         raise _Invalid((), "expected a mapping with a 'stages:' key at the top level")
     for key in doc:
         if key not in TOP_KEYS:
-            raise _Invalid((key,), f"unknown top-level key {key!r}{_hint(key, TOP_KEYS)}")
+            raise _Invalid((key,), f"unknown top-level key {key!r}{key_hint(key, TOP_KEYS)}")
     raw_stages = doc.get("stages") or {}
     if not isinstance(raw_stages, dict):
         raise _Invalid(("stages",), "'stages' must be a mapping of stage names to definitions")
@@ -264,7 +284,7 @@ def _stage(
     for key in body:
         if key not in STAGE_KEYS:
             raise _Invalid(
-                (*keys, key), f"stage {name!r}: unknown key {key!r}{_hint(key, STAGE_KEYS)}"
+                (*keys, key), f"stage {name!r}: unknown key {key!r}{key_hint(key, STAGE_KEYS)}"
             )
     check = _Checker(name, keys)
     if "cmd" not in body:
@@ -285,7 +305,7 @@ def _stage(
         if key not in CHECKS_KEYS:
             raise _Invalid(
                 (*keys, "checks", key),
-                f"stage {name!r}: unknown key {key!r} in 'checks'{_hint(key, CHECKS_KEYS)}",
+                f"stage {name!r}: unknown key {key!r} in 'checks'{key_hint(key, CHECKS_KEYS)}",
             )
     register = body.get("register")
     if register is not None and not isinstance(register, dict):
@@ -403,7 +423,7 @@ class _Checker:
                     raise _Invalid(
                         (*self.keys, field_name, i),
                         f"stage {self.stage!r}: unknown option {key!r} for {raw!r} in "
-                        f"{field_name!r}{_hint(key, OUTPUT_OPTIONS)}",
+                        f"{field_name!r}{key_hint(key, OUTPUT_OPTIONS)}",
                     )
                 if not isinstance(flag, bool):
                     raise self.wrong(f"{field_name}.{raw}.{key}", flag, "true or false")
@@ -494,35 +514,10 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _hint(key: Any, valid: tuple[str, ...]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f" (valid keys: {', '.join(valid)})"
-
-
 def line_of(text: str, keys: tuple[Any, ...]) -> int | None:
     """The 1-based line of the deepest node of ``keys`` found in the YAML text."""
-    import yaml
-
     try:
-        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
+        _, lines = parse_yaml_lines(text)
+    except YamlProblem:
         return None
-    line = None
-    for key in keys:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(key):
-                    line, node = key_node.start_mark.line + 1, value_node
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+    return line_at(lines, keys)

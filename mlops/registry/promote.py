@@ -258,19 +258,18 @@ def _is_number(value: Any) -> bool:
 
 def model_settings(root: Path) -> dict[str, dict[str, Any]]:
     """The ``models:`` section of ``mlops.yaml``, validated: {name: {"compare": {m: dir}}}."""
-    import yaml
-
     from mlops.pipeline import PIPELINE_FILE
     from mlops.pipeline.schema import line_of
+    from mlops.yamlio import YamlProblem, parse_yaml
 
     try:
         text = (root / PIPELINE_FILE).read_text()
     except FileNotFoundError:
         return {}
     try:
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
-        raise ConfigError(f"{PIPELINE_FILE}: invalid YAML") from None
+        doc = parse_yaml(text)
+    except YamlProblem as exc:
+        raise ConfigError(exc.located(PIPELINE_FILE)) from None
 
     def wrong(keys: tuple[str, ...], message: str) -> ConfigError:
         line = line_of(text, keys)

@@ -25,8 +25,9 @@ from typing import Any, TypeVar
 
 from mlops.errors import RemoteError
 from mlops.fsutil import make_read_only, replace_from, sweep_temporaries, temp_path
-from mlops.remote.config import RemoteSpec, mask_url, scrub, split_url
+from mlops.remote.config import RemoteSpec, scrub, split_url
 from mlops.repo import Repo
+from mlops.secrets import mask_url
 from mlops.storage.links import Linker
 
 T = TypeVar("T")

@@ -24,31 +24,11 @@ from mlops.repo import (
     config_unset,
     parse_config_value,
 )
+from mlops.secrets import MASK, SECRET_KEYS, mask_url, url_secrets
 
-# Option names whose values are credentials: stored only with --local, never shown.
-SECRET_KEYS = frozenset(
-    {
-        "key",
-        "secret",
-        "token",
-        "access_key_id",
-        "secret_access_key",
-        "session_token",
-        "password",
-        "passphrase",
-        "account_key",
-        "sas_token",
-        "connection_string",
-        "client_secret",
-        "credentials",
-    }
-)
-MASK = "***"
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# ``scheme://user:password@host``: the password part of a URL.
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.DOTALL)
-_URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/:@]*):([^/@]*)@")
 
 
 @dataclass(frozen=True)
@@ -64,8 +44,7 @@ class RemoteSpec:
     def secrets(self) -> list[str]:
         """The secret values this remote holds, so that messages can be scrubbed of them."""
         values = [str(v) for k, v in self.options.items() if k in SECRET_KEYS and v]
-        match = _URL_PASSWORD.match(self.url)
-        return values + ([match.group(2)] if match and match.group(2) else [])
+        return values + url_secrets(self.url)
 
     def to_dict(self) -> dict[str, Any]:
         """A printable form: secrets masked."""
@@ -77,11 +56,6 @@ def split_url(url: str) -> tuple[str | None, str]:
     """``(scheme, rest)`` of a URL; ``(None, url)`` for a plain path (no fsspec import)."""
     match = _SCHEME.match(url)
     return (match.group(1).lower(), match.group(2)) if match else (None, url)
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", url)
 
 
 def scrub(text: str, secrets: list[str]) -> str:
@@ -191,10 +165,11 @@ def _normalise_url(repo: Repo, url: str, name: str, local: bool) -> str:
     """Validate ``url``; make a relative folder path relative to the repository root."""
     if not url:
         raise ConfigError(f"remote.{name}: the URL is empty")
-    if _URL_PASSWORD.match(url) and not local:
+    if url_secrets(url) and not local:
         raise ConfigError(
-            f"remote.{name}: the URL holds a password; store it with --local "
-            "(in .mlops/config.local.yaml, which Git ignores) or use a credential option"
+            f"remote.{name}: the URL holds a credential ({mask_url(url)}); store it with "
+            f"`mlops remote add {name} URL --local` (in .mlops/config.local.yaml, which Git "
+            "ignores) or use a credential option"
         )
     protocol, path = split_url(url)
     if protocol in (None, "file", "local"):

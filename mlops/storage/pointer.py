@@ -9,9 +9,10 @@ from mlops.errors import InputError
 from mlops.fsutil import atomic_write_text
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
 from mlops.storage.paths import check_name
-from mlops.yamlio import YamlProblem, parse_yaml
+from mlops.yamlio import MAX_YAML_BYTES, YamlProblem, key_hint, parse_yaml
 
 SUFFIX = ".mlops"
+KEYS = ("path", "algo", "hash", "size", "files")
 _HEADER = "# Written by mlops: commit this file, do not edit it by hand.\n"
 
 
@@ -89,6 +90,8 @@ def _parse_plain(text: str) -> dict[str, object] | None:
 
 def parse_pointer(text: str, where: str) -> Pointer:
     """Parse pointer YAML; ``where`` names the file in error messages."""
+    if len(text) > MAX_YAML_BYTES:
+        raise InputError(f"{where}: not a pointer file (over {MAX_YAML_BYTES:,} bytes)")
     doc = _parse_plain(text)
     if doc is None:
         try:
@@ -97,6 +100,11 @@ def parse_pointer(text: str, where: str) -> Pointer:
             raise InputError(exc.located(where)) from None
     if not isinstance(doc, dict):
         raise InputError(f"{where}: not a pointer file (expected a YAML mapping)")
+    for key in doc:
+        if key not in KEYS:
+            raise InputError(
+                f"{where}{_line_of(text, key)}: unknown key {key!r}{key_hint(key, KEYS)}"
+            )
     for key in ("path", "algo", "hash"):
         if key not in doc:
             raise InputError(f"{where}: missing key {key!r}")
@@ -116,6 +124,14 @@ def parse_pointer(text: str, where: str) -> Pointer:
     return Pointer(path=path, oid=oid, size=size, files=files)
 
 
+def _line_of(text: str, key: object) -> str:
+    """``:LINE`` of the line that starts with ``key:`` (for messages), or ""."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith(f"{key}:"):
+            return f":{number}"
+    return ""
+
+
 def read_pointer(pointer_file: Path, root: Path) -> Pointer:
     """Read and validate a pointer file."""
     where = (
@@ -124,9 +140,14 @@ def read_pointer(pointer_file: Path, root: Path) -> Pointer:
         else str(pointer_file)
     )
     try:
-        text = pointer_file.read_text()
+        with open(pointer_file, "rb") as handle:
+            data = handle.read(MAX_YAML_BYTES + 1)  # a hostile clone's pointer may be huge
     except FileNotFoundError:
         raise InputError(f"{where}: pointer file not found") from None
+    if len(data) > MAX_YAML_BYTES:
+        raise InputError(f"{where}: not a pointer file (over {MAX_YAML_BYTES:,} bytes)")
+    try:
+        text = data.decode()
     except UnicodeDecodeError:
         raise InputError(f"{where}: not a pointer file (not UTF-8 text)") from None
     return parse_pointer(text, where)

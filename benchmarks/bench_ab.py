@@ -1,0 +1,103 @@
+"""A/B benchmark: this checkout's mlops against another revision's, on the same work.
+
+usage: python benchmarks/bench_ab.py --base REV [--rounds N] [--big-mib N] [--small N]
+                                     [--link copy|hardlink|...]
+
+For checking that a change costs nothing measurable: both versions run each step on
+the standard workload in turn (A, B, B, A, ...), each in its own repository, and the
+ratio new/base of each round is printed with the median and range. The base runs from
+a temporary worktree of REV through PYTHONPATH (its dependencies are this
+environment's). Steps: add of the big file, add of the folder of small files, status
+with nothing changed, status after one file changed, and checkout of both into an
+empty workspace. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from workload import copy_workload, make_workload, new_git_repo, tool_env
+
+STEPS = ("add big file", "add folder", "status clean", "status after a change", "checkout")
+
+
+def run_steps(source: Path, env: dict[str, str], repo: Path, link: str) -> dict[str, float]:
+    import time
+
+    cli = [sys.executable, "-m", "mlops"]
+    new_git_repo(repo)
+    copy_workload(source, repo)
+
+    def step(*args: str) -> float:
+        start = time.perf_counter()
+        proc = subprocess.run([*cli, *args], cwd=repo, capture_output=True, env=env)
+        elapsed = time.perf_counter() - start
+        if proc.returncode not in (0, 1):
+            sys.exit(f"mlops {' '.join(args)} failed: {proc.stderr.decode()[-2000:]}")
+        return elapsed
+
+    for args in (["init"], ["config", "cache.link", f"[{link}]"]):
+        subprocess.run([*cli, *args], cwd=repo, check=True, capture_output=True, env=env)
+    times = {"add big file": step("add", "big.bin"), "add folder": step("add", "many")}
+    times["status clean"] = step("status")
+    target = repo / "many" / "00" / "0.txt"
+    target.unlink()
+    target.write_bytes(os.urandom(2048))
+    times["status after a change"] = step("status")
+    shutil.rmtree(repo / "many")
+    (repo / "big.bin").unlink()
+    times["checkout"] = step("checkout", "--force")
+    shutil.rmtree(repo)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base", required=True, help="the revision to compare with")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--small", type=int, default=20000)
+    parser.add_argument("--link", default="copy")
+    args = parser.parse_args()
+    here = Path(__file__).resolve().parent.parent
+    work = Path(tempfile.mkdtemp(prefix="mlops-ab-"))
+    base_tree = work / "base-code"
+    subprocess.run(
+        ["git", "worktree", "add", "-q", "--detach", str(base_tree), args.base],
+        cwd=here,
+        check=True,
+    )
+    try:
+        source = work / "workload"
+        make_workload(source, args.big_mib, args.small)
+        envs = {
+            "base": {**tool_env(), "PYTHONPATH": str(base_tree)},
+            "new": {**tool_env(), "PYTHONPATH": str(here)},
+        }
+        ratios: dict[str, list[float]] = {s: [] for s in STEPS}
+        for round_ in range(args.rounds):
+            order = ("base", "new") if round_ % 2 == 0 else ("new", "base")
+            got = {
+                who: run_steps(source, envs[who], work / f"repo-{who}", args.link) for who in order
+            }
+            for s in STEPS:
+                ratios[s].append(got["new"][s] / got["base"][s])
+            print(f"round {round_ + 1}: " + ", ".join(f"{s} {ratios[s][-1]:.2f}" for s in STEPS))
+        print(f"\nnew / base ({args.link} links, {args.rounds} rounds): median (range)")
+        for s in STEPS:
+            r = ratios[s]
+            print(f"  {s:<24} {statistics.median(r):.3f} ({min(r):.3f}-{max(r):.3f})")
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=here)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import ConfigError, LockedError, NotARepoError
-from mlops.fsutil import atomic_write_text
+from mlops.fsutil import atomic_write_bytes, atomic_write_text
 from mlops.yamlio import YamlProblem, load_yaml, parsed_cache_dir
 
 MLOPS_DIR = ".mlops"
@@ -184,7 +184,10 @@ def _write_config(path: Path, data: dict[str, Any]) -> None:
     import yaml
 
     text = yaml.safe_dump(data, sort_keys=False)
-    atomic_write_text(path, text)
+    if path.name == LOCAL_CONFIG_FILE:  # credentials: readable by their owner only
+        atomic_write_bytes(path, text.encode(), 0o600)
+    else:
+        atomic_write_text(path, text)
     load_yaml(text.encode(), parsed_cache_dir(path.parent.parent))  # the next command reads it
 
 

@@ -13,13 +13,14 @@ import importlib
 import sys
 from typing import Any
 
-COMMAND_MODULES = ("checks", "data", "monitor", "pipeline", "registry", "remote")
+COMMAND_MODULES = ("checks", "data", "migrate", "monitor", "pipeline", "registry", "remote")
 # Where each top-level command or command group is defined (a test keeps this true).
 COMMAND_MODULE = {
     "check": "checks",
     **dict.fromkeys(
         ("init", "add", "status", "checkout", "diff", "gc", "fsck", "unprotect", "config"), "data"
     ),
+    "import-dvc": "migrate",
     "monitor": "monitor",
     **dict.fromkeys(("run", "dag", "runs", "params", "metrics"), "pipeline"),
     **dict.fromkeys(("lineage", "model"), "registry"),

@@ -1,0 +1,65 @@
+"""Coming from another tool: ``mlops import-dvc``."""
+
+from __future__ import annotations
+
+import typer
+
+from mlops.cli.app import app, echo, emit_json
+
+
+@app.command("import-dvc")
+def import_dvc(
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only say what would be done."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        "-f",
+        help="Replace mlops files and remotes that exist with other content.",
+    ),
+    json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Turn this DVC repository into an mlops one: pipeline, lock, data, remotes.
+
+    DVC's files are left as they are; what has no mlops equivalent is listed.
+    """
+    from mlops.cli.progress import progress_bar
+    from mlops.dvcimport.importer import import_dvc as run_import
+
+    with progress_bar() as report:
+        result = run_import(dry_run=dry_run, force=force, progress=report)
+    if json:
+        emit_json(result.to_dict())
+        return
+    verb = "would import" if dry_run else "imported"
+    echo(f"{verb} {len(result.stages)} stage(s), {len(result.locked)} with their dvc.lock state")
+    echo(
+        f"{verb} {len(result.pointers)} tracked path(s): {result.files} file(s), "
+        f"{_size(result.size)}{' in DVC cache' if dry_run else ''}"
+    )
+    for remote in result.remotes:
+        default = " (default)" if remote.default else ""
+        secrets = (
+            f"; {', '.join(sorted(remote.local))} in .mlops/config.local.yaml"
+            if remote.local
+            else ""
+        )
+        echo(f"{verb} remote {remote.name}{default}{secrets}")
+    for missing in result.missing:
+        echo(f"missing: {missing.path}: {missing.reason}", err=True)
+    if result.notes:
+        echo("not imported (left as it is):")
+        for note in result.notes:
+            echo(f"  {note}")
+    if not dry_run:
+        if result.written:
+            echo(f"wrote {', '.join(result.written)}")
+        echo("Commit mlops.yaml, mlops.lock, the .mlops pointer files and .mlops/config.yaml.")
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from mlops.cli.app import app, echo, emit_json
@@ -29,7 +31,19 @@ def import_dvc(
         result = run_import(dry_run=dry_run, force=force, progress=report)
     if json:
         emit_json(result.to_dict())
-        return
+    else:
+        _show(result)
+    if result.missing and not dry_run:
+        from mlops.errors import CacheError
+
+        raise CacheError(
+            f"{len(result.missing)} path(s) could not be imported: get them with `dvc pull`"
+            " (or `dvc fetch`), then run `mlops import-dvc` again"
+        )
+
+
+def _show(result: Any) -> None:
+    dry_run = result.dry_run
     verb = "would import" if dry_run else "imported"
     echo(f"{verb} {len(result.stages)} stage(s), {len(result.locked)} with their dvc.lock state")
     echo(

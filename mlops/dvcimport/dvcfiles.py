@@ -81,7 +81,8 @@ class DvcRemote:
     name: str
     options: dict[str, str]
     local_keys: frozenset[str]  # options that came from config.local
-    where: str
+    where: str  # the section's file and line
+    lines: dict[str, str]  # option -> its file and line
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ def read_config(root: Path) -> DvcConfig:
     dvc_dir = root / DVC_DIR
     sections: dict[str, dict[str, str]] = {}
     local: dict[str, set[str]] = {}
-    where: dict[str, str] = {}
+    where: dict[tuple[str, str], str] = {}
     for name in ("config", "config.local"):
         rel = f"{DVC_DIR}/{name}"
         try:
@@ -244,17 +245,25 @@ def read_config(root: Path) -> DvcConfig:
         except FileNotFoundError:
             continue
         for section, key, value, line in parse_ini(text, rel):
-            sections.setdefault(section, {})[key] = value
-            where.setdefault(section, f"{rel}:{line}")
+            sections.setdefault(section, {})
+            if key:
+                sections[section][key] = value
+                where[(section, key)] = f"{rel}:{line}"
+            where.setdefault((section, ""), f"{rel}:{line}")
             if name == "config.local":
                 local.setdefault(section, set()).add(key)
     remotes = []
     for section, options in sections.items():
         match = re.fullmatch(r'remote\s+"([^"]+)"', section)
         if match:
+            lines = {key: where[(section, key)] for key in options}
             remotes.append(
                 DvcRemote(
-                    match.group(1), options, frozenset(local.get(section, ())), where[section]
+                    match.group(1),
+                    options,
+                    frozenset(local.get(section, ())),
+                    where[(section, "")],
+                    lines,
                 )
             )
     cache = sections.get("cache", {})
@@ -267,7 +276,8 @@ def read_config(root: Path) -> DvcConfig:
 
 
 def parse_ini(text: str, where: str) -> list[tuple[str, str, str, int]]:
-    """(section, key, value, line) of each setting in DVC's INI format (configobj's).
+    """(section, key, value, line) of each setting in DVC's INI format (configobj's),
+    and (section, "", "", line) of each section header.
 
     Section names may be quoted (``['remote "s3"']``), values too; ``#`` starts a comment.
     """
@@ -281,6 +291,7 @@ def parse_ini(text: str, where: str) -> list[tuple[str, str, str, int]]:
             if not line.endswith("]"):
                 raise InputError(f"{where}:{number}: invalid section header {line!r}")
             section = _unquote(line[1:-1].strip())
+            found.append((section, "", "", number))
             continue
         key, sep, value = line.partition("=")
         if not sep or section is None or not key.strip():

@@ -265,7 +265,7 @@ def convert_remotes(root: Path, config: DvcConfig) -> tuple[list[RemoteImport], 
             if name is None:
                 notes.append(
                     Note(
-                        remote.where,
+                        remote.lines[key],
                         f"option {key!r} of remote {remote.name}",
                         "no mlops equivalent",
                     )

@@ -13,7 +13,16 @@ import importlib
 import sys
 from typing import Any
 
-COMMAND_MODULES = ("checks", "data", "migrate", "monitor", "pipeline", "registry", "remote")
+COMMAND_MODULES = (
+    "checks",
+    "data",
+    "migrate",
+    "monitor",
+    "pipeline",
+    "plots",
+    "registry",
+    "remote",
+)
 # Where each top-level command or command group is defined (a test keeps this true).
 COMMAND_MODULE = {
     "check": "checks",
@@ -22,6 +31,7 @@ COMMAND_MODULE = {
     ),
     "import-dvc": "migrate",
     "monitor": "monitor",
+    "plots": "plots",
     **dict.fromkeys(("run", "dag", "runs", "params", "metrics"), "pipeline"),
     **dict.fromkeys(("lineage", "model"), "registry"),
     **dict.fromkeys(("push", "fetch", "pull", "install-hooks", "remote", "hook"), "remote"),

@@ -295,7 +295,7 @@ def _refuse_conflicts(
         return
     clashes = []
     path = root / PIPELINE_FILE
-    if path.exists() and path.read_text() != pipeline_text(converted):
+    if converted.doc and path.exists() and path.read_text() != pipeline_text(converted):
         clashes.append(PIPELINE_FILE)
     if (root / ".mlops").is_dir():
         existing = {r.name: r for r in list_remotes(Repo(root))}
@@ -334,7 +334,9 @@ def _write(
     }
     if entries:
         texts[root / LOCK_FILE] = lock_text(Lock(entries))
-    texts[root / PIPELINE_FILE] = pipeline_text(converted)
+    pipeline = root / PIPELINE_FILE
+    if converted.doc:  # a repository with .dvc files only has no pipeline to write
+        texts[pipeline] = pipeline_text(converted)
     clashes = [
         repo.relpath(path)
         for path, text in texts.items()
@@ -346,7 +348,6 @@ def _write(
             "exist(s) with other content; run `mlops import-dvc --force` to replace"
         )
     written = []
-    pipeline = root / PIPELINE_FILE
     for path, text in texts.items():
         if path == pipeline:
             continue
@@ -359,7 +360,7 @@ def _write(
     )
     for remote in remotes:
         written += _write_remote(repo, remote)
-    if not pipeline.exists() or pipeline.read_text() != texts[pipeline]:
+    if pipeline in texts and (not pipeline.exists() or pipeline.read_text() != texts[pipeline]):
         atomic_write_text(pipeline, texts[pipeline])
         written.append(PIPELINE_FILE)
     return written

@@ -110,6 +110,8 @@ class ObjectImporter:
         self.store = store
         self.dvc_cache = dvc_cache
         self.root = str(store.repo.root)
+        # The ways to bring a file in, best first; one that fails here is dropped.
+        self._kinds = ["reflink", "hardlink", "copy"]
 
     def listing(self, found: DvcHash) -> list[tuple[str, str]] | Missing:
         """The (relative path, MD5) files of a DVC folder: its ``.dir`` object from DVC's
@@ -243,8 +245,9 @@ class ObjectImporter:
 
         big = [t for t in tasks if t.size >= MMAP_THRESHOLD]
         small = [t for t in tasks if t.size < MMAP_THRESHOLD]
-        outcomes = [process(t) for t in big]
-        outcomes += cache.map_files(process, small, None, progress, "importing")
+        # Big files, and one small one to settle the link type before workers fork.
+        outcomes = [process(t) for t in big + small[:1]]
+        outcomes += cache.map_files(process, small[1:], None, progress, "importing")
         return {md5: (oid, size) for md5, oid, size in (o for o in outcomes if o)}
 
     def _import_one(self, item: _FileTask, source: str) -> tuple[str, int] | None:
@@ -262,10 +265,36 @@ class ObjectImporter:
             if size == st.st_size:
                 self.store.state.put(st, oid)
             return oid, size
+        for kind in list(self._kinds):
+            if kind == "hardlink" and st.st_mode & _WRITE_BITS:
+                continue  # making our object read-only would change DVC's file
+            try:
+                if kind == "hardlink":
+                    return self._hardlink(item, source, st)
+                return self._copied(item, source, kind)
+            except LinkUnsupported:
+                self._kinds.remove(kind)  # not on this file system: not tried again
+        return None
+
+    def _hardlink(self, item: _FileTask, source: str, st: os.stat_result) -> tuple[str, int] | None:
+        """A second name in our cache for a read-only file of DVC's: hashed, then linked
+        (the same inode either way: no copy to check apart)."""
+        md5, oid, size = md5_and_blake3(source)
+        if md5 != item.md5:
+            return None
+        cache = self.store.cache
+        cache.prepare_folder(oid)
+        with contextlib.suppress(FileExistsError):
+            hardlink(source, cache.path(oid))
+        self.store.state.put(st, oid)
+        return oid, size
+
+    def _copied(self, item: _FileTask, source: str, kind: str) -> tuple[str, int] | None:
+        """A reflink (or copy) of ``source`` in our cache: placed, then hashed, then named."""
         cache = self.store.cache
         tmp = tmp_name(f"{cache.root}/import")
         try:
-            _link(source, tmp, read_only=not st.st_mode & _WRITE_BITS)
+            (reflink if kind == "reflink" else copy)(source, tmp)
             md5, oid, size = md5_and_blake3(tmp)
             if md5 != item.md5:
                 os.unlink(tmp)
@@ -280,19 +309,6 @@ class ObjectImporter:
                 os.unlink(tmp)
             raise
         return oid, size
-
-
-def _link(source: str, tmp: str, read_only: bool) -> None:
-    """``tmp`` as a reflink of ``source``, else a hard link (a read-only one only), else
-    a copy."""
-    with contextlib.suppress(LinkUnsupported):
-        reflink(source, tmp)
-        return
-    if read_only:
-        with contextlib.suppress(LinkUnsupported):
-            hardlink(source, tmp)
-            return
-    copy(source, tmp)
 
 
 def _executable(path: str) -> bool:

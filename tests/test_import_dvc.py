@@ -264,6 +264,7 @@ def test_what_mlops_lacks_is_listed_with_its_line(tmp_path: Path) -> None:
           - extra.json
         """,
     )
+    write(repo, "sub/dvc.yaml", "stages:\n  inner:\n    cmd: echo inner\n")
     report = _import(repo, "--dry-run")
     assert report["stages"] == ["plain", "each@x", "each@y"]
     notes = [f"{n['where']} {n['what']}: {n['why']}" for n in report["not_imported"]]
@@ -279,6 +280,7 @@ def test_what_mlops_lacks_is_listed_with_its_line(tmp_path: Path) -> None:
         "dvc.yaml:20 stage fixed: frozen: mlops has no frozen stages yet",
         "dvc.yaml:26 dep s3://bucket/source.csv of stage each: mlops tracks files in the"
         " repository only",
+        "sub/dvc.yaml:1 the pipeline of a sub-folder: mlops has one mlops.yaml at the root",
     ]
     assert not (repo / ".mlops").exists()
     _import(repo)

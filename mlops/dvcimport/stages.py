@@ -31,6 +31,18 @@ class Converted:
 
 def convert_pipeline(root: Path) -> Converted:
     """``root/dvc.yaml`` as an mlops pipeline (empty when there is none)."""
+    from mlops.gitutil import worktree_files
+
+    # mlops has one pipeline file: the pipelines of sub-folders are listed, not merged.
+    nested = tuple(
+        Note(f"{rel}:1", "the pipeline of a sub-folder", "mlops has one mlops.yaml at the root")
+        for rel in worktree_files(root, f"*/{DVC_YAML}")
+    )
+    converted = _convert_root(root)
+    return Converted(converted.doc, converted.pipeline, (*converted.notes, *nested))
+
+
+def _convert_root(root: Path) -> Converted:
     path = root / DVC_YAML
     if not path.is_file():
         return Converted({}, Pipeline({}, {}), ())

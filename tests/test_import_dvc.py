@@ -224,6 +224,20 @@ def test_missing_cache_data_is_named_and_the_rest_imported(started: Path, tmp_pa
     assert set(json.loads(dvc(repo, "status", "--json"))) >= {"prepare", "train"}
 
 
+def test_a_stage_dvc_sees_changed_is_stale_after_the_import(started: Path, tmp_path: Path) -> None:
+    repo = _copy(started, tmp_path)
+    with open(repo / "src/train.py", "a") as handle:
+        handle.write("# tuned\n")
+    assert set(json.loads(dvc(repo, "status", "--json"))) == {"train"}
+    report = _import(repo)  # a changed dep is not missing data
+    assert report["missing"] == []
+    status = json.loads(run_cli(repo, "status", "--json").stdout)
+    stale = {s["stage"]: s["reasons"] for s in status["stages"] if s["stale"]}
+    assert stale["train"] == ["dep src/train.py changed"]
+    assert set(stale) == {"train", "evaluate"}  # evaluate: its upstream is stale
+    assert "prepare" not in stale
+
+
 def test_what_mlops_lacks_is_listed_with_its_line(tmp_path: Path) -> None:
     repo = init_git(tmp_path / "repo")
     dvc(repo, "init", "-q")

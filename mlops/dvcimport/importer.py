@@ -158,7 +158,11 @@ def import_dvc(
     with repo_lock(repo, wait=30, purpose="import-dvc"):
         results = ObjectImporter(store, config.cache_dir).import_all(wanted, progress)
         written = _write(repo, converted, pointers, lock, remotes, results, force)
-    imported = [r for r in results.values() if isinstance(r, Imported)]
+    # Only stored content can be missing: a dep or uncached output whose bytes are not
+    # found has changed since dvc.lock, and its stage is stale, as DVC says too.
+    stored = {(found.path, found.md5) for found, store in wanted if store}
+    kept = [r for key, r in results.items() if key in stored]
+    imported = [r for r in kept if isinstance(r, Imported)]
     return ImportReport(
         False,
         tuple(stages),
@@ -167,7 +171,7 @@ def import_dvc(
         tuple(remotes),
         sum(r.files for r in imported),
         sum(r.size for r in imported),
-        tuple(r for r in results.values() if isinstance(r, Missing)),
+        tuple(r for r in kept if isinstance(r, Missing)),
         notes,
         tuple(written),
     )

@@ -157,6 +157,9 @@ def test_filters_per_commit_and_all_commits(repo: Path) -> None:
         "r2",
     ]
     assert ids(table(repo, "--sort-by", "started", "--limit", "2")) == ["r1", "r2"]
+    # --only-changed compares the rows shown: one row has nothing that changes.
+    one = table(repo, "--only-changed", "--limit", "1", "--sort-by", "lr")
+    assert (ids(one), one["params"], one["metrics"]) == (["r1"], [], [])
     csv_rows = list(csv.reader(io.StringIO(run_cli(repo, "runs", "table", "--csv").stdout)))
     assert csv_rows[2][-1] == "[1, 2]"  # r5's list as JSON
     assert csv_rows[1][-2:] == ["", ""]  # r6 has no values

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from blake3 import blake3
 
@@ -323,14 +322,3 @@ def placeholder(md5: str) -> str:
     then stale for mlops as it is for DVC."""
     suffix = DIR_SUFFIX if md5.endswith(DVC_DIR_SUFFIX) else ""
     return hash_bytes(f"dvc-md5:{md5}".encode()) + suffix
-
-
-def describe(results: dict[tuple[str, str], Imported | Missing]) -> dict[str, Any]:
-    """Counts for a report: imported paths, files, bytes, and what is missing."""
-    imported = [r for r in results.values() if isinstance(r, Imported)]
-    return {
-        "paths": len(imported),
-        "files": sum(r.files for r in imported),
-        "bytes": sum(r.size for r in imported),
-        "missing": [r.path for r in results.values() if isinstance(r, Missing)],
-    }

@@ -123,16 +123,17 @@ def runs_table(repo: Repo, query: TableQuery) -> RunsTable:
         rows = _on_current_branch(repo, rows)
     if query.per_commit:
         rows = _per_commit(rows)
+    if query.sort_by:
+        every = _columns(r.params for r in rows) + _columns(r.metrics for r in rows)
+        rows = _sorted(rows, _sort_column(query.sort_by, every), query.order)
+    if query.limit is not None:
+        rows = rows[: query.limit]
+    # The columns of the rows shown (so --only-changed compares what is on screen).
     params = _columns(r.params for r in rows)
     metrics = _columns(r.metrics for r in rows)
     if query.only_changed:
         params = tuple(c for c in params if _changes(rows, c))
         metrics = tuple(c for c in metrics if _changes(rows, c))
-    if query.sort_by:
-        column = _sort_column(query.sort_by, params + metrics)
-        rows = _sorted(rows, column, query.order)
-    if query.limit is not None:
-        rows = rows[: query.limit]
     return RunsTable(params, metrics, tuple(rows), query.per_commit)
 
 

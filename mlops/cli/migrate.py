@@ -46,9 +46,11 @@ def _show(result: Any) -> None:
     dry_run = result.dry_run
     verb = "would import" if dry_run else "imported"
     echo(f"{verb} {len(result.stages)} stage(s), {len(result.locked)} with their dvc.lock state")
+    echo(f"{verb} {len(result.pointers)} path(s) tracked by .dvc files")
+    where = "found in DVC's cache" if dry_run else "in mlops's cache now"
     echo(
-        f"{verb} {len(result.pointers)} tracked path(s): {result.files} file(s), "
-        f"{_size(result.size)}{' in DVC cache' if dry_run else ''}"
+        f"data of those and of the cached outputs: {result.files} file(s), "
+        f"{_size(result.size)} {where}"
     )
     for remote in result.remotes:
         default = " (default)" if remote.default else ""

@@ -9,11 +9,10 @@ from typing import Any
 
 from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
-from mlops.pipeline.schema import Pipeline
+from mlops.pipeline.schema import OUTPUT_OPTIONS, PLOT_OPTIONS, Pipeline
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".yaml", ".yml")
-_PLOT_KEYS = ("x", "y", "template", "title", "x_label", "y_label", "header")
 
 
 class Template(StrEnum):
@@ -102,7 +101,7 @@ def _top_level(pipeline: Pipeline) -> list[Any]:
 
 def _spec(name: str, path: str | None, options: dict[str, Any], where: str) -> PlotSpec:
     for key in options:
-        if key not in _PLOT_KEYS and key not in ("cache", "persist"):
+        if key not in PLOT_OPTIONS and key not in OUTPUT_OPTIONS:
             raise PipelineError(f"{where}: unknown plot option {key!r}")
     raw_template = options.get("template", "linear")
     try:

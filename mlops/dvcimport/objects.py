@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 import threading
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from mlops.storage.manifest import Entry, build_manifest, is_safe_relpath
 
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _CHUNK = 8 << 20
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ class ObjectImporter:
                 rows = [(str(r["relpath"]), str(r["md5"])) for r in json.loads(data)]
             except (ValueError, KeyError, TypeError):
                 return Missing(found.path, f"DVC's listing {found.md5} is not valid JSON")
-            bad = [path for path, md5 in rows if not is_safe_relpath(path) or len(md5) != 32]
+            bad = [path for path, md5 in rows if not _safe(path) or not _MD5.fullmatch(md5)]
             if bad:
                 return Missing(found.path, f"DVC's listing {found.md5} names {bad[0]!r}")
             return rows
@@ -308,6 +310,13 @@ class ObjectImporter:
                 os.unlink(tmp)
             raise
         return oid, size
+
+
+def _safe(relpath: str) -> bool:
+    """A listing's path stays in its folder and names no .git/.mlops/.dvc folder."""
+    return is_safe_relpath(relpath) and not any(
+        part.lower() in (".git", ".mlops", ".dvc") for part in relpath.split("/")
+    )
 
 
 def _executable(path: str) -> bool:

@@ -53,6 +53,16 @@ def record_runs(root: Path, count: int) -> None:
         db.close()
 
 
+def table_in_process(root: Path) -> float:
+    """The library's part alone: the table of every run and its text cells."""
+    from mlops.pipeline.experiments import TableQuery, runs_table, table_cells
+    from mlops.repo import Repo
+
+    start = time.perf_counter()
+    table_cells(runs_table(Repo(root), TableQuery(all_commits=True)))
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5000)
@@ -75,6 +85,11 @@ def main() -> None:
             "mlops --help (start-up alone)": ["--help"],
         }  # fmt: skip
         print(f"{'step':<40} {'min s':>7} {'max s':>7} {'target':>7}")
+        in_process = [table_in_process(root) for _ in range(args.rounds)]
+        print(
+            f"{'in process: query, rows and cells':<40} {min(in_process):>7.3f} "
+            f"{max(in_process):>7.3f} {'-':>7}"
+        )
         for name, argv in steps.items():
             times = [timed([*mlops_cmd(), *argv], root) for _ in range(args.rounds)]
             goal = "-" if argv == ["--help"] else f"{TARGET:.2f}"

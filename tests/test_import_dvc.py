@@ -79,6 +79,8 @@ def test_import_of_the_get_started_project(started: Path, tmp_path: Path) -> Non
     plan = run_cli(repo, "import-dvc", "--dry-run")
     assert plan.exit_code == 0, plan.stderr
     assert "would import 3 stage(s), 3 with their dvc.lock state" in plan.stdout
+    assert "  stages: prepare, train, evaluate\n" in plan.stdout
+    assert "  pointers: data/data.csv.mlops\n" in plan.stdout
     assert not (repo / ".mlops").exists() and not (repo / "mlops.yaml").exists()
 
     report = _import(repo)

@@ -46,7 +46,11 @@ def _show(result: Any) -> None:
     dry_run = result.dry_run
     verb = "would import" if dry_run else "imported"
     echo(f"{verb} {len(result.stages)} stage(s), {len(result.locked)} with their dvc.lock state")
+    if dry_run and result.stages:
+        echo(f"  stages: {_some(result.stages)}")
     echo(f"{verb} {len(result.pointers)} path(s) tracked by .dvc files")
+    if dry_run and result.pointers:
+        echo(f"  pointers: {_some(result.pointers)}")
     where = "found in DVC's cache" if dry_run else "in mlops's cache now"
     echo(
         f"data of those and of the cached outputs: {result.files} file(s), "
@@ -70,6 +74,11 @@ def _show(result: Any) -> None:
         if result.written:
             echo(f"wrote {', '.join(result.written)}")
         echo("Commit mlops.yaml, mlops.lock, the .mlops pointer files and .mlops/config.yaml.")
+
+
+def _some(names: tuple[str, ...], shown: int = 10) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _size(count: int) -> str:

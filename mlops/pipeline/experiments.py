@@ -148,8 +148,10 @@ def _read_rows(repo: Repo, query: TableQuery) -> list[TableRow]:
         params: dict[str, Any] = {}
         metrics: dict[str, Any] = {}
         for _, _, _, stage_params, stage_metrics in stages:
-            _merge(params, stage_params)
-            _merge(metrics, stage_metrics)
+            if stage_params:
+                _merge(params, stage_params)
+            if stage_metrics:
+                _merge(metrics, stage_metrics)
         executed = tuple(
             name for _, name, stage_status, _, _ in stages if stage_status in _EXECUTED
         )
@@ -169,12 +171,12 @@ def _read_rows(repo: Repo, query: TableQuery) -> list[TableRow]:
     return rows
 
 
-def _merge(into: dict[str, Any], values_of: dict[str, Any] | None) -> None:
+def _merge(into: dict[str, Any], values_of: dict[str, Any]) -> None:
     """Add a stage's ``{file: {key: value}}`` to a row's ``file:key`` columns."""
-    for file, values in (values_of or {}).items():
+    for file, values in values_of.items():
         if isinstance(values, dict):
-            for key, value in values.items():
-                into[f"{file}:{key}"] = value
+            prefix = file + ":"
+            into.update({prefix + key: value for key, value in values.items()})
         else:
             into[file] = values
 
@@ -257,11 +259,12 @@ def short_names(columns: Sequence[str]) -> dict[str, str]:
 def cell(value: Any, digits: int | None = None) -> str:
     """A value as table text: lists and maps as JSON, floats to ``digits`` significant
     digits when given (in full otherwise), the rest as it is."""
+    kind = type(value)
+    if kind is float:  # most cells: checked first
+        return repr(value) if digits is None else f"{value:.{digits}g}"
     if value is None:
         return ""
-    if digits is not None and isinstance(value, float):
-        return f"{value:.{digits}g}"
-    if isinstance(value, dict | list):
+    if kind is dict or kind is list:
         return json.dumps(value, sort_keys=True)
     return str(value)
 
@@ -283,5 +286,6 @@ def table_cells(
         commit = (r.commit or "")[:8] + ("*" if r.dirty else "")
         started = datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M:%S")
         row = [r.id, started, r.status, commit, *([str(r.runs)] if per_commit else [])]
-        rows.append(row + [cell(r.value(c), digits) for c in columns])
+        values = {**r.metrics, **r.params}  # one lookup per cell (params first, as value())
+        rows.append(row + [cell(values.get(c), digits) for c in columns])
     return header, rows

@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -363,6 +364,46 @@ class RunsDB:
             "SELECT id FROM runs ORDER BY started DESC LIMIT ?", (-1 if limit is None else limit,)
         )
         return [self._load(run_id) for (run_id,) in rows.fetchall()]
+
+    def stage_values(
+        self, statuses: Sequence[str], stages: Sequence[str], executed: Sequence[str]
+    ) -> list[tuple[Any, ...]]:
+        """Runs, newest first, as (id, started, ended, status, commit, dirty, stages) where
+        ``stages`` is a list of [position, name, status, params, metrics]; one query.
+
+        ``statuses``: only runs that ended so; ``stages``: only runs in which one of
+        these stages had a status in ``executed``. SQLite takes the params and metrics
+        out of each stage's JSON and gathers a run's stages into one JSON text, so that
+        Python parses one small document per run.
+        """
+        if not self.path.exists():
+            return []
+        sql = (
+            "SELECT r.id, r.started, r.ended, r.status, r.git_commit, r.dirty,"
+            " (SELECT json_group_array(json_array(s.position, s.name, s.status,"
+            " json(json_extract(s.data, '$.params')), json(json_extract(s.data, '$.metrics'))))"
+            " FROM stages s WHERE s.run_id = r.id)"
+            " FROM runs r"
+        )
+        where: list[str] = []
+        args: list[str] = []
+        if statuses:
+            where.append(f"r.status IN ({', '.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if stages:
+            where.append(
+                "r.id IN (SELECT run_id FROM stages WHERE"
+                f" name IN ({', '.join('?' * len(stages))})"
+                f" AND status IN ({', '.join('?' * len(executed))}))"
+            )
+            args.extend([*stages, *executed])
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY r.started DESC, r.id"
+        return [
+            (*row[:6], sorted(json.loads(row[6] or "[]")))
+            for row in self._connect().execute(sql, args)
+        ]
 
     def find(self, prefix: str) -> RunRecord:
         """The run whose id starts with ``prefix``; unknown or ambiguous is an input error."""

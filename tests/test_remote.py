@@ -151,6 +151,7 @@ def test_secrets_only_with_local_and_never_shown(repo: Path) -> None:
     assert ok.exit_code == 0 and secret not in ok.stdout
     assert secret in (repo / ".mlops" / "config.local.yaml").read_text()
     assert secret not in (repo / ".mlops" / "config.yaml").read_text()
+    assert (repo / ".mlops" / "config.local.yaml").stat().st_mode & 0o777 == 0o600
     for args in (["remote", "list"], ["remote", "list", "--json"]):
         shown = run_cli(repo, *args)
         assert secret not in shown.stdout and "***" in shown.stdout

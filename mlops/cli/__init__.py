@@ -13,7 +13,16 @@ import importlib
 import sys
 from typing import Any
 
-COMMAND_MODULES = ("checks", "data", "monitor", "pipeline", "registry", "remote")
+COMMAND_MODULES = (
+    "checks",
+    "data",
+    "migrate",
+    "monitor",
+    "pipeline",
+    "plots",
+    "registry",
+    "remote",
+)
 # Where each top-level command or command group is defined (a test keeps this true).
 COMMAND_MODULE = {
     "check": "checks",
@@ -32,7 +41,9 @@ COMMAND_MODULE = {
         ),
         "data",
     ),
+    "import-dvc": "migrate",
     "monitor": "monitor",
+    "plots": "plots",
     **dict.fromkeys(("run", "dag", "runs", "params", "metrics"), "pipeline"),
     **dict.fromkeys(("lineage", "model"), "registry"),
     **dict.fromkeys(("push", "fetch", "pull", "install-hooks", "remote", "hook"), "remote"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -15,6 +16,7 @@ REVISIONS = typer.Argument(
     None, help="REV_A [REV_B]: compare two commits, or REV_A (default HEAD) with the workspace."
 )
 _SHOWN_REASONS = 3
+_DIGITS = 6
 
 runs_app = typer.Typer(
     help="Run history: list, show and compare recorded runs.", no_args_is_help=True
@@ -181,12 +183,158 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
+class TableFormat(StrEnum):
+    RICH = "rich"
+    CSV = "csv"
+    MD = "md"
+    JSON = "json"
+
+
+_STATUS = typer.Option(
+    None, "--status", "-s", help="Only runs that ended so: success, failed, interrupted."
+)
+_STAGE = typer.Option(None, "--stage", help="Only runs in which this stage ran (repeatable).")
+_PER_COMMIT = typer.Option(False, "--per-commit", help="One row per commit: its newest run.")
+_ALL_COMMITS = typer.Option(
+    False, "--all-commits", "-A", help="Runs on every commit, not only HEAD's history."
+)
+_ONLY_CHANGED = typer.Option(
+    False, "--only-changed", help="Hide params and metrics that are the same in every row."
+)
+_SORT_BY = typer.Option(None, "--sort-by", help="Sort by a column: a param, metric or 'started'.")
+_ORDER = typer.Option("asc", "--sort-order", help="asc or desc (rows without a value go last).")
+_CSV = typer.Option(False, "--csv", help="Print CSV.")
+_MD = typer.Option(False, "--md", help="Print a Markdown table (for a CI comment).")
+
+
+def _format_of(csv: bool, md: bool, json: bool) -> TableFormat:
+    chosen = [
+        f
+        for f, on in ((TableFormat.CSV, csv), (TableFormat.MD, md), (TableFormat.JSON, json))
+        if on
+    ]
+    if len(chosen) > 1:
+        raise typer.BadParameter("choose one of --csv, --md and --json")
+    return chosen[0] if chosen else TableFormat.RICH
+
+
+def _experiments(query: Any, fmt: TableFormat, params: bool = True, metrics: bool = True) -> None:
+    """The experiments table in ``fmt``."""
+    from mlops.pipeline.experiments import runs_table, table_cells
+
+    table = runs_table(_repo(), query)
+    if fmt is TableFormat.JSON:
+        data = table.to_dict()
+        if not params:
+            data["params"] = []
+        if not metrics:
+            data["metrics"] = []
+        emit_json(data)
+        return
+    # CSV keeps every digit for scripts; people read six significant ones.
+    digits = None if fmt is TableFormat.CSV else _DIGITS
+    header, rows = table_cells(table, params, metrics, digits)
+    if fmt is TableFormat.CSV:
+        import csv as csv_mod
+
+        writer = csv_mod.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    elif fmt is TableFormat.MD:
+        for line in _markdown(header, rows):
+            echo(line)
+    elif not rows:
+        echo("No runs recorded match: `mlops run` records one.")
+    else:
+        # Aligned by hand: rich's Table measures every cell and took 5 s for 5,000 runs.
+        _table(tuple(header), [tuple(value or "-" for value in row) for row in rows])
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    def line(cells: list[str]) -> str:
+        escaped = (c.replace("\\", "\\\\").replace("|", "\\|") for c in cells)
+        return "| " + " | ".join(escaped) + " |"
+
+    return [line(header), "|" + "---|" * len(header), *(line(r) for r in rows)]
+
+
+def _query(
+    status: list[str] | None,
+    stage: list[str] | None,
+    per_commit: bool,
+    all_commits: bool,
+    only_changed: bool,
+    sort_by: str | None,
+    order: str,
+    limit: int | None,
+) -> Any:
+    from mlops.pipeline.experiments import RunStatus, SortOrder, TableQuery
+
+    try:
+        statuses = tuple(RunStatus(s) for s in status or ())
+    except ValueError:
+        raise typer.BadParameter(
+            f"--status must be one of {', '.join(s.value for s in RunStatus)}"
+        ) from None
+    try:
+        sort_order = SortOrder(order)
+    except ValueError:
+        raise typer.BadParameter("--sort-order must be asc or desc") from None
+    return TableQuery(
+        statuses,
+        tuple(stage or ()),
+        per_commit,
+        all_commits,
+        only_changed,
+        sort_by,
+        sort_order,
+        limit,
+    )
+
+
+@runs_app.command("table")
+def runs_table(
+    status: list[str] = _STATUS,
+    stage: list[str] = _STAGE,
+    per_commit: bool = _PER_COMMIT,
+    all_commits: bool = _ALL_COMMITS,
+    only_changed: bool = _ONLY_CHANGED,
+    sort_by: str = _SORT_BY,
+    order: str = _ORDER,
+    limit: int = typer.Option(None, "--limit", "-n", min=1, help="Show at most this many rows."),
+    csv: bool = _CSV,
+    md: bool = _MD,
+    json: bool = JSON,
+) -> None:
+    """The experiments table: one row per run (or commit), params and metrics as columns."""
+    query = _query(status, stage, per_commit, all_commits, only_changed, sort_by, order, limit)
+    _experiments(query, _format_of(csv, md, json))
+
+
 @runs_app.command("list")
 def runs_list(
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs to show."),
+    params: bool = typer.Option(False, "--params", help="The experiments table, with params."),
+    metrics: bool = typer.Option(False, "--metrics", help="The experiments table, with metrics."),
+    status: list[str] = _STATUS,
+    stage: list[str] = _STAGE,
+    per_commit: bool = _PER_COMMIT,
+    all_commits: bool = _ALL_COMMITS,
+    only_changed: bool = _ONLY_CHANGED,
+    sort_by: str = _SORT_BY,
+    order: str = _ORDER,
+    csv: bool = _CSV,
+    md: bool = _MD,
     json: bool = JSON,
 ) -> None:
-    """Recorded runs, newest first."""
+    """Recorded runs, newest first; with --params or --metrics, as the experiments table."""
+    table_options = (status, stage, per_commit, all_commits, only_changed, sort_by, csv, md)
+    if params or metrics:
+        query = _query(status, stage, per_commit, all_commits, only_changed, sort_by, order, limit)
+        _experiments(query, _format_of(csv, md, json), params, metrics)
+        return
+    if any(table_options):
+        raise typer.BadParameter("table options need --params or --metrics (or `mlops runs table`)")
     from mlops.runs import list_runs
 
     records = list_runs(_repo(), limit)

@@ -1,8 +1,8 @@
 """``mlops.yaml``: the ``stages:`` map, validated and loaded into typed records.
 
 Only ``stages:`` is validated here. The other top-level sections (``checks:``,
-``include:``, ``monitor:``) belong to their own modules and are kept raw, as are
-a stage's ``checks:`` and ``register:`` entries.
+``include:``, ``monitor:``, ``plots:``) belong to their own modules and are kept
+raw, as are a stage's ``checks:`` and ``register:`` entries.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from mlops.yamlio import (
 )
 
 DEFAULT_PARAMS_FILE = "params.yaml"
-TOP_KEYS = ("stages", "checks", "include", "monitor", "models")
+TOP_KEYS = ("stages", "checks", "include", "monitor", "models", "plots")
 STAGE_KEYS = (
     "cmd",
     "deps",
@@ -45,6 +45,8 @@ STAGE_KEYS = (
 FOREACH_KEYS = ("foreach", "do")
 CHECKS_KEYS = ("before", "after")
 OUTPUT_OPTIONS = ("cache", "persist")
+# How a plot file is drawn (DVC's names): text options, and ``header`` (a CSV's first row).
+PLOT_OPTIONS = ("x", "y", "template", "title", "x_label", "y_label", "header")
 # ``outs`` are cached by default; metrics and plots are small files meant for Git.
 OUTPUT_KINDS = {"outs": "out", "metrics": "metric", "plots": "plot"}
 
@@ -60,6 +62,7 @@ class Output:
     kind: str  # "out", "metric" or "plot"
     cache: bool  # stored in the object store (and ignored by Git)
     persist: bool = False  # kept (not deleted) before the stage runs
+    plot: tuple[tuple[str, Any], ...] = ()  # PLOT_OPTIONS given for a plot, in order
 
 
 @dataclass(frozen=True)
@@ -418,18 +421,26 @@ class _Checker:
                 raise self.wrong(
                     field_name, item, "a list of paths or {path: {cache: ..., persist: ...}}", i
                 )
+            allowed = OUTPUT_OPTIONS + (PLOT_OPTIONS if kind == "plot" else ())
+            plot: list[tuple[str, Any]] = []
             for key, flag in options.items():
-                if key not in OUTPUT_OPTIONS:
+                if key not in allowed:
                     raise _Invalid(
                         (*self.keys, field_name, i),
                         f"stage {self.stage!r}: unknown option {key!r} for {raw!r} in "
-                        f"{field_name!r}{key_hint(key, OUTPUT_OPTIONS)}",
+                        f"{field_name!r}{key_hint(key, allowed)}",
                     )
-                if not isinstance(flag, bool):
+                if key in PLOT_OPTIONS and key != "header":
+                    if not isinstance(flag, str) or not flag:
+                        raise self.wrong(f"{field_name}.{raw}.{key}", flag, "a string")
+                    plot.append((key, flag))
+                elif not isinstance(flag, bool):
                     raise self.wrong(f"{field_name}.{raw}.{key}", flag, "true or false")
+                elif key == "header":
+                    plot.append((key, flag))
             path = self.path(wdir, raw, field_name, i)
             cache = options.get("cache", kind == "out")
-            found.append(Output(path, kind, cache, options.get("persist", False)))
+            found.append(Output(path, kind, cache, options.get("persist", False), tuple(plot)))
         return found
 
     def params(self, wdir: str, value: Any) -> tuple[ParamsRef, ...]:

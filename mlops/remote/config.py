@@ -106,12 +106,17 @@ def get_remote(repo: Repo, name: str | None = None) -> RemoteSpec:
     return remotes[name]
 
 
+def check_remote_name(name: str) -> None:
+    """A remote name is letters, digits, '-' and '_'; anything else is a ConfigError."""
+    if not _NAME.fullmatch(name):
+        raise ConfigError(f"invalid remote name {name!r}: use letters, digits, '-' and '_' only")
+
+
 def add_remote(
     repo: Repo, name: str, url: str, default: bool = False, local: bool = False
 ) -> RemoteSpec:
     """Configure a new remote; with ``default`` it becomes ``core.remote``."""
-    if not _NAME.fullmatch(name):
-        raise ConfigError(f"invalid remote name {name!r}: use letters, digits, '-' and '_' only")
+    check_remote_name(name)
     if any(r.name == name for r in list_remotes(repo)):
         raise ConfigError(
             f"remote {name!r} already exists; change it with `mlops remote modify {name} url URL`"

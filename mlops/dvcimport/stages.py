@@ -1,0 +1,220 @@
+"""``dvc.yaml`` as ``mlops.yaml``: what has an equivalent is carried over as written, the
+rest is listed with its line and left out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops.dvcimport.dvcfiles import DVC_YAML, Note, is_url
+from mlops.errors import InputError, PipelineError
+from mlops.pipeline.schema import OUTPUT_OPTIONS, PLOT_OPTIONS, Pipeline, parse_pipeline
+from mlops.yamlio import YamlProblem, parse_yaml_lines
+
+# Copied as they are: mlops reads them as DVC does.
+_SAME = ("cmd", "wdir", "deps", "params", "outs", "metrics", "plots", "desc", "always_changed")
+_INTERPOLATION = re.compile(r"(?<!\\)\$\{\s*([^}]*?)\s*\}")
+_FOREACH_REF = re.compile(r"(item|key)(\.[^\s.]+)*")
+_WHY_VARS = "uses ${...} values from vars or params files, which mlops does not interpolate"
+
+
+@dataclass(frozen=True)
+class Converted:
+    """The mlops.yaml document, its parsed pipeline, and what was left out."""
+
+    doc: dict[str, Any]
+    pipeline: Pipeline
+    notes: tuple[Note, ...]
+
+
+def convert_pipeline(root: Path) -> Converted:
+    """``root/dvc.yaml`` as an mlops pipeline (empty when there is none)."""
+    from mlops.gitutil import worktree_files
+
+    # mlops has one pipeline file: the pipelines of sub-folders are listed, not merged.
+    nested = tuple(
+        Note(f"{rel}:1", "the pipeline of a sub-folder", "mlops has one mlops.yaml at the root")
+        for rel in worktree_files(root, f"*/{DVC_YAML}")
+    )
+    converted = _convert_root(root)
+    return Converted(converted.doc, converted.pipeline, (*converted.notes, *nested))
+
+
+def _convert_root(root: Path) -> Converted:
+    path = root / DVC_YAML
+    if not path.is_file():
+        return Converted({}, Pipeline({}, {}), ())
+    try:
+        doc, lines = parse_yaml_lines(path.read_bytes())
+    except YamlProblem as exc:
+        raise InputError(exc.located(DVC_YAML)) from None
+    if doc is None:
+        return Converted({}, Pipeline({}, {}), ())
+    if not isinstance(doc, dict) or not isinstance(doc.get("stages", {}), dict):
+        raise InputError(f"{DVC_YAML}: expected a mapping with 'stages:'")
+    notes: list[Note] = []
+
+    def note(keys: tuple[Any, ...], what: str, why: str) -> None:
+        notes.append(Note(f"{DVC_YAML}:{_line(lines, keys)}", what, why))
+
+    for key in doc:
+        if key == "vars":
+            note((key,), "vars", "mlops has no vars yet: stages that use them are left out")
+        elif key in ("metrics", "params", "artifacts", "datasets"):
+            note((key,), f"top-level {key}", "mlops has no such section")
+        elif key not in ("stages", "plots"):
+            note((key,), f"top-level {key!r}", "unknown to mlops")
+    stages: dict[str, Any] = {}
+    for name, body in (doc.get("stages") or {}).items():
+        keys = ("stages", name)
+        converted = _stage(str(name), body, keys, note)
+        if converted is None:
+            continue
+        try:  # what mlops would refuse is left out with its reason, not half-imported
+            parse_pipeline(_dump({"stages": {name: converted}}))
+        except PipelineError as exc:
+            note(keys, f"stage {name}", exc.message.partition(": ")[2] or exc.message)
+            continue
+        stages[str(name)] = converted
+    result: dict[str, Any] = {"stages": stages}
+    plots = doc.get("plots")
+    if plots:
+        if _refs(plots):
+            note(("plots",), "plots", _WHY_VARS)
+        else:
+            result["plots"] = plots
+    return Converted(result, parse_pipeline(_dump(result)), tuple(notes))
+
+
+def _stage(name: str, body: Any, keys: tuple[Any, ...], note: Any) -> dict[str, Any] | None:
+    """One stage's mlops form, or None (with a note) when it cannot be carried over."""
+    if not isinstance(body, dict):
+        note(keys, f"stage {name}", "not a mapping")
+        return None
+    for key in ("matrix", "vars"):
+        if key in body:
+            note((*keys, key), f"stage {name}", f"mlops has no stage {key} yet")
+            return None
+    if body.get("frozen"):
+        note((*keys, "frozen"), f"stage {name}", "frozen: mlops has no frozen stages yet")
+        return None
+    if "foreach" in body:
+        items = body["foreach"]
+        if not isinstance(items, list | dict) or _refs(items):
+            note((*keys, "foreach"), f"stage {name}", _WHY_VARS)
+            return None
+        template = body.get("do")
+        if not isinstance(template, dict):
+            note(keys, f"stage {name}", "'foreach' without a 'do:' mapping")
+            return None
+        if any(not _FOREACH_REF.fullmatch(ref) for ref in _refs(template)):
+            note((*keys, "do"), f"stage {name}", _WHY_VARS)
+            return None
+        converted = _body(name, template, (*keys, "do"), note)
+        return None if converted is None else {"foreach": items, "do": converted}
+    if _refs(body):
+        note(keys, f"stage {name}", _WHY_VARS)
+        return None
+    return _body(name, body, keys, note)
+
+
+def _body(name: str, body: dict[str, Any], keys: tuple[Any, ...], note: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "frozen":  # false: nothing to carry over
+            continue
+        if key not in _SAME:
+            note((*keys, key), f"{key!r} of stage {name}", "mlops has no such stage key")
+            continue
+        if key == "deps" and isinstance(value, list):
+            value = [d for d in value if not _external(d, name, (*keys, key), note)]
+        elif key == "params" and isinstance(value, list):
+            value = _params(name, value, (*keys, key), note)
+        elif key in ("outs", "metrics", "plots") and isinstance(value, list):
+            value = [
+                _output(name, key, item, (*keys, key, i), note) for i, item in enumerate(value)
+            ]
+        out[key] = value
+    return out
+
+
+def _external(dep: Any, stage: str, keys: tuple[Any, ...], note: Any) -> bool:
+    if isinstance(dep, str) and is_url(dep):
+        note(keys, f"dep {dep} of stage {stage}", "mlops tracks files in the repository only")
+        return True
+    return False
+
+
+def _params(stage: str, value: list[Any], keys: tuple[Any, ...], note: Any) -> list[Any]:
+    kept = []
+    for i, item in enumerate(value):
+        if isinstance(item, dict):
+            files = {}
+            for file, names in item.items():
+                if str(file).endswith(".py"):
+                    note(
+                        (*keys, i),
+                        f"params file {file} of stage {stage}",
+                        "mlops reads YAML, JSON and TOML params files only",
+                    )
+                else:
+                    files[file] = names
+            if files:
+                kept.append(files)
+        else:
+            kept.append(item)
+    return kept
+
+
+def _output(stage: str, field: str, item: Any, keys: tuple[Any, ...], note: Any) -> Any:
+    if not isinstance(item, dict) or len(item) != 1:
+        return item
+    ((path, options),) = item.items()
+    if not isinstance(options, dict):
+        return item
+    allowed = OUTPUT_OPTIONS + (PLOT_OPTIONS if field == "plots" else ())
+    kept = {}
+    for key, value in options.items():
+        if key in allowed:
+            kept[key] = value
+        else:
+            note(
+                (*keys, path, key),
+                f"option {key!r} of {path} in stage {stage}",
+                "mlops has no such output option",
+            )
+    return {path: kept} if kept else path
+
+
+def _refs(value: Any) -> list[str]:
+    """Every ``${...}`` reference in the strings (and keys) of ``value``."""
+    if isinstance(value, str):
+        return _INTERPOLATION.findall(value)
+    if isinstance(value, list):
+        return [ref for item in value for ref in _refs(item)]
+    if isinstance(value, dict):
+        return [ref for k, v in value.items() for ref in (*_refs(k), *_refs(v))]
+    return []
+
+
+def _line(lines: dict[tuple[Any, ...], int], keys: tuple[Any, ...]) -> int:
+    while keys and keys not in lines:
+        keys = keys[:-1]
+    return lines.get(keys, 1)
+
+
+def _dump(doc: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1 << 16)
+
+
+def pipeline_text(converted: Converted) -> str:
+    """mlops.yaml's text: a header naming what was left out, then the document."""
+    header = ["# Imported from dvc.yaml by `mlops import-dvc` (dvc.yaml is left as it was)."]
+    if converted.notes:
+        header.append("# Not imported:")
+        header += [f"#   {note}" for note in converted.notes]
+    return "\n".join(header) + "\n" + _dump(converted.doc)

@@ -785,7 +785,8 @@ def every_publication(
     kills: Kills, reset: Callable[[], None], args: tuple[str, ...], inspect: Callable[[], list[str]]
 ) -> None:
     """Kill ``mlops ARGS`` at each of its publishing calls in turn, from the same start;
-    after each, inspect and run it again to completion."""
+    after each, inspect and run it again to completion. (strace counts the calls of each
+    thread apart: ``-j 1`` makes every call of a transfer a kill point of its own.)"""
     for n in range(1, 200):
         reset()
         if not traced(kills.repo, n, *args):
@@ -869,6 +870,53 @@ def test_killed_at_each_publication_of_run(tmp_path: Path) -> None:
 
     every_publication(kills, reset, ("run",), inspect)
     kills.done()
+
+
+@needs_strace
+def test_killed_at_each_publication_of_push_and_pull(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "repo", "copy")
+    commit_data(repo, "v1", "data", count=FEW)
+    store = tmp_path / "store"
+    assert run_cli(repo, "remote", "add", "origin", str(store), "--default").exit_code == 0
+    git(repo, "commit", "-qam", "remote")
+    pushes = Kills("push-each/copy", repo=repo)
+    push = ("push", "-j", "1")
+    every_publication(pushes, lambda: remove_tree(store), push, lambda: remote_problems(store))
+    assert remote_problems(store, finished=True) == []
+    pulls = Kills("pull-each/copy", repo=repo)
+
+    def inspect() -> list[str]:
+        problems = cache_problems(repo) + visible_problems(repo, expect(FEW, data=("v1",)))
+        return problems + git_problems(repo, set()) + status_problems(repo, ("data",))
+
+    def reset() -> None:
+        for name in ("data", ".mlops/cache"):
+            remove_tree(repo / name)
+
+    every_publication(pulls, reset, ("pull", "-j", "1"), inspect)
+    pushes.done()
+    pulls.done()
+
+
+def test_a_zombie_owns_no_temporaries(tmp_path: Path) -> None:
+    """A worker killed with its parent may never be reaped (PID 1 of a container): its
+    temporaries are swept all the same; a live process's are kept."""
+    from mlops.fsutil import sweep_temporaries
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[0] != b"Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        (tmp_path / f"{pid}-0.mlops-tmp").write_text("partial")
+        (tmp_path / f"{os.getpid()}-0.mlops-tmp").write_text("mine")
+        assert sweep_temporaries(tmp_path) == 1
+        assert os.listdir(tmp_path) == [f"{os.getpid()}-0.mlops-tmp"]
+    finally:
+        os.waitpid(pid, 0)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -796,6 +796,9 @@ def every_publication(
         if result.exit_code != 0:
             kills.problems.append(f"n={n}: the rerun failed: {result.stderr.strip()}")
     kills.finished_first = 1
+    # What the killed ones left in .mlops/ went with the reruns.
+    left = [str(p) for p in (kills.repo / ".mlops").rglob("*.mlops-tmp")]
+    assert not left, f"{kills.name}: temporaries never swept: {left[:3]}"
 
 
 needs_strace = pytest.mark.skipif(

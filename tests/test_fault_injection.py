@@ -24,10 +24,12 @@ import pytest
 from blake3 import blake3
 from conftest import git, run_cli
 
-FILES = 240
+FILES = 160
 # More than SHARE_MIN_FILES: the forked worker processes are in play too.
 MANY_FILES = 1200
-BIG_FILES = 12  # above the pack threshold: each is a loose object on the remote
+BIG_FILES = 8  # above the pack threshold: each is a loose object on the remote
+# Small files for the transfers: more than a pack's minimum.
+PACKED = 64
 BIG_SIZE = 300 << 10
 # Where each start is killed: fractions of the files, objects or outputs the command writes.
 FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.8)
@@ -446,7 +448,7 @@ def pushed_repo(tmp_path: Path, mode: str) -> tuple[Path, Path]:
     """A repository with data/ (packed) and models/ (loose objects) committed, and a
     local-folder remote ``store`` that has nothing yet."""
     repo = new_repo(tmp_path / "repo", mode)
-    commit_data(repo, "v1", "data", "models")
+    commit_data(repo, "v1", "data", "models", count=PACKED)
     store = tmp_path / "store"
     assert run_cli(repo, "remote", "add", "origin", str(store), "--default").exit_code == 0
     git(repo, "commit", "-qam", "remote")
@@ -500,7 +502,7 @@ def cache_problems(repo: Path) -> list[str]:
 @pytest.mark.parametrize("mode", MODES)
 def test_killed_push_to_a_folder(tmp_path: Path, mode: str) -> None:
     repo, store = pushed_repo(tmp_path, mode)
-    allowed = expect(data=("v1",), models=("v1",))
+    allowed = expect(PACKED, data=("v1",), models=("v1",))
     kills = Kills(f"push/{mode}")
 
     def inspect() -> list[str]:
@@ -551,7 +553,7 @@ def test_killed_pull(tmp_path: Path, mode: str) -> None:
     objects = cache_count(repo)
     for name in (".mlops/cache", "data", "models"):
         remove_tree(repo / name)
-    allowed = expect(data=("v1",), models=("v1",))
+    allowed = expect(PACKED, data=("v1",), models=("v1",))
     kills = Kills(f"pull/{mode}")
 
     def progress() -> int:
@@ -562,7 +564,7 @@ def test_killed_pull(tmp_path: Path, mode: str) -> None:
         problems += git_problems(repo, set())
         return problems + status_problems(repo, ("data", "models"))
 
-    total = objects + FILES + BIG_FILES
+    total = objects + PACKED + BIG_FILES
     chain(kills, lambda: start(repo, "pull", "-j", "1"), progress, total, inspect)
     finish(repo, "pull")
     for name in ("data", "models"):
@@ -635,7 +637,7 @@ def test_killed_push_to_s3(
 
 # run --------------------------------------------------------------------------------------
 
-OUTPUTS = 300
+OUTPUTS = 160
 MAKE = f"""\
 import pathlib, sys
 out = pathlib.Path("out")

@@ -5,6 +5,9 @@ Each test starts the real command (``python -m mlops ...``), polls for the files
 SIGKILL once k is reached; then it checks what the user and Git can see, that ``status``
 tells the truth, and starts the command again from the interrupted state, killing it at
 the next k. The last start must complete, without ``--force``, and leave no temporary.
+
+Polling rarely lands in the instant between a small file's temporary and its rename, so
+where strace is installed it also kills each command exactly at each of its renames.
 """
 
 from __future__ import annotations
@@ -88,11 +91,11 @@ def start(repo: Path, *args: str) -> subprocess.Popen[bytes]:
 
 
 def kill_when(
-    proc: subprocess.Popen[bytes], reached: Callable[[], bool], interval: float = 0.001
+    proc: subprocess.Popen[bytes], progress: Callable[[], int], target: int, interval: float
 ) -> bool:
-    """SIGKILL ``proc`` once ``reached()``; False if it ended before that."""
+    """SIGKILL ``proc`` once ``progress()`` reaches ``target``; False if it ended first."""
     deadline = time.monotonic() + 60
-    while not reached():
+    while progress() < target:
         if proc.poll() is not None:
             return False
         assert time.monotonic() < deadline, "the command made no progress in 60 s"
@@ -137,7 +140,6 @@ class Kills:
     """The kill points of one command in one link mode."""
 
     name: str
-    repo: Path = Path()
     tried: int = 0
     left_behind: int = 0
     finished_first: int = 0
@@ -169,10 +171,8 @@ def chain(
     """Start the command once per fraction, killing it when ``progress()`` reaches that
     fraction of ``total`` (at least one); inspect what is left after each kill."""
     for fraction in FRACTIONS:
-        target = max(1, int(total * fraction))
         proc = launch()
-        reached = lambda target=target: progress() >= target  # type: ignore[misc]  # noqa: E731
-        killed = kill_when(proc, reached, interval)
+        killed = kill_when(proc, progress, max(1, int(total * fraction)), interval)
         kills.record(killed, inspect() if killed else [])
 
 
@@ -728,7 +728,8 @@ def kill_with_orphans(repo: Path, tmp_path: Path, argv: tuple[str, ...]) -> None
     child runs; its whole process group must go, and late.txt never appear."""
     pid_file, ready = tmp_path / "group.pid", tmp_path / "ready"
     proc = start(repo, *argv)
-    assert kill_when(proc, lambda: ready.exists() and pid_file.exists()), "never started"
+    started = lambda: int(ready.exists() and pid_file.exists())  # noqa: E731
+    assert kill_when(proc, started, 1, 0.005), "the command never started"
     pgid = int(pid_file.read_text())
     assert group_gone(pgid), "the command's processes outlived mlops"
     assert not (repo / "late.txt").exists()
@@ -784,22 +785,26 @@ def traced(repo: Path, n: int, *args: str) -> bool:
 
 
 def every_publication(
-    kills: Kills, reset: Callable[[], None], args: tuple[str, ...], inspect: Callable[[], list[str]]
+    kills: Kills,
+    repo: Path,
+    reset: Callable[[], None],
+    args: tuple[str, ...],
+    inspect: Callable[[], list[str]],
 ) -> None:
     """Kill ``mlops ARGS`` at each of its publishing calls in turn, from the same start;
     after each, inspect and run it again to completion. (strace counts the calls of each
     thread apart: ``-j 1`` makes every call of a transfer a kill point of its own.)"""
     for n in range(1, 200):
         reset()
-        if not traced(kills.repo, n, *args):
+        if not traced(repo, n, *args):
             break
         kills.record(True, inspect())
-        result = run_cli(kills.repo, *args)
+        result = run_cli(repo, *args)
         if result.exit_code != 0:
             kills.problems.append(f"n={n}: the rerun failed: {result.stderr.strip()}")
     kills.finished_first = 1
     # What the killed ones left in .mlops/ went with the reruns.
-    left = [str(p) for p in (kills.repo / ".mlops").rglob("*.mlops-tmp")]
+    left = [str(p) for p in (repo / ".mlops").rglob("*.mlops-tmp")]
     assert not left, f"{kills.name}: temporaries never swept: {left[:3]}"
 
 
@@ -817,7 +822,7 @@ def test_killed_at_each_publication_of_add(tmp_path: Path, mode: str) -> None:
     repo = new_repo(tmp_path / "repo", mode)
     allowed = expect(FEW, data=("v1",))
     allowed["one.txt"] = {b"one"}
-    kills = Kills(f"add-each/{mode}", repo=repo)
+    kills = Kills(f"add-each/{mode}")
 
     def reset() -> None:
         for name in ("data", "data.mlops", "one.txt", "one.txt.mlops", ".gitignore"):
@@ -831,7 +836,7 @@ def test_killed_at_each_publication_of_add(tmp_path: Path, mode: str) -> None:
         shown = set(allowed) | {".gitignore", "data.mlops", "one.txt.mlops"}
         return problems + git_problems(repo, shown) + status_problems(repo, ("data",))
 
-    every_publication(kills, reset, ("add", "data", "one.txt"), inspect)
+    every_publication(kills, repo, reset, ("add", "data", "one.txt"), inspect)
     kills.done()
 
 
@@ -840,13 +845,13 @@ def test_killed_at_each_publication_of_add(tmp_path: Path, mode: str) -> None:
 def test_killed_at_each_publication_of_checkout(tmp_path: Path, mode: str) -> None:
     repo = new_repo(tmp_path / "repo", mode)
     commit_data(repo, "v1", "data", count=FEW)
-    kills = Kills(f"checkout-each/{mode}", repo=repo)
+    kills = Kills(f"checkout-each/{mode}")
 
     def inspect() -> list[str]:
         problems = visible_problems(repo, expect(FEW, data=("v1",)))
         return problems + git_problems(repo, set()) + status_problems(repo, ("data",))
 
-    every_publication(kills, lambda: remove_tree(repo / "data"), ("checkout",), inspect)
+    every_publication(kills, repo, lambda: remove_tree(repo / "data"), ("checkout",), inspect)
     kills.done()
 
 
@@ -859,7 +864,7 @@ def test_killed_at_each_publication_of_run(tmp_path: Path) -> None:
     )
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "pipeline")
-    kills = Kills("run-each/copy", repo=repo)
+    kills = Kills("run-each/copy")
 
     def reset() -> None:
         for name in ("out", "mlops.lock", ".gitignore", ".mlops/cache"):
@@ -873,7 +878,7 @@ def test_killed_at_each_publication_of_run(tmp_path: Path) -> None:
         problems += git_problems(repo, {"out/a", "out/b", "mlops.lock", ".gitignore"})
         return problems + stage_problems(repo)
 
-    every_publication(kills, reset, ("run",), inspect)
+    every_publication(kills, repo, reset, ("run",), inspect)
     kills.done()
 
 
@@ -884,11 +889,13 @@ def test_killed_at_each_publication_of_push_and_pull(tmp_path: Path) -> None:
     store = tmp_path / "store"
     assert run_cli(repo, "remote", "add", "origin", str(store), "--default").exit_code == 0
     git(repo, "commit", "-qam", "remote")
-    pushes = Kills("push-each/copy", repo=repo)
+    pushes = Kills("push-each/copy")
     push = ("push", "-j", "1")
-    every_publication(pushes, lambda: remove_tree(store), push, lambda: remote_problems(store))
+    every_publication(
+        pushes, repo, lambda: remove_tree(store), push, lambda: remote_problems(store)
+    )
     assert remote_problems(store, finished=True) == []
-    pulls = Kills("pull-each/copy", repo=repo)
+    pulls = Kills("pull-each/copy")
 
     def inspect() -> list[str]:
         problems = cache_problems(repo) + visible_problems(repo, expect(FEW, data=("v1",)))
@@ -898,7 +905,7 @@ def test_killed_at_each_publication_of_push_and_pull(tmp_path: Path) -> None:
         for name in ("data", ".mlops/cache"):
             remove_tree(repo / name)
 
-    every_publication(pulls, reset, ("pull", "-j", "1"), inspect)
+    every_publication(pulls, repo, reset, ("pull", "-j", "1"), inspect)
     pushes.done()
     pulls.done()
 

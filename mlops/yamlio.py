@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops.fsutil import atomic_write_bytes
+from mlops.fsutil import atomic_write_bytes, sweep_temporaries
 from mlops.storage.hashing import hash_bytes
 
 # Where each node of a document starts: its path of keys and indexes -> its 1-based line.
@@ -296,6 +296,7 @@ def _remembered(data: bytes, folder: Path | None, kind: str, parse: Callable[[by
 
 
 def _trim(folder: Path) -> None:
+    sweep_temporaries(folder)  # the hidden temporaries of writers killed before their rename
     entries = [e for e in os.scandir(folder) if not e.name.startswith(".")]
     if len(entries) > _KEEP:
         entries.sort(key=lambda e: e.stat().st_mtime_ns)

@@ -5,6 +5,9 @@ Each test starts the real command (``python -m mlops ...``), polls for the files
 SIGKILL once k is reached; then it checks what the user and Git can see, that ``status``
 tells the truth, and starts the command again from the interrupted state, killing it at
 the next k. The last start must complete, without ``--force``, and leave no temporary.
+
+Polling rarely lands in the instant between a small file's temporary and its rename, so
+where strace is installed it also kills each command exactly at each of its renames.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import pytest
 from blake3 import blake3
 from conftest import git, run_cli
 
-FILES = 240
+FILES = 160
 # More than SHARE_MIN_FILES: the forked worker processes are in play too.
 MANY_FILES = 1200
-BIG_FILES = 12  # above the pack threshold: each is a loose object on the remote
+BIG_FILES = 8  # above the pack threshold: each is a loose object on the remote
+# Small files for the transfers: more than a pack's minimum.
+PACKED = 64
 BIG_SIZE = 300 << 10
 # Where each start is killed: fractions of the files, objects or outputs the command writes.
 FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.8)
@@ -86,11 +91,11 @@ def start(repo: Path, *args: str) -> subprocess.Popen[bytes]:
 
 
 def kill_when(
-    proc: subprocess.Popen[bytes], reached: Callable[[], bool], interval: float = 0.001
+    proc: subprocess.Popen[bytes], progress: Callable[[], int], target: int, interval: float
 ) -> bool:
-    """SIGKILL ``proc`` once ``reached()``; False if it ended before that."""
+    """SIGKILL ``proc`` once ``progress()`` reaches ``target``; False if it ended first."""
     deadline = time.monotonic() + 60
-    while not reached():
+    while progress() < target:
         if proc.poll() is not None:
             return False
         assert time.monotonic() < deadline, "the command made no progress in 60 s"
@@ -135,7 +140,6 @@ class Kills:
     """The kill points of one command in one link mode."""
 
     name: str
-    repo: Path = Path()
     tried: int = 0
     left_behind: int = 0
     finished_first: int = 0
@@ -167,10 +171,8 @@ def chain(
     """Start the command once per fraction, killing it when ``progress()`` reaches that
     fraction of ``total`` (at least one); inspect what is left after each kill."""
     for fraction in FRACTIONS:
-        target = max(1, int(total * fraction))
         proc = launch()
-        reached = lambda target=target: progress() >= target  # type: ignore[misc]  # noqa: E731
-        killed = kill_when(proc, reached, interval)
+        killed = kill_when(proc, progress, max(1, int(total * fraction)), interval)
         kills.record(killed, inspect() if killed else [])
 
 
@@ -446,7 +448,7 @@ def pushed_repo(tmp_path: Path, mode: str) -> tuple[Path, Path]:
     """A repository with data/ (packed) and models/ (loose objects) committed, and a
     local-folder remote ``store`` that has nothing yet."""
     repo = new_repo(tmp_path / "repo", mode)
-    commit_data(repo, "v1", "data", "models")
+    commit_data(repo, "v1", "data", "models", count=PACKED)
     store = tmp_path / "store"
     assert run_cli(repo, "remote", "add", "origin", str(store), "--default").exit_code == 0
     git(repo, "commit", "-qam", "remote")
@@ -500,7 +502,7 @@ def cache_problems(repo: Path) -> list[str]:
 @pytest.mark.parametrize("mode", MODES)
 def test_killed_push_to_a_folder(tmp_path: Path, mode: str) -> None:
     repo, store = pushed_repo(tmp_path, mode)
-    allowed = expect(data=("v1",), models=("v1",))
+    allowed = expect(PACKED, data=("v1",), models=("v1",))
     kills = Kills(f"push/{mode}")
 
     def inspect() -> list[str]:
@@ -551,7 +553,7 @@ def test_killed_pull(tmp_path: Path, mode: str) -> None:
     objects = cache_count(repo)
     for name in (".mlops/cache", "data", "models"):
         remove_tree(repo / name)
-    allowed = expect(data=("v1",), models=("v1",))
+    allowed = expect(PACKED, data=("v1",), models=("v1",))
     kills = Kills(f"pull/{mode}")
 
     def progress() -> int:
@@ -562,7 +564,7 @@ def test_killed_pull(tmp_path: Path, mode: str) -> None:
         problems += git_problems(repo, set())
         return problems + status_problems(repo, ("data", "models"))
 
-    total = objects + FILES + BIG_FILES
+    total = objects + PACKED + BIG_FILES
     chain(kills, lambda: start(repo, "pull", "-j", "1"), progress, total, inspect)
     finish(repo, "pull")
     for name in ("data", "models"):
@@ -635,7 +637,7 @@ def test_killed_push_to_s3(
 
 # run --------------------------------------------------------------------------------------
 
-OUTPUTS = 300
+OUTPUTS = 160
 MAKE = f"""\
 import pathlib, sys
 out = pathlib.Path("out")
@@ -726,7 +728,8 @@ def kill_with_orphans(repo: Path, tmp_path: Path, argv: tuple[str, ...]) -> None
     child runs; its whole process group must go, and late.txt never appear."""
     pid_file, ready = tmp_path / "group.pid", tmp_path / "ready"
     proc = start(repo, *argv)
-    assert kill_when(proc, lambda: ready.exists() and pid_file.exists()), "never started"
+    started = lambda: int(ready.exists() and pid_file.exists())  # noqa: E731
+    assert kill_when(proc, started, 1, 0.005), "the command never started"
     pgid = int(pid_file.read_text())
     assert group_gone(pgid), "the command's processes outlived mlops"
     assert not (repo / "late.txt").exists()
@@ -782,19 +785,27 @@ def traced(repo: Path, n: int, *args: str) -> bool:
 
 
 def every_publication(
-    kills: Kills, reset: Callable[[], None], args: tuple[str, ...], inspect: Callable[[], list[str]]
+    kills: Kills,
+    repo: Path,
+    reset: Callable[[], None],
+    args: tuple[str, ...],
+    inspect: Callable[[], list[str]],
 ) -> None:
     """Kill ``mlops ARGS`` at each of its publishing calls in turn, from the same start;
-    after each, inspect and run it again to completion."""
+    after each, inspect and run it again to completion. (strace counts the calls of each
+    thread apart: ``-j 1`` makes every call of a transfer a kill point of its own.)"""
     for n in range(1, 200):
         reset()
-        if not traced(kills.repo, n, *args):
+        if not traced(repo, n, *args):
             break
         kills.record(True, inspect())
-        result = run_cli(kills.repo, *args)
+        result = run_cli(repo, *args)
         if result.exit_code != 0:
             kills.problems.append(f"n={n}: the rerun failed: {result.stderr.strip()}")
     kills.finished_first = 1
+    # What the killed ones left in .mlops/ went with the reruns.
+    left = [str(p) for p in (repo / ".mlops").rglob("*.mlops-tmp")]
+    assert not left, f"{kills.name}: temporaries never swept: {left[:3]}"
 
 
 needs_strace = pytest.mark.skipif(
@@ -811,7 +822,7 @@ def test_killed_at_each_publication_of_add(tmp_path: Path, mode: str) -> None:
     repo = new_repo(tmp_path / "repo", mode)
     allowed = expect(FEW, data=("v1",))
     allowed["one.txt"] = {b"one"}
-    kills = Kills(f"add-each/{mode}", repo=repo)
+    kills = Kills(f"add-each/{mode}")
 
     def reset() -> None:
         for name in ("data", "data.mlops", "one.txt", "one.txt.mlops", ".gitignore"):
@@ -825,7 +836,7 @@ def test_killed_at_each_publication_of_add(tmp_path: Path, mode: str) -> None:
         shown = set(allowed) | {".gitignore", "data.mlops", "one.txt.mlops"}
         return problems + git_problems(repo, shown) + status_problems(repo, ("data",))
 
-    every_publication(kills, reset, ("add", "data", "one.txt"), inspect)
+    every_publication(kills, repo, reset, ("add", "data", "one.txt"), inspect)
     kills.done()
 
 
@@ -834,13 +845,13 @@ def test_killed_at_each_publication_of_add(tmp_path: Path, mode: str) -> None:
 def test_killed_at_each_publication_of_checkout(tmp_path: Path, mode: str) -> None:
     repo = new_repo(tmp_path / "repo", mode)
     commit_data(repo, "v1", "data", count=FEW)
-    kills = Kills(f"checkout-each/{mode}", repo=repo)
+    kills = Kills(f"checkout-each/{mode}")
 
     def inspect() -> list[str]:
         problems = visible_problems(repo, expect(FEW, data=("v1",)))
         return problems + git_problems(repo, set()) + status_problems(repo, ("data",))
 
-    every_publication(kills, lambda: remove_tree(repo / "data"), ("checkout",), inspect)
+    every_publication(kills, repo, lambda: remove_tree(repo / "data"), ("checkout",), inspect)
     kills.done()
 
 
@@ -853,7 +864,7 @@ def test_killed_at_each_publication_of_run(tmp_path: Path) -> None:
     )
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "pipeline")
-    kills = Kills("run-each/copy", repo=repo)
+    kills = Kills("run-each/copy")
 
     def reset() -> None:
         for name in ("out", "mlops.lock", ".gitignore", ".mlops/cache"):
@@ -867,8 +878,57 @@ def test_killed_at_each_publication_of_run(tmp_path: Path) -> None:
         problems += git_problems(repo, {"out/a", "out/b", "mlops.lock", ".gitignore"})
         return problems + stage_problems(repo)
 
-    every_publication(kills, reset, ("run",), inspect)
+    every_publication(kills, repo, reset, ("run",), inspect)
     kills.done()
+
+
+@needs_strace
+def test_killed_at_each_publication_of_push_and_pull(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "repo", "copy")
+    commit_data(repo, "v1", "data", count=FEW)
+    store = tmp_path / "store"
+    assert run_cli(repo, "remote", "add", "origin", str(store), "--default").exit_code == 0
+    git(repo, "commit", "-qam", "remote")
+    pushes = Kills("push-each/copy")
+    push = ("push", "-j", "1")
+    every_publication(
+        pushes, repo, lambda: remove_tree(store), push, lambda: remote_problems(store)
+    )
+    assert remote_problems(store, finished=True) == []
+    pulls = Kills("pull-each/copy")
+
+    def inspect() -> list[str]:
+        problems = cache_problems(repo) + visible_problems(repo, expect(FEW, data=("v1",)))
+        return problems + git_problems(repo, set()) + status_problems(repo, ("data",))
+
+    def reset() -> None:
+        for name in ("data", ".mlops/cache"):
+            remove_tree(repo / name)
+
+    every_publication(pulls, repo, reset, ("pull", "-j", "1"), inspect)
+    pushes.done()
+    pulls.done()
+
+
+def test_a_zombie_owns_no_temporaries(tmp_path: Path) -> None:
+    """A worker killed with its parent may never be reaped (PID 1 of a container): its
+    temporaries are swept all the same; a live process's are kept."""
+    from mlops.fsutil import sweep_temporaries
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[0] != b"Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        (tmp_path / f"{pid}-0.mlops-tmp").write_text("partial")
+        (tmp_path / f"{os.getpid()}-0.mlops-tmp").write_text("mine")
+        assert sweep_temporaries(tmp_path) == 1
+        assert os.listdir(tmp_path) == [f"{os.getpid()}-0.mlops-tmp"]
+    finally:
+        os.waitpid(pid, 0)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -24,6 +24,20 @@ _lock = threading.Lock()
 _pipe: int | None = None  # the write end; None until the first group, -1 if unavailable
 
 
+def arm() -> None:
+    """Start the watchdog now, before a group it is to cover: started later, it could
+    come too late for a group whose announcement follows (a busy machine can run the
+    group's first commands before this process gets to announce it)."""
+    with _lock:
+        _arm()
+
+
+def _arm() -> None:
+    global _pipe
+    if _pipe is None:
+        _pipe = _start()
+
+
 def tie(pgid: int) -> None:
     """Kill the process group ``pgid`` when this process ends, unless ``untie`` came first."""
     _send(f"+{pgid}\n")
@@ -37,8 +51,8 @@ def untie(pgid: int) -> None:
 def _send(line: str) -> None:
     global _pipe
     with _lock:
-        if _pipe is None:
-            _pipe = _start()
+        _arm()
+        assert _pipe is not None
         if _pipe < 0:
             return
         try:

@@ -713,6 +713,7 @@ def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome
     from mlops import reaper
 
     cmd, timeout = check.args["cmd"], check.args["timeout"]
+    reaper.arm()
     # A session of its own, so that a timeout stops the command's children too.
     proc = subprocess.Popen(
         cmd,

@@ -77,6 +77,7 @@ def run_command(
     cmd: str, cwd: Path, env: dict[str, str], on_line: OnLine, groups: ProcessGroups
 ) -> CommandResult:
     """Run ``cmd`` with the shell in a new session; call ``on_line`` for each output line."""
+    reaper.arm()  # before the group exists: see ``reaper.arm``
     proc = subprocess.Popen(
         [SHELL, "-c", cmd],
         cwd=cwd,

@@ -556,6 +556,9 @@ class _Run:
         outcome: _Outcome,
     ) -> None:
         stage = planned.stage
+        # The lock records where each output is kept, so that push, pull and gc know it.
+        flags = {o.path: o.cache for o in stage.outputs}
+        outs = tuple(replace(o, cache=flags.get(o.path, o.cache)) for o in outs)
         self.entries[stage.name] = LockEntry(
             cmd=stage.cmd,
             deps=tuple(planned.deps),

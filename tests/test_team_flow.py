@@ -116,7 +116,7 @@ def test_clone_and_pull_bring_the_pipeline_outputs(tmp_path: Path, repo: Path) -
         assert (other / rel).read_bytes() == (repo / rel).read_bytes(), rel
     assert_clean(other)
     ran = json.loads(ok(other, "run", "--json"))
-    assert {s["name"]: s["status"] for s in ran["stages"]} == {
+    assert {s["stage"]: s["status"] for s in ran["stages"]} == {
         "prepare": "skipped",
         "train": "skipped",
     }
@@ -146,7 +146,7 @@ def test_run_after_clone_restores_outputs_without_rewriting_the_lock(
     git(tmp_path, "clone", "-q", str(repo), str(other))
     ok(other, "fetch")
     ran = json.loads(ok(other, "run", "--json"))
-    assert {s["name"]: s["status"] for s in ran["stages"]} == {
+    assert {s["stage"]: s["status"] for s in ran["stages"]} == {
         "prepare": "restored",
         "train": "restored",
     }

@@ -69,14 +69,18 @@ class ScannedFile(NamedTuple):
     st: os.stat_result
 
 
-def find_targets(repo: Repo, paths: list[str] | None = None) -> list[Target]:
-    """Tracked paths in the workspace, optionally limited to ``paths`` (data or pointer paths)."""
+def find_targets(
+    repo: Repo, paths: list[str] | None = None, extra: Sequence[Target] = ()
+) -> list[Target]:
+    """Tracked paths in the workspace, and ``extra`` ones (pipeline outputs), optionally
+    limited to ``paths`` (data or pointer paths)."""
     pointer_files = [repo.root / name for name in worktree_files(repo.root, f"*{SUFFIX}")]
     targets = [
         Target(pf, read_pointer(pf, repo.root))
         for pf in pointer_files
         if pf.is_file() and MLOPS_DIR not in pf.relative_to(repo.root).parts[:1]
     ]
+    targets += extra
     if not paths:
         return targets
     chosen: list[Target] = []

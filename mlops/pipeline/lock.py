@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from mlops.pipeline.revisions import read_paths_at
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
 
 if TYPE_CHECKING:
-    from mlops.data.workspace import Store
+    from mlops.data.workspace import Store, Target
 
 LOCK_FILE = "mlops.lock"
 SCHEMA = 1
@@ -172,19 +173,56 @@ def lock_objects(store: Store, commits: list[str], uncached: bool = False) -> se
             continue
         where = LOCK_FILE if commit is None else f"{LOCK_FILE} at {commit[:10]}"
         entries = parse_lock(data.decode(errors="replace"), where).stages
-        in_git: frozenset[tuple[str, str]] | None = None
-        for name, entry in entries.items():
-            for out in entry.outs:
-                cached = out.cache
-                if cached is None and not uncached:
-                    if in_git is None:
-                        in_git = _uncached_outputs(root, commit)
-                    cached = (name, out.path) not in in_git
-                if cached or uncached:
-                    used.add(out.oid)
-            if entry.record:
-                used.add(entry.record)
+        for _, out in entries_outputs(root, commit, entries, cached_only=not uncached):
+            used.add(out.oid)
+        used.update(entry.record for entry in entries.values() if entry.record)
     return used
+
+
+def output_target(root: Path, out: FileHash) -> Target:
+    """A cached output as a tracked path (with no pointer file), for checkout to place."""
+    from mlops.data.workspace import Target
+    from mlops.storage.pointer import Pointer, pointer_path
+
+    path = root / out.path
+    return Target(pointer_path(path), Pointer(path.name, out.oid, out.size, out.files))
+
+
+def output_targets(root: Path) -> list[Target]:
+    """The cached outputs ``mlops.lock`` in the workspace names, as tracked paths: what
+    ``pull`` places next to the pointer files' data. Each path is checked first: the
+    lock may come from anyone's commit."""
+    from mlops.storage.manifest import is_safe_relpath
+
+    targets = []
+    for name, out in entries_outputs(root, None, read_lock(root).stages, cached_only=True):
+        parts = out.path.split("/")
+        if not is_safe_relpath(out.path) or {".git", ".mlops"} & {p.lower() for p in parts}:
+            raise PipelineError(
+                f"{LOCK_FILE}: stage {name!r} names the unsafe output path {out.path!r}; "
+                "restore the file from Git"
+            )
+        targets.append(output_target(root, out))
+    return targets
+
+
+def entries_outputs(
+    root: Path, commit: str | None, entries: dict[str, LockEntry], cached_only: bool
+) -> Iterator[tuple[str, FileHash]]:
+    """(stage, output) of every output of ``entries`` (the lock at ``commit``; None: the
+    workspace); with ``cached_only``, of those kept in the object store. A lock written
+    before outputs recorded their ``cache`` option is judged by the pipeline file at the
+    same commit."""
+    in_git: frozenset[tuple[str, str]] | None = None
+    for name, entry in entries.items():
+        for out in entry.outs:
+            cached = out.cache
+            if cached is None and cached_only:
+                if in_git is None:
+                    in_git = _uncached_outputs(root, commit)
+                cached = (name, out.path) not in in_git
+            if cached or not cached_only:
+                yield name, out
 
 
 def _uncached_outputs(root: Path, commit: str | None) -> frozenset[tuple[str, str]]:

@@ -36,7 +36,14 @@ from mlops.pipeline.execute import (
     sigint_deferred,
     terminate_as_interrupt,
 )
-from mlops.pipeline.lock import FileHash, Lock, LockEntry, read_lock, write_lock
+from mlops.pipeline.lock import (
+    FileHash,
+    Lock,
+    LockEntry,
+    output_target,
+    read_lock,
+    write_lock,
+)
 from mlops.pipeline.params import ParamValues, flatten, parse_params, stage_params
 from mlops.pipeline.results import (
     HookContext,
@@ -71,7 +78,6 @@ from mlops.runs import (
     open_runs,
 )
 from mlops.storage.hashing import DIR_SUFFIX
-from mlops.storage.pointer import Pointer, pointer_path
 
 __all__ = [
     "LOCK_WAIT",
@@ -400,7 +406,9 @@ class _Run:
         for out in stage.outputs:
             found = by_path[out.path]
             if out.cache:
-                targets.append(_target(self.root, found))
+                targets.append(output_target(self.root, found))
+            elif self._in_workspace(found):
+                continue  # kept by Git, and already as it should be (after a clone, say)
             elif out.kind != "out" and not found.oid.endswith(DIR_SUFFIX):
                 copies.append((out, found))
             else:
@@ -421,6 +429,10 @@ class _Run:
         for out, found in copies:
             atomic_write_bytes(self.root / out.path, cache.read_bytes(found.oid), 0o644)
         return True
+
+    def _in_workspace(self, found: FileHash) -> bool:
+        now = self.hasher.hash(found.path)
+        return now is not None and now.oid == found.oid
 
     # --- running -----------------------------------------------------------------------
 
@@ -651,8 +663,8 @@ class _Run:
                 stages=stages,
             )
             record = replace(record, object_id=self.store.cache.add_bytes(record.canonical_bytes()))
+            lock_written = bool(self.entries) and self._write_lock(record.object_id)
             if self.entries:
-                self._write_lock(record.object_id)
                 from mlops.data.add import ignore_in_git
 
                 ignore_in_git(
@@ -666,19 +678,33 @@ class _Run:
             self.run_id,
             status,
             tuple(self.results[n] for n in self.names),
-            bool(self.entries),
+            lock_written,
             record.ended - record.started,
         )
 
-    def _write_lock(self, record_oid: str) -> None:
+    def _write_lock(self, record_oid: str) -> bool:
+        """Write the new entries into the lock; False when it would not change."""
         old = self.lock.stages
         merged = {}
         for name in self.dag.stages:  # declaration order; stages removed from mlops.yaml go
             if name in self.entries:
-                merged[name] = replace(self.entries[name], record=record_oid)
+                new = self.entries[name]
+                if (
+                    name in old
+                    and self.results[name].status == "restored"
+                    and _same_result(old[name], new)
+                ):
+                    # Outputs restored as locked (after a clone, say): the lock keeps naming
+                    # the run that made them, so it stays byte-identical.
+                    merged[name] = old[name]
+                else:
+                    merged[name] = replace(new, record=record_oid)
             elif name in old:
                 merged[name] = old[name]
+        if list(merged.items()) == list(old.items()):
+            return False
         write_lock(self.root, Lock(merged))
+        return True
 
     def _with_metrics(self, record: StageRecord) -> StageRecord:
         stage = self.dag.stages[record.name]
@@ -693,9 +719,9 @@ class _Run:
         return replace(record, metrics=values)
 
 
-def _target(root: Path, found: FileHash) -> Target:
-    path = root / found.path
-    return Target(pointer_path(path), Pointer(path.name, found.oid, found.size, found.files))
+def _same_result(old: LockEntry, new: LockEntry) -> bool:
+    """Whether two lock entries record the same inputs and outputs (runs aside)."""
+    return replace(old, run="", record="") == replace(new, run="", record="")
 
 
 def _restorable(stage: Stage) -> bool:

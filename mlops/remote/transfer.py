@@ -32,6 +32,7 @@ from mlops.errors import CacheError, MlopsError, RemoteError
 from mlops.fsutil import atomic_write_bytes
 from mlops.gitutil import has_commits, resolve_revision
 from mlops.parallel import Progress
+from mlops.pipeline.lock import output_targets
 from mlops.remote.backend import Backend, open_backend
 from mlops.remote.config import get_remote
 from mlops.remote.packs import (
@@ -161,7 +162,7 @@ def pull(
     with _session(repo, remote, "pull") as (store, backend):
         needed = partial(_needed, store, paths, None)
         fetched = _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
-        targets = find_targets(repo, paths)
+        targets = _targets(repo, paths)
         return PullResult(fetched, checkout_targets(store, targets, force, jobs, progress))
 
 
@@ -195,12 +196,18 @@ def _needed(
     """
     repo = store.repo
     if paths:
-        return _target_objects(store, find_targets(repo, paths))
+        return _target_objects(store, _targets(repo, paths))
     if revisions is not None:
         commits = [resolve_revision(repo.root, rev) for rev in revisions]
     else:
         commits = [resolve_revision(repo.root, "HEAD")] if has_commits(repo.root) else []
     return kept_objects(store, commits, held_only=True) if sharing else used_objects(store, commits)
+
+
+def _targets(repo: Repo, paths: list[str] | None) -> list[Target]:
+    """The tracked paths (``paths`` among them): pointer files' data and the cached
+    pipeline outputs that ``mlops.lock`` names."""
+    return find_targets(repo, paths, output_targets(repo.root))
 
 
 def _target_objects(store: Store, targets: list[Target]) -> set[str]:

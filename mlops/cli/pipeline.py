@@ -308,7 +308,10 @@ def params_diff(
 @metrics_app.command("show")
 def metrics_show(
     all_commits: bool = typer.Option(
-        False, "--all-commits", "-A", help="Also every commit reachable from a branch or tag."
+        False,
+        "--all-commits",
+        "-A",
+        help="Also every commit reachable from a branch, a tag or HEAD.",
     ),
     json: bool = JSON,
 ) -> None:
@@ -342,4 +345,7 @@ def metrics_diff(
     """Metrics compared between commits or with the workspace."""
     from mlops.pipeline.history import metrics_diff as diff
 
-    _show_changes(diff(_repo(), revisions or [], all_rows), "metric", json)
+    result = diff(_repo(), revisions or [], all_rows)
+    _show_changes(result.changes, "metric", json)
+    for note in result.notes:
+        echo(f"note: {note}", err=True)

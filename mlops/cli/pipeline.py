@@ -8,9 +8,10 @@ from typing import Any
 
 import typer
 
-from mlops.cli.app import Options, app, echo, emit_json
+from mlops.cli import complete
+from mlops.cli.app import Options, app, echo, emit_json, json_option
 
-JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+JSON = json_option()
 REVISIONS = typer.Argument(
     None, help="REV_A [REV_B]: compare two commits, or REV_A (default HEAD) with the workspace."
 )
@@ -85,7 +86,9 @@ class _Printer:
 @app.command()
 def run(
     stages: list[str] = typer.Argument(
-        None, help="Stages (or foreach groups) to bring up to date, with their upstream."
+        None,
+        help="Stages (or foreach groups) to bring up to date, with their upstream.",
+        autocompletion=complete.stages,
     ),
     force: bool = typer.Option(False, "--force", "-f", help="Run the stages even if unchanged."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only say what would run."),

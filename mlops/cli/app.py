@@ -39,7 +39,7 @@ class _MlopsGroup(TyperGroup):
                 traceback.print_exception(exc)
             message = f"internal error: {type(exc).__name__}: {exc}"
             if Options.debug:
-                if Options.json:
+                if Options.json and not Options.emitted:
                     emit_json({"error": message, "exit_code": 3})
             else:
                 _error(message + " (run with --debug for the traceback)", 3, prefix="mlops: ")
@@ -50,7 +50,7 @@ def _error(message: str, exit_code: int, prefix: str = "mlops: error: ") -> None
     """One line on standard error; with ``--json`` also a JSON object on standard output,
     so that a script reading one stream sees the failure."""
     sys.stderr.write(f"{prefix}{message}\n")
-    if Options.json:
+    if Options.json and not Options.emitted:  # one JSON document on stdout, never two
         emit_json({"error": message, "exit_code": exit_code})
 
 
@@ -74,6 +74,7 @@ class Options:
     quiet: bool = False
     debug: bool = False
     json: bool = False  # set by a command's --json, which is parsed after the callback
+    emitted: bool = False  # the command printed its JSON document already
 
 
 def _show_version(value: bool) -> None:
@@ -109,11 +110,12 @@ def _root(
     """Version data, models and pipelines next to your Git commits."""
     Options.quiet = quiet
     Options.debug = debug
-    Options.json = False
+    Options.json = Options.emitted = False
 
 
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on standard output (for ``--json``)."""
+    Options.emitted = True
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 

@@ -9,7 +9,7 @@ from mlops.errors import MlopsError
 from mlops.gitutil import branch_commits, has_commits, ignored_by, resolve_revision
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.params import flatten, parse_params, stage_params
-from mlops.pipeline.revisions import read_paths_at
+from mlops.pipeline.revisions import read_paths_at, reader_at
 from mlops.pipeline.schema import DEFAULT_PARAMS_FILE, ParamsRef, Pipeline, Stage
 from mlops.pipeline.schema import parse_pipeline as parse_pipeline_text
 from mlops.repo import Repo
@@ -74,10 +74,11 @@ def _where(commit: str | None, path: str) -> str:
     return path if commit is None else f"{path} at {commit[:10]}"
 
 
-def _parse_at(data: bytes | None, commit: str | None) -> Pipeline | None:
+def _parse_at(repo: Repo, data: bytes | None, commit: str | None) -> Pipeline | None:
     if data is None:
         return None
-    return parse_pipeline_text(data.decode(errors="replace"), _where(commit, PIPELINE_FILE))
+    where = _where(commit, PIPELINE_FILE)
+    return parse_pipeline_text(data, where, read=reader_at(repo.root, commit))
 
 
 def params_at(repo: Repo, commit: str | None) -> Values:
@@ -86,7 +87,7 @@ def params_at(repo: Repo, commit: str | None) -> Values:
     Without a pipeline, every key of ``params.yaml``.
     """
     pipeline = _parse_at(
-        read_paths_at(repo.root, [(commit, PIPELINE_FILE)])[(commit, PIPELINE_FILE)], commit
+        repo, read_paths_at(repo.root, [(commit, PIPELINE_FILE)])[(commit, PIPELINE_FILE)], commit
     )
     stages = list(pipeline.stages.values()) if pipeline else []
     if not stages:
@@ -116,7 +117,7 @@ def metrics_show(repo: Repo, commits: list[str] | None = None) -> list[MetricsAt
     errors: dict[str | None, str] = {}
     for rev in revs:
         try:
-            pipelines[rev] = _parse_at(texts[(rev, PIPELINE_FILE)], rev)
+            pipelines[rev] = _parse_at(repo, texts[(rev, PIPELINE_FILE)], rev)
         except MlopsError as exc:
             if rev is None:
                 raise

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mlops.errors import PipelineError
 from mlops.fsutil import atomic_write_text
 from mlops.pipeline.params import ParamValues
-from mlops.pipeline.revisions import read_paths_at
+from mlops.pipeline.revisions import read_paths_at, reader_at
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
 
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ def _uncached_outputs(root: Path, commit: str | None) -> frozenset[tuple[str, st
     if data is None:
         return frozenset()
     try:
-        pipeline = parse_pipeline(data, PIPELINE_FILE)
+        pipeline = parse_pipeline(data, PIPELINE_FILE, read=reader_at(root, commit))
     except PipelineError:
         return frozenset()
     return frozenset(

@@ -325,6 +325,10 @@ class _Run:
     def _decide(self, name: str) -> _Planned | None:
         """Skip, restore or block the stage now (None), or plan to run it."""
         stage = self.dag.stages[name]
+        if stage.frozen:
+            self._set(stage, "skipped", ["frozen"])
+            self.emit(RunEvent("skipped", name, "frozen"))
+            return None
         bad = [u for u in self.dag.upstream[name] if self._status(u) in _BAD]
         if bad:
             self._set(stage, "blocked", [f"upstream stage {bad[0]!r} did not succeed"])

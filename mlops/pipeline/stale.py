@@ -222,6 +222,9 @@ def evaluate(
     found = []
     for name in names:
         stage = stages[name]
+        if stage.frozen:  # never run again, whatever changed: its lock entry stands
+            found.append(StageStatus(name, ()))
+            continue
         reasons = [f"upstream stage {u!r} is stale" for u in upstream[name] if u in stale]
         if force:
             reasons.append("forced (--force)")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port, git, run_cli, run_subprocess
+from conftest import free_port, run_cli, run_subprocess
 from remote_servers import AzureServer, SshServer, azurite, sshd  # noqa: F401 (fixtures)
 from test_remote import clone, files_of, make_data, s3_remote, track
 

@@ -76,7 +76,8 @@ def test_bars_show_one_second_in_with_every_phase_reported_before(
         while bars.display is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert bars.display is not None
-        shown = {task.description: task for task in bars.display.tasks}
+        with bars.lock:  # the timer thread may still be adding the phases known so far
+            shown = {task.description: task for task in bars.display.tasks}
         assert shown["scanning"].total is None  # not known yet: the bar pulses
         assert (shown["adding"].completed, shown["adding"].total) == (10, 100)
         report("adding", 50, 100)

@@ -152,3 +152,13 @@ def test_run_after_clone_restores_outputs_without_rewriting_the_lock(
     }
     assert (other / "model.bin").read_bytes() == (repo / "model.bin").read_bytes()
     assert (other / "mlops.lock").read_bytes() == lock
+
+
+def test_pull_names_the_stage_output_nobody_pushed(tmp_path: Path, repo: Path) -> None:
+    project(repo)
+    other = tmp_path / "colleague"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    (tmp_path / "store").mkdir()  # the remote exists, but nothing was pushed to it
+    result = run_cli(other, "pull", "model.bin")
+    assert result.exit_code == 1
+    assert "(model.bin)" in result.stderr and "not on the remote" in result.stderr

@@ -227,7 +227,7 @@ def _target_objects(store: Store, targets: list[Target]) -> set[str]:
 
 def _describe(store: Store, oid: str) -> str:
     """A tracked path that needs ``oid`` (for messages), or the bare id."""
-    for target in find_targets(store.repo):
+    for target in _targets(store.repo, None):
         where = target.relpath(store.repo)
         if target.pointer.oid == oid:
             return f"{oid} ({where})"

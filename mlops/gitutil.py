@@ -148,3 +148,25 @@ def all_commits(root: Path) -> list[str]:
     if not has_commits(root):
         return []
     return git(root, "rev-list", "--all").decode().split()
+
+
+def branch_commits(root: Path) -> list[str]:
+    """Every commit reachable from a branch, a tag or HEAD (not other refs: stashes,
+    experiments, notes, remote-tracking branches)."""
+    if not has_commits(root):
+        return []
+    return git(root, "rev-list", "--branches", "--tags", "HEAD").decode().split()
+
+
+def ignored_by(root: Path, path: str) -> str | None:
+    """The ignore rule that makes Git ignore ``path`` (``.gitignore:3: /metrics.json``),
+    or None when Git does not ignore it."""
+    out = git(root, "check-ignore", "-v", "--no-index", "--", path, check=False).decode()
+    line = out.splitlines()[0] if out.strip() else ""
+    if not line or "\t" not in line:
+        return None
+    rule = line.split("\t", 1)[0]  # source:line:pattern
+    source, number, pattern = rule.split(":", 2)
+    if pattern.startswith("!"):  # a negated rule matched: the path is not ignored
+        return None
+    return f"{source}:{number}: {pattern}"

@@ -7,13 +7,16 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 Progress = Callable[[str, int, int], None]
+# How often progress is reported while shares run in worker processes (seconds).
+_REPORT_EVERY = 0.1
 
 
 def default_jobs() -> int:
@@ -78,7 +81,8 @@ def map_shares(
     """
     jobs = min(jobs or default_jobs(), max(len(items), 1))
     cut = [len(items) * k // jobs for k in range(jobs + 1)]
-    shares = [items[cut[k] : cut[k + 1]] for k in range(jobs)]
+    meter = _ShareMeter(jobs, len(items), progress, task)
+    shares = [meter.counted(k, items[cut[k] : cut[k + 1]]) for k in range(jobs)]
     if jobs == 1 or sys.platform != "linux":
         results = [fn(share) for share in shares]
     else:
@@ -86,7 +90,7 @@ def map_shares(
         try:
             results = [fn(shares[0])]
             while pending:
-                results.append(_collect(*pending.pop(0)))
+                results.append(_collect(*pending.pop(0), meter.report))
         finally:
             for pid, fd in pending:  # failed or interrupted: leave nothing running behind us
                 os.close(fd)
@@ -96,6 +100,62 @@ def map_shares(
     if progress and items:
         progress(task, len(items), len(items))
     return results
+
+
+class _ShareMeter:
+    """Counts the items each share has gone through, in memory shared with the forked
+    workers (one 8-byte slot each, written only by its own process), so that the parent
+    reports progress while they run rather than once they are all done."""
+
+    def __init__(self, shares: int, total: int, progress: Progress | None, task: str) -> None:
+        import mmap
+
+        self.total, self.progress, self.task = total, progress, task
+        self.slots = mmap.mmap(-1, 8 * shares) if progress else None
+        self.last = 0.0
+
+    def counted(self, slot: int, share: Sequence[T]) -> Sequence[T]:
+        return share if self.slots is None else _Counted(share, self, slot)
+
+    def tick(self, slot: int, done: int) -> None:
+        assert self.slots is not None
+        self.slots[8 * slot : 8 * slot + 8] = done.to_bytes(8, "little")
+        if slot == 0 and time.monotonic() - self.last >= _REPORT_EVERY:
+            self.report()  # share 0 runs in the parent: it reports for everyone
+
+    def report(self) -> None:
+        if self.slots is None or self.progress is None:
+            return
+        self.last = time.monotonic()
+        view = self.slots
+        done = sum(int.from_bytes(view[i : i + 8], "little") for i in range(0, len(view), 8))
+        self.progress(self.task, min(done, self.total), self.total)
+
+
+class _Counted(Sequence[T]):
+    """A share that counts how far iterating it went."""
+
+    def __init__(self, items: Sequence[T], meter: _ShareMeter, slot: int) -> None:
+        self.items, self.meter, self.slot = items, meter, slot
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
+        return self.items[index]
+
+    def __iter__(self) -> Iterator[T]:
+        for done, item in enumerate(self.items):
+            if done % 16 == 0:
+                self.meter.tick(self.slot, done)
+            yield item
+        self.meter.tick(self.slot, len(self.items))
 
 
 def _fork_share(fn: Callable[[Sequence[T]], R], share: Sequence[T]) -> tuple[int, int]:
@@ -158,11 +218,15 @@ def _pickled_error(exc: BaseException) -> bytes:
         return pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
-def _collect(pid: int, fd: int) -> Any:
-    """The result a child sent; the exception it raised is raised here."""
+def _collect(pid: int, fd: int, waiting: Callable[[], None]) -> Any:
+    """The result a child sent; the exception it raised is raised here. ``waiting`` is
+    called every so often until the child answers (to report progress)."""
     import pickle
+    import select
 
     try:
+        while not select.select([fd], [], [], _REPORT_EVERY)[0]:
+            waiting()
         with os.fdopen(fd, "rb") as pipe:
             data = pipe.read()
     finally:

@@ -79,6 +79,62 @@ def put_state_back(repo: Path, aside: Path) -> None:
         path.rename(repo / ".mlops" / path.name)
 
 
+# Variables through which the user's Git setup would reach the tests' repositories.
+_GIT_ENV = (
+    "GIT_AUTHOR_NAME",
+    "GIT_AUTHOR_EMAIL",
+    "GIT_AUTHOR_DATE",
+    "GIT_COMMITTER_NAME",
+    "GIT_COMMITTER_EMAIL",
+    "GIT_COMMITTER_DATE",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_CONFIG_COUNT",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_TEMPLATE_DIR",
+    "GIT_EXEC_PATH",
+    "EMAIL",
+)
+# What every test's Git sees instead of ~/.gitconfig: the defaults the tests rely on.
+_GLOBAL_GITCONFIG = """\
+[user]
+\tname = Test
+\temail = test@example.com
+[init]
+\tdefaultBranch = main
+[commit]
+\tgpgsign = false
+[tag]
+\tgpgsign = false
+[protocol "file"]
+\tallow = always
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test runs with its own HOME and Git global config, no system config, and no
+    identity from the environment: the user's ~/.gitconfig (hooksPath, gpgsign, pull.rebase,
+    defaultBranch) and GIT_AUTHOR_*/GIT_COMMITTER_* never reach a test."""
+    home = tmp_path_factory.mktemp("home")
+    config = home / ".gitconfig"
+    config.write_text(_GLOBAL_GITCONFIG)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _GIT_ENV:
+            patch.delenv(name, raising=False)
+        patch.setenv("HOME", str(home))
+        patch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+        patch.setenv("GIT_CONFIG_GLOBAL", str(config))
+        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        yield home
+
+
 @pytest.fixture
 def git_repo(tmp_path: Path) -> Path:
     """An empty Git repository."""

@@ -175,3 +175,39 @@ def test_package_versions_come_from_dist_info_names() -> None:
     assert found["mlops"] == importlib.metadata.version("mlops")
     assert found["PyYAML"] == importlib.metadata.version("PyYAML")
     assert "no-such-package-xyz" not in found
+
+
+def _metrics_project(repo: Path, accuracy: float) -> None:
+    write(
+        repo,
+        "mlops.yaml",
+        "stages:\n  evaluate:\n    cmd: echo scored\n    metrics: [metrics.json]\n",
+    )
+    write(repo, "metrics.json", f'{{"accuracy": {accuracy}}}\n')
+
+
+def test_metrics_show_all_commits_is_branches_tags_and_head_only(repo: Path) -> None:
+    _metrics_project(repo, 0.5)
+    first = commit_all(repo, "first")
+    git(repo, "tag", "v1")
+    write(repo, "metrics.json", '{"accuracy": 0.7}\n')
+    # An experiment ref and a stash: not branches or tags, so not listed.
+    git(repo, "stash", "-q")
+    stash = git(repo, "rev-parse", "refs/stash").strip()
+    git(repo, "update-ref", "refs/exps/ab/cdef/exp-1", stash)
+    shown = json.loads(run_cli(repo, "metrics", "show", "--all-commits", "--json").stdout)
+    assert [m["rev"] for m in shown] == ["workspace", first]
+
+
+def test_metrics_diff_says_why_an_ignored_metrics_file_is_missing(repo: Path) -> None:
+    _metrics_project(repo, 0.5)
+    write(repo, ".gitignore", "/metrics.json\n")
+    commit_all(repo, "metrics ignored by mistake")
+    result = run_cli(repo, "metrics", "diff")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1].split() == ["metrics.json", "accuracy", "-", "0.5", "-"]
+    assert "note: metrics.json is not in commit " in result.stderr
+    assert "Git ignores it (.gitignore:1: /metrics.json)" in result.stderr
+    (repo / "metrics.json").unlink()
+    result = run_cli(repo, "metrics", "diff")
+    assert "metrics.json is not in the workspace: run the pipeline" in result.stderr

@@ -24,7 +24,7 @@ class _MlopsGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except MlopsError as exc:
-            sys.stderr.write(f"mlops: error: {exc.message}\n")
+            _error(exc.message, exc.exit_code)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             sys.stderr.write("mlops: interrupted\n")
@@ -42,11 +42,12 @@ class _MlopsGroup(TyperGroup):
                 import traceback
 
                 traceback.print_exception(exc)
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            if Options.debug:
+                if Options.json and not Options.emitted:
+                    emit_json({"error": message, "exit_code": 3})
             else:
-                sys.stderr.write(
-                    f"mlops: internal error: {type(exc).__name__}: {exc} "
-                    "(run with --debug for the traceback)\n"
-                )
+                _error(message + " (run with --debug for the traceback)", 3, prefix="mlops: ")
             ctx.exit(3)
 
 
@@ -98,12 +99,21 @@ _OS_ADVICE = {
 }
 
 
+def _error(message: str, exit_code: int, prefix: str = "mlops: error: ") -> None:
+    """One line on standard error; with ``--json`` also a JSON object on standard output,
+    so that a script reading one stream sees the failure."""
+    sys.stderr.write(f"{prefix}{message}\n")
+    if Options.json and not Options.emitted:  # one JSON document on stdout, never two
+        emit_json({"error": message, "exit_code": exit_code})
+
+
 app = typer.Typer(
     cls=_MlopsGroup,
     name="mlops",
     help="Version data, models and pipelines next to your Git commits.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
     pretty_exceptions_enable=False,
     # Plain help and usage errors: rendering them with rich costs ~100 ms at start-up.
     rich_markup_mode=None,
@@ -116,20 +126,49 @@ class Options:
 
     quiet: bool = False
     debug: bool = False
+    json: bool = False  # set by a command's --json, which is parsed after the callback
+    emitted: bool = False  # the command printed its JSON document already
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from mlops import __version__
+
+        sys.stdout.write(f"mlops {__version__}\n")
+        raise typer.Exit()
+
+
+def _json_given(value: bool) -> bool:
+    Options.json = Options.json or value
+    return value
+
+
+def json_option(help: str = "Print the result as JSON.") -> Any:
+    """The ``--json`` option of every command that reports (errors then come as JSON too)."""
+    return typer.Option(False, "--json", help=help, callback=_json_given)
 
 
 @app.callback()
 def _root(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and results."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        callback=_show_version,
+        is_eager=True,
+    ),
 ) -> None:
     """Version data, models and pipelines next to your Git commits."""
     Options.quiet = quiet
     Options.debug = debug
+    Options.json = Options.emitted = False
 
 
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on standard output (for ``--json``)."""
+    Options.emitted = True
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 

@@ -7,17 +7,23 @@ from typing import Any
 
 import typer
 
-from mlops.cli.app import Options, app, console, echo, emit_json, styled
+from mlops.cli import complete
+from mlops.cli.app import Options, app, console, echo, emit_json, json_option, styled
 
 
 @app.command()
 def check(
-    suites: list[str] = typer.Argument(None, help="Names of suites under checks: to run."),
+    suites: list[str] = typer.Argument(
+        None, help="Names of suites under checks: to run.", autocompletion=complete.suites
+    ),
     stage: str | None = typer.Option(
-        None, "--stage", help="Run the before and after suites of this stage."
+        None,
+        "--stage",
+        help="Run the before and after suites of this stage.",
+        autocompletion=complete.stages,
     ),
     all_suites: bool = typer.Option(False, "--all", help="Run every suite."),
-    json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    json: bool = json_option("Print the results as JSON."),
     junit: Path | None = typer.Option(
         None, "--junit", help="Also write the results as JUnit XML to this file."
     ),

@@ -7,9 +7,9 @@ from typing import Any
 
 import typer
 
-from mlops.cli.app import app, echo, emit_json
+from mlops.cli.app import app, echo, emit_json, json_option
 
-JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+JSON = json_option()
 JOBS = typer.Option(None, "--jobs", "-j", min=1, help="Parallel threads (default: 2 per core).")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from mlops.cli.app import Options, app, console, echo, emit_json, styled
+from mlops.cli.app import Options, app, console, echo, emit_json, json_option, styled
 
 monitor_app = typer.Typer(
     help="Score a batch against the production model for drift and live metrics (exit 1 on "
@@ -30,7 +30,7 @@ def monitor(
         help="On an alert, retrain, judge and promote (default: monitor.on_alert).",
     ),
     html: Path | None = typer.Option(None, "--html", help="Also write an HTML report here."),
-    json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json: bool = json_option(),
 ) -> None:
     """Score a batch against the production model; exit 1 on an alert it did not heal."""
     if ctx.invoked_subcommand is not None:
@@ -54,7 +54,7 @@ def monitor(
 def history(
     model: str | None = typer.Option(None, "--model", help="Only this model's results."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the newest N results."),
-    json: bool = typer.Option(False, "--json", help="Print the history as JSON."),
+    json: bool = json_option("Print the history as JSON."),
 ) -> None:
     """Every scored batch, oldest first: status, drift, live metrics and retraining episodes."""
     from mlops.monitor.history import list_records

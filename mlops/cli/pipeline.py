@@ -9,9 +9,10 @@ from typing import Any
 
 import typer
 
-from mlops.cli.app import Options, app, echo, emit_json
+from mlops.cli import complete
+from mlops.cli.app import Options, app, echo, emit_json, json_option
 
-JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+JSON = json_option()
 REVISIONS = typer.Argument(
     None, help="REV_A [REV_B]: compare two commits, or REV_A (default HEAD) with the workspace."
 )
@@ -87,7 +88,9 @@ class _Printer:
 @app.command()
 def run(
     stages: list[str] = typer.Argument(
-        None, help="Stages (or foreach groups) to bring up to date, with their upstream."
+        None,
+        help="Stages (or foreach groups) to bring up to date, with their upstream.",
+        autocompletion=complete.stages,
     ),
     force: bool = typer.Option(False, "--force", "-f", help="Run the stages even if unchanged."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only say what would run."),
@@ -456,7 +459,10 @@ def params_diff(
 @metrics_app.command("show")
 def metrics_show(
     all_commits: bool = typer.Option(
-        False, "--all-commits", "-A", help="Also every commit reachable from a branch or tag."
+        False,
+        "--all-commits",
+        "-A",
+        help="Also every commit reachable from a branch, a tag or HEAD.",
     ),
     json: bool = JSON,
 ) -> None:
@@ -490,4 +496,7 @@ def metrics_diff(
     """Metrics compared between commits or with the workspace."""
     from mlops.pipeline.history import metrics_diff as diff
 
-    _show_changes(diff(_repo(), revisions or [], all_rows), "metric", json)
+    result = diff(_repo(), revisions or [], all_rows)
+    _show_changes(result.changes, "metric", json)
+    for note in result.notes:
+        echo(f"note: {note}", err=True)

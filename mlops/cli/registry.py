@@ -6,9 +6,10 @@ from typing import Any
 
 import typer
 
-from mlops.cli.app import app, echo, emit_json
+from mlops.cli import complete
+from mlops.cli.app import app, echo, emit_json, json_option
 
-JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+JSON = json_option()
 
 model_app = typer.Typer(
     help="Model registry: register, list, show, history, promote, rollback, get.",
@@ -77,7 +78,9 @@ def list_(json: bool = JSON) -> None:
 
 @model_app.command()
 def show(
-    reference: str = typer.Argument(..., help="NAME (latest), NAME:VERSION or NAME@ALIAS."),
+    reference: str = typer.Argument(
+        ..., help="NAME (latest), NAME:VERSION or NAME@ALIAS.", autocompletion=complete.models
+    ),
     json: bool = JSON,
 ) -> None:
     """One version: content, author, commit, run, params, metrics, data and checks."""
@@ -121,7 +124,7 @@ def _values(title: str, values: dict[str, Any]) -> list[str]:
 
 @model_app.command()
 def history(
-    name: str = typer.Argument(..., help="Model name."),
+    name: str = typer.Argument(..., help="Model name.", autocompletion=complete.model_names),
     json: bool = JSON,
 ) -> None:
     """Every registration and alias move: what, when, who, why."""
@@ -145,7 +148,7 @@ def history(
 
 @model_app.command()
 def promote(
-    name: str = typer.Argument(..., help="Model name."),
+    name: str = typer.Argument(..., help="Model name.", autocompletion=complete.model_names),
     version: str = typer.Argument(..., help="Version: 3, v3, 3-<id> or latest."),
     to: str = typer.Option(..., "--to", help="Alias to move: staging, production, ..."),
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the history)."),
@@ -170,7 +173,7 @@ def promote(
 
 @model_app.command()
 def rollback(
-    name: str = typer.Argument(..., help="Model name."),
+    name: str = typer.Argument(..., help="Model name.", autocompletion=complete.model_names),
     alias: str = typer.Option("production", "--alias", help="Alias to roll back."),
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the history)."),
     json: bool = JSON,
@@ -189,11 +192,17 @@ def rollback(
 
 @model_app.command()
 def get(
-    reference: str = typer.Argument(..., help="NAME@ALIAS, NAME:VERSION or NAME (latest)."),
+    reference: str = typer.Argument(
+        ..., help="NAME@ALIAS, NAME:VERSION or NAME (latest).", autocompletion=complete.models
+    ),
     output: str = typer.Option(..., "--output", "-o", help="Where to write the model."),
     force: bool = typer.Option(False, "--force", "-f", help="Replace an existing PATH."),
     remote: str | None = typer.Option(
-        None, "--remote", "-r", help="Remote to fetch from (default: the default remote)."
+        None,
+        "--remote",
+        "-r",
+        help="Remote to fetch from (default: the default remote).",
+        autocompletion=complete.remotes,
     ),
     json: bool = JSON,
 ) -> None:
@@ -210,7 +219,9 @@ def get(
 
 @app.command()
 def lineage(
-    target: str = typer.Argument(..., help="NAME:VERSION, NAME@ALIAS or a tracked path."),
+    target: str = typer.Argument(
+        ..., help="NAME:VERSION, NAME@ALIAS or a tracked path.", autocompletion=complete.models
+    ),
     used_by: bool = typer.Option(
         False, "--used-by", help="Instead: the model versions trained on this data."
     ),

@@ -6,13 +6,20 @@ from typing import Any
 
 import typer
 
-from mlops.cli.app import app, echo, emit_json
+from mlops.cli import complete
+from mlops.cli.app import app, echo, emit_json, json_option
 
-JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+JSON = json_option()
 JOBS = typer.Option(
     None, "--jobs", "-j", min=1, help="Parallel transfers (default: 4 per core, at most 32)."
 )
-REMOTE = typer.Option(None, "--remote", "-r", help="Remote name (default: core.remote).")
+REMOTE = typer.Option(
+    None,
+    "--remote",
+    "-r",
+    help="Remote name (default: core.remote).",
+    autocompletion=complete.remotes,
+)
 PATHS = typer.Argument(None, help="Limit to these tracked paths.")
 LOCAL = typer.Option(
     False, "--local", help="Write to .mlops/config.local.yaml (per machine, not committed)."
@@ -71,7 +78,9 @@ def remote_list(json: bool = JSON) -> None:
 
 
 @remote_app.command("remove")
-def remote_remove(name: str = typer.Argument(..., help="The remote to forget.")) -> None:
+def remote_remove(
+    name: str = typer.Argument(..., help="The remote to forget.", autocompletion=complete.remotes),
+) -> None:
     """Forget a remote (its objects stay where they are)."""
     from mlops.remote.config import remove_remote
 
@@ -81,7 +90,7 @@ def remote_remove(name: str = typer.Argument(..., help="The remote to forget."))
 
 @remote_app.command("modify")
 def remote_modify(
-    name: str = typer.Argument(..., help="The remote to change."),
+    name: str = typer.Argument(..., help="The remote to change.", autocompletion=complete.remotes),
     key: str = typer.Argument(..., help="url, endpoint_url, profile, pack, connect_timeout..."),
     value: str = typer.Argument(..., help="The new value (secrets need --local)."),
     local: bool = LOCAL,

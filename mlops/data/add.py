@@ -136,8 +136,12 @@ def snapshot(
         oids, stored, _ = _hash_and_store(store, files, {}, jobs, progress)
         return Pointer(path.name, oids[0], files[0].st.st_size, 1), stored
     rel = store.repo.relpath(path)
+    if progress:
+        progress("scanning", 0, 0)  # how many files is known only once it is done
     folder = _scan_for_add(store, path, rel, jobs)
     check_restorable([f.relpath for f in folder.files], rel)
+    if progress:
+        progress("scanning", len(folder.files), len(folder.files))
     oids, stored, replaced = _hash_and_store(store, folder.files, folder.unchanged, jobs, progress)
     entries = folder.completed(oids)
     manifest = build_manifest(entries)

@@ -40,7 +40,7 @@ def gc(repo: Repo, all_commits_: bool = False, dry_run: bool = False) -> GcResul
     store = open_store(repo)
     with repo_lock(repo, wait=30, purpose="gc"):
         commits = all_commits(repo.root) if all_commits_ else ref_commits(repo.root)
-        used = kept_objects(store, commits)
+        used = kept_objects(store, commits, uncached=True)
         removed = size = kept = 0
         for oid in list(store.cache.iter_objects()):
             if oid in used:
@@ -58,27 +58,33 @@ def gc(repo: Repo, all_commits_: bool = False, dry_run: bool = False) -> GcResul
     return GcResult(removed, size, kept, dry_run)
 
 
-def kept_objects(store: Store, commits: list[str], held_only: bool = False) -> set[str]:
+def kept_objects(
+    store: Store, commits: list[str], held_only: bool = False, uncached: bool = False
+) -> set[str]:
     """What ``gc`` keeps and ``push`` shares: ``used_objects`` plus every registered model
     version and monitoring record (with ``held_only``, those this cache holds: a
-    teammate's version that was never pushed is not ours to send)."""
+    teammate's version that was never pushed is not ours to send). ``uncached``: see
+    ``used_objects``."""
     from mlops.monitor.monitoring import monitor_objects
     from mlops.registry.content import registry_objects
 
     extra = registry_objects(store.repo) | monitor_objects(store.repo)
     if held_only:
         extra = store.cache.existing(extra)
-    return used_objects(store, commits, extra)
+    return used_objects(store, commits, extra, uncached)
 
 
-def used_objects(store: Store, commits: list[str], extra: Iterable[str] = ()) -> set[str]:
-    """Every object the workspace and ``commits`` need (data pointers, pipeline outputs and
-    their run records), plus ``extra``, folders expanded to their files."""
+def used_objects(
+    store: Store, commits: list[str], extra: Iterable[str] = (), uncached: bool = False
+) -> set[str]:
+    """Every object the workspace and ``commits`` need (data pointers, cached pipeline
+    outputs and their run records), plus ``extra``, folders expanded to their files.
+    ``uncached`` adds the copies of ``cache: false`` outputs (see ``lock_objects``)."""
     from mlops.pipeline.lock import lock_objects
 
     repo = store.repo
     roots = {t.pointer.oid for t in find_targets(repo)}
-    roots |= lock_objects(store, commits)
+    roots |= lock_objects(store, commits, uncached)
     roots.update(extra)
     for commit in commits:
         blobs = tree_files(repo.root, commit, SUFFIX)

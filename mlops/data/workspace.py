@@ -76,8 +76,11 @@ class ScannedFile(NamedTuple):
     st: os.stat_result
 
 
-def find_targets(repo: Repo, paths: list[str] | None = None) -> list[Target]:
-    """Tracked paths in the workspace, optionally limited to ``paths`` (data or pointer paths)."""
+def find_targets(
+    repo: Repo, paths: list[str] | None = None, extra: Sequence[Target] = ()
+) -> list[Target]:
+    """Tracked paths in the workspace, and ``extra`` ones (pipeline outputs), optionally
+    limited to ``paths`` (data or pointer paths)."""
     names = worktree_files(repo.root, f"*{SUFFIX}")
     targets = [
         Target(repo.root / name, read_pointer(repo.root / name, repo.root))
@@ -89,6 +92,7 @@ def find_targets(repo: Repo, paths: list[str] | None = None) -> list[Target]:
         folder = target.pointer_file.parent.relative_to(repo.root).as_posix()
         if folder != "." and (reason := unsafe_reason(folder)) is not None:
             raise InputError(f"{repo.relpath(target.pointer_file)}: refused: its folder {reason}")
+    targets += extra
     if not paths:
         return targets
     chosen: list[Target] = []

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops.errors import MlopsError
-from mlops.gitutil import all_commits, has_commits, resolve_revision
+from mlops.gitutil import branch_commits, has_commits, ignored_by, resolve_revision
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.params import flatten, parse_params, stage_params
-from mlops.pipeline.revisions import read_paths_at
+from mlops.pipeline.revisions import read_paths_at, reader_at
 from mlops.pipeline.schema import DEFAULT_PARAMS_FILE, ParamsRef, Pipeline, Stage
 from mlops.pipeline.schema import parse_pipeline as parse_pipeline_text
 from mlops.repo import Repo
@@ -57,6 +57,7 @@ class MetricsAt:
     rev: str
     metrics: Values
     error: str = ""
+    absent: tuple[str, ...] = ()  # declared metrics files not found there
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"rev": self.rev, "metrics": self.metrics}
@@ -73,10 +74,11 @@ def _where(commit: str | None, path: str) -> str:
     return path if commit is None else f"{path} at {commit[:10]}"
 
 
-def _parse_at(data: bytes | None, commit: str | None) -> Pipeline | None:
+def _parse_at(repo: Repo, data: bytes | None, commit: str | None) -> Pipeline | None:
     if data is None:
         return None
-    return parse_pipeline_text(data.decode(errors="replace"), _where(commit, PIPELINE_FILE))
+    where = _where(commit, PIPELINE_FILE)
+    return parse_pipeline_text(data, where, read=reader_at(repo.root, commit))
 
 
 def params_at(repo: Repo, commit: str | None) -> Values:
@@ -85,7 +87,7 @@ def params_at(repo: Repo, commit: str | None) -> Values:
     Without a pipeline, every key of ``params.yaml``.
     """
     pipeline = _parse_at(
-        read_paths_at(repo.root, [(commit, PIPELINE_FILE)])[(commit, PIPELINE_FILE)], commit
+        repo, read_paths_at(repo.root, [(commit, PIPELINE_FILE)])[(commit, PIPELINE_FILE)], commit
     )
     stages = list(pipeline.stages.values()) if pipeline else []
     if not stages:
@@ -115,7 +117,7 @@ def metrics_show(repo: Repo, commits: list[str] | None = None) -> list[MetricsAt
     errors: dict[str | None, str] = {}
     for rev in revs:
         try:
-            pipelines[rev] = _parse_at(texts[(rev, PIPELINE_FILE)], rev)
+            pipelines[rev] = _parse_at(repo, texts[(rev, PIPELINE_FILE)], rev)
         except MlopsError as exc:
             if rev is None:
                 raise
@@ -130,9 +132,11 @@ def metrics_show(repo: Repo, commits: list[str] | None = None) -> list[MetricsAt
     shown = []
     for rev in revs:
         metrics: Values = {}
+        absent = []
         for path in wanted[rev]:
             data = contents[(rev, path)]
             if data is None:
+                absent.append(path)
                 continue
             try:
                 metrics[path] = flatten(parse_params(data, path, where=_where(rev, path)))
@@ -140,23 +144,41 @@ def metrics_show(repo: Repo, commits: list[str] | None = None) -> list[MetricsAt
                 if rev is None:
                     raise
                 errors[rev] = exc.message
-        shown.append(MetricsAt(rev or WORKSPACE, metrics, errors.get(rev, "")))
+        shown.append(MetricsAt(rev or WORKSPACE, metrics, errors.get(rev, ""), tuple(absent)))
     return shown
 
 
-def metrics_at(repo: Repo, commit: str | None) -> Values:
+def metrics_at(repo: Repo, commit: str | None) -> MetricsAt:
     """The metrics files of the pipeline at ``commit`` (None: the workspace), flattened."""
     if commit is None:
-        return metrics_show(repo)[0].metrics
+        return metrics_show(repo)[0]
     shown = metrics_show(repo, [commit])[1]
     if shown.error:
         raise MlopsError(shown.error)
-    return shown.metrics
+    return shown
 
 
 def all_metrics(repo: Repo) -> list[MetricsAt]:
-    """Metrics in the workspace and at every commit reachable from a branch or tag."""
-    return metrics_show(repo, all_commits(repo.root))
+    """Metrics in the workspace and at every commit reachable from a branch, a tag or HEAD."""
+    return metrics_show(repo, branch_commits(repo.root))
+
+
+def missing_notes(repo: Repo, at: MetricsAt) -> list[str]:
+    """Why each declared metrics file is absent at a revision, in a line each."""
+    notes = []
+    for path in at.absent:
+        if at.rev == WORKSPACE:
+            notes.append(f"{path} is not in the workspace: run the pipeline to make it")
+            continue
+        rule = ignored_by(repo.root, path)
+        why = (
+            f"Git ignores it ({rule}), so commits do not hold it; metrics are read from Git: "
+            "un-ignore it and commit it"
+            if rule
+            else "it was not committed"
+        )
+        notes.append(f"{path} is not in commit {at.rev[:10]}: {why}")
+    return notes
 
 
 def _revisions(repo: Repo, revs: list[str]) -> tuple[str | None, str | None, bool]:
@@ -189,8 +211,18 @@ def params_diff(repo: Repo, revs: list[str], include_same: bool = False) -> list
     return _compare(old, params_at(repo, new_rev), include_same)
 
 
-def metrics_diff(repo: Repo, revs: list[str], include_same: bool = False) -> list[ValueChange]:
+@dataclass(frozen=True)
+class MetricsDiff:
+    """Metrics changes between two revisions, and why declared files are absent."""
+
+    changes: list[ValueChange]
+    notes: list[str]
+
+
+def metrics_diff(repo: Repo, revs: list[str], include_same: bool = False) -> MetricsDiff:
     """Metrics from REV_A (default HEAD) to REV_B (default: the workspace)."""
     old_rev, new_rev, has_old = _revisions(repo, revs)
-    old = metrics_at(repo, old_rev) if has_old else {}
-    return _compare(old, metrics_at(repo, new_rev), include_same)
+    sides = ([metrics_at(repo, old_rev)] if has_old else []) + [metrics_at(repo, new_rev)]
+    old = sides[0].metrics if has_old else {}
+    notes = [note for at in sides for note in missing_notes(repo, at)]
+    return MetricsDiff(_compare(old, sides[-1].metrics, include_same), notes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 from mlops.errors import PipelineError
 from mlops.fsutil import atomic_write_text
 from mlops.pipeline.params import ParamValues
-from mlops.pipeline.revisions import read_paths_at
+from mlops.pipeline.revisions import read_paths_at, reader_at
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
 from mlops.storage.paths import unsafe_reason
 from mlops.yamlio import YamlProblem, parse_json
 
 if TYPE_CHECKING:
-    from mlops.data.workspace import Store
+    from mlops.data.workspace import Store, Target
 
 LOCK_FILE = "mlops.lock"
 SCHEMA = 1
@@ -25,17 +26,24 @@ _NOTE = "Written by `mlops run`: commit this file, do not edit it by hand."
 
 @dataclass(frozen=True)
 class FileHash:
-    """The content of a dep or output: a file's hash, or a folder's manifest id (``.dir``)."""
+    """The content of a dep or output: a file's hash, or a folder's manifest id (``.dir``).
+
+    ``cache`` (outputs only) is whether the output was stored in the object store;
+    None for deps, and for outputs of locks written before it was recorded.
+    """
 
     path: str
     oid: str
     size: int
     files: int = 1
+    cache: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"path": self.path, "hash": self.oid, "size": self.size}
         if self.oid.endswith(DIR_SUFFIX):
             data["files"] = self.files
+        if self.cache is not None:
+            data["cache"] = self.cache
         return data
 
 
@@ -129,7 +137,10 @@ def _file_hash(item: dict[str, Any]) -> FileHash:
         raise ValueError(f"path {path!r} is refused: {reason}")
     if not is_valid_oid(oid):
         raise ValueError(f"invalid hash {oid!r} for {path!r}")
-    return FileHash(str(item["path"]), oid, int(item.get("size", 0)), int(item.get("files", 1)))
+    cache = item.get("cache")
+    if cache is not None and not isinstance(cache, bool):
+        raise ValueError(f"'cache' of {path!r} must be true or false")
+    return FileHash(str(path), oid, int(item.get("size", 0)), int(item.get("files", 1)), cache)
 
 
 def lock_text(lock: Lock) -> str:
@@ -149,19 +160,84 @@ def write_lock(root: Path, lock: Lock, scratch: Path | None = None) -> None:
     atomic_write_text(root / LOCK_FILE, lock_text(lock), scratch)
 
 
-def lock_objects(store: Store, commits: list[str]) -> set[str]:
-    """Objects named by ``mlops.lock`` in the workspace and at ``commits``: stage outputs
-    and run records. Folder manifests are returned as is (the caller expands them)."""
+def lock_objects(store: Store, commits: list[str], uncached: bool = False) -> set[str]:
+    """Objects named by ``mlops.lock`` in the workspace and at ``commits``: cached stage
+    outputs and run records. Folder manifests are returned as is (the caller expands them).
+
+    Outputs with ``cache: false`` live in Git, not in the object store, so push and pull
+    never need them (an older lock that did not record the option is judged by the
+    pipeline file of the same commit); with ``uncached`` they are named too, for ``gc``
+    to keep the copies a run made of small metrics and plots for the run cache."""
     root = store.repo.root
     places: list[tuple[str | None, str]] = [(None, LOCK_FILE)]
     places += [(commit, LOCK_FILE) for commit in commits]
     used: set[str] = set()
-    for (commit, _), data in read_paths_at(root, places).items():
+    found = read_paths_at(root, places)
+    for (commit, _), data in found.items():
         if data is None:
             continue
         where = LOCK_FILE if commit is None else f"{LOCK_FILE} at {commit[:10]}"
-        for entry in parse_lock(data.decode(errors="replace"), where).stages.values():
-            used.update(out.oid for out in entry.outs)
-            if entry.record:
-                used.add(entry.record)
+        entries = parse_lock(data.decode(errors="replace"), where).stages
+        for _, out in entries_outputs(root, commit, entries, cached_only=not uncached):
+            used.add(out.oid)
+        used.update(entry.record for entry in entries.values() if entry.record)
     return used
+
+
+def output_target(root: Path, out: FileHash) -> Target:
+    """A cached output as a tracked path (with no pointer file), for checkout to place."""
+    from mlops.data.workspace import Target
+    from mlops.storage.pointer import Pointer, pointer_path
+
+    path = root / out.path
+    return Target(pointer_path(path), Pointer(path.name, out.oid, out.size, out.files))
+
+
+def output_targets(root: Path) -> list[Target]:
+    """The cached outputs ``mlops.lock`` in the workspace names, as tracked paths: what
+    ``pull`` places next to the pointer files' data (their paths were checked as the
+    lock was read: it may come from anyone's commit)."""
+    return [
+        output_target(root, out)
+        for _, out in entries_outputs(root, None, read_lock(root).stages, cached_only=True)
+    ]
+
+
+def entries_outputs(
+    root: Path, commit: str | None, entries: dict[str, LockEntry], cached_only: bool
+) -> Iterator[tuple[str, FileHash]]:
+    """(stage, output) of every output of ``entries`` (the lock at ``commit``; None: the
+    workspace); with ``cached_only``, of those kept in the object store. A lock written
+    before outputs recorded their ``cache`` option is judged by the pipeline file at the
+    same commit."""
+    in_git: frozenset[tuple[str, str]] | None = None
+    for name, entry in entries.items():
+        for out in entry.outs:
+            cached = out.cache
+            if cached is None and cached_only:
+                if in_git is None:
+                    in_git = _uncached_outputs(root, commit)
+                cached = (name, out.path) not in in_git
+            if cached or not cached_only:
+                yield name, out
+
+
+def _uncached_outputs(root: Path, commit: str | None) -> frozenset[tuple[str, str]]:
+    """(stage, path) of every ``cache: false`` output in the pipeline file at ``commit``
+    (None: the workspace); empty when it cannot be read."""
+    from mlops.pipeline import PIPELINE_FILE
+    from mlops.pipeline.schema import parse_pipeline
+
+    data = read_paths_at(root, [(commit, PIPELINE_FILE)])[(commit, PIPELINE_FILE)]
+    if data is None:
+        return frozenset()
+    try:
+        pipeline = parse_pipeline(data, PIPELINE_FILE, read=reader_at(root, commit))
+    except PipelineError:
+        return frozenset()
+    return frozenset(
+        (stage.name, out.path)
+        for stage in pipeline.stages.values()
+        for out in stage.outputs
+        if not out.cache
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mlops.gitutil import git
@@ -42,3 +42,12 @@ def read_paths_at(root: Path, places: Iterable[Place]) -> dict[Place, bytes | No
         found[place] = out[pos : pos + size] if header[1] == b"blob" else None
         pos += size + 1
     return found
+
+
+def reader_at(root: Path, commit: str | None) -> Callable[[str], bytes | None]:
+    """Reads a file (relative to the root) at ``commit``, or in the workspace for None."""
+
+    def read(path: str) -> bytes | None:
+        return read_paths_at(root, [(commit, path)])[(commit, path)]
+
+    return read

@@ -36,7 +36,14 @@ from mlops.pipeline.execute import (
     sigint_deferred,
     terminate_as_interrupt,
 )
-from mlops.pipeline.lock import FileHash, Lock, LockEntry, read_lock, write_lock
+from mlops.pipeline.lock import (
+    FileHash,
+    Lock,
+    LockEntry,
+    output_target,
+    read_lock,
+    write_lock,
+)
 from mlops.pipeline.params import ParamValues, flatten, parse_params, stage_params
 from mlops.pipeline.results import (
     HookContext,
@@ -71,7 +78,6 @@ from mlops.runs import (
     open_runs,
 )
 from mlops.storage.hashing import DIR_SUFFIX
-from mlops.storage.pointer import Pointer, pointer_path
 
 __all__ = [
     "LOCK_WAIT",
@@ -319,6 +325,10 @@ class _Run:
     def _decide(self, name: str) -> _Planned | None:
         """Skip, restore or block the stage now (None), or plan to run it."""
         stage = self.dag.stages[name]
+        if stage.frozen:
+            self._set(stage, "skipped", ["frozen"])
+            self.emit(RunEvent("skipped", name, "frozen"))
+            return None
         bad = [u for u in self.dag.upstream[name] if self._status(u) in _BAD]
         if bad:
             self._set(stage, "blocked", [f"upstream stage {bad[0]!r} did not succeed"])
@@ -400,7 +410,9 @@ class _Run:
         for out in stage.outputs:
             found = by_path[out.path]
             if out.cache:
-                targets.append(_target(self.root, found))
+                targets.append(output_target(self.root, found))
+            elif self._in_workspace(found):
+                continue  # kept by Git, and already as it should be (after a clone, say)
             elif out.kind != "out" and not found.oid.endswith(DIR_SUFFIX):
                 copies.append((out, found))
             else:
@@ -423,6 +435,10 @@ class _Run:
                 self.root / out.path, cache.read_bytes(found.oid), 0o644, self.repo.scratch_dir
             )
         return True
+
+    def _in_workspace(self, found: FileHash) -> bool:
+        now = self.hasher.hash(found.path)
+        return now is not None and now.oid == found.oid
 
     # --- running -----------------------------------------------------------------------
 
@@ -559,6 +575,9 @@ class _Run:
         outcome: _Outcome,
     ) -> None:
         stage = planned.stage
+        # The lock records where each output is kept, so that push, pull and gc know it.
+        flags = {o.path: o.cache for o in stage.outputs}
+        outs = tuple(replace(o, cache=flags.get(o.path, o.cache)) for o in outs)
         self.entries[stage.name] = LockEntry(
             cmd=stage.cmd,
             deps=tuple(planned.deps),
@@ -651,8 +670,8 @@ class _Run:
                 stages=stages,
             )
             record = replace(record, object_id=self.store.cache.add_bytes(record.canonical_bytes()))
+            lock_written = bool(self.entries) and self._write_lock(record.object_id)
             if self.entries:
-                self._write_lock(record.object_id)
                 from mlops.data.add import ignore_in_git
 
                 ignore_in_git(
@@ -667,19 +686,33 @@ class _Run:
             self.run_id,
             status,
             tuple(self.results[n] for n in self.names),
-            bool(self.entries),
+            lock_written,
             record.ended - record.started,
         )
 
-    def _write_lock(self, record_oid: str) -> None:
+    def _write_lock(self, record_oid: str) -> bool:
+        """Write the new entries into the lock; False when it would not change."""
         old = self.lock.stages
         merged = {}
         for name in self.dag.stages:  # declaration order; stages removed from mlops.yaml go
             if name in self.entries:
-                merged[name] = replace(self.entries[name], record=record_oid)
+                new = self.entries[name]
+                if (
+                    name in old
+                    and self.results[name].status == "restored"
+                    and _same_result(old[name], new)
+                ):
+                    # Outputs restored as locked (after a clone, say): the lock keeps naming
+                    # the run that made them, so it stays byte-identical.
+                    merged[name] = old[name]
+                else:
+                    merged[name] = replace(new, record=record_oid)
             elif name in old:
                 merged[name] = old[name]
+        if list(merged.items()) == list(old.items()):
+            return False
         write_lock(self.root, Lock(merged), self.repo.scratch_dir)
+        return True
 
     def _with_metrics(self, record: StageRecord) -> StageRecord:
         stage = self.dag.stages[record.name]
@@ -694,9 +727,9 @@ class _Run:
         return replace(record, metrics=values)
 
 
-def _target(root: Path, found: FileHash) -> Target:
-    path = root / found.path
-    return Target(pointer_path(path), Pointer(path.name, found.oid, found.size, found.files))
+def _same_result(old: LockEntry, new: LockEntry) -> bool:
+    """Whether two lock entries record the same inputs and outputs (runs aside)."""
+    return replace(old, run="", record="") == replace(new, run="", record="")
 
 
 def _restorable(stage: Stage) -> bool:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
+from mlops.pipeline.interpolate import Namespace, Substitution, Unresolved, matrix_items
 from mlops.yamlio import (
     Lines,
     YamlProblem,
@@ -27,7 +28,7 @@ from mlops.yamlio import (
 )
 
 DEFAULT_PARAMS_FILE = "params.yaml"
-TOP_KEYS = ("stages", "checks", "include", "monitor", "models", "plots")
+TOP_KEYS = ("vars", "stages", "checks", "include", "monitor", "models", "plots")
 STAGE_KEYS = (
     "cmd",
     "deps",
@@ -39,8 +40,11 @@ STAGE_KEYS = (
     "env",
     "desc",
     "always_changed",
+    "frozen",
     "checks",
     "register",
+    "vars",
+    "matrix",
 )
 FOREACH_KEYS = ("foreach", "do")
 CHECKS_KEYS = ("before", "after")
@@ -51,7 +55,8 @@ PLOT_OPTIONS = ("x", "y", "template", "title", "x_label", "y_label", "header")
 OUTPUT_KINDS = {"outs": "out", "metrics": "metric", "plots": "plot"}
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(@[^\s/:]+)?$")
-_REF = re.compile(r"\$\{\s*(item|key)((?:\.[^\s.}]+)*)\s*\}")
+# Reads a file relative to the repository root (at some commit); None when it is absent.
+Reader = Callable[[str], bytes | None]
 
 
 @dataclass(frozen=True)
@@ -90,9 +95,10 @@ class Stage:
     env: tuple[tuple[str, str], ...] = ()
     desc: str = ""
     always_changed: bool = False
+    frozen: bool = False  # never run again: its lock entry stands
     checks: dict[str, Any] = field(default_factory=dict)
     register: dict[str, Any] | None = None
-    group: str | None = None  # the foreach definition this stage came from
+    group: str | None = None  # the foreach or matrix definition this stage came from
 
     @property
     def checks_before(self) -> tuple[Any, ...]:
@@ -150,15 +156,31 @@ def load_pipeline(root: Path, required: bool = True) -> Pipeline:
                 f"no {PIPELINE_FILE} in {root}: declare the pipeline's stages there first"
             ) from None
         return Pipeline({}, {})
-    return parse_pipeline(data, PIPELINE_FILE, parsed_cache_dir(root))
+    return parse_pipeline(data, PIPELINE_FILE, parsed_cache_dir(root), workspace_reader(root))
+
+
+def workspace_reader(root: Path) -> Reader:
+    """Reads files of the work tree (for ``vars:`` and params files)."""
+
+    def read(rel: str) -> bytes | None:
+        try:
+            return (root / rel).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    return read
 
 
 def parse_pipeline(
-    text: str | bytes, where: str = PIPELINE_FILE, cache: Path | None = None
+    text: str | bytes,
+    where: str = PIPELINE_FILE,
+    cache: Path | None = None,
+    read: Reader | None = None,
 ) -> Pipeline:
     """Validate a pipeline file's YAML; ``where`` names it in messages.
 
-    ``cache`` is a folder of already parsed documents (see mlops.pipeline.parsed).
+    ``cache`` is a folder of already parsed documents (see mlops.pipeline.parsed);
+    ``read`` reads the params files that ``${...}`` references name (without it, none).
     """
     data = text.encode() if isinstance(text, str) else text
     try:
@@ -166,13 +188,14 @@ def parse_pipeline(
     except YamlProblem as exc:
         raise PipelineError(exc.located(where)) from None
     try:
-        return replace(_pipeline(doc, where), lines=lines)
-    except _Invalid as exc:
+        pipeline = _pipeline(doc, where, read or (lambda rel: None), cache)
+        return replace(pipeline, lines=lines)
+    except (_Invalid, Unresolved) as exc:
         line = line_at(lines, exc.keys)
         raise PipelineError(f"{where}{f':{line}' if line else ''}: {exc.message}") from None
 
 
-def _pipeline(doc: Any, where: str) -> Pipeline:
+def _pipeline(doc: Any, where: str, read: Reader, cache: Path | None) -> Pipeline:
     if doc is None:
         return Pipeline({}, {}, where)
     if not isinstance(doc, dict):
@@ -183,18 +206,85 @@ def _pipeline(doc: Any, where: str) -> Pipeline:
     raw_stages = doc.get("stages") or {}
     if not isinstance(raw_stages, dict):
         raise _Invalid(("stages",), "'stages' must be a mapping of stage names to definitions")
+    entries = _vars_entries(doc.get("vars"), ("vars",))
+    loaded: list[Namespace] = []
+
+    def top() -> Namespace:
+        # params.yaml, then vars: in order; read on the first reference that needs them.
+        if not loaded:
+            namespace = Namespace()
+            _load_vars(namespace, [DEFAULT_PARAMS_FILE], ("vars",), read, cache, optional=True)
+            _load_vars(namespace, entries, ("vars",), read, cache)
+            loaded.append(namespace)
+        return loaded[0]
+
     stages: dict[str, Stage] = {}
     for name, body in raw_stages.items():
-        for stage in _definition(name, body):
+        for stage in _definition(name, body, Namespace(load=top), read, cache):
             if stage.name in stages:
                 origin = f" (from the foreach of {stage.group!r})" if stage.group else ""
                 raise _Invalid(("stages", name), f"stage {stage.name!r} is defined twice{origin}")
             stages[stage.name] = stage
-    sections = {k: v for k, v in doc.items() if k != "stages"}
+    sections = {k: v for k, v in doc.items() if k not in ("stages", "vars")}
     return Pipeline(stages, sections, where)
 
 
-def _definition(name: Any, body: Any) -> Iterator[Stage]:
+def _vars_entries(raw: Any, keys: tuple[Any, ...]) -> list[Any]:
+    """The entries of a ``vars:`` list: params file names (``file`` or ``file:key,key``)
+    and mappings of values."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _Invalid(
+            keys, f"'vars' must be a list of params files and mappings, not {_kind(raw)}"
+        )
+    for i, entry in enumerate(raw):
+        if not (isinstance(entry, dict) or (isinstance(entry, str) and entry)):
+            raise _Invalid(
+                (*keys, i), f"'vars' entries are params files or mappings, not {_kind(entry)}"
+            )
+    return raw
+
+
+def _load_vars(
+    namespace: Namespace,
+    entries: list[Any],
+    keys: tuple[Any, ...],
+    read: Reader,
+    cache: Path | None,
+    optional: bool = False,
+) -> None:
+    """Add each entry's values to ``namespace`` (later entries win), remembering which
+    params file each name came from."""
+    from mlops.pipeline.params import parse_params
+
+    for i, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            for name, value in entry.items():
+                namespace.values[str(name)] = value
+                namespace.files.pop(str(name), None)
+            continue
+        file, _, wanted = entry.partition(":")
+        data = read(file)
+        if data is None:
+            if optional:
+                continue
+            raise _Invalid((*keys, i), f"vars: the params file {file!r} does not exist")
+        try:
+            doc = parse_params(data, file, cache)
+        except PipelineError as exc:
+            raise _Invalid((*keys, i), f"vars: {exc.message}") from None
+        names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted else list(doc)
+        for name in names:
+            if name not in doc:
+                raise _Invalid((*keys, i), f"vars: {file!r} has no key {name!r}")
+            namespace.values[str(name)] = doc[name]
+            namespace.files[str(name)] = file
+
+
+def _definition(
+    name: Any, body: Any, namespace: Namespace, read: Reader, cache: Path | None
+) -> Iterator[Stage]:
     keys: tuple[Any, ...] = ("stages", name)
     if not isinstance(name, str) or not _NAME.match(name) or "@" in name:
         raise _Invalid(
@@ -204,7 +294,15 @@ def _definition(name: Any, body: Any) -> Iterator[Stage]:
     if not isinstance(body, dict):
         raise _Invalid(keys, f"stage {name!r} must be a mapping, not {_kind(body)}")
     if "foreach" not in body:
-        yield _stage(name, body, keys)
+        if "vars" in body:
+            own, where = Namespace(), (*keys, "vars")
+            _load_vars(own, _vars_entries(body["vars"], where), where, read, cache)
+            namespace = namespace.child(own.values, own.files)
+        own_body = {k: v for k, v in body.items() if k not in ("vars", "matrix")}
+        if "matrix" in body:
+            yield from _matrix(name, body["matrix"], own_body, namespace, keys)
+            return
+        yield _substituted(name, own_body, keys, Substitution(namespace, f"stage {name!r}"))
         return
     for key in body:
         if key not in FOREACH_KEYS:
@@ -216,7 +314,7 @@ def _definition(name: Any, body: Any) -> Iterator[Stage]:
     template = body.get("do")
     if not isinstance(template, dict):
         raise _Invalid(keys, f"stage {name!r}: 'foreach' needs a 'do:' mapping")
-    items = body["foreach"]
+    items = Substitution(namespace, f"stage {name!r}").value(body["foreach"], (*keys, "foreach"))
     if isinstance(items, list):
         pairs = [
             (str(item) if _is_scalar(item) else str(i), None, item) for i, item in enumerate(items)
@@ -234,51 +332,56 @@ def _definition(name: Any, body: Any) -> Iterator[Stage]:
             raise _Invalid(
                 (*keys, "foreach"), f"stage {name!r}: foreach item {suffix!r} makes a bad name"
             )
-        context = _Context(full, (*keys, "do"), isinstance(items, dict), key, item)
-        yield _stage(full, context.substitute(template), (*keys, "do"), group=name)
-
-
-class _Context:
-    """What ``${item}``, ``${item.field}`` and ``${key}`` mean for one foreach item."""
-
-    def __init__(self, stage: str, keys: tuple[Any, ...], is_map: bool, key: Any, item: Any):
-        self.stage, self.keys, self.is_map, self.key, self.item = stage, keys, is_map, key, item
-
-    def substitute(self, value: Any) -> Any:
-        if isinstance(value, str):
-            whole = _REF.fullmatch(value.strip())
-            if whole:  # keep the value's type: `deps: ${item.deps}` may be a list
-                return self._resolve(whole)
-            return _REF.sub(lambda m: str(self._resolve(m)), value)
-        if isinstance(value, list):
-            return [self.substitute(v) for v in value]
-        if isinstance(value, dict):
-            return {self.substitute(k): self.substitute(v) for k, v in value.items()}
-        return value
-
-    def _resolve(self, match: re.Match[str]) -> Any:
-        name, path = match.group(1), match.group(2)
-        if name == "key":
-            if not self.is_map:
-                raise _Invalid(
-                    self.keys,
-                    f"stage {self.stage!r}: ${{key}} is only defined when foreach is a mapping",
-                )
-            value = self.key
+        if isinstance(items, dict):
+            scope = namespace.child({"item": item, "key": key})
         else:
-            value = self.item
-        for part in path.split(".")[1:]:
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
-                raise _Invalid(
-                    self.keys,
-                    f"stage {self.stage!r}: {match.group(0)}: the foreach item has no "
-                    f"field {part!r}",
-                )
-        return value
+            scope = namespace.child(
+                {"item": item}, key="${key} is only defined when foreach is a mapping"
+            )
+        substitution = Substitution(scope, f"stage {full!r}")
+        yield _substituted(full, template, (*keys, "do"), substitution, group=name)
+
+
+def _matrix(
+    name: str, raw: Any, template: dict[str, Any], namespace: Namespace, keys: tuple[Any, ...]
+) -> Iterator[Stage]:
+    """One stage per combination of the ``matrix:`` values, ``${item.KEY}`` naming them."""
+    where = (*keys, "matrix")
+    matrix = Substitution(namespace, f"stage {name!r}").value(raw, where)
+    if not isinstance(matrix, dict) or not matrix:
+        raise _Invalid(where, f"stage {name!r}: 'matrix' must be a mapping of names to lists")
+    for key, values in matrix.items():
+        if not isinstance(values, list) or not values:
+            raise _Invalid(
+                (*where, key),
+                f"stage {name!r}: matrix {key!r} must be a non-empty list, not {_kind(values)}",
+            )
+    for suffix, item in matrix_items(matrix):
+        full = f"{name}@{suffix}"
+        if not _NAME.match(full):
+            raise _Invalid(where, f"stage {name!r}: matrix item {suffix!r} makes a bad name")
+        substitution = Substitution(namespace.child({"item": item}), f"stage {full!r}")
+        yield _substituted(full, template, keys, substitution, group=name)
+
+
+def _substituted(
+    name: str,
+    template: dict[str, Any],
+    keys: tuple[Any, ...],
+    substitution: Substitution,
+    group: str | None = None,
+) -> Stage:
+    """The stage ``template`` makes once its references are replaced; the params files'
+    keys they read become params of the stage, so that a changed value makes it stale."""
+    stage = _stage(name, substitution.value(template, keys), keys, group)
+    if not substitution.used:
+        return stage
+    wanted: dict[str, tuple[str, ...] | None] = {ref.file: ref.keys for ref in stage.params}
+    for file, used in substitution.used.items():
+        if file in wanted and wanted[file] is None:
+            continue  # the whole file is a param already
+        wanted[file] = tuple(dict.fromkeys([*(wanted.get(file) or ()), *used]))
+    return replace(stage, params=tuple(ParamsRef(f, k) for f, k in wanted.items()))
 
 
 def _stage(
@@ -326,6 +429,7 @@ def _stage(
         env=check.env(body.get("env")),
         desc=check.text(body.get("desc", ""), "desc"),
         always_changed=check.flag(body.get("always_changed", False), "always_changed"),
+        frozen=check.flag(body.get("frozen", False), "frozen"),
         checks=dict(raw_checks),
         register=register,
         group=group,

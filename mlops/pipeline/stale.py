@@ -156,14 +156,17 @@ def output_reasons(stage: Stage, entry: LockEntry | None, outs: list[FileHash | 
     """Why the stage's outputs in the workspace differ from its lock entry."""
     if entry is None:
         return [NEW_STAGE]
-    locked = {o.path: o.oid for o in entry.outs}
+    locked = {o.path: o for o in entry.outs}
     reasons = []
     for out, now in zip(stage.outputs, outs, strict=True):
-        if now is None:
+        if out.path in locked and locked[out.path].cache not in (None, out.cache):
+            # Stored in the object store or in Git: the run must put it where it now goes.
+            reasons.append(f"{out.kind} {out.path} cache option changed")
+        elif now is None:
             reasons.append(f"{out.kind} {out.path} missing")
         elif out.path not in locked:
             reasons.append(f"{out.kind} {out.path} added")
-        elif locked[out.path] != now.oid:
+        elif locked[out.path].oid != now.oid:
             reasons.append(f"{out.kind} {out.path} changed")
     declared = {o.path for o in stage.outputs}
     reasons += [f"output {path} removed from the stage" for path in locked if path not in declared]
@@ -223,6 +226,9 @@ def evaluate(
     found = []
     for name in names:
         stage = stages[name]
+        if stage.frozen:  # never run again, whatever changed: its lock entry stands
+            found.append(StageStatus(name, ()))
+            continue
         reasons = [f"upstream stage {u!r} is stale" for u in upstream[name] if u in stale]
         if force:
             reasons.append("forced (--force)")

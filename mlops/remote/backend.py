@@ -45,10 +45,21 @@ EXTRAS = {
     "ssh": "ssh",
     "sftp": "ssh",
 }
-# Object stores: an upload is atomic, and a missing container is a bucket.
+# Object stores: an upload is atomic, and the first part of a path is a bucket.
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"})
+AZURE = frozenset({"az", "abfs", "abfss"})
+SSH = frozenset({"ssh", "sftp"})
 # Options mlops reads itself rather than passing to fsspec.
-MLOPS_OPTIONS = frozenset({"pack", "connect_timeout", "read_timeout", "retries"})
+MLOPS_OPTIONS = frozenset({"pack", "timeout", "connect_timeout", "read_timeout", "retries"})
+# Seconds to wait for a remote's server to answer a connection (the `timeout` option).
+DEFAULT_TIMEOUT = 5.0
+# What to set, per kind of remote, when the credentials are missing or refused.
+CREDENTIAL_OPTIONS = {
+    "s3": "access_key_id and secret_access_key (or profile)",
+    "gs": "token (a service account's JSON key file)",
+    "az": "account_key, sas_token or connection_string",
+    "ssh": "password, or client_keys (a list of private key files)",
+}
 # Exception class names (anywhere in the MRO) that mean the network failed.
 _NETWORK_ERRORS = frozenset(
     {
@@ -68,7 +79,14 @@ _NETWORK_ERRORS = frozenset(
         "ResponseStreamingError",
     }
 )
-_CREDENTIAL_ERRORS = frozenset({"NoCredentialsError", "PartialCredentialsError"})
+_CREDENTIAL_ERRORS = frozenset(
+    {
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "ClientAuthenticationError",
+        "PermissionDenied",  # asyncssh: no key or password was accepted
+    }
+)
 
 
 class Backend:
@@ -84,14 +102,27 @@ class Backend:
     def where(self) -> str:
         return f"remote {self.spec.name!r} ({mask_url(self.spec.url)})"
 
+    def credentials_hint(self) -> str:
+        """Which options hold this kind of remote's credentials, and how to set them."""
+        protocol = split_url(self.spec.url)[0] or ""
+        kind = "s3" if protocol.startswith("s3") else "az" if protocol in AZURE else protocol
+        kind = "ssh" if protocol in SSH else "gs" if protocol in ("gs", "gcs") else kind
+        options = CREDENTIAL_OPTIONS.get(kind, "the back end's credential options")
+        return f"set {options} with `mlops remote modify {self.spec.name} KEY VALUE --local`"
+
     def error(self, exc: BaseException, action: str) -> RemoteError:
         """A one-line error for a failed operation, scrubbed of every secret."""
         if isinstance(exc, RemoteError):
             return exc
         names = {cls.__name__ for cls in type(exc).__mro__}
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, PermissionError) or names & _CREDENTIAL_ERRORS:
-            reason = f"access denied while {action} ({detail}); check the remote's credentials"
+        if "NoCredentialsError" in names:
+            reason = f"no credentials found while {action}; {self.credentials_hint()}"
+        elif isinstance(exc, PermissionError) or names & _CREDENTIAL_ERRORS:
+            reason = (
+                f"access denied while {action} ({detail}); check the remote's credentials: "
+                f"{self.credentials_hint()}"
+            )
         elif names & _NETWORK_ERRORS:
             reason = f"cannot connect to {self.display} while {action} ({type(exc).__name__})"
         elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
@@ -249,6 +280,7 @@ class FsspecBackend(Backend):
         super().__init__(spec, str(endpoint) if endpoint else mask_url(spec.url))
         self.fs: Any = None  # set by open_backend, whose errors this object words
         self.root = root.rstrip("/")
+        self.protocol = protocol
         self.atomic = protocol in OBJECT_STORES
         self.page_size = 1000 if self.atomic else 50
 
@@ -263,8 +295,9 @@ class FsspecBackend(Backend):
             pass
         if self.atomic:
             bucket = self.root.split("/", 1)[0]
-            if not self.call("checking the bucket", self.fs.exists, bucket):
-                raise RemoteError(f"{self.where()}: the bucket {bucket!r} does not exist") from None
+            word = "container" if self.protocol in AZURE else "bucket"
+            if not self.call(f"checking the {word}", self.fs.exists, bucket):
+                raise RemoteError(f"{self.where()}: the {word} {bucket!r} does not exist") from None
         elif not self.call("checking the folder", self.fs.exists, self.root):
             if not create:
                 raise RemoteError(f"{self.where()}: the folder {self.root} does not exist")
@@ -295,8 +328,17 @@ class FsspecBackend(Backend):
         return bool(self.call("checking objects", self.fs.exists, self._path(key)))
 
     def read(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        if start is not None and not self.atomic:
+            # Not every file system honours a range in cat_file (sshfs returns the whole
+            # file): read the range from an open file instead.
+            return self.call(f"reading {key}", self._read_range, self._path(key), start, end)
         data = self.call(f"reading {key}", self.fs.cat_file, self._path(key), start=start, end=end)
         return bytes(data)
+
+    def _read_range(self, path: str, start: int, end: int | None) -> bytes:
+        with self.fs.open(path, "rb") as handle:
+            handle.seek(start)
+            return bytes(handle.read() if end is None else handle.read(end - start))
 
     def download(self, key: str, dst: str) -> None:
         self.call(f"downloading {key}", self.fs.get_file, self._path(key), dst)
@@ -353,15 +395,94 @@ def open_backend(spec: RemoteSpec, repo: Repo) -> Backend:
         raise RemoteError(
             f"remote {spec.name!r}: unknown URL scheme {protocol!r} in {mask_url(spec.url)}"
         ) from None
+    # The URL's parts (ssh://user@host:port/path) first; options set with `remote modify` win.
+    options = {**fs_class._get_kwargs_from_urls(spec.url), **_fs_options(spec, protocol)}
     backend = FsspecBackend(spec, fs_class._strip_protocol(spec.url), protocol)
-    backend.fs = backend.call("connecting", fs_class, **_fs_options(spec, protocol))
+    if protocol in AZURE and not (options.get("connection_string") or options.get("account_name")):
+        raise RemoteError(
+            f"{backend.where()}: no Azure storage account or credentials: set account_name "
+            f"(not secret), and {backend.credentials_hint().removeprefix('set ')}"
+        )
+    address = server_address(protocol, options)
+    if address is not None:
+        backend.display = address[2]
+        probe(backend, address[:2], timeout_of(spec))
+    backend.fs = backend.call("connecting", fs_class, **options)
     return backend
 
 
+def timeout_of(spec: RemoteSpec) -> float:
+    """The remote's ``timeout`` option (seconds to wait for its server to answer)."""
+    raw = spec.options.get("timeout", spec.options.get("connect_timeout", DEFAULT_TIMEOUT))
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = 0.0
+    if not value > 0:
+        raise RemoteError(
+            f"remote {spec.name!r}: timeout must be a number of seconds above 0, not {raw!r}"
+        )
+    return value
+
+
+def server_address(protocol: str, options: dict[str, Any]) -> tuple[str, int, str] | None:
+    """Where the remote's server listens, when mlops can tell (host, port, and how to
+    show it): the SSH host, the Azure blob endpoint, a custom S3 endpoint. None leaves
+    reaching it to the back end."""
+    from urllib.parse import urlsplit
+
+    if protocol in SSH and options.get("host"):
+        host, port = str(options["host"]), int(options.get("port") or 22)
+        return host, port, f"{host}:{port}"
+    url = None
+    if protocol in ("s3", "s3a"):
+        url = options.get("endpoint_url")
+    elif protocol in AZURE:
+        if options.get("connection_string"):
+            pairs = [p.split("=", 1) for p in str(options["connection_string"]).split(";")]
+            url = dict(p for p in pairs if len(p) == 2).get("BlobEndpoint")
+        elif options.get("account_host"):
+            url = f"https://{options['account_host']}"
+    if not url:
+        return None
+    parts = urlsplit(str(url))
+    if not parts.hostname:
+        return None
+    try:
+        given = parts.port
+    except ValueError:
+        return None
+    shown = mask_url(f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/"))
+    return parts.hostname, given or (443 if parts.scheme == "https" else 80), shown
+
+
+def probe(backend: Backend, address: tuple[str, int], timeout: float) -> None:
+    """Fail in ``timeout`` seconds, in one line, when nothing answers at ``address``:
+    back ends retry a refused or silent server for a minute or more before they say so."""
+    import socket
+
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise RemoteError(
+            f"{backend.where()}: cannot connect to {backend.display} within "
+            f"{timeout:g} s ({why}); check the URL, or give it longer with "
+            f"`mlops remote modify {backend.spec.name} timeout SECONDS`"
+        ) from None
+
+
 def _fs_options(spec: RemoteSpec, protocol: str) -> dict[str, Any]:
-    """fsspec keyword arguments: the remote's options, with short timeouts for S3."""
+    """fsspec keyword arguments: the remote's options, with short timeouts."""
     options = {k: v for k, v in spec.options.items() if k not in MLOPS_OPTIONS}
     options["skip_instance_cache"] = True
+    timeout = timeout_of(spec)
+    if protocol in SSH:
+        options.setdefault("timeout", timeout)  # sshfs: limits the connection's set-up
+        options.setdefault("connect_timeout", timeout)  # asyncssh: the whole handshake
+    if protocol in AZURE:
+        options.setdefault("connection_timeout", timeout)
+        options.setdefault("read_timeout", spec.options.get("read_timeout", 60))
     if protocol not in ("s3", "s3a"):
         return options
     for alias, name in (("access_key_id", "key"), ("secret_access_key", "secret"),
@@ -373,7 +494,7 @@ def _fs_options(spec: RemoteSpec, protocol: str) -> dict[str, Any]:
     options.setdefault("use_listings_cache", False)
     # An unreachable endpoint must fail in seconds: short connect timeout, few attempts.
     config = {
-        "connect_timeout": spec.options.get("connect_timeout", 5),
+        "connect_timeout": timeout,
         "read_timeout": spec.options.get("read_timeout", 60),
         "retries": {"max_attempts": int(spec.options.get("retries", 2)), "mode": "standard"},
     }

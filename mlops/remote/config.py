@@ -2,7 +2,8 @@
 
 A remote is a URL plus options. Options are passed to the fsspec filesystem
 (``endpoint_url``, ``profile``, ...) except the few mlops reads itself (``pack``,
-``connect_timeout``, ``read_timeout``, ``retries``). ``core.remote`` names the
+``timeout``: seconds to wait for the server to answer, ``connect_timeout``,
+``read_timeout``, ``retries``). ``core.remote`` names the
 default remote.
 """
 
@@ -26,6 +27,8 @@ from mlops.repo import (
 )
 from mlops.secrets import MASK, SECRET_KEYS, mask_url, url_secrets
 
+# Options that are a number of seconds.
+TIMEOUT_KEYS = frozenset({"timeout", "connect_timeout", "read_timeout"})
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.DOTALL)
@@ -144,6 +147,12 @@ def modify_remote(repo: Repo, name: str, key: str, value: str, local: bool = Fal
         typed = _normalise_url(repo, value, name, local)
     else:
         typed = parse_config_value(value)
+        if key in TIMEOUT_KEYS and (
+            isinstance(typed, bool) or not isinstance(typed, int | float) or not typed > 0
+        ):
+            raise ConfigError(
+                f"remote.{name}.{key} must be a number of seconds above 0, not {value!r}"
+            )
     config_set(repo, f"remote.{name}.{key}", typed, local)
 
 

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ from mlops.errors import CacheError, MlopsError, RemoteError
 from mlops.fsutil import atomic_write_bytes
 from mlops.gitutil import has_commits, resolve_revision
 from mlops.parallel import Progress
+from mlops.pipeline.lock import output_targets
 from mlops.remote.backend import Backend, open_backend
 from mlops.remote.config import get_remote
 from mlops.remote.packs import (
@@ -56,6 +58,8 @@ R = TypeVar("R")
 _WRITERS = min(2, os.cpu_count() or 1)
 # Asking about this many objects one by one is always cheap enough.
 _ASK_EACH = 16
+# Seconds between progress reports while objects move.
+_REPORT_EVERY = 0.1
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,7 @@ def pull(
     with _session(repo, remote, "pull") as (store, backend):
         needed = partial(_needed, store, paths, None)
         fetched = _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
-        targets = find_targets(repo, paths)
+        targets = _targets(repo, paths)
         return PullResult(fetched, checkout_targets(store, targets, force, jobs, progress))
 
 
@@ -195,12 +199,18 @@ def _needed(
     """
     repo = store.repo
     if paths:
-        return _target_objects(store, find_targets(repo, paths))
+        return _target_objects(store, _targets(repo, paths))
     if revisions is not None:
         commits = [resolve_revision(repo.root, rev) for rev in revisions]
     else:
         commits = [resolve_revision(repo.root, "HEAD")] if has_commits(repo.root) else []
     return kept_objects(store, commits, held_only=True) if sharing else used_objects(store, commits)
+
+
+def _targets(repo: Repo, paths: list[str] | None) -> list[Target]:
+    """The tracked paths (``paths`` among them): pointer files' data and the cached
+    pipeline outputs that ``mlops.lock`` names."""
+    return find_targets(repo, paths, output_targets(repo.root))
 
 
 def _target_objects(store: Store, targets: list[Target]) -> set[str]:
@@ -217,7 +227,7 @@ def _target_objects(store: Store, targets: list[Target]) -> set[str]:
 
 def _describe(store: Store, oid: str) -> str:
     """A tracked path that needs ``oid`` (for messages), or the bare id."""
-    for target in find_targets(store.repo):
+    for target in _targets(store.repo, None):
         where = target.relpath(store.repo)
         if target.pointer.oid == oid:
             return f"{oid} ({where})"
@@ -330,6 +340,8 @@ def _push(
     progress: Progress | None,
 ) -> TransferResult:
     cache = store.cache
+    if progress:
+        progress("finding what the remote lacks", 0, 0)
     needed = _needed(store, paths, revisions, sharing=True)
     index = load_pack_index(store, backend, backend.open(create=True), jobs)
     local = cache.existing(needed)
@@ -342,6 +354,9 @@ def _push(
         small = []
     packed = {oid for oid, _ in small}
     groups = group_into_packs(small)
+    if progress:
+        progress("finding what the remote lacks", len(needed), len(needed))
+    meter = _Meter(progress, "pushing", len(send), sum(sizes.values()))
 
     def send_pack(group: list[tuple[str, int]]) -> _Tally:
         tally, blobs = _Tally(), []
@@ -351,6 +366,8 @@ def _push(
                 tally.corrupt.append(oid)
                 continue
             blobs.append((oid, data))
+            # Reading and checking thousands of small files is most of a pack's time.
+            meter.add(1, len(data))
         if blobs:
             index_data = build_index([(oid, len(data)) for oid, data in blobs])
             pack_id = hash_bytes(index_data)
@@ -364,11 +381,12 @@ def _push(
         if not cache.verify(oid):
             return _Tally(corrupt=[oid])
         backend.upload(cache.path(oid), _key(oid))
+        meter.add(1, sizes[oid])
         return _Tally(objects=1, bytes=sizes[oid])
 
     tasks = [partial(send_pack, group) for group in groups]
     tasks += [partial(send_loose, oid) for oid in send if oid not in packed]
-    tally = _transfer(tasks, jobs, progress, "pushing", len(send), sum(sizes.values()), "push")
+    tally = _transfer(tasks, jobs, meter, "push")
     tally.missing += sorted(needed - local - on_remote)
     problems = []
     if tally.corrupt:
@@ -467,6 +485,7 @@ def _receive(
         with writers:
             for oid, offset, size in read.items:
                 tally.add(_accept(writer, oid, data[offset : offset + size]))
+        meter.add(len(read.items), sum(size for _, _, size in read.items))
         return tally
 
     def read_loose(oid: str) -> _Tally:
@@ -474,18 +493,22 @@ def _receive(
         tmp = store.cache.temp_path()
         try:
             backend.download(_key(oid), tmp)
-            return _accept_file(store, writer, oid, tmp)
+            tally = _accept_file(store, writer, oid, tmp)
+            meter.add(1, tally.bytes)
+            return tally
         except FileNotFoundError:
             return _Tally(missing=[oid])
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
+    # Loose objects' sizes are known only once they arrive: the bytes' total grows then.
     total_bytes = sum(index[oid].size for oid in oids if oid in index)
+    meter = _Meter(progress, "fetching", len(oids), total_bytes)
     tasks = [partial(read_range, read) for read in reads]
     tasks += [partial(read_loose, oid) for oid in loose]
     with writer:
-        return _transfer(tasks, jobs, progress, "fetching", len(oids), total_bytes, "fetch")
+        return _transfer(tasks, jobs, meter, "fetch")
 
 
 def _accept(writer: ObjectWriter, oid: str, data: bytes) -> _Tally:
@@ -526,25 +549,54 @@ def _unsafe_manifest(oid: str, data: bytes) -> str | None:
 # Running tasks ------------------------------------------------------------------------
 
 
+class _Meter:
+    """Objects and bytes moved so far, reported together as tasks advance (from any
+    thread): ``VERB objects`` and ``VERB MiB``, from zero before the first one moves."""
+
+    def __init__(self, progress: Progress | None, verb: str, objects: int, size: int) -> None:
+        self.progress, self.verb = progress, verb
+        self.total_objects, self.total_bytes = objects, size
+        self.objects = self.bytes = 0
+        self.lock = threading.Lock()
+        self.last = 0.0
+        self._report()
+
+    def add(self, objects: int, size: int) -> None:
+        if self.progress is None:
+            return
+        with self.lock:
+            self.objects += objects
+            self.bytes += size
+            now = time.monotonic()
+            if now - self.last >= _REPORT_EVERY or self.objects >= self.total_objects:
+                self.last = now
+                self._report()
+
+    def _report(self) -> None:
+        if self.progress is None or not self.total_objects:
+            return
+        total = max(self.total_bytes, self.bytes)
+        mib = math.ceil(total / (1 << 20))
+        done = min(self.objects, self.total_objects)
+        self.progress(f"{self.verb} objects", done, self.total_objects)
+        if mib:
+            self.progress(f"{self.verb} MiB", math.ceil(self.bytes / (1 << 20)), mib)
+
+    def finish(self) -> None:
+        with self.lock:
+            self._report()
+
+
 def _transfer(
-    tasks: Sequence[Callable[[], _Tally]],
-    jobs: int,
-    progress: Progress | None,
-    verb: str,
-    total_objects: int,
-    total_bytes: int,
-    command: str,
+    tasks: Sequence[Callable[[], _Tally]], jobs: int, meter: _Meter, command: str
 ) -> _Tally:
-    """Run transfer tasks in parallel, reporting objects and MiB; stop at the first failure."""
+    """Run transfer tasks in parallel (``meter`` reports as they go); stop at the first
+    failure."""
     tally = _Tally()
-    mib = math.ceil(total_bytes / (1 << 20))
     try:
         for part in _run_parallel(tasks, jobs, ordered=False):
             tally.add(part)
-            if progress:
-                progress(f"{verb} objects", tally.objects, total_objects)
-                if mib:
-                    progress(f"{verb} MiB", min(mib, math.ceil(tally.bytes / (1 << 20))), mib)
+        meter.finish()
     except MlopsError as exc:
         raise type(exc)(
             f"{exc.message}; {tally.objects} object(s) were moved before that: "

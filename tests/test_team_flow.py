@@ -93,7 +93,14 @@ def test_changing_an_outputs_cache_option_makes_the_stage_stale(repo: Path) -> N
     found = stale(repo)
     assert [s["stage"] for s in found] == ["train"]
     assert found[0]["reasons"] == ["out summary.txt cache option changed"]
+    # Git still tracks the file it kept while uncached: refused, as add refuses it.
+    refused = run_cli(repo, "run")
+    assert refused.exit_code == 1
+    assert "output 'summary.txt' is tracked by Git; untrack it first" in refused.stderr
+    git(repo, "rm", "-q", "--cached", "summary.txt")
     ok(repo, "run")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "summary.txt cached")
     assert_clean(repo)
     lock = json.loads((repo / "mlops.lock").read_text())
     outs = {o["path"]: o["cache"] for o in lock["stages"]["train"]["outs"]}

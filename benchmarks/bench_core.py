@@ -24,6 +24,7 @@ from pathlib import Path
 
 from workload import (
     copy_workload,
+    force_remove,
     make_workload,
     mlops_cmd,
     new_git_repo,
@@ -103,7 +104,7 @@ def main() -> None:
         for name, cli in tools:
             repo = base / name
             if repo.exists():
-                shutil.rmtree(repo, onerror=_force_remove)
+                shutil.rmtree(repo, onerror=force_remove)
             new_git_repo(repo)
             copy_workload(source, repo)
             steps[name] = set_up(name, cli, repo)
@@ -131,12 +132,7 @@ def main() -> None:
         )
     finally:
         if not args.keep:
-            shutil.rmtree(base, onerror=_force_remove)
-
-
-def _force_remove(func, path, _exc):  # type: ignore[no-untyped-def]
-    os.chmod(os.path.dirname(path), 0o755)
-    func(path)
+            shutil.rmtree(base, onerror=force_remove)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from workload import (
     copy_workload,
+    force_remove,
     make_workload,
     mlops_cmd,
     new_git_repo,
@@ -78,13 +79,13 @@ def main() -> None:
         for i in range(args.rounds):
             repo = base / f"round-{i}"
             if repo.exists():
-                shutil.rmtree(repo, onerror=_force_remove)
+                shutil.rmtree(repo, onerror=force_remove)
             add, imported, status = one_round(source, repo, args.dvc, args.dvc_link)
             ratios.append(imported / add)
             print(
                 f"{i + 1:<6} {add:>10.3f} {imported:>10.3f} {imported / add:>7.3f} {status:>9.3f}"
             )
-            shutil.rmtree(repo, onerror=_force_remove)
+            shutil.rmtree(repo, onerror=force_remove)
         ratios.sort()
         print(
             f"import-dvc / dvc add: median {ratios[len(ratios) // 2]:.3f} "
@@ -92,12 +93,7 @@ def main() -> None:
         )
     finally:
         if not args.keep:
-            shutil.rmtree(base, onerror=_force_remove)
-
-
-def _force_remove(func, path, _exc):  # type: ignore[no-untyped-def]
-    os.chmod(os.path.dirname(path), 0o755)
-    func(path)
+            shutil.rmtree(base, onerror=force_remove)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,12 @@ def new_git_repo(path: Path) -> Path:
     return path
 
 
+def force_remove(func, path, _exc):  # type: ignore[no-untyped-def]
+    """``shutil.rmtree``'s error handler for read-only folders (DVC's and mlops's caches)."""
+    os.chmod(os.path.dirname(path), 0o755)
+    func(path)
+
+
 def mlops_cmd() -> list[str]:
     """How to run the mlops CLI of this interpreter's environment."""
     exe = shutil.which("mlops", path=str(Path(sys.executable).parent))

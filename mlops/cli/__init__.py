@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import Any
 
-COMMAND_MODULES = ("checks", "data", "monitor", "pipeline", "registry", "remote")
+COMMAND_MODULES = ("checks", "data", "monitor", "pipeline", "registry", "remote", "serve")
 # Where each top-level command or command group is defined (a test keeps this true).
 COMMAND_MODULE = {
     "check": "checks",
@@ -24,6 +24,7 @@ COMMAND_MODULE = {
     **dict.fromkeys(("run", "dag", "runs", "params", "metrics"), "pipeline"),
     **dict.fromkeys(("lineage", "model"), "registry"),
     **dict.fromkeys(("push", "fetch", "pull", "install-hooks", "remote", "hook"), "remote"),
+    "serve": "serve",
 }
 
 

@@ -91,15 +91,20 @@ def get_model(
 
 def load_model(reference: str, repo: Repo | None = None) -> Any:
     """The joblib-loaded object of ``NAME@ALIAS`` or ``NAME:VERSION``, after checking its hash."""
+    from mlops.repo import find_repo
+
+    repo = repo or find_repo()
+    return load_version(repo, resolve(repo, reference))
+
+
+def load_version(repo: Repo, version: ModelVersion, remote: str | None = None) -> Any:
+    """The joblib-loaded object of a resolved ``version``, fetched if needed, hash-checked."""
     import io
 
     import joblib
 
-    from mlops.repo import find_repo
     from mlops.storage.hashing import hash_bytes
 
-    repo = repo or find_repo()
-    version = resolve(repo, reference)
     if version.content.is_dir:
         raise RegistryError(
             f"{version.ref} is a folder of {version.content.files} files: "
@@ -107,7 +112,7 @@ def load_model(reference: str, repo: Repo | None = None) -> Any:
         )
     store = open_store(repo)
     try:
-        ensure_content(store, version, None)
+        ensure_content(store, version, remote)
     finally:
         store.state.flush()
     data = store.cache.read_bytes(version.content.hash)

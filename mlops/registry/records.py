@@ -114,6 +114,7 @@ class ModelVersion:
     metrics: dict[str, Any] = field(default_factory=dict)  # file -> dotted key -> value
     data: dict[str, str] = field(default_factory=dict)  # path -> hash of the training inputs
     checks: dict[str, Any] = field(default_factory=dict)  # stage -> phase -> summary
+    signature: dict[str, Any] = field(default_factory=dict)  # features and their types
     label: str = ""
     target: str = ""  # the Git object the tag points at (the commit, when there is one)
 
@@ -156,6 +157,7 @@ class ModelVersion:
             "data": self.data,
             "checks": self.checks,
             "checks_state": self.checks_state()[0],
+            "signature": self.signature,
         }
 
 
@@ -290,6 +292,7 @@ def _version(reader: _Reader, tag: str, number: int, rid: str) -> ModelVersion:
         metrics=reader.get("metrics", dict),
         data=data,
         checks=reader.get("checks", dict),
+        signature=reader.get("signature", dict, optional=True) or {},
     )
 
 

@@ -140,6 +140,10 @@ class _State:
             self.holder.stop()
         if self.log is not None:
             self.log.close()
+            s = self.log.stats()
+            log.info(
+                "stopped: %d rows logged in %d files, %d dropped", s.written, s.files, s.dropped
+            )
 
     def sync_log_metrics(self) -> None:
         """Bring the log counters up to the writer's figures (read when /metrics is asked)."""

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import RequestError
+from mlops.monitor.predlog import DEFAULT_LABEL, REQUEST_ID, ROW
 from mlops.serve.inputs import parse_body
-from mlops.serve.log import Entry, PredictionLog
+from mlops.serve.log import Entry, Feedback, PredictionLog
 from mlops.serve.model import ModelHolder, Served, prepare_process
 
 SETTINGS_ENV = "MLOPS_SERVE_SETTINGS"
@@ -240,6 +241,22 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
     async def invocations(request: Request) -> Response:
         return await score(request, mlflow=True)
 
+    async def feedback(request: Request) -> Response:
+        """Labels for logged requests, joined later by ``mlops monitor label``."""
+        try:
+            if state.log is None:
+                raise RequestError(
+                    "this server logs no predictions, so it keeps no labels: start it with "
+                    "--log-dir or a monitor.batches folder",
+                    409,
+                )
+            body = await _read_body(request, settings.max_body)
+            records = _feedback_records(body)
+        except RequestError as exc:
+            return answer({"error": exc.message, "column": exc.column}, exc.status)
+        state.log.submit_feedback(Feedback(records))
+        return answer({"accepted": len(records)}, 202)
+
     async def live(request: Request) -> Response:
         return answer({"live": True})
 
@@ -273,6 +290,7 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
     routes = [
         Route("/predict", predict, methods=["POST"]),
         Route("/invocations", invocations, methods=["POST"]),
+        Route("/feedback", feedback, methods=["POST"]),
         Route("/health/live", live, methods=["GET"]),
         Route("/health/ready", ready, methods=["GET"]),
         Route("/ping", ready, methods=["GET"]),  # MLflow's readiness probe
@@ -299,6 +317,32 @@ def _request_id(request: Any) -> str:
     if given and _REQUEST_ID.fullmatch(given):
         return str(given)
     return uuid.uuid4().hex
+
+
+def _feedback_records(body: bytes) -> list[dict[str, Any]]:
+    """``{request_id, row?, label}`` or a list of them, checked."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise RequestError("malformed JSON: send {request_id, label} or a list of them") from None
+    items = doc if isinstance(doc, list) else [doc]
+    if not items:
+        raise RequestError("no labels: the list is empty")
+    records = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) - {REQUEST_ID, ROW, DEFAULT_LABEL}:
+            raise RequestError(f"label {i}: expected an object of {REQUEST_ID}, {ROW}, label", 422)
+        rid, row, label = item.get(REQUEST_ID), item.get(ROW), item.get(DEFAULT_LABEL)
+        if not isinstance(rid, str) or not _REQUEST_ID.fullmatch(rid):
+            raise RequestError(f"label {i}: {REQUEST_ID} must be a request id", 422, REQUEST_ID)
+        if row is not None and (type(row) is not int or row < 0):
+            raise RequestError(f"label {i}: {ROW} must be a whole number from 0", 422, ROW)
+        if label is None or isinstance(label, (dict, list)):
+            raise RequestError(
+                f"label {i}: label must be a number, string or boolean", 422, "label"
+            )
+        records.append({REQUEST_ID: rid, **({ROW: row} if row is not None else {}), "label": label})
+    return records
 
 
 async def _read_body(request: Any, limit: int) -> bytes:

@@ -9,8 +9,7 @@ of the open temporary file, which monitoring never reads (its name starts with a
 A folder that cannot be written is reported, its rows counted as dropped, and tried
 again for the next file; predictions go on.
 
-One line per input row: ``request_id``, ``row``, ``time``, ``model``, ``version``, the
-features, ``prediction`` and ``proba_<class>`` per class. ``label`` is joined later.
+One line per input row, in the format of ``mlops.monitor.predlog``.
 """
 
 from __future__ import annotations
@@ -27,20 +26,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops.monitor.predlog import (
+    FEEDBACK_DIR,
+    LOG_PREFIX,
+    LOG_SUFFIX,
+    MODEL,
+    PREDICTION,
+    PROBA_PREFIX,
+    REQUEST_ID,
+    ROW,
+    TIME,
+    VERSION,
+)
 from mlops.serve.inputs import Rows
-
-# The columns a prediction log adds to the features; monitoring recognises them.
-REQUEST_ID = "request_id"
-ROW = "row"
-TIME = "time"
-MODEL = "model"
-VERSION = "version"
-PREDICTION = "prediction"
-PROBA_PREFIX = "proba_"
-LABEL = "label"
-LOG_COLUMNS = (REQUEST_ID, ROW, TIME, MODEL, VERSION)
-LOG_PREFIX = "predictions-"
-LOG_SUFFIX = ".jsonl"
 
 
 @dataclass(frozen=True)
@@ -71,6 +69,13 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Feedback:
+    """Labels sent to ``POST /feedback``: each ``{request_id, row?, label}``."""
+
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class LogStats:
     written: int
     dropped: int
@@ -96,11 +101,12 @@ class PredictionLog:
         self.on_problem = on_problem
         self.written = 0
         self.dropped = 0
+        self.feedback_dropped = 0
         self.files = 0
         self.problem: str | None = None
         self._pending = 0
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[Entry | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Entry | Feedback | None] = queue.SimpleQueue()
         self._file: Any = None
         self._tmp: Path | None = None
         self._opened = 0.0
@@ -119,6 +125,10 @@ class PredictionLog:
             self._pending += n
         self._queue.put(entry)
         return True
+
+    def submit_feedback(self, feedback: Feedback) -> None:
+        """Queue labels; each batch of them becomes one file in the feedback folder."""
+        self._queue.put(feedback)
 
     def close(self) -> None:
         """Write what is queued, close the open file, stop the thread."""
@@ -141,6 +151,9 @@ class PredictionLog:
             if entry is None:
                 self._roll()
                 return
+            if isinstance(entry, Feedback):
+                self._write_feedback(entry)
+                continue
             with self._lock:
                 self._pending -= entry.rows.count
             self._write(entry)
@@ -164,11 +177,30 @@ class PredictionLog:
         if self._in_file >= self.rows or time.monotonic() - self._opened >= self.seconds:
             self._roll()
 
+    def _write_feedback(self, feedback: Feedback) -> None:
+        """One complete file per batch of labels (never appended to: ``mlops monitor label``
+        rewrites or removes the files it has joined)."""
+        folder = self.folder / FEEDBACK_DIR
+        self._seq += 1
+        name = f"feedback-{_stamp()}-{os.getpid()}-{self._seq}{LOG_SUFFIX}"
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in feedback.records)
+        tmp = folder / f".{name}.tmp"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "x", encoding="utf-8") as sink:
+                sink.write(text)
+                sink.flush()
+                os.fsync(sink.fileno())
+            os.replace(tmp, folder / name)
+        except OSError as exc:
+            self.feedback_dropped += len(feedback.records)
+            self._discard_path(tmp)
+            self._report(f"feedback {folder}: cannot write: {exc.strerror or exc}")
+
     def _open(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._seq += 1
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        name = f"{LOG_PREFIX}{stamp}-{os.getpid()}-{self._seq}{LOG_SUFFIX}"
+        name = f"{LOG_PREFIX}{_stamp()}-{os.getpid()}-{self._seq}{LOG_SUFFIX}"
         self._tmp = self.folder / f".{name}.tmp"
         self._file = open(self._tmp, "x", encoding="utf-8")  # noqa: SIM115 (open till rolled)
         self._opened = time.monotonic()
@@ -202,11 +234,20 @@ class PredictionLog:
                 self._file.close()
         self._file, self._tmp = None, None
         if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            self._discard_path(tmp)
+
+    @staticmethod
+    def _discard_path(path: Path) -> None:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
     def _report(self, problem: str | None) -> None:
         if problem != self.problem:
             self.problem = problem
             if self.on_problem is not None:
                 self.on_problem(problem)
+
+
+def _stamp() -> str:
+    """The current UTC time for file names: they sort by it."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

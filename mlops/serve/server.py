@@ -41,8 +41,9 @@ def default_reference(repo: Repo) -> str:
 
 def log_folder(repo: Repo, log_dir: str | None, enabled: bool = True) -> Path | None:
     """Where prediction logs go: ``log_dir``, else the folder ``monitor.batches`` names,
-    else nowhere (no monitor section)."""
+    else nowhere (no monitor section, or no batches in it)."""
     from mlops.monitor.config import load_monitor_config
+    from mlops.monitor.predlog import batch_folder
 
     if not enabled:
         return None
@@ -54,18 +55,10 @@ def log_folder(repo: Repo, log_dir: str | None, enabled: bool = True) -> Path | 
         return None
     if batches is None:
         return None
-    if any(c in batches for c in "*?["):
-        raise ServeError(
-            f"mlops.yaml: monitor.batches is the pattern {batches}, which prediction logs "
-            "(predictions-*.jsonl) may not match: make it a folder, or give --log-dir"
-        )
-    path = repo.root / batches
-    if path.is_file():
-        raise ServeError(
-            f"mlops.yaml: monitor.batches is the file {batches}: make it a folder for the "
-            "prediction logs to roll into, or give --log-dir"
-        )
-    return path
+    try:
+        return batch_folder(repo.root, batches)
+    except ConfigError as exc:
+        raise ServeError(f"{exc.message}, or give --log-dir") from None
 
 
 def serve(

@@ -24,7 +24,7 @@ COMMAND_MODULE = {
     **dict.fromkeys(("run", "dag", "runs", "params", "metrics"), "pipeline"),
     **dict.fromkeys(("lineage", "model"), "registry"),
     **dict.fromkeys(("push", "fetch", "pull", "install-hooks", "remote", "hook"), "remote"),
-    "serve": "serve",
+    **dict.fromkeys(("serve", "predict"), "serve"),
 }
 
 

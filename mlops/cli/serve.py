@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mlops.cli.app import app
+from mlops.cli.app import app, echo, emit_json
 
 
 @app.command()
@@ -38,3 +38,35 @@ def serve(
     ref = reference or default_reference(repo)
     folder = log_folder(repo, None if log_dir is None else str(log_dir), not no_log)
     run_server(repo, ref, host, port, workers, folder, log_rows, log_seconds, poll, max_body)
+
+
+@app.command()
+def predict(
+    reference: str = typer.Argument(..., help="NAME@ALIAS or NAME:VERSION."),
+    data: str = typer.Option(..., "--data", help="The rows to score (CSV, Parquet, JSON lines)."),
+    out: str = typer.Option(..., "--out", "-o", help="Where to write rows and predictions."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
+    chunk_rows: int = typer.Option(10_000, "--chunk-rows", help="Rows scored at a time."),
+    log_dir: Path | None = typer.Option(
+        None, "--log-dir", help="Log the predictions here (default: monitor.batches)."
+    ),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not log predictions."),
+    json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Score a file with a registered model, chunk by chunk, and log the predictions."""
+    from mlops.repo import find_repo
+    from mlops.serve.batch import predict_file
+    from mlops.serve.server import log_folder
+
+    repo = find_repo()
+    folder = log_folder(repo, None if log_dir is None else str(log_dir), not no_log)
+    result = predict_file(repo, reference, data, out, force, chunk_rows, folder)
+    if json:
+        emit_json(result.to_dict())
+        return
+    echo(
+        f"scored {result.rows} rows of {data} with {result.model}:{result.version} "
+        f"into {result.out} ({result.chunks} chunks)"
+    )
+    if result.logged:
+        echo(f"  predictions logged to {result.logged}")

@@ -1,0 +1,265 @@
+"""Benchmark: ``mlops serve`` against ``mlflow models serve`` on the same model and load.
+
+    python benchmarks/bench_serve.py --mlflow /tmp/mlflowenv/bin/mlflow --rounds 2
+
+MLflow runs in its own virtual environment (with the same scikit-learn as ours, so that
+both load the very same pickled model):
+
+    python -m venv /tmp/mlflowenv && /tmp/mlflowenv/bin/pip install mlflow scikit-learn
+
+The model is a 50-tree random forest fitted on iris. Both servers run one worker on
+127.0.0.1 and are driven by the same bounded load generator in this process (a fixed
+number of requests over persistent connections, 1, 8 and 32 concurrent clients, bodies
+of 1 and 100 rows in MLflow's ``dataframe_split`` form on ``/invocations``). Ours runs
+twice: without and with prediction logging. Printed: requests/s and p50/p99 latency of
+each, and the ratios ours / MLflow. The client shares the machine's cores with the
+server under test, as it did when the issue's reference figures were taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+CLIENTS = (1, 8, 32)
+ROWS = (1, 100)
+MLFLOW_SAVE = """
+import sys, joblib, mlflow.sklearn
+mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2], serialization_format="pickle")
+"""
+
+
+@dataclass(frozen=True)
+class Cell:
+    throughput: float  # requests per second
+    p50: float  # milliseconds
+    p99: float
+    errors: int
+
+
+def make_model(folder: Path) -> Path:
+    import joblib
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    x = pd.DataFrame(x.to_numpy(), columns=FEATURES)
+    path = folder / "model.joblib"
+    joblib.dump(RandomForestClassifier(n_estimators=50, random_state=0).fit(x, y), path)
+    return path
+
+
+def body(rows: int) -> bytes:
+    import numpy as np
+
+    values = np.random.default_rng(rows).uniform(0.1, 7.0, (rows, len(FEATURES))).round(2)
+    return json.dumps(
+        {"dataframe_split": {"columns": FEATURES, "data": values.tolist()}}
+    ).encode()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not become ready")
+
+
+def load(port: int, payload: bytes, clients: int, requests: int) -> Cell:
+    """``requests`` POSTs to /invocations from ``clients`` threads; stops by itself."""
+    lock = threading.Lock()
+    left = [requests]
+    latencies: list[float] = []
+    errors = [0]
+    headers = {"Content-Type": "application/json"}
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine: list[float] = []
+        while True:
+            with lock:
+                if left[0] == 0:
+                    break
+                left[0] -= 1
+            start = time.perf_counter()
+            try:
+                conn.request("POST", "/invocations", payload, headers)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except OSError:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                ok = False
+            mine.append(time.perf_counter() - start)
+            if not ok:
+                with lock:
+                    errors[0] += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return Cell(requests / elapsed, statistics.median(latencies) * 1e3, p99 * 1e3, errors[0])
+
+
+class Running:
+    """A server process under test, and where its output goes."""
+
+    def __init__(self, name: str, command: list[str], cwd: Path, port: int, ready: str) -> None:
+        self.name, self.port, self.cwd = name, port, cwd
+        self.output = open(cwd / f"{name}.log", "wb")  # noqa: SIM115 (closed in stop)
+        # MLflow starts `uvicorn` from PATH: its own venv's bin comes first.
+        path = f"{Path(command[0]).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        env = {**os.environ, "PYTHONWARNINGS": "ignore", "PATH": path}
+        self.proc = subprocess.Popen(
+            command, cwd=cwd, stdout=self.output, stderr=subprocess.STDOUT, env=env
+        )
+        try:
+            wait_ready(port, ready, self.proc)
+        except SystemExit:
+            self.output.flush()
+            print((cwd / f"{name}.log").read_text()[-3000:])
+            raise
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
+        self.output.close()
+
+
+def one_round(work: Path, mlflow: str, requests: int) -> dict[str, dict[tuple[int, int], Cell]]:
+    """Start the three servers, then measure each cell on each server in turn, so that the
+    machine's drifting load falls on all of them alike."""
+    model = make_model(work)
+    repo = work / "repo"
+    repo.mkdir()
+    for args in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "config", "user.email", "bench@example.com"],
+        ["git", "config", "user.name", "bench"],
+    ):
+        subprocess.run(args, cwd=repo, check=True)
+    mlops = [sys.executable, "-m", "mlops"]
+    subprocess.run([*mlops, "init"], cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        [*mlops, "model", "register", "iris", str(model), "--promote", "production"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+    mlflow_python = str(Path(mlflow).parent / "python")
+    subprocess.run(
+        [mlflow_python, "-c", MLFLOW_SAVE, str(model), str(work / "mlflow-model")],
+        check=True,
+        capture_output=True,
+    )
+    servers = []
+    try:
+        port = free_port()
+        servers.append(Running(
+            "mlflow",
+            [mlflow, "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager",
+             "local", "-h", "127.0.0.1", "-p", str(port)],
+            work, port, "/ping",
+        ))  # fmt: skip
+        for name, extra in (
+            ("mlops", ["--no-log"]),
+            ("mlops+log", ["--log-dir", str(work / "logs")]),
+        ):
+            port = free_port()
+            servers.append(Running(
+                name, [*mlops, "serve", "iris@production", "--port", str(port), *extra],
+                repo, port, "/health/ready",
+            ))  # fmt: skip
+        results: dict[str, dict[tuple[int, int], Cell]] = {s.name: {} for s in servers}
+        for rows in ROWS:
+            payload = body(rows)
+            for server in servers:
+                load(server.port, payload, 4, 40)  # warm up
+            for clients in CLIENTS:
+                for server in servers:
+                    results[server.name][(rows, clients)] = load(
+                        server.port, payload, clients, requests
+                    )
+    finally:
+        for server in servers:
+            server.stop()
+    logged = sum(
+        len(p.read_text().splitlines()) for p in (work / "logs").glob("predictions-*.jsonl")
+    )
+    sent = sum(r * (requests * len(CLIENTS) + 40) for r in ROWS)
+    print(f"  rows in closed prediction logs after SIGTERM: {logged} of {sent} sent", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mlflow", required=True, help="the mlflow command of its own venv")
+    parser.add_argument("--requests", type=int, default=600, help="requests per measurement")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    rounds = []
+    for i in range(args.rounds):
+        print(f"round {i + 1} of {args.rounds} ...", flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+            rounds.append(one_round(Path(tmp), args.mlflow, args.requests))
+    print()
+    print("rows clients | MLflow req/s p50 p99 | mlops req/s p50 p99 | +log req/s | "
+          "throughput x | p99 ratio | log cost")  # fmt: skip
+    for rows in ROWS:
+        for clients in CLIENTS:
+            key = (rows, clients)
+            for r in rounds:
+                m, o, g = r["mlflow"][key], r["mlops"][key], r["mlops+log"][key]
+                errors = m.errors + o.errors + g.errors
+                print(
+                    f"{rows:>4} {clients:>7} | {m.throughput:6.0f} {m.p50:6.1f} {m.p99:6.1f} | "
+                    f"{o.throughput:6.0f} {o.p50:6.1f} {o.p99:6.1f} | {g.throughput:6.0f} | "
+                    f"{o.throughput / m.throughput:5.2f} | {o.p99 / m.p99:5.2f} | "
+                    f"{1 - g.throughput / o.throughput:+.0%}"
+                    + (f" | {errors} errors" if errors else "")
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -90,7 +90,7 @@ def get_model(
 
 
 def load_model(reference: str, repo: Repo | None = None) -> Any:
-    """The joblib-loaded object of ``NAME@ALIAS`` or ``NAME:VERSION``, after checking its hash."""
+    """The model object of ``NAME@ALIAS`` or ``NAME:VERSION``, after checking its hash."""
     from mlops.repo import find_repo
 
     repo = repo or find_repo()
@@ -98,11 +98,9 @@ def load_model(reference: str, repo: Repo | None = None) -> Any:
 
 
 def load_version(repo: Repo, version: ModelVersion, remote: str | None = None) -> Any:
-    """The joblib-loaded object of a resolved ``version``, fetched if needed, hash-checked."""
-    import io
-
-    import joblib
-
+    """The model object of a resolved ``version``, fetched if needed, hash-checked, loaded
+    as its recorded format says (a skops file runs no code)."""
+    from mlops.registry.formats import load_bytes
     from mlops.storage.hashing import hash_bytes
 
     if version.content.is_dir:
@@ -118,7 +116,7 @@ def load_version(repo: Repo, version: ModelVersion, remote: str | None = None) -
     data = store.cache.read_bytes(version.content.hash)
     if hash_bytes(data) != version.content.hash:
         raise _corrupt(version, version.content.hash)
-    return joblib.load(io.BytesIO(data))
+    return load_bytes(data, version.format, version.content.path, version.ref)
 
 
 def ensure_content(store: Store, version: ModelVersion, remote: str | None) -> int:

@@ -115,6 +115,7 @@ class ModelVersion:
     data: dict[str, str] = field(default_factory=dict)  # path -> hash of the training inputs
     checks: dict[str, Any] = field(default_factory=dict)  # stage -> phase -> summary
     signature: dict[str, Any] = field(default_factory=dict)  # features and their types
+    format: dict[str, Any] = field(default_factory=dict)  # file format, skops's trusted types
     label: str = ""
     target: str = ""  # the Git object the tag points at (the commit, when there is one)
 
@@ -158,6 +159,7 @@ class ModelVersion:
             "checks": self.checks,
             "checks_state": self.checks_state()[0],
             "signature": self.signature,
+            "format": self.format,
         }
 
 
@@ -293,6 +295,7 @@ def _version(reader: _Reader, tag: str, number: int, rid: str) -> ModelVersion:
         data=data,
         checks=reader.get("checks", dict),
         signature=reader.get("signature", dict, optional=True) or {},
+        format=reader.get("format", dict, optional=True) or {},
     )
 
 

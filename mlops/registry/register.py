@@ -11,6 +11,7 @@ from typing import Any
 from mlops.data.add import snapshot
 from mlops.data.workspace import open_store
 from mlops.errors import InputError, RegistryError
+from mlops.registry.formats import describe
 from mlops.registry.provenance import Production, RunIndex, checks_summary, consumers
 from mlops.registry.records import (
     SCHEMA,
@@ -69,6 +70,9 @@ def register_model(
             content = Content(pointer.oid, pointer.size, pointer.files, rel or source.name)
             number = 1 + max((v.number for v in existing.versions), default=0) if existing else 1
             body = _body(repo, name, number, content, production, description or "")
+            described = describe(source)
+            if described is not None:
+                body["format"] = described
             signature = _signature(repo, source, production)
             if signature is not None:
                 body["signature"] = signature.to_dict()

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle")
-
 
 class FeatureType(enum.StrEnum):
     """What a feature column accepts."""
@@ -90,15 +88,15 @@ def is_composite(model: Any) -> bool:
 def signature_of_file(path: Path, training: list[Path]) -> Signature | None:
     """Load the model file the user registers (their own file) and read its signature.
 
-    Only joblib and pickle files are looked into; anything that fails to load has no
-    signature, and registration goes on without one.
+    Only model files (joblib, pickle, skops) are looked into; one that fails to load has
+    no signature, and registration goes on without one.
     """
-    if not path.is_file() or not path.name.lower().endswith(MODEL_SUFFIXES):
+    from mlops.registry.formats import format_of, load_file
+
+    if not path.is_file() or format_of(path.name) is None:
         return None
     try:
-        import joblib
-
-        model = joblib.load(path)
+        model = load_file(path)
     except Exception:  # not a model this library reads: no signature, not an error
         return None
     return model_signature(model, training)

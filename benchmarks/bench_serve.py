@@ -46,6 +46,7 @@ class Cell:
     p50: float  # milliseconds
     p99: float
     errors: int
+    cpu: float = 0.0  # the server's CPU milliseconds per request (all its processes)
 
 
 def make_model(folder: Path) -> Path:
@@ -65,9 +66,7 @@ def body(rows: int) -> bytes:
     import numpy as np
 
     values = np.random.default_rng(rows).uniform(0.1, 7.0, (rows, len(FEATURES))).round(2)
-    return json.dumps(
-        {"dataframe_split": {"columns": FEATURES, "data": values.tolist()}}
-    ).encode()
+    return json.dumps({"dataframe_split": {"columns": FEATURES, "data": values.tolist()}}).encode()
 
 
 def free_port() -> int:
@@ -161,6 +160,38 @@ class Running:
             print((cwd / f"{name}.log").read_text()[-3000:])
             raise
 
+    def cpu(self) -> float:
+        """CPU seconds used so far by the server and every process under it.
+
+        On a shared machine this is steadier than throughput, which depends on how much of
+        the cores the scheduler gives each process while others run.
+        """
+        children: dict[int, list[int]] = {}
+        times: dict[int, float] = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(entry)
+            children.setdefault(int(fields[1]), []).append(pid)
+            times[pid] = (int(fields[11]) + int(fields[12])) / tick
+        total, todo = 0.0, [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            total += times.get(pid, 0.0)
+            todo += children.get(pid, [])
+        return total
+
+    def measure(self, payload: bytes, clients: int, requests: int) -> Cell:
+        before = self.cpu()
+        cell = load(self.port, payload, clients, requests)
+        used = (self.cpu() - before) / requests * 1e3
+        return Cell(cell.throughput, cell.p50, cell.p99, cell.errors, used)
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(60)
@@ -218,8 +249,8 @@ def one_round(work: Path, mlflow: str, requests: int) -> dict[str, dict[tuple[in
                 load(server.port, payload, 4, 40)  # warm up
             for clients in CLIENTS:
                 for server in servers:
-                    results[server.name][(rows, clients)] = load(
-                        server.port, payload, clients, requests
+                    results[server.name][(rows, clients)] = server.measure(
+                        payload, clients, requests
                     )
     finally:
         for server in servers:
@@ -244,8 +275,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
             rounds.append(one_round(Path(tmp), args.mlflow, args.requests))
     print()
-    print("rows clients | MLflow req/s p50 p99 | mlops req/s p50 p99 | +log req/s | "
-          "throughput x | p99 ratio | log cost")  # fmt: skip
+    print("Each line is one round. req/s, p50 and p99 (ms) per server; cpu: the server's CPU ms")
+    print("per request; x: mlops / MLflow (throughput, p99, cpu); log: throughput lost to logging")
+    print()
+    print("rows clients | MLflow req/s  p50   p99   cpu | mlops req/s  p50   p99   cpu |"
+          " +log req/s  cpu | thr x | p99 x | cpu x | log")  # fmt: skip
     for rows in ROWS:
         for clients in CLIENTS:
             key = (rows, clients)
@@ -253,10 +287,11 @@ def main() -> None:
                 m, o, g = r["mlflow"][key], r["mlops"][key], r["mlops+log"][key]
                 errors = m.errors + o.errors + g.errors
                 print(
-                    f"{rows:>4} {clients:>7} | {m.throughput:6.0f} {m.p50:6.1f} {m.p99:6.1f} | "
-                    f"{o.throughput:6.0f} {o.p50:6.1f} {o.p99:6.1f} | {g.throughput:6.0f} | "
+                    f"{rows:>4} {clients:>7} | {m.throughput:11.0f} {m.p50:5.1f} {m.p99:5.0f} "
+                    f"{m.cpu:5.2f} | {o.throughput:10.0f} {o.p50:5.1f} {o.p99:5.0f} "
+                    f"{o.cpu:5.2f} | {g.throughput:10.0f} {g.cpu:4.2f} | "
                     f"{o.throughput / m.throughput:5.2f} | {o.p99 / m.p99:5.2f} | "
-                    f"{1 - g.throughput / o.throughput:+.0%}"
+                    f"{o.cpu / m.cpu:5.2f} | {1 - g.throughput / o.throughput:+4.0%}"
                     + (f" | {errors} errors" if errors else "")
                 )
 

@@ -22,8 +22,11 @@ expect() {
     fi
 }
 pids=()
-stop_all() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap 'stop_all' EXIT
+stop_all() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap 'stop_all; cleanup_work' EXIT
 get() { "$PYTHON" -c "import json, sys, urllib.request as u; print(json.load(u.urlopen(sys.argv[1]))[sys.argv[2]])" "$@"; }
 newest_log() { ls -t incoming/predictions-*.jsonl | head -1; }
 
@@ -41,7 +44,9 @@ git add -A && git commit -q -m "first model"
 port="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 url="http://127.0.0.1:$port"
 step "mlops serve sensor@production --port $port --log-rows 400 --poll 0.5 &"
-mlops serve sensor@production --port "$port" --log-rows 400 --poll 0.5 > serve.log 2>&1 &
+# Not through the mlops shell function: $! must be the server itself, for kill -TERM.
+"$PYTHON" -m mlops serve sensor@production --port "$port" --log-rows 400 --poll 0.5 \
+    > serve.log 2>&1 &
 server=$!
 pids+=("$server")
 for _ in $(seq 300); do
@@ -86,7 +91,7 @@ if grep -qv '^200 ' answers.txt; then echo "serve_loop.sh: a request failed" >&2
 step "kill -TERM the server: the open prediction log is closed"
 kill -TERM "$server"
 wait "$server" || true
-tail -n 2 serve.log
+grep "stopped:" serve.log
 git add -A && git commit -q -m "retrained on the summer traffic"
 
 step mlops monitor history

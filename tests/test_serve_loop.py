@@ -113,3 +113,22 @@ def test_bad_labels_file_is_one_line(project: Path) -> None:
     ]
     result = run_cli(project, "monitor", "label", "missing.csv")
     assert result.exit_code == 1 and "missing.csv: no such labels file" in result.stderr
+
+
+@pytest.mark.slow
+def test_serve_loop_example_runs_end_to_end(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).parent.parent / "examples" / "serve_loop.sh"
+    env = {**os.environ, "PYTHON": sys.executable, "CLEANUP": "1", "TMPDIR": str(tmp_path)}
+    proc = subprocess.run([str(script)], capture_output=True, text=True, env=env, timeout=600)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "ready: sensor:1" in out and "HEALTHY" in out and "ALERT:" in out
+    assert "production: 1 -> 2" in out and "now serving sensor:2 (was sensor:1)" in out
+    answered = out.split("(status version: count)")[1].split("server:")[0]
+    assert " 200 1" in answered and " 200 2" in answered  # both served, none failed
+    assert "stopped:" in out and "ep-" in out.split("$ mlops monitor history")[1]
+    assert list(tmp_path.iterdir()) == []

@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,46 +95,48 @@ def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def load(port: int, payload: bytes, clients: int, requests: int) -> Cell:
-    """``requests`` POSTs to /invocations from ``clients`` threads; stops by itself."""
-    lock = threading.Lock()
-    left = [requests]
+    """``requests`` POSTs to /invocations from ``clients`` connections; stops by itself.
+
+    One asyncio loop drives every client (keep-alive HTTP/1.1 over raw streams): with
+    threads, 32 clients fight over the GIL and the slowest thread's wait shows up as the
+    server's latency, worst for the fastest server.
+    """
+    import asyncio
+
+    request = (
+        b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: "
+        + str(len(payload)).encode()
+        + b"\r\n\r\n"
+        + payload
+    )
     latencies: list[float] = []
     errors = [0]
-    headers = {"Content-Type": "application/json"}
+    left = [requests]
 
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        mine: list[float] = []
-        while True:
-            with lock:
-                if left[0] == 0:
-                    break
-                left[0] -= 1
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while left[0] > 0:
+            left[0] -= 1
             start = time.perf_counter()
-            try:
-                conn.request("POST", "/invocations", payload, headers)
-                response = conn.getresponse()
-                response.read()
-                ok = response.status == 200
-            except OSError:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                ok = False
-            mine.append(time.perf_counter() - start)
-            if not ok:
-                with lock:
-                    errors[0] += 1
-        conn.close()
-        with lock:
-            latencies.extend(mine)
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - start)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors[0] += 1
+        writer.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    async def run() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(run())
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     return Cell(requests / elapsed, statistics.median(latencies) * 1e3, p99 * 1e3, errors[0])
@@ -191,6 +192,13 @@ class Running:
         cell = load(self.port, payload, clients, requests)
         used = (self.cpu() - before) / requests * 1e3
         return Cell(cell.throughput, cell.p50, cell.p99, cell.errors, used)
+
+    def rss(self) -> int:
+        """The server's resident memory in KiB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -263,12 +271,55 @@ def one_round(work: Path, mlflow: str, requests: int) -> dict[str, dict[tuple[in
     return results
 
 
+def soak(work: Path, requests: int) -> None:
+    """Memory of our server, logging on, over ``requests`` single-row requests."""
+    model = make_model(work)
+    repo = work / "repo"
+    repo.mkdir()
+    for args in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "config", "user.email", "bench@example.com"],
+        ["git", "config", "user.name", "bench"],
+    ):
+        subprocess.run(args, cwd=repo, check=True)
+    mlops = [sys.executable, "-m", "mlops"]
+    subprocess.run([*mlops, "init"], cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        [*mlops, "model", "register", "iris", str(model), "--promote", "production"],
+        cwd=repo, check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    server = Running(
+        "soak", [*mlops, "serve", "iris@production", "--port", str(port), "--log-dir",
+                 str(work / "logs")], repo, port, "/health/ready",
+    )  # fmt: skip
+    try:
+        payload = body(1)
+        step = max(1, requests // 10)
+        for done in range(0, requests, step):
+            load(port, payload, 8, min(step, requests - done))
+            print(
+                f"  after {done + step:>7} requests: RSS {server.rss() / 1024:.1f} MiB", flush=True
+            )
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mlflow", required=True, help="the mlflow command of its own venv")
+    parser.add_argument("--mlflow", help="the mlflow command of its own venv")
     parser.add_argument("--requests", type=int, default=600, help="requests per measurement")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--soak", type=int, default=0, help="instead: our memory over this many requests"
+    )
     args = parser.parse_args()
+    if args.soak:
+        with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+            soak(Path(tmp), args.soak)
+        return
+    if not args.mlflow:
+        parser.error("--mlflow is required (or --soak)")
     rounds = []
     for i in range(args.rounds):
         print(f"round {i + 1} of {args.rounds} ...", flush=True)

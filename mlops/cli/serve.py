@@ -30,14 +30,13 @@ def serve(
 ) -> None:
     """Serve a registered model over HTTP, follow its alias, log its predictions."""
     from mlops.repo import find_repo
-    from mlops.serve.server import default_reference, log_folder, require_extra
     from mlops.serve.server import serve as run_server
 
-    require_extra()
-    repo = find_repo()
-    ref = reference or default_reference(repo)
-    folder = log_folder(repo, None if log_dir is None else str(log_dir), not no_log)
-    run_server(repo, ref, host, port, workers, folder, log_rows, log_seconds, poll, max_body)
+    folder = None if log_dir is None else str(log_dir)
+    run_server(
+        find_repo(), reference, host, port, workers, folder, not no_log,
+        log_rows, log_seconds, poll, max_body,
+    )  # fmt: skip
 
 
 @app.command()
@@ -56,11 +55,9 @@ def predict(
     """Score a file with a registered model, chunk by chunk, and log the predictions."""
     from mlops.repo import find_repo
     from mlops.serve.batch import predict_file
-    from mlops.serve.server import log_folder
 
-    repo = find_repo()
-    folder = log_folder(repo, None if log_dir is None else str(log_dir), not no_log)
-    result = predict_file(repo, reference, data, out, force, chunk_rows, folder)
+    folder = None if log_dir is None else str(log_dir)
+    result = predict_file(find_repo(), reference, data, out, force, chunk_rows, folder, not no_log)
     if json:
         emit_json(result.to_dict())
         return

@@ -24,6 +24,14 @@ class FeatureType(enum.StrEnum):
     ANY = "any"  # numbers or strings (a pipeline that encodes its own columns)
 
 
+class SignatureSource(enum.StrEnum):
+    """Where a signature's types came from."""
+
+    TRAINING_DATA = "training data"  # the run's training data, read at registration
+    MODEL = "model"  # the model alone: a plain estimator takes numbers
+    FITTED_MODEL = "fitted model"  # no record: read from the loaded model when serving
+
+
 @dataclass(frozen=True)
 class Feature:
     name: str
@@ -38,14 +46,14 @@ class Signature:
     """The features a model takes, in the order it was fitted on; ``source`` says how known."""
 
     features: tuple[Feature, ...]
-    source: str  # "training data", "model" or "fitted model" (read when loading)
+    source: SignatureSource
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": [f.to_dict() for f in self.features], "source": self.source}
+        return {"features": [f.to_dict() for f in self.features], "source": self.source.value}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Signature | None:
@@ -61,7 +69,11 @@ class Signature:
                 features.append(Feature(item["name"], FeatureType(str(item.get("type")))))
             except ValueError:
                 return None
-        return cls(tuple(features), str(data.get("source", "")))
+        try:
+            source = SignatureSource(str(data.get("source")))
+        except ValueError:
+            source = SignatureSource.MODEL
+        return cls(tuple(features), source)
 
 
 def model_signature(model: Any, training: list[Path] | None = None) -> Signature | None:
@@ -74,10 +86,12 @@ def model_signature(model: Any, training: list[Path] | None = None) -> Signature
     for path in training or []:
         types = _column_types(path, names)
         if types is not None:
-            return Signature(tuple(Feature(n, types[n]) for n in names), source="training data")
+            return Signature(
+                tuple(Feature(n, types[n]) for n in names), SignatureSource.TRAINING_DATA
+            )
     # A pipeline or column transformer may encode strings itself; a bare estimator cannot.
     kind = FeatureType.ANY if is_composite(model) else FeatureType.NUMBER
-    return Signature(tuple(Feature(n, kind) for n in names), source="model")
+    return Signature(tuple(Feature(n, kind) for n in names), SignatureSource.MODEL)
 
 
 def is_composite(model: Any) -> bool:

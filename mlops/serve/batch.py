@@ -62,11 +62,14 @@ def predict_file(
     out: str,
     force: bool = False,
     chunk_rows: int = CHUNK_ROWS,
-    log_dir: Path | None = None,
+    log_dir: str | None = None,
+    log: bool = True,
 ) -> Predicted:
-    """Score every row of ``data`` with ``reference`` into ``out`` (same formats)."""
+    """Score every row of ``data`` with ``reference`` into ``out`` (same formats); log the
+    predictions to ``log_dir``, else to ``monitor.batches``'s folder, unless ``log`` is false."""
     from mlops.registry.records import split_reference
     from mlops.registry.tags import resolve
+    from mlops.serve.server import log_folder
 
     source, target = Path(os.path.abspath(data)), Path(os.path.abspath(out))
     if not source.is_file():
@@ -76,10 +79,11 @@ def predict_file(
         raise WorkspaceConflict(f"{out}: already exists; use --force to replace it")
     if chunk_rows < 1:
         raise InputError("--chunk-rows must be at least 1")
+    folder = log_folder(repo, log_dir, log)
     prepare_process()
     _, _, alias = split_reference(reference)
     served = load_served(repo, resolve(repo, reference), alias)
-    log = PredictionLog(log_dir) if log_dir is not None else None
+    writer_log = PredictionLog(folder) if folder is not None else None
     batch_id = uuid.uuid4().hex[:12]
     tmp = target.parent / f".{target.name}.{os.getpid()}.mlops-predict"
     rows = chunks = 0
@@ -88,9 +92,9 @@ def predict_file(
         for chunk in _chunks(source, in_format, chunk_rows, data):
             scored = _score(served, chunk, data, rows)
             writer.write(scored.frame)
-            if log is not None:
+            if writer_log is not None:
                 v = served.version
-                log.submit(
+                writer_log.submit(
                     Entry(
                         f"{batch_id}-{chunks}",
                         time.time(),
@@ -112,10 +116,10 @@ def predict_file(
         writer.close()
         if tmp.exists():
             tmp.unlink()
-        if log is not None:
-            log.close()
+        if writer_log is not None:
+            writer_log.close()
     v = served.version
-    shown = None if log_dir is None else str(log_dir)
+    shown = None if folder is None else str(folder)
     return Predicted(v.model, v.label, v.content.hash, rows, chunks, out, shown)
 
 

@@ -18,7 +18,13 @@ from typing import Any
 
 from mlops.errors import MlopsError, ServeError
 from mlops.registry.records import REF_PREFIX, ModelVersion, split_reference
-from mlops.registry.signature import FeatureType, Signature, is_composite, model_signature
+from mlops.registry.signature import (
+    FeatureType,
+    Signature,
+    SignatureSource,
+    is_composite,
+    model_signature,
+)
 from mlops.repo import Repo
 from mlops.serve.inputs import Rows
 
@@ -55,6 +61,7 @@ class Served:
     model: Any
     signature: Signature
     as_array: bool  # a plain estimator of numbers takes a float array (no frame to build)
+    classes: list[Any] | None  # a classifier's class labels, when it has probabilities
 
     @property
     def label(self) -> str:
@@ -93,13 +100,6 @@ class Served:
             proba = self.model.predict_proba(x).tolist()
         return predictions, proba
 
-    @property
-    def classes(self) -> list[Any] | None:
-        """The class labels of a classifier with probabilities, else None."""
-        if not hasattr(self.model, "predict_proba") or not hasattr(self.model, "classes_"):
-            return None
-        return list(self.model.classes_.tolist())
-
 
 def load_served(repo: Repo, version: ModelVersion, alias: str | None) -> Served:
     """Load ``version`` (hash-checked), find its signature, and run a warm-up prediction."""
@@ -112,14 +112,17 @@ def load_served(repo: Repo, version: ModelVersion, alias: str | None) -> Served:
     if signature is None:
         signature = model_signature(model)
         if signature is not None:
-            signature = Signature(signature.features, "fitted model")
+            signature = Signature(signature.features, SignatureSource.FITTED_MODEL)
     if signature is None:
         raise ServeError(
             f"{version.ref}: neither its record nor the model names its features "
             "(fit it on a pandas DataFrame, then register it again)"
         )
     plain = all(f.type is FeatureType.NUMBER for f in signature.features)
-    served = Served(version, alias, model, signature, plain and not is_composite(model))
+    classes = None
+    if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
+        classes = list(model.classes_.tolist())
+    served = Served(version, alias, model, signature, plain and not is_composite(model), classes)
     warm = Rows(
         signature.names,
         tuple([_WARM_VALUES[f.type]] for f in signature.features),

@@ -63,18 +63,23 @@ def log_folder(repo: Repo, log_dir: str | None, enabled: bool = True) -> Path | 
 
 def serve(
     repo: Repo,
-    reference: str,
+    reference: str | None,
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
-    log_dir: Path | None = None,
+    log_dir: str | None = None,
+    log: bool = True,
     log_rows: int = 10_000,
     log_seconds: float = 300.0,
     poll: float = 2.0,
     max_body: int = 10 * 1024 * 1024,
 ) -> None:
-    """Serve ``reference`` until stopped (SIGINT/SIGTERM: requests finish, logs are flushed)."""
+    """Serve ``reference`` (default: ``monitor.model``) until stopped: on SIGINT or SIGTERM
+    requests finish and the logs are flushed. Predictions are logged to ``log_dir``, else
+    to the folder ``monitor.batches`` names, unless ``log`` is false."""
     require_extra()
+    reference = reference or default_reference(repo)
+    folder = log_folder(repo, log_dir, log)
     import uvicorn
 
     from mlops.serve.app import SETTINGS_ENV, ServeSettings, build_app
@@ -88,7 +93,7 @@ def serve(
         host,
         port,
         workers,
-        None if log_dir is None else str(log_dir),
+        None if folder is None else str(folder),
         log_rows,
         log_seconds,
         poll,
@@ -98,7 +103,7 @@ def serve(
     holder = ModelHolder(repo, reference, poll)  # errors here are one line, exit 1
     logging.getLogger("mlops.serve").setLevel(logging.INFO)
     logging.basicConfig(format="%(levelname)s:     %(message)s")
-    where = f"logging predictions to {log_dir}" if log_dir else "not logging predictions"
+    where = f"logging predictions to {folder}" if folder else "not logging predictions"
     logging.getLogger("mlops.serve").info(
         "serving %s as %s, %s", holder.current.label, reference, where
     )

@@ -110,7 +110,7 @@ class _State:
         self.holder = holder
         self.log: PredictionLog | None = None
         self.metrics = _Metrics()
-        self._logged = (0, 0)
+        self._logged: tuple[int, ...] = (0, 0, 0)
 
     def start(self) -> None:
         from mlops.repo import Repo
@@ -150,13 +150,13 @@ class _State:
         """Bring the log counters up to the writer's figures (read when /metrics is asked)."""
         if self.log is None:
             return
-        written, dropped = self.log.written, self.log.dropped
-        w0, d0 = self._logged
-        if written > w0:
-            self.metrics.log_rows.labels("written").inc(written - w0)
-        if dropped > d0:
-            self.metrics.log_rows.labels("dropped").inc(dropped - d0)
-        self._logged = (max(w0, written), max(d0, dropped))
+        now = (self.log.written, self.log.dropped, self.log.feedback_dropped)
+        for outcome, value, before in zip(
+            ("written", "dropped", "feedback_dropped"), now, self._logged, strict=True
+        ):
+            if value > before:
+                self.metrics.log_rows.labels(outcome).inc(value - before)
+        self._logged = tuple(max(a, b) for a, b in zip(now, self._logged, strict=True))
 
     def problems(self) -> list[str]:
         found = []

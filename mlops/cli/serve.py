@@ -27,6 +27,11 @@ def serve(
     ),
     poll: float = typer.Option(2.0, "--poll", help="Seconds between checks of the alias."),
     max_body: int = typer.Option(10 * 1024 * 1024, "--max-body", help="Largest body, in bytes."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="Threads running the model, per worker (default: 2 per CPU, at most 8).",
+    ),
 ) -> None:
     """Serve a registered model over HTTP, follow its alias, log its predictions."""
     from mlops.repo import find_repo
@@ -35,7 +40,7 @@ def serve(
     folder = None if log_dir is None else str(log_dir)
     run_server(
         find_repo(), reference, host, port, workers, folder, not no_log,
-        log_rows, log_seconds, poll, max_body,
+        log_rows, log_seconds, poll, max_body, threads,
     )  # fmt: skip
 
 

@@ -3,12 +3,13 @@
 Routes: ``POST /predict`` and MLflow's ``POST /invocations``, ``POST /feedback``,
 ``GET /health/live``, ``/health/ready``, ``/version``, ``/metrics``. Every answer carries
 ``X-Request-ID`` and ``X-Model-Version`` (the version that served it). Predictions run
-on the event loop: the model is CPU-bound and holds the GIL, so a thread hop would only
-add cost; the alias follower and the log writer are threads of their own.
+in a small thread pool (``--threads``); the alias follower and the log writer are threads
+of their own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -17,6 +18,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from mlops.serve.log import Entry, Feedback, PredictionLog
 from mlops.serve.model import ModelHolder, Served, prepare_process
 
 SETTINGS_ENV = "MLOPS_SERVE_SETTINGS"
+DEFAULT_THREADS = min(8, 2 * (os.cpu_count() or 1))
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 log = logging.getLogger("mlops.serve")
 
@@ -46,6 +49,7 @@ class ServeSettings:
     log_seconds: float = 300.0
     poll: float = 2.0
     max_body: int = 10 * 1024 * 1024
+    threads: int = DEFAULT_THREADS
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -176,6 +180,13 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
 
     prepare_process()
     state = _State(settings, holder)
+    # The model runs in a few threads: scikit-learn releases the GIL in its compiled
+    # parts, so two requests can use two cores, and the event loop stays free to read
+    # the next ones (measured: higher throughput and a far shorter tail than running
+    # the model on the event loop itself).
+    pool = ThreadPoolExecutor(
+        settings.threads, thread_name_prefix="mlops-model", initializer=prepare_process
+    )
 
     def answer(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         body = json.dumps(data, separators=(",", ":"), allow_nan=False)
@@ -196,7 +207,9 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
             rows = parse_body(
                 body, request.headers.get("content-type", ""), served.signature, mlflow
             )
-            predictions, proba = served.predict(rows, probabilities=not mlflow)
+            predictions, proba = await asyncio.get_running_loop().run_in_executor(
+                pool, served.predict, rows, not mlflow
+            )
             classes = served.classes if proba is not None else None
             if state.log is not None:
                 v = served.version
@@ -286,6 +299,7 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
             yield
         finally:
             state.stop()
+            pool.shutdown()
 
     routes = [
         Route("/predict", predict, methods=["POST"]),

@@ -73,6 +73,7 @@ def serve(
     log_seconds: float = 300.0,
     poll: float = 2.0,
     max_body: int = 10 * 1024 * 1024,
+    threads: int | None = None,
 ) -> None:
     """Serve ``reference`` (default: ``monitor.model``) until stopped: on SIGINT or SIGTERM
     requests finish and the logs are flushed. Predictions are logged to ``log_dir``, else
@@ -82,11 +83,14 @@ def serve(
     folder = log_folder(repo, log_dir, log)
     import uvicorn
 
-    from mlops.serve.app import SETTINGS_ENV, ServeSettings, build_app
+    from mlops.serve.app import DEFAULT_THREADS, SETTINGS_ENV, ServeSettings, build_app
     from mlops.serve.model import ModelHolder, prepare_process
 
-    if workers < 1 or log_rows < 1 or log_seconds <= 0 or poll <= 0 or max_body < 1:
-        raise ServeError("--workers, --log-rows, --log-seconds, --poll and --max-body must be > 0")
+    threads = DEFAULT_THREADS if threads is None else threads
+    if min(workers, log_rows, max_body, threads) < 1 or log_seconds <= 0 or poll <= 0:
+        raise ServeError(
+            "--workers, --threads, --log-rows, --log-seconds, --poll and --max-body must be > 0"
+        )
     settings = ServeSettings(
         str(repo.root),
         reference,
@@ -98,6 +102,7 @@ def serve(
         log_seconds,
         poll,
         max_body,
+        threads,
     )
     prepare_process()
     holder = ModelHolder(repo, reference, poll)  # errors here are one line, exit 1

@@ -328,3 +328,27 @@ def test_production_label_is_what_the_server_started_on(project: Path) -> None:
     answers = {server.post("/predict", json=ROW).json()["version"] for _ in range(6)}
     assert answers == {"1"}
     assert server.stop(signal.SIGINT)
+
+
+def test_sigkill_loses_only_the_open_file_and_never_a_closed_one(project: Path) -> None:
+    server = start_server(project, "--log-rows", "4", "--log-seconds", "3600")
+    for i in range(5):
+        assert server.post("/predict", json=[ROW, HOT_ROW], headers={"x-request-id": f"k{i}"})
+    folder = project / "incoming"
+    wait_for(lambda: len(list(folder.glob("predictions-*.jsonl"))) == 2, "two closed files")
+    server.stop(signal.SIGKILL)
+    closed = sorted(folder.glob("predictions-*.jsonl"))
+    assert len(_log_lines(folder)) == 8  # the two closed files are whole
+    assert all(len(p.read_text().splitlines()) == 4 for p in closed)
+    hidden = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    assert all(name.endswith(".tmp") for name in hidden)  # the open file, never a batch
+    scored = run_cli(project, "monitor", "--json")  # four rows of two kinds: may alert
+    assert scored.exit_code in (0, 1) and not scored.stderr, scored.stderr
+    assert json.loads(scored.stdout)["record"]["batch_path"].startswith("incoming/predictions-")
+
+
+def test_feedback_needs_a_prediction_log(project: Path) -> None:
+    server = start_server(project, "--no-log")
+    answer = server.post("/feedback", json={"request_id": "x", "label": 1})
+    assert answer.status_code == 409 and "logs no predictions" in answer.json()["error"]
+    assert server.stop()

@@ -352,3 +352,12 @@ def test_feedback_needs_a_prediction_log(project: Path) -> None:
     answer = server.post("/feedback", json={"request_id": "x", "label": 1})
     assert answer.status_code == 409 and "logs no predictions" in answer.json()["error"]
     assert server.stop()
+
+
+def test_a_log_file_closes_after_its_time_with_no_more_traffic(project: Path) -> None:
+    server = start_server(project, "--log-seconds", "0.5")
+    assert server.post("/predict", json=ROW).status_code == 200
+    folder = project / "incoming"
+    wait_for(lambda: list(folder.glob("predictions-*.jsonl")), "the file to close by time")
+    assert len(_log_lines(folder)) == 1
+    assert server.stop()

@@ -13,9 +13,11 @@ if ! "$PYTHON" -c "import mlops, sklearn" 2>/dev/null; then
 fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/mlops-example.XXXXXX")"
-if [ "${CLEANUP:-0}" = 1 ]; then
-    trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
-fi
+# A script that sets its own EXIT trap calls cleanup_work from it.
+cleanup_work() {
+    if [ "${CLEANUP:-0}" = 1 ]; then chmod -R u+w "$work"; rm -rf "$work"; fi
+}
+trap cleanup_work EXIT
 # The stages call `python`: make it the interpreter mlops is installed in.
 mkdir "$work/bin"
 printf '#!/bin/sh\nexec "%s" "$@"\n' "$PYTHON" > "$work/bin/python"

@@ -55,3 +55,19 @@ class MonitorError(MlopsError):
 
 class LockedError(MlopsError):
     """Another mlops process holds the repository lock."""
+
+
+class RequestError(MlopsError):
+    """A request to the model server is malformed or does not fit the model: an HTTP 4xx.
+
+    ``column`` names the column at fault, when one is.
+    """
+
+    def __init__(self, message: str, status: int = 400, column: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.column = column
+
+
+class ServeError(MlopsError):
+    """The model server cannot start: no such model or alias, a missing extra, a bad option."""

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "plots",
     "registry",
     "remote",
+    "serve",
 )
 # Where each top-level command or command group is defined (a test keeps this true).
 COMMAND_MODULE = {
@@ -47,6 +48,7 @@ COMMAND_MODULE = {
     **dict.fromkeys(("run", "dag", "runs", "params", "metrics"), "pipeline"),
     **dict.fromkeys(("lineage", "model"), "registry"),
     **dict.fromkeys(("push", "fetch", "pull", "install-hooks", "remote", "hook"), "remote"),
+    **dict.fromkeys(("serve", "predict"), "serve"),
 }
 
 

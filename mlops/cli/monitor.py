@@ -51,6 +51,31 @@ def monitor(
 
 
 @monitor_app.command()
+def label(
+    file: str | None = typer.Argument(
+        None,
+        help="A table of request_id, row (optional) and the label (default: the "
+        "labels sent to the server's /feedback).",
+    ),
+    json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Join labels that arrived later into the prediction logs, by request id."""
+    from mlops.monitor.labels import join_labels
+    from mlops.repo import find_repo
+
+    result = join_labels(find_repo(), file)
+    if json:
+        emit_json(result.to_dict())
+        return
+    echo(
+        f"joined {result.matched} labels into {result.files} prediction logs "
+        f"({result.labels} read"
+        + (f", {result.pending} for requests not in a closed log yet" if result.pending else "")
+        + ")"
+    )
+
+
+@monitor_app.command()
 def history(
     model: str | None = typer.Option(None, "--model", help="Only this model's results."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the newest N results."),
@@ -151,8 +176,12 @@ def _render(result: Any) -> None:
             shown = "-" if limit is None else f"{limit[0]} {limit[1]:g}"
             metrics.add_row(name, f"{value:.4f}", shown, ok)
         _print(metrics)
+    not_judged = links.get("not_judged") or []
+    if not_judged:
+        echo(f"Limits not judged: no labels yet ({', '.join(not_judged)})")
     if record.healthy:
-        echo(f"HEALTHY: {drift['drifted_share']:.0%} of features drifted, every limit holds")
+        limits = "no limit judged" if not_judged else "every limit holds"
+        echo(f"HEALTHY: {drift['drifted_share']:.0%} of features drifted, {limits}")
     else:
         echo("ALERT:")
         for line in record.alerts:

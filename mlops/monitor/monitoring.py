@@ -22,6 +22,7 @@ from mlops.data.workspace import Store, load_manifest, open_store
 from mlops.errors import CheckError, ConfigError, InputError, MonitorError
 from mlops.monitor.config import MonitorConfig, load_monitor_config
 from mlops.monitor.history import MonitorRecord, append_record, list_records
+from mlops.monitor.predlog import DEFAULT_LABEL, PREDICTION, is_prediction_log, log_columns
 from mlops.registry.records import ModelVersion
 from mlops.repo import Repo
 from mlops.storage.hashing import DIR_SUFFIX
@@ -222,17 +223,15 @@ def score_batch(repo: Repo, store: Store, config: MonitorConfig, batch: Batch) -
     version = resolve(repo, config.reference_model)
     model = load_model(f"{version.model}:{version.label}", repo)
     frame = read_frame(batch.path, batch.shown)
+    logged = is_prediction_log(frame.columns)
     fitted = fitted_features(model)
     wanted = config.features or fitted
     ref_path, ref_hash, source, reference = _reference(repo, store, config, version, wanted)
     label_ignored = {config.label} if config.label else set()
-    ignored = label_ignored | set(config.ignore)
+    # A prediction log's ids, times and answers are neither features nor the label.
+    added = set(log_columns(frame.columns)) | {DEFAULT_LABEL} if logged else set()
+    ignored = label_ignored | set(config.ignore) | added
     features = wanted or tuple(str(c) for c in reference.columns if c not in ignored)
-    if config.label and config.metrics and config.label not in frame.columns:
-        raise MonitorError(
-            f"{batch.shown}: no label column {config.label!r}, but the limit "
-            f"{config.metrics[0]} needs labels"
-        )
     options: dict[str, Any] = {
         "features": features,
         "categorical": config.categorical,
@@ -243,7 +242,12 @@ def score_batch(repo: Repo, store: Store, config: MonitorConfig, batch: Batch) -
     if config.prediction_drift and hasattr(model, "predict"):
         try:
             options["reference_predictions"] = predict(model, reference, features, ref_path)
-            options["batch_predictions"] = predict(model, frame, features, batch.shown)
+            # What production answered, as logged; else what the model says now.
+            options["batch_predictions"] = (
+                frame[PREDICTION].to_numpy()
+                if logged
+                else predict(model, frame, features, batch.shown)
+            )
         except MonitorError:
             # A batch that does not fit the model: the drift engine names what is wrong.
             detect_drift(reference, frame, **{k: v for k, v in options.items() if "pred" not in k})
@@ -251,18 +255,24 @@ def score_batch(repo: Repo, store: Store, config: MonitorConfig, batch: Batch) -
     drift = detect_drift(reference, frame, **options)
     metrics: dict[str, float] = {}
     alerts = list(drift.alerts)
-    labelled = config.label is not None and config.label in frame.columns
+    labels = _labelled_rows(frame, config.label)
+    labelled = labels is not None and bool(labels.any())
+    if logged:
+        keep = [*features, *([config.label] if config.label in frame.columns else [])]
+        frame = frame.loc[labels, keep] if labelled else frame[list(features)]
     if labelled:
+        judged = frame if logged else frame.loc[labels]
         names = [f.metric for f in config.metrics]
         if config.retrain is not None and config.retrain.metric not in names:
             names.append(config.retrain.metric)
         for name in names:
-            metrics[name] = score_model(model, frame, features, str(config.label), name)
+            metrics[name] = score_model(model, judged, features, str(config.label), name)
         for floor in config.metrics:
             if not floor.holds(metrics[floor.metric]):
                 alerts.append(
                     f"{floor.metric} {metrics[floor.metric]:.4g} breaks the limit {floor}"
                 )
+    not_judged = [] if labelled else [str(f) for f in config.metrics]
     record = MonitorRecord(
         model=version.model,
         version=version.label,
@@ -276,9 +286,21 @@ def score_batch(repo: Repo, store: Store, config: MonitorConfig, batch: Batch) -
             "model": {"ref": version.ref, "id": version.id, "alias": config.alias},
             "reference": {"path": ref_path, "hash": ref_hash, "source": source},
             "labelled": labelled,
+            "labels": {"rows": int(labels.sum()) if labels is not None else 0, "of": len(labels)}
+            if labels is not None
+            else None,
+            "not_judged": not_judged,
+            "prediction_log": logged,
         },
     )
     return Scored(record, version, model, batch, frame, features)
+
+
+def _labelled_rows(frame: pd.DataFrame, label: str | None) -> pd.Series | None:
+    """Which rows have a label (labels arrive later for prediction logs); None: no column."""
+    if label is None or label not in frame.columns:
+        return None
+    return frame[label].notna()
 
 
 def fitted_features(model: Any) -> tuple[str, ...] | None:

@@ -90,16 +90,19 @@ def get_model(
 
 
 def load_model(reference: str, repo: Repo | None = None) -> Any:
-    """The joblib-loaded object of ``NAME@ALIAS`` or ``NAME:VERSION``, after checking its hash."""
-    import io
-
-    import joblib
-
+    """The model object of ``NAME@ALIAS`` or ``NAME:VERSION``, after checking its hash."""
     from mlops.repo import find_repo
-    from mlops.storage.hashing import hash_bytes
 
     repo = repo or find_repo()
-    version = resolve(repo, reference)
+    return load_version(repo, resolve(repo, reference))
+
+
+def load_version(repo: Repo, version: ModelVersion, remote: str | None = None) -> Any:
+    """The model object of a resolved ``version``, fetched if needed, hash-checked, loaded
+    as its recorded format says (a skops file runs no code)."""
+    from mlops.registry.formats import load_bytes
+    from mlops.storage.hashing import hash_bytes
+
     if version.content.is_dir:
         raise RegistryError(
             f"{version.ref} is a folder of {version.content.files} files: "
@@ -107,13 +110,13 @@ def load_model(reference: str, repo: Repo | None = None) -> Any:
         )
     store = open_store(repo)
     try:
-        ensure_content(store, version, None)
+        ensure_content(store, version, remote)
     finally:
         store.state.flush()
     data = store.cache.read_bytes(version.content.hash)
     if hash_bytes(data) != version.content.hash:
         raise _corrupt(version, version.content.hash)
-    return joblib.load(io.BytesIO(data))
+    return load_bytes(data, version.format, version.content.path, version.ref)
 
 
 def ensure_content(store: Store, version: ModelVersion, remote: str | None) -> int:

@@ -114,6 +114,8 @@ class ModelVersion:
     metrics: dict[str, Any] = field(default_factory=dict)  # file -> dotted key -> value
     data: dict[str, str] = field(default_factory=dict)  # path -> hash of the training inputs
     checks: dict[str, Any] = field(default_factory=dict)  # stage -> phase -> summary
+    signature: dict[str, Any] = field(default_factory=dict)  # features and their types
+    format: dict[str, Any] = field(default_factory=dict)  # file format, skops's trusted types
     label: str = ""
     target: str = ""  # the Git object the tag points at (the commit, when there is one)
 
@@ -156,6 +158,8 @@ class ModelVersion:
             "data": self.data,
             "checks": self.checks,
             "checks_state": self.checks_state()[0],
+            "signature": self.signature,
+            "format": self.format,
         }
 
 
@@ -290,6 +294,8 @@ def _version(reader: _Reader, tag: str, number: int, rid: str) -> ModelVersion:
         metrics=reader.get("metrics", dict),
         data=data,
         checks=reader.get("checks", dict),
+        signature=reader.get("signature", dict, optional=True) or {},
+        format=reader.get("format", dict, optional=True) or {},
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from mlops.data.add import snapshot
 from mlops.data.workspace import open_store
 from mlops.errors import InputError, RegistryError
+from mlops.registry.formats import describe
 from mlops.registry.provenance import Production, RunIndex, checks_summary, consumers
 from mlops.registry.records import (
     SCHEMA,
@@ -20,6 +21,7 @@ from mlops.registry.records import (
     record_id,
     version_tag,
 )
+from mlops.registry.signature import Signature, signature_of_file
 from mlops.registry.tags import create_tag, identity, now, read_registry, tag_target
 from mlops.repo import MLOPS_DIR, Repo, repo_lock
 from mlops.runs import SUCCEEDED
@@ -68,6 +70,12 @@ def register_model(
             content = Content(pointer.oid, pointer.size, pointer.files, rel or source.name)
             number = 1 + max((v.number for v in existing.versions), default=0) if existing else 1
             body = _body(repo, name, number, content, production, description or "")
+            described = describe(source)
+            if described is not None:
+                body["format"] = described
+            signature = _signature(repo, source, production)
+            if signature is not None:
+                body["signature"] = signature.to_dict()
             rid = record_id(body)
             tag = version_tag(name, number, rid)
             summary = f"mlops: register {name} v{number} ({content.path}, {pointer.oid[:12]})"
@@ -136,6 +144,16 @@ def _production(
             "or leave out --run"
         )
     return Production(record, maker)
+
+
+def _signature(repo: Repo, source: Path, production: Production | None) -> Signature | None:
+    """The model's features and types; the training data are the run's inputs, if any."""
+    from mlops.checks.files import CSV_SUFFIXES, JSONL_SUFFIXES, PARQUET_SUFFIXES
+
+    suffixes = CSV_SUFFIXES + PARQUET_SUFFIXES + JSONL_SUFFIXES
+    deps = production.stage.deps if production is not None else {}
+    training = [repo.root / p for p in sorted(deps) if p.lower().endswith(suffixes)]
+    return signature_of_file(source, [p for p in training if p.is_file()])
 
 
 def _body(

@@ -1,0 +1,280 @@
+"""The prediction log: what the model saw and answered, as JSON-lines batches.
+
+Requests hand their rows to a queue (bounded by rows, so memory stays flat under any
+load: past the bound rows are dropped and counted, never the request); one thread
+writes them to a hidden temporary file in the log folder, and closes it (fsync, then
+rename to ``predictions-....jsonl``) after ``rows`` rows or ``seconds`` seconds, or on
+shutdown. A closed file is therefore always complete: a crash loses at most the rows
+of the open temporary file, which monitoring never reads (its name starts with a dot).
+A folder that cannot be written is reported, its rows counted as dropped, and tried
+again for the next file; predictions go on.
+
+One line per input row, in the format of ``mlops.monitor.predlog``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlops.monitor.predlog import (
+    FEEDBACK_DIR,
+    LOG_PREFIX,
+    LOG_SUFFIX,
+    MODEL,
+    PREDICTION,
+    PROBA_PREFIX,
+    REQUEST_ID,
+    ROW,
+    TIME,
+    VERSION,
+)
+from mlops.serve.inputs import Rows
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One request's rows and answers, as handed to the writer."""
+
+    request_id: str
+    time: float
+    model: str
+    version: str
+    rows: Rows
+    predictions: list[Any]
+    probabilities: list[list[float]] | None
+    classes: list[Any] | None
+
+    def lines(self) -> list[str]:
+        """One JSON line per row. Built by hand from pre-encoded keys: this is the writer
+        thread's whole cost, and json.dumps of a dict per row took three times as long."""
+        stamp = datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds")
+        head = (
+            f'{{"{REQUEST_ID}":{json.dumps(self.request_id)},"{TIME}":"{stamp}",'
+            f'"{MODEL}":{json.dumps(self.model)},"{VERSION}":{json.dumps(self.version)},'
+            f'"{ROW}":'
+        )
+        keys = [f",{json.dumps(n)}:" for n in self.rows.names]
+        keys.append(f',"{PREDICTION}":')
+        keys += [f",{json.dumps(f'{PROBA_PREFIX}{c}')}:" for c in self.classes or ()]
+        columns: list[list[Any]] = [*self.rows.columns, self.predictions]
+        if self.probabilities is not None:
+            columns += [list(c) for c in zip(*self.probabilities, strict=True)]
+        out = []
+        for i, values in enumerate(zip(*columns, strict=True)):
+            parts = [head, str(i)]
+            for key, value in zip(keys, values, strict=True):
+                parts.append(key)
+                parts.append(_encode(value))
+            parts.append("}")
+            out.append("".join(parts))
+        return out
+
+
+def _encode(value: Any) -> str:
+    """``value`` as JSON; the checked inputs and a model's outputs are plain scalars."""
+    kind = type(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else "null"
+    if kind is int:
+        return str(value)
+    if kind is bool:
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Labels sent to ``POST /feedback``: each ``{request_id, row?, label}``."""
+
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class LogStats:
+    written: int
+    dropped: int
+    files: int
+    problem: str | None
+
+
+class PredictionLog:
+    """A writer thread over a bounded queue of entries; see the module's docstring."""
+
+    def __init__(
+        self,
+        folder: Path,
+        rows: int = 10_000,
+        seconds: float = 300.0,
+        max_pending: int = 100_000,
+        on_problem: Callable[[str | None], None] | None = None,
+    ) -> None:
+        self.folder = folder
+        self.rows = rows
+        self.seconds = seconds
+        self.max_pending = max_pending
+        self.on_problem = on_problem
+        self.written = 0
+        self.dropped = 0
+        self.feedback_dropped = 0
+        self.files = 0
+        self.problem: str | None = None
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Entry | Feedback | None] = queue.SimpleQueue()
+        self._file: Any = None
+        self._tmp: Path | None = None
+        self._opened = 0.0
+        self._in_file = 0
+        self._seq = 0
+        self._thread = threading.Thread(target=self._run, name="mlops-predlog", daemon=True)
+        self._thread.start()
+
+    def submit(self, entry: Entry) -> bool:
+        """Queue ``entry``; False (its rows counted as dropped) when the queue is full."""
+        n = entry.rows.count
+        with self._lock:
+            if self._pending + n > self.max_pending:
+                self.dropped += n
+                return False
+            self._pending += n
+        self._queue.put(entry)
+        return True
+
+    def submit_feedback(self, feedback: Feedback) -> None:
+        """Queue labels; each batch of them becomes one file in the feedback folder."""
+        self._queue.put(feedback)
+
+    def close(self) -> None:
+        """Write what is queued, close the open file, stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def stats(self) -> LogStats:
+        return LogStats(self.written, self.dropped, self.files, self.problem)
+
+    def _run(self) -> None:
+        while True:
+            timeout = None
+            if self._file is not None:
+                timeout = max(0.0, self._opened + self.seconds - time.monotonic())
+            try:
+                entry = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._roll()
+                continue
+            if entry is None:
+                self._roll()
+                return
+            if isinstance(entry, Feedback):
+                self._write_feedback(entry)
+                continue
+            with self._lock:
+                self._pending -= entry.rows.count
+            self._write(entry)
+
+    def _write(self, entry: Entry) -> None:
+        n = entry.rows.count
+        try:
+            lines = entry.lines()
+            if self._file is None:
+                self._open()
+            self._file.write("\n".join(lines) + "\n")
+        except OSError as exc:
+            # The open file's rows go with it: count them as dropped, not written.
+            with self._lock:  # submit() counts drops too, from the request path
+                self.dropped += n + self._in_file
+            self.written -= self._in_file
+            self._discard()
+            self._report(f"prediction log {self.folder}: cannot write: {exc.strerror or exc}")
+            return
+        self.written += n
+        self._in_file += n
+        if self._in_file >= self.rows or time.monotonic() - self._opened >= self.seconds:
+            self._roll()
+
+    def _write_feedback(self, feedback: Feedback) -> None:
+        """One complete file per batch of labels (never appended to: ``mlops monitor label``
+        rewrites or removes the files it has joined)."""
+        folder = self.folder / FEEDBACK_DIR
+        self._seq += 1
+        name = f"feedback-{_stamp()}-{os.getpid()}-{self._seq}{LOG_SUFFIX}"
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in feedback.records)
+        tmp = folder / f".{name}.tmp"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "x", encoding="utf-8") as sink:
+                sink.write(text)
+                sink.flush()
+                os.fsync(sink.fileno())
+            os.replace(tmp, folder / name)
+        except OSError as exc:
+            self.feedback_dropped += len(feedback.records)
+            self._discard_path(tmp)
+            self._report(f"feedback {folder}: cannot write: {exc.strerror or exc}")
+
+    def _open(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        name = f"{LOG_PREFIX}{_stamp()}-{os.getpid()}-{self._seq}{LOG_SUFFIX}"
+        self._tmp = self.folder / f".{name}.tmp"
+        self._file = open(self._tmp, "x", encoding="utf-8")  # noqa: SIM115 (open till rolled)
+        self._opened = time.monotonic()
+        self._in_file = 0
+
+    def _roll(self) -> None:
+        """Close the open file under its final name (complete, synced) if it has rows."""
+        if self._file is None or self._tmp is None:
+            return
+        tmp, file, rows = self._tmp, self._file, self._in_file
+        self._file, self._tmp = None, None
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            os.replace(tmp, tmp.with_name(tmp.name[1:].removesuffix(".tmp")))
+        except OSError as exc:
+            with self._lock:
+                self.dropped += rows
+            self.written -= rows
+            self._discard(tmp)
+            self._report(f"prediction log {self.folder}: cannot close a file: {exc.strerror}")
+            return
+        self.files += 1
+        self._report(None)
+
+    def _discard(self, tmp: Path | None = None) -> None:
+        """Forget the open file after a failure (its rows were counted as dropped)."""
+        tmp = tmp or self._tmp
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self._file, self._tmp = None, None
+        if tmp is not None:
+            self._discard_path(tmp)
+
+    @staticmethod
+    def _discard_path(path: Path) -> None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+    def _report(self, problem: str | None) -> None:
+        if problem != self.problem:
+            self.problem = problem
+            if self.on_problem is not None:
+                self.on_problem(problem)
+
+
+def _stamp() -> str:
+    """The current UTC time for file names: they sort by it."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--small", type=int, default=20000)
     parser.add_argument("--link", default="copy")
+    parser.add_argument("--verbose", action="store_true", help="also each version's times")
     args = parser.parse_args()
     here = Path(__file__).resolve().parent.parent
     work = Path(tempfile.mkdtemp(prefix="mlops-ab-"))
@@ -90,6 +91,9 @@ def main() -> None:
             for s in STEPS:
                 ratios[s].append(got["new"][s] / got["base"][s])
             print(f"round {round_ + 1}: " + ", ".join(f"{s} {ratios[s][-1]:.2f}" for s in STEPS))
+            if args.verbose:
+                for who in order:
+                    print(f"  {who}: " + ", ".join(f"{s} {got[who][s]:.2f} s" for s in STEPS))
         print(f"\nnew / base ({args.link} links, {args.rounds} rounds): median (range)")
         for s in STEPS:
             r = ratios[s]

@@ -16,7 +16,13 @@ from typing import Any
 
 from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
-from mlops.pipeline.interpolate import Namespace, Substitution, Unresolved, matrix_items
+from mlops.pipeline.interpolate import (
+    Namespace,
+    Substitution,
+    Unresolved,
+    foreach_names,
+    matrix_items,
+)
 from mlops.yamlio import (
     Lines,
     YamlProblem,
@@ -315,12 +321,11 @@ def _definition(
     if not isinstance(template, dict):
         raise _Invalid(keys, f"stage {name!r}: 'foreach' needs a 'do:' mapping")
     items = Substitution(namespace, f"stage {name!r}").value(body["foreach"], (*keys, "foreach"))
+    pairs: list[tuple[str, Any, Any]]
     if isinstance(items, list):
-        pairs = [
-            (str(item) if _is_scalar(item) else str(i), None, item) for i, item in enumerate(items)
-        ]
+        pairs = list(zip(foreach_names(items), [None] * len(items), items, strict=True))
     elif isinstance(items, dict):
-        pairs = [(str(k), k, v) for k, v in items.items()]
+        pairs = list(zip(foreach_names(items), items, items.values(), strict=True))
     else:
         raise _Invalid(
             (*keys, "foreach"),

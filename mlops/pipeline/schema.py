@@ -105,6 +105,8 @@ class Stage:
     checks: dict[str, Any] = field(default_factory=dict)
     register: dict[str, Any] | None = None
     group: str | None = None  # the foreach or matrix definition this stage came from
+    # The params only its ${...} references read (in ``params`` too, not declared there).
+    interpolated: tuple[ParamsRef, ...] = ()
 
     @property
     def checks_before(self) -> tuple[Any, ...]:
@@ -382,11 +384,18 @@ def _substituted(
     if not substitution.used:
         return stage
     wanted: dict[str, tuple[str, ...] | None] = {ref.file: ref.keys for ref in stage.params}
+    implicit: list[ParamsRef] = []
     for file, used in substitution.used.items():
         if file in wanted and wanted[file] is None:
             continue  # the whole file is a param already
-        wanted[file] = tuple(dict.fromkeys([*(wanted.get(file) or ()), *used]))
-    return replace(stage, params=tuple(ParamsRef(f, k) for f, k in wanted.items()))
+        declared = wanted.get(file) or ()
+        implicit.append(ParamsRef(file, tuple(k for k in used if k not in declared)))
+        wanted[file] = tuple(dict.fromkeys([*declared, *used]))
+    return replace(
+        stage,
+        params=tuple(ParamsRef(f, k) for f, k in wanted.items()),
+        interpolated=tuple(ref for ref in implicit if ref.keys),
+    )
 
 
 def _stage(

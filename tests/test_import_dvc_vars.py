@@ -222,3 +222,55 @@ def test_a_changed_value_runs_what_dvc_repro_runs(
     for name in ("report.txt", "sub/greeting.txt", "models/xgb-0.01.txt", "data/b.txt"):
         assert (repo / name).read_bytes() == (twin / name).read_bytes()
     assert _run(repo) == dict.fromkeys(statuses, "skipped")
+
+
+def test_generated_stages_are_named_as_dvc_names_them(tmp_path: Path) -> None:
+    repo = init_git(tmp_path / "repo")
+    dvc(repo, "init", "-q")
+    write(
+        repo,
+        "dvc.yaml",
+        """\
+        stages:
+          flags:
+            foreach: [true, false, 3, 0.5, null, a]
+            do: {cmd: echo flag}
+          mixed:
+            foreach: [a, [1, 2], {x: 1}]
+            do: {cmd: echo mixed}
+          keyed:
+            foreach: {true: 1, 2: 2, b: 3}
+            do: {cmd: "echo ${item}"}
+          grid:
+            matrix:
+              flag: [true, false]
+              opts: [[1, 2], {a: 1}]
+              lr: [0.1, 0.001]
+            cmd: echo ${item.flag} ${item.lr}
+        """,
+    )
+    names = dvc(repo, "stage", "list", "--name-only").split()
+    result = run_cli(repo, "import-dvc", "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["stages"] == names
+    assert "flags@true" in names and "mixed@1" in names and "grid@false-opts1-0.001" in names
+
+
+def test_a_command_mlops_reads_otherwise_is_named_and_stale(tmp_path: Path) -> None:
+    # DVC reads YAML 1.2 (1e-3 is a number), mlops YAML 1.1 (1e-3 is text).
+    repo = init_git(tmp_path / "repo")
+    dvc(repo, "init", "-q")
+    write(repo, "params.yaml", "lr: 1e-3\n")
+    write(repo, "dvc.yaml", "stages:\n  fit:\n    cmd: echo ${lr} > fit.txt\n    outs: [fit.txt]\n")
+    dvc(repo, "repro", "-q")
+    assert (repo / "fit.txt").read_text() == "0.001\n"
+    result = run_cli(repo, "import-dvc", "--json")
+    assert result.exit_code == 0, result.stderr
+    found = json.loads(result.stdout)["not_imported"]
+    notes = [f"{n['where']} {n['what']}: {n['why']}" for n in found]
+    assert notes == [
+        "dvc.lock:3 stage fit: mlops's command 'echo 1e-3 > fit.txt' is not dvc.lock's"
+        " 'echo 0.001 > fit.txt': it is stale until it runs"
+    ]
+    status = json.loads(run_cli(repo, "status", "--json").stdout)["stages"]
+    assert [(s["stage"], s["stale"]) for s in status] == [("fit", True)]

@@ -137,7 +137,13 @@ def import_dvc(
     lock, lock_notes = read_lock(root, {n: s.wdir for n, s in stages.items()})
     config = read_config(root)
     remotes, remote_notes = convert_remotes(root, config)
-    notes = (*converted.notes, *pointer_notes, *lock_notes, *remote_notes)
+    notes = (
+        *converted.notes,
+        *pointer_notes,
+        *lock_notes,
+        *_commands_differ(stages, lock),
+        *remote_notes,
+    )
     if not dry_run:
         _refuse_conflicts(root, converted, remotes, force)
     wanted = _wanted(pointers, lock, stages)
@@ -177,6 +183,22 @@ def import_dvc(
         notes,
         tuple(written),
     )
+
+
+def _commands_differ(stages: dict[str, Stage], lock: dict[str, LockStage]) -> list[Note]:
+    """Locked stages whose command mlops expands otherwise than dvc.lock has it: changed
+    since ``dvc repro``, or read otherwise (mlops reads YAML 1.1, where ``1e-3`` is text
+    and ``yes`` is true; DVC YAML 1.2). Either way mlops runs them again."""
+    return [
+        Note(
+            lock[name].where,
+            f"stage {name}",
+            f"mlops's command {' && '.join(stage.cmd)!r} is not dvc.lock's "
+            f"{' && '.join(lock[name].cmd)!r}: it is stale until it runs",
+        )
+        for name, stage in stages.items()
+        if name in lock and stage.cmd != lock[name].cmd
+    ]
 
 
 def _pointer_file(pointer: DvcPointer) -> str:

@@ -60,6 +60,40 @@ def test_vars_from_params_files_and_inline_in_every_field(tmp_path: Path) -> Non
     assert train.params == (ParamsRef("params.yaml", ("model",)),)
 
 
+def test_generated_names_follow_dvcs_rules() -> None:
+    # As DVC names them (so dvc.lock's entries apply after `mlops import-dvc`): true and
+    # false, every position once a list holds a list or mapping, a matrix's composite
+    # values by key and position. test_import_dvc_vars checks them against DVC itself.
+    stages = parse_pipeline(
+        """\
+stages:
+  flags:
+    foreach: [true, 3, null]
+    do: {cmd: echo}
+  mixed:
+    foreach: [a, [1]]
+    do: {cmd: echo}
+  keyed:
+    foreach: {true: 1, b: 2}
+    do: {cmd: echo}
+  grid:
+    matrix: {flag: [false], opts: [[1], {a: 1}]}
+    cmd: echo
+"""
+    ).stages
+    assert list(stages) == [
+        "flags@true",
+        "flags@3",
+        "flags@None",
+        "mixed@0",
+        "mixed@1",
+        "keyed@true",
+        "keyed@b",
+        "grid@false-opts0",
+        "grid@false-opts1",
+    ]
+
+
 def test_matrix_expands_every_combination(tmp_path: Path) -> None:
     write(tmp_path, "params.yaml", "lrs: [0.1, 0.01]\n")
     write(

@@ -61,7 +61,7 @@ stages:
       {python} train.py ${item.model} ${item.lr} ${train.epochs}
       ${out_dir}/${item.model}-${item.lr}.txt
     deps: [train.py, "${data_dir}/a.txt", "${data_dir}/b.txt"]
-    outs: ["${out_dir}/${item.model}-${item.lr}.txt"]
+    outs: ["${out_dir}/${key}.txt"]
   report:
     vars:
       - title: Report

@@ -27,6 +27,7 @@ from mlops.pipeline.schema import (
 )
 from mlops.yamlio import YamlProblem, parse_yaml_lines
 
+_WHY_WDIR = "DVC reads its vars files from its wdir, a ${...} mlops cannot name them under"
 # Copied as they are: mlops reads them as DVC does.
 _SAME = (
     "cmd",
@@ -162,7 +163,7 @@ def _body(
         elif key == "vars" and isinstance(value, list):
             moved = _vars_from_root(value, body.get("wdir", "."))
             if moved is None:
-                note((*keys, key), f"stage {name}", "vars files under a 'wdir' with ${...}")
+                note((*keys, key), f"stage {name}", _WHY_WDIR)
                 return None
             value = moved
         out[key] = value

@@ -352,7 +352,8 @@ def _definition(
 def _matrix(
     name: str, raw: Any, template: dict[str, Any], namespace: Namespace, keys: tuple[Any, ...]
 ) -> Iterator[Stage]:
-    """One stage per combination of the ``matrix:`` values, ``${item.KEY}`` naming them."""
+    """One stage per combination of the ``matrix:`` values: ``${item.KEY}`` names a value,
+    ``${key}`` the combination's name suffix."""
     where = (*keys, "matrix")
     matrix = Substitution(namespace, f"stage {name!r}").value(raw, where)
     if not isinstance(matrix, dict) or not matrix:
@@ -367,7 +368,9 @@ def _matrix(
         full = f"{name}@{suffix}"
         if not _NAME.match(full):
             raise _Invalid(where, f"stage {name!r}: matrix item {suffix!r} makes a bad name")
-        substitution = Substitution(namespace.child({"item": item}), f"stage {full!r}")
+        # ${key}: the name suffix, as DVC has it (`cnn-0.1`).
+        scope = namespace.child({"item": item, "key": suffix})
+        substitution = Substitution(scope, f"stage {full!r}")
         yield _substituted(full, template, keys, substitution, group=name)
 
 

@@ -74,6 +74,12 @@ stages:
     cmd: {python} ../gen.py ${greeting} greeting.txt
     deps: [../gen.py]
     outs: [greeting.txt]
+  shout:
+    foreach: [x]
+    do:
+      vars: [{word: hey}]
+      cmd: {python} gen.py ${word} ${item} shout-${item}.txt
+      outs: ["shout-${item}.txt"]
   snapshot:
     cmd: {python} gen.py snapshot ${seed} snapshot.txt
     deps: [gen.py, "${data_dir}/a.txt"]
@@ -139,6 +145,7 @@ DVC_STAGES = {
     "train@xgb-0.01",
     "report",
     "greet",
+    "shout@x",
     "snapshot",
 }
 
@@ -187,7 +194,7 @@ def test_the_pipeline_is_dvcs_and_nothing_is_stale(project: Path, tmp_path: Path
             "params.yaml",
             "seed: 7",
             "seed: 8",
-            DVC_STAGES - {"greet", "snapshot"},
+            DVC_STAGES - {"greet", "snapshot", "shout@x"},
         ),
         # train.epochs: read by the matrix stage's cmd.
         (

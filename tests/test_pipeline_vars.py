@@ -254,3 +254,16 @@ def test_frozen_stage_is_never_run_again(repo: Path) -> None:
     assert (repo / "mlops.lock").read_bytes() == lock
     with pytest.raises(PipelineError, match="field 'frozen' must be true or false"):
         parse_pipeline("stages:\n  a:\n    cmd: x\n    frozen: yes please\n")
+
+
+def test_vars_inside_foreach_do_and_no_matrix_there() -> None:
+    stages = parse_pipeline(
+        "stages:\n  s:\n    foreach: [a]\n    do:\n      vars: [{word: hey}]\n"
+        "      cmd: echo ${word} ${item}\n"
+    ).stages
+    assert stages["s@a"].cmd == ("echo hey a",)
+    with pytest.raises(PipelineError) as bad:
+        parse_pipeline(
+            "stages:\n  s:\n    foreach: [a]\n    do:\n      matrix: {x: [1]}\n      cmd: echo\n"
+        )
+    assert bad.value.message == "mlops.yaml:5: stage 's': 'matrix' cannot be inside 'foreach'"

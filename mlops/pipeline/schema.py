@@ -322,6 +322,15 @@ def _definition(
     template = body.get("do")
     if not isinstance(template, dict):
         raise _Invalid(keys, f"stage {name!r}: 'foreach' needs a 'do:' mapping")
+    if "matrix" in template:
+        raise _Invalid(
+            (*keys, "do", "matrix"), f"stage {name!r}: 'matrix' cannot be inside 'foreach'"
+        )
+    if "vars" in template:  # the same for every item, which comes first
+        own, where = Namespace(), (*keys, "do", "vars")
+        _load_vars(own, _vars_entries(template["vars"], where), where, read, cache)
+        namespace = namespace.child(own.values, own.files)
+        template = {k: v for k, v in template.items() if k != "vars"}
     items = Substitution(namespace, f"stage {name!r}").value(body["foreach"], (*keys, "foreach"))
     pairs: list[tuple[str, Any, Any]]
     if isinstance(items, list):

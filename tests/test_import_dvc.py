@@ -250,6 +250,8 @@ def test_what_mlops_lacks_is_listed_with_its_line(tmp_path: Path) -> None:
         """\
         vars:
           - size: 3
+            out: sub
+            opts: {lr: 0.1, epochs: 2}
         stages:
           plain:
             cmd: echo plain > plain.txt
@@ -261,16 +263,22 @@ def test_what_mlops_lacks_is_listed_with_its_line(tmp_path: Path) -> None:
           uses_vars:
             cmd: echo ${size} > sized.txt
             outs: [sized.txt]
+          unpacked:
+            cmd: echo ${opts} > opts.txt
           grid:
             matrix:
               model: [a, b]
-            cmd: echo ${item.model}
+            cmd: echo ${key} > grid-${item.model}.txt
+          deep:
+            wdir: ${out}
+            vars: [local.yaml]
+            cmd: echo ${greeting}
           fixed:
             cmd: echo frozen > frozen.txt
             frozen: true
             outs: [frozen.txt]
           each:
-            foreach: [x, y]
+            foreach: ${models}
             do:
               cmd: echo ${item} > each-${item}.txt
               deps:
@@ -282,28 +290,38 @@ def test_what_mlops_lacks_is_listed_with_its_line(tmp_path: Path) -> None:
     )
     write(repo, "sub/dvc.yaml", "stages:\n  inner:\n    cmd: echo inner\n")
     report = _import(repo, "--dry-run")
-    assert report["stages"] == ["plain", "each@x", "each@y"]
+    assert report["stages"] == [
+        "plain",
+        "uses_vars",
+        "grid@a",
+        "grid@b",
+        "fixed",
+        "each@a",
+        "each@b",
+    ]
     notes = [f"{n['where']} {n['what']}: {n['why']}" for n in report["not_imported"]]
     assert notes == [
-        "dvc.yaml:1 vars: mlops has no vars yet: stages that use them are left out",
-        "dvc.yaml:29 top-level metrics: mlops has no such section",
-        "dvc.yaml:8 option 'remote' of plain.txt in stage plain: mlops has no such output option",
-        "dvc.yaml:9 option 'desc' of plain.txt in stage plain: mlops has no such output option",
-        "dvc.yaml:10 'meta' of stage plain: mlops has no such stage key",
-        "dvc.yaml:11 stage uses_vars: uses ${...} values from vars or params files, which mlops"
-        " does not interpolate",
-        "dvc.yaml:15 stage grid: mlops has no stage matrix yet",
-        "dvc.yaml:20 stage fixed: frozen: mlops has no frozen stages yet",
-        "dvc.yaml:26 dep s3://bucket/source.csv of stage each: mlops tracks files in the"
+        "dvc.yaml:37 top-level metrics: mlops has no such section",
+        "dvc.yaml:10 option 'remote' of plain.txt in stage plain: mlops has no such output option",
+        "dvc.yaml:11 option 'desc' of plain.txt in stage plain: mlops has no such output option",
+        "dvc.yaml:12 'meta' of stage plain: mlops has no such stage key",
+        "dvc.yaml:16 stage unpacked: stage 'unpacked': ${opts} is a mapping, which cannot be"
+        " written inside a string",
+        "dvc.yaml:24 stage deep: DVC reads its vars files from its wdir, a ${...} mlops"
+        " cannot name them under",
+        "dvc.yaml:34 dep s3://bucket/source.csv of stage each: mlops tracks files in the"
         " repository only",
         "sub/dvc.yaml:1 the pipeline of a sub-folder: mlops has one mlops.yaml at the root",
     ]
     assert not (repo / ".mlops").exists()
     _import(repo)
     text = (repo / "mlops.yaml").read_text()
-    assert "#   dvc.yaml:15: stage grid: mlops has no stage matrix yet" in text
+    assert "#   dvc.yaml:24: stage deep: DVC reads its vars files from its wdir" in text
     assert run_cli(repo, "run").exit_code == 0
-    assert (repo / "each-x.txt").read_text() == "x\n"
+    assert (repo / "each-a.txt").read_text() == "a\n"
+    assert (repo / "sized.txt").read_text() == "3\n"
+    assert (repo / "grid-b.txt").read_text() == "b\n"  # ${key}: the matrix name suffix
+    assert not (repo / "frozen.txt").exists()  # frozen: never run by mlops
 
 
 def test_bad_input_is_one_line_naming_the_file(tmp_path: Path) -> None:

@@ -60,6 +60,40 @@ def test_vars_from_params_files_and_inline_in_every_field(tmp_path: Path) -> Non
     assert train.params == (ParamsRef("params.yaml", ("model",)),)
 
 
+def test_generated_names_follow_dvcs_rules() -> None:
+    # As DVC names them (so dvc.lock's entries apply after `mlops import-dvc`): true and
+    # false, every position once a list holds a list or mapping, a matrix's composite
+    # values by key and position. test_import_dvc_vars checks them against DVC itself.
+    stages = parse_pipeline(
+        """\
+stages:
+  flags:
+    foreach: [true, 3, null]
+    do: {cmd: echo}
+  mixed:
+    foreach: [a, [1]]
+    do: {cmd: echo}
+  keyed:
+    foreach: {true: 1, b: 2}
+    do: {cmd: echo}
+  grid:
+    matrix: {flag: [false], opts: [[1], {a: 1}]}
+    cmd: echo
+"""
+    ).stages
+    assert list(stages) == [
+        "flags@true",
+        "flags@3",
+        "flags@None",
+        "mixed@0",
+        "mixed@1",
+        "keyed@true",
+        "keyed@b",
+        "grid@false-opts0",
+        "grid@false-opts1",
+    ]
+
+
 def test_matrix_expands_every_combination(tmp_path: Path) -> None:
     write(tmp_path, "params.yaml", "lrs: [0.1, 0.01]\n")
     write(
@@ -220,3 +254,16 @@ def test_frozen_stage_is_never_run_again(repo: Path) -> None:
     assert (repo / "mlops.lock").read_bytes() == lock
     with pytest.raises(PipelineError, match="field 'frozen' must be true or false"):
         parse_pipeline("stages:\n  a:\n    cmd: x\n    frozen: yes please\n")
+
+
+def test_vars_inside_foreach_do_and_no_matrix_there() -> None:
+    stages = parse_pipeline(
+        "stages:\n  s:\n    foreach: [a]\n    do:\n      vars: [{word: hey}]\n"
+        "      cmd: echo ${word} ${item}\n"
+    ).stages
+    assert stages["s@a"].cmd == ("echo hey a",)
+    with pytest.raises(PipelineError) as bad:
+        parse_pipeline(
+            "stages:\n  s:\n    foreach: [a]\n    do:\n      matrix: {x: [1]}\n      cmd: echo\n"
+        )
+    assert bad.value.message == "mlops.yaml:5: stage 's': 'matrix' cannot be inside 'foreach'"

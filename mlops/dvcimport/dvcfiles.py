@@ -72,6 +72,7 @@ class LockStage:
     deps: tuple[DvcHash, ...]
     params: dict[str, dict[str, Any]]  # file (root-relative) -> key -> value, as written
     outs: tuple[DvcHash, ...]
+    where: str = DVC_LOCK  # file:line of its entry
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,7 @@ def read_lock(root: Path, wdirs: dict[str, str]) -> tuple[dict[str, LockStage], 
             tuple(hashes["deps"]),
             params,
             tuple(hashes["outs"]),
+            where,
         )
     return stages, notes
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,9 @@ from mlops.fsutil import atomic_write_text
 from mlops.parallel import Progress
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.lock import LOCK_FILE, FileHash, Lock, LockEntry, lock_text
-from mlops.pipeline.params import flatten
+from mlops.pipeline.params import flatten, stage_params
 from mlops.pipeline.schema import Stage
+from mlops.pipeline.stale import ParamFiles
 from mlops.remote.config import check_remote_name, list_remotes, split_url
 from mlops.repo import Repo, config_set, find_git_root, init_repo, parse_config_value, repo_lock
 from mlops.secrets import SECRET_KEYS
@@ -136,7 +137,13 @@ def import_dvc(
     lock, lock_notes = read_lock(root, {n: s.wdir for n, s in stages.items()})
     config = read_config(root)
     remotes, remote_notes = convert_remotes(root, config)
-    notes = (*converted.notes, *pointer_notes, *lock_notes, *remote_notes)
+    notes = (
+        *converted.notes,
+        *pointer_notes,
+        *lock_notes,
+        *_commands_differ(stages, lock),
+        *remote_notes,
+    )
     if not dry_run:
         _refuse_conflicts(root, converted, remotes, force)
     wanted = _wanted(pointers, lock, stages)
@@ -176,6 +183,22 @@ def import_dvc(
         notes,
         tuple(written),
     )
+
+
+def _commands_differ(stages: dict[str, Stage], lock: dict[str, LockStage]) -> list[Note]:
+    """Locked stages whose command mlops expands otherwise than dvc.lock has it: changed
+    since ``dvc repro``, or read otherwise (mlops reads YAML 1.1, where ``1e-3`` is text
+    and ``yes`` is true; DVC YAML 1.2). Either way mlops runs them again."""
+    return [
+        Note(
+            lock[name].where,
+            f"stage {name}",
+            f"mlops's command {' && '.join(stage.cmd)!r} is not dvc.lock's "
+            f"{' && '.join(lock[name].cmd)!r}: it is stale until it runs",
+        )
+        for name, stage in stages.items()
+        if name in lock and stage.cmd != lock[name].cmd
+    ]
 
 
 def _pointer_file(pointer: DvcPointer) -> str:
@@ -332,8 +355,9 @@ def _write(
             data = root / p.data.path
             pointer = Pointer(data.name, got.oid, got.size, got.files)
             texts[pointer_path(data)] = pointer.to_text()
+    load = ParamFiles(root)
     entries = {
-        name: _lock_entry(stage, lock[name], results)
+        name: _lock_entry(stage, lock[name], results, load)
         for name, stage in converted.pipeline.stages.items()
         if name in lock
     }
@@ -399,10 +423,18 @@ def _write_remote(repo: Repo, remote: RemoteImport) -> list[str]:
 
 
 def _lock_entry(
-    stage: Stage, entry: LockStage, results: dict[tuple[str, str], Imported | Missing]
+    stage: Stage,
+    entry: LockStage,
+    results: dict[tuple[str, str], Imported | Missing],
+    load: ParamFiles,
 ) -> LockEntry:
     """dvc.lock's entry as mlops's: the same paths, each with the BLAKE3 id of the bytes
-    DVC recorded (an id no content has where those bytes are not found)."""
+    DVC recorded (an id no content has where those bytes are not found).
+
+    DVC does not lock the values its ``${...}`` read: they show in the command and paths
+    it locks. mlops locks them as params too; they are taken as they are now, so that a
+    value changed since ``dvc repro`` shows as the changed command or path DVC sees.
+    """
 
     def file_hash(found: DvcHash) -> FileHash:
         got = _result(results, found)
@@ -411,10 +443,14 @@ def _lock_entry(
         return FileHash(found.path, placeholder(found.md5), found.size or 0, found.files or 1)
 
     read = {ref.file for ref in stage.params}
+    params = {file: flatten(values) for file, values in entry.params.items() if file in read}
+    implicit = stage_params(replace(stage, params=stage.interpolated), load, strict=False)
+    for file, values in implicit.items():
+        params[file] = {**values, **params.get(file, {})}
     return LockEntry(
         cmd=entry.cmd,
         deps=tuple(file_hash(d) for d in entry.deps),
-        params={file: flatten(values) for file, values in entry.params.items() if file in read},
+        params=params,
         outs=tuple(file_hash(o) for o in entry.outs),
         wdir=stage.wdir,
         env=stage.env,

@@ -1,23 +1,48 @@
 """``dvc.yaml`` as ``mlops.yaml``: what has an equivalent is carried over as written, the
-rest is listed with its line and left out."""
+rest is listed with its line and left out.
+
+``vars``, ``${...}``, ``foreach``, ``matrix`` and ``frozen`` are mlops's too, and mlops
+names the stages they make as DVC does (``train@cnn-0.1``), so dvc.lock's entries apply.
+Each stage is expanded by mlops before it is kept: one that uses what mlops cannot
+interpolate (a mapping unpacked into a command, a name it does not define) is listed.
+"""
 
 from __future__ import annotations
 
-import re
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlops.dvcimport.dvcfiles import DVC_YAML, Note, is_url
 from mlops.errors import InputError, PipelineError
-from mlops.pipeline.schema import OUTPUT_OPTIONS, PLOT_OPTIONS, Pipeline, parse_pipeline
+from mlops.pipeline.interpolate import REFERENCE
+from mlops.pipeline.schema import (
+    OUTPUT_OPTIONS,
+    PLOT_OPTIONS,
+    Pipeline,
+    Reader,
+    parse_pipeline,
+    workspace_reader,
+)
 from mlops.yamlio import YamlProblem, parse_yaml_lines
 
+_WHY_WDIR = "DVC reads its vars files from its wdir, a ${...} mlops cannot name them under"
 # Copied as they are: mlops reads them as DVC does.
-_SAME = ("cmd", "wdir", "deps", "params", "outs", "metrics", "plots", "desc", "always_changed")
-_INTERPOLATION = re.compile(r"(?<!\\)\$\{\s*([^}]*?)\s*\}")
-_FOREACH_REF = re.compile(r"(item|key)(\.[^\s.]+)*")
-_WHY_VARS = "uses ${...} values from vars or params files, which mlops does not interpolate"
+_SAME = (
+    "cmd",
+    "wdir",
+    "deps",
+    "params",
+    "outs",
+    "metrics",
+    "plots",
+    "desc",
+    "always_changed",
+    "frozen",
+    "vars",
+    "matrix",
+)
 
 
 @dataclass(frozen=True)
@@ -60,32 +85,48 @@ def _convert_root(root: Path) -> Converted:
         notes.append(Note(f"{DVC_YAML}:{_line(lines, keys)}", what, why))
 
     for key in doc:
-        if key == "vars":
-            note((key,), "vars", "mlops has no vars yet: stages that use them are left out")
-        elif key in ("metrics", "params", "artifacts", "datasets"):
+        if key in ("metrics", "params", "artifacts", "datasets"):
             note((key,), f"top-level {key}", "mlops has no such section")
-        elif key not in ("stages", "plots"):
+        elif key not in ("stages", "plots", "vars"):
             note((key,), f"top-level {key!r}", "unknown to mlops")
+    read = workspace_reader(root)
+    top: dict[str, Any] = {}
+    if doc.get("vars") is not None:
+        top["vars"] = doc["vars"]
+        problem = _refused({**top, "stages": {}}, read)
+        if problem:
+            note(("vars",), "vars", problem)
+            top = {}
     stages: dict[str, Any] = {}
     for name, body in (doc.get("stages") or {}).items():
         keys = ("stages", name)
         converted = _stage(str(name), body, keys, note)
         if converted is None:
             continue
-        try:  # what mlops would refuse is left out with its reason, not half-imported
-            parse_pipeline(_dump({"stages": {name: converted}}))
-        except PipelineError as exc:
-            note(keys, f"stage {name}", exc.message.partition(": ")[2] or exc.message)
+        # What mlops would refuse or cannot interpolate is left out with its reason.
+        problem = _refused({**top, "stages": {name: converted}}, read)
+        if problem:
+            note(keys, f"stage {name}", problem)
             continue
         stages[str(name)] = converted
-    result: dict[str, Any] = {"stages": stages}
+    result: dict[str, Any] = {**top, "stages": stages}
     plots = doc.get("plots")
     if plots:
-        if _refs(plots):
-            note(("plots",), "plots", _WHY_VARS)
+        if _has_refs(plots):
+            note(("plots",), "plots", "uses ${...}, which mlops reads in stages only")
         else:
             result["plots"] = plots
-    return Converted(result, parse_pipeline(_dump(result)), tuple(notes))
+    return Converted(result, parse_pipeline(_dump(result), read=read), tuple(notes))
+
+
+def _refused(doc: dict[str, Any], read: Reader) -> str:
+    """Why mlops refuses ``doc`` once expanded (its params files read), or ''."""
+    try:
+        parse_pipeline(_dump(doc), read=read)
+    except PipelineError as exc:
+        # The line is of the document made here: dvc.yaml's line is given instead.
+        return exc.message.partition(": ")[2] or exc.message
+    return ""
 
 
 def _stage(name: str, body: Any, keys: tuple[Any, ...], note: Any) -> dict[str, Any] | None:
@@ -93,38 +134,21 @@ def _stage(name: str, body: Any, keys: tuple[Any, ...], note: Any) -> dict[str, 
     if not isinstance(body, dict):
         note(keys, f"stage {name}", "not a mapping")
         return None
-    for key in ("matrix", "vars"):
-        if key in body:
-            note((*keys, key), f"stage {name}", f"mlops has no stage {key} yet")
-            return None
-    if body.get("frozen"):
-        note((*keys, "frozen"), f"stage {name}", "frozen: mlops has no frozen stages yet")
-        return None
     if "foreach" in body:
-        items = body["foreach"]
-        if not isinstance(items, list | dict) or _refs(items):
-            note((*keys, "foreach"), f"stage {name}", _WHY_VARS)
-            return None
         template = body.get("do")
         if not isinstance(template, dict):
             note(keys, f"stage {name}", "'foreach' without a 'do:' mapping")
             return None
-        if any(not _FOREACH_REF.fullmatch(ref) for ref in _refs(template)):
-            note((*keys, "do"), f"stage {name}", _WHY_VARS)
-            return None
         converted = _body(name, template, (*keys, "do"), note)
-        return None if converted is None else {"foreach": items, "do": converted}
-    if _refs(body):
-        note(keys, f"stage {name}", _WHY_VARS)
-        return None
+        return None if converted is None else {"foreach": body["foreach"], "do": converted}
     return _body(name, body, keys, note)
 
 
-def _body(name: str, body: dict[str, Any], keys: tuple[Any, ...], note: Any) -> dict[str, Any]:
+def _body(
+    name: str, body: dict[str, Any], keys: tuple[Any, ...], note: Any
+) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     for key, value in body.items():
-        if key == "frozen":  # false: nothing to carry over
-            continue
         if key not in _SAME:
             note((*keys, key), f"{key!r} of stage {name}", "mlops has no such stage key")
             continue
@@ -136,8 +160,31 @@ def _body(name: str, body: dict[str, Any], keys: tuple[Any, ...], note: Any) -> 
             value = [
                 _output(name, key, item, (*keys, key, i), note) for i, item in enumerate(value)
             ]
+        elif key == "vars" and isinstance(value, list):
+            moved = _vars_from_root(value, body.get("wdir", "."))
+            if moved is None:
+                note((*keys, key), f"stage {name}", _WHY_WDIR)
+                return None
+            value = moved
         out[key] = value
     return out
+
+
+def _vars_from_root(entries: list[Any], wdir: Any) -> list[Any] | None:
+    """A stage's ``vars`` with its params files named from the root, as mlops reads them
+    (DVC reads them from the stage's wdir); None when that wdir is itself interpolated."""
+    files = [e for e in entries if isinstance(e, str)]
+    if not files or not isinstance(wdir, str) or posixpath.normpath(wdir) == ".":
+        return entries
+    if _has_refs(wdir):
+        return None
+    moved = []
+    for entry in entries:
+        if isinstance(entry, str):
+            file, colon, wanted = entry.partition(":")
+            entry = posixpath.normpath(posixpath.join(wdir, file)) + colon + wanted
+        moved.append(entry)
+    return moved
 
 
 def _external(dep: Any, stage: str, keys: tuple[Any, ...], note: Any) -> bool:
@@ -188,15 +235,15 @@ def _output(stage: str, field: str, item: Any, keys: tuple[Any, ...], note: Any)
     return {path: kept} if kept else path
 
 
-def _refs(value: Any) -> list[str]:
-    """Every ``${...}`` reference in the strings (and keys) of ``value``."""
+def _has_refs(value: Any) -> bool:
+    """Whether the strings (or keys) of ``value`` hold a ``${...}`` reference."""
     if isinstance(value, str):
-        return _INTERPOLATION.findall(value)
+        return any(not m.group(1) for m in REFERENCE.finditer(value))
     if isinstance(value, list):
-        return [ref for item in value for ref in _refs(item)]
+        return any(_has_refs(item) for item in value)
     if isinstance(value, dict):
-        return [ref for k, v in value.items() for ref in (*_refs(k), *_refs(v))]
-    return []
+        return any(_has_refs(k) or _has_refs(v) for k, v in value.items())
+    return False
 
 
 def _line(lines: dict[tuple[Any, ...], int], keys: tuple[Any, ...]) -> int:

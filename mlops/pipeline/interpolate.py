@@ -150,11 +150,11 @@ class Substitution:
 
 def matrix_items(matrix: dict[str, list[Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every combination of a ``matrix:``, with its name suffix (values joined by ``-``;
-    a list or mapping value is named by its key and position)."""
+    a list or mapping value is named by its key and position), as DVC names them."""
     combos: list[tuple[list[str], dict[str, Any]]] = [([], {})]
     for key, values in matrix.items():
         combos = [
-            ([*names, _item_name(key, i, v)], {**item, key: v})
+            ([*names, _matrix_name(key, i, v)], {**item, key: v})
             for names, item in combos
             for i, v in enumerate(values)
         ]
@@ -162,6 +162,22 @@ def matrix_items(matrix: dict[str, list[Any]]) -> Iterator[tuple[str, dict[str, 
         yield "-".join(names), item
 
 
-def _item_name(key: str, index: int, value: Any) -> str:
-    text = as_text(value)
-    return text if text is not None and text != "" else f"{key}{index}"
+def _matrix_name(key: str, index: int, value: Any) -> str:
+    return f"{key}{index}" if isinstance(value, list | dict) else item_name(value)
+
+
+def foreach_names(items: list[Any] | dict[Any, Any]) -> list[str]:
+    """The name suffix of each foreach item, as DVC makes them: a mapping's keys; a list's
+    values, or every position when any item is a list or mapping."""
+    if isinstance(items, dict):
+        return [item_name(k) for k in items]
+    if any(isinstance(v, list | dict) for v in items):
+        return [str(i) for i in range(len(items))]
+    return [item_name(v) for v in items]
+
+
+def item_name(value: Any) -> str:
+    """A scalar as it appears in a generated stage name (``true``, ``0.1``, ``None``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

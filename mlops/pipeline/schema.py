@@ -16,7 +16,13 @@ from typing import Any
 
 from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
-from mlops.pipeline.interpolate import Namespace, Substitution, Unresolved, matrix_items
+from mlops.pipeline.interpolate import (
+    Namespace,
+    Substitution,
+    Unresolved,
+    foreach_names,
+    matrix_items,
+)
 from mlops.yamlio import (
     Lines,
     YamlProblem,
@@ -99,6 +105,8 @@ class Stage:
     checks: dict[str, Any] = field(default_factory=dict)
     register: dict[str, Any] | None = None
     group: str | None = None  # the foreach or matrix definition this stage came from
+    # The params only its ${...} references read (in ``params`` too, not declared there).
+    interpolated: tuple[ParamsRef, ...] = ()
 
     @property
     def checks_before(self) -> tuple[Any, ...]:
@@ -314,13 +322,21 @@ def _definition(
     template = body.get("do")
     if not isinstance(template, dict):
         raise _Invalid(keys, f"stage {name!r}: 'foreach' needs a 'do:' mapping")
+    if "matrix" in template:
+        raise _Invalid(
+            (*keys, "do", "matrix"), f"stage {name!r}: 'matrix' cannot be inside 'foreach'"
+        )
+    if "vars" in template:  # the same for every item, which comes first
+        own, where = Namespace(), (*keys, "do", "vars")
+        _load_vars(own, _vars_entries(template["vars"], where), where, read, cache)
+        namespace = namespace.child(own.values, own.files)
+        template = {k: v for k, v in template.items() if k != "vars"}
     items = Substitution(namespace, f"stage {name!r}").value(body["foreach"], (*keys, "foreach"))
+    pairs: list[tuple[str, Any, Any]]
     if isinstance(items, list):
-        pairs = [
-            (str(item) if _is_scalar(item) else str(i), None, item) for i, item in enumerate(items)
-        ]
+        pairs = list(zip(foreach_names(items), [None] * len(items), items, strict=True))
     elif isinstance(items, dict):
-        pairs = [(str(k), k, v) for k, v in items.items()]
+        pairs = list(zip(foreach_names(items), items, items.values(), strict=True))
     else:
         raise _Invalid(
             (*keys, "foreach"),
@@ -345,7 +361,8 @@ def _definition(
 def _matrix(
     name: str, raw: Any, template: dict[str, Any], namespace: Namespace, keys: tuple[Any, ...]
 ) -> Iterator[Stage]:
-    """One stage per combination of the ``matrix:`` values, ``${item.KEY}`` naming them."""
+    """One stage per combination of the ``matrix:`` values: ``${item.KEY}`` names a value,
+    ``${key}`` the combination's name suffix."""
     where = (*keys, "matrix")
     matrix = Substitution(namespace, f"stage {name!r}").value(raw, where)
     if not isinstance(matrix, dict) or not matrix:
@@ -360,7 +377,9 @@ def _matrix(
         full = f"{name}@{suffix}"
         if not _NAME.match(full):
             raise _Invalid(where, f"stage {name!r}: matrix item {suffix!r} makes a bad name")
-        substitution = Substitution(namespace.child({"item": item}), f"stage {full!r}")
+        # ${key}: the name suffix, as DVC has it (`cnn-0.1`).
+        scope = namespace.child({"item": item, "key": suffix})
+        substitution = Substitution(scope, f"stage {full!r}")
         yield _substituted(full, template, keys, substitution, group=name)
 
 
@@ -377,11 +396,18 @@ def _substituted(
     if not substitution.used:
         return stage
     wanted: dict[str, tuple[str, ...] | None] = {ref.file: ref.keys for ref in stage.params}
+    implicit: list[ParamsRef] = []
     for file, used in substitution.used.items():
         if file in wanted and wanted[file] is None:
             continue  # the whole file is a param already
-        wanted[file] = tuple(dict.fromkeys([*(wanted.get(file) or ()), *used]))
-    return replace(stage, params=tuple(ParamsRef(f, k) for f, k in wanted.items()))
+        declared = wanted.get(file) or ()
+        implicit.append(ParamsRef(file, tuple(k for k in used if k not in declared)))
+        wanted[file] = tuple(dict.fromkeys([*declared, *used]))
+    return replace(
+        stage,
+        params=tuple(ParamsRef(f, k) for f, k in wanted.items()),
+        interpolated=tuple(ref for ref in implicit if ref.keys),
+    )
 
 
 def _stage(

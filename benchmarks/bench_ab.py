@@ -95,7 +95,8 @@ def main() -> None:
         for round_ in range(args.rounds):
             order = ("base", "new") if round_ % 2 == 0 else ("new", "base")
             got = {
-                who: run_steps(source, envs[who], work / f"repo-{who}", args.link) for who in order
+                who: run_steps(source, envs[who], work / f"repo-{who}", args.link, args.measure)
+                for who in order
             }
             for s in STEPS:
                 ratios[s].append(got["new"][s] / got["base"][s])

@@ -76,8 +76,8 @@ def layout_conflict(paths: list[str]) -> str | None:
                 return f"{path!r} is listed twice"
             seen.add(path)
     folders: set[str] = set()
-    for path in unique:
-        parent = path.rpartition("/")[0]
+    # Over the distinct parent folders only: a folder of a million files has few.
+    for parent in {path.rpartition("/")[0] for path in unique}:
         while parent and parent not in folders:
             folders.add(parent)
             parent = parent.rpartition("/")[0]

@@ -241,8 +241,8 @@ class Cache:
         tmp = self._temp_in(str(self.scratch)) if self.scratch else _beside(dst)
         try:
             if linker.chosen == "copy":
-                # The bytes copied are hashed on the way: an object corrupted in a way
-                # that kept its size and mtime (which the state cache trusts) is
+                # The copy's bytes are hashed (``copy_hashed``): an object corrupted in
+                # a way that kept its size and mtime (which the state cache trusts) is
                 # refused here, not placed.
                 if copy_hashed(src, tmp) != oid.removesuffix(DIR_SUFFIX):
                     self.set_aside(oid)

@@ -206,9 +206,8 @@ class Running:
         self.output.close()
 
 
-def one_round(work: Path, mlflow: str, requests: int) -> dict[str, dict[tuple[int, int], Cell]]:
-    """Start the three servers, then measure each cell on each server in turn, so that the
-    machine's drifting load falls on all of them alike."""
+def registered_repo(work: Path) -> tuple[Path, Path]:
+    """The benchmark's model file, and a repository where it is iris@production."""
     model = make_model(work)
     repo = work / "repo"
     repo.mkdir()
@@ -226,6 +225,14 @@ def one_round(work: Path, mlflow: str, requests: int) -> dict[str, dict[tuple[in
         check=True,
         capture_output=True,
     )
+    return model, repo
+
+
+def one_round(work: Path, mlflow: str, requests: int) -> dict[str, dict[tuple[int, int], Cell]]:
+    """Start the three servers, then measure each cell on each server in turn, so that the
+    machine's drifting load falls on all of them alike."""
+    model, repo = registered_repo(work)
+    mlops = [sys.executable, "-m", "mlops"]
     mlflow_python = str(Path(mlflow).parent / "python")
     subprocess.run(
         [mlflow_python, "-c", MLFLOW_SAVE, str(model), str(work / "mlflow-model")],
@@ -273,21 +280,8 @@ def one_round(work: Path, mlflow: str, requests: int) -> dict[str, dict[tuple[in
 
 def soak(work: Path, requests: int) -> None:
     """Memory of our server, logging on, over ``requests`` single-row requests."""
-    model = make_model(work)
-    repo = work / "repo"
-    repo.mkdir()
-    for args in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "config", "user.email", "bench@example.com"],
-        ["git", "config", "user.name", "bench"],
-    ):
-        subprocess.run(args, cwd=repo, check=True)
+    _, repo = registered_repo(work)
     mlops = [sys.executable, "-m", "mlops"]
-    subprocess.run([*mlops, "init"], cwd=repo, check=True, capture_output=True)
-    subprocess.run(
-        [*mlops, "model", "register", "iris", str(model), "--promote", "production"],
-        cwd=repo, check=True, capture_output=True,
-    )  # fmt: skip
     port = free_port()
     server = Running(
         "soak", [*mlops, "serve", "iris@production", "--port", str(port), "--log-dir",

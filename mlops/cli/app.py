@@ -166,6 +166,16 @@ def _root(
     Options.json = Options.emitted = False
 
 
+def human_size(n: int) -> str:
+    """A byte count as people read it (``12.3 MiB``)."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on standard output (for ``--json``)."""
     Options.emitted = True

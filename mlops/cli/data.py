@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from mlops.cli.app import app, echo, emit_json, json_option
+from mlops.cli.app import app, echo, emit_json, human_size, json_option
 
 JSON = json_option()
 JOBS = typer.Option(None, "--jobs", "-j", min=1, help="Parallel threads (default: 2 per core).")
@@ -51,7 +51,8 @@ def add(
         return
     for r in results:
         what = f"{r.files} files" if r.files != 1 or r.oid.endswith(".dir") else "1 file"
-        echo(f"added {r.path} ({what}, {_size(r.size)}, {r.stored} new objects) -> {r.pointer}")
+        size = human_size(r.size)
+        echo(f"added {r.path} ({what}, {size}, {r.stored} new objects) -> {r.pointer}")
     if results:
         import posixpath
 
@@ -184,7 +185,7 @@ def gc(
         emit_json(result.to_dict())
         return
     verb = "would remove" if dry_run else "removed"
-    echo(f"{verb} {result.removed} object(s), {_size(result.bytes)}; kept {result.kept}")
+    echo(f"{verb} {result.removed} object(s), {human_size(result.bytes)}; kept {result.kept}")
 
 
 @app.command()
@@ -270,10 +271,3 @@ def config(
         repo_mod.config_set(repo, key, repo_mod.parse_config_value(value), local)
 
 
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"

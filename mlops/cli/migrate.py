@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from mlops.cli.app import app, echo, emit_json
+from mlops.cli.app import app, echo, emit_json, human_size
 
 
 @app.command("import-dvc")
@@ -54,7 +54,7 @@ def _show(result: Any) -> None:
     where = "found in DVC's cache" if dry_run else "in mlops's cache now"
     echo(
         f"data of those and of the cached outputs: {result.files} file(s), "
-        f"{_size(result.size)} {where}"
+        f"{human_size(result.size)} {where}"
     )
     for remote in result.remotes:
         default = " (default)" if remote.default else ""
@@ -81,10 +81,3 @@ def _some(names: tuple[str, ...], shown: int = 10) -> str:
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
-def _size(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from mlops.cli import complete
-from mlops.cli.app import app, echo, emit_json, json_option
+from mlops.cli.app import app, echo, emit_json, human_size, json_option
 
 JSON = json_option()
 JOBS = typer.Option(
@@ -163,7 +163,6 @@ def pull(
 
 
 def _report(result: Any, json: bool) -> None:
-    from mlops.cli.data import _size
 
     if json:
         emit_json(result.to_dict())
@@ -174,7 +173,7 @@ def _report(result: Any, json: bool) -> None:
         verb, where, present = "fetched", "from", "already in the cache"
     packs = f" in {result.packs} pack(s) and single objects" if result.packs else ""
     echo(
-        f"{verb} {result.objects} object(s) ({_size(result.bytes)}) {where} remote "
+        f"{verb} {result.objects} object(s) ({human_size(result.bytes)}) {where} remote "
         f"{result.remote!r}{packs}; {result.present} {present}"
     )
 

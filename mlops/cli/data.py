@@ -269,5 +269,3 @@ def config(
             echo(", ".join(map(str, current)) if isinstance(current, list) else str(current))
     else:
         repo_mod.config_set(repo, key, repo_mod.parse_config_value(value), local)
-
-

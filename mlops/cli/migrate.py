@@ -79,5 +79,3 @@ def _show(result: Any) -> None:
 def _some(names: tuple[str, ...], shown: int = 10) -> str:
     more = len(names) - shown
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
-
-

@@ -99,8 +99,6 @@ def copy_hashed(src: str, dst: str) -> str:
     return hash_file(dst)
 
 
-
-
 class _Pending:
     """A digest being computed on another thread; ``result`` waits for it."""
 

@@ -24,9 +24,9 @@ def timeline(action: str, repo: Path) -> tuple[float, dict[str, float], float | 
     """Total seconds of ``action``, per phase the second of its first report, and the
     second of the first report one second in or later (when a bar that waits for a
     report after a second, as before, appears)."""
-    from mlops.data.add import add
+    from mlops.core.repo import Repo
     from mlops.remote.transfer import push
-    from mlops.repo import Repo
+    from mlops.workspace.add import add
 
     first: dict[str, float] = {}
     late: list[float] = []

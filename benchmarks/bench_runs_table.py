@@ -26,8 +26,8 @@ TARGET = 0.5
 
 def record_runs(root: Path, count: int) -> None:
     """``count`` run records, saved as ``mlops run`` saves them."""
-    from mlops.repo import Repo
-    from mlops.runs import RunRecord, StageRecord, open_runs
+    from mlops.core.repo import Repo
+    from mlops.pipeline.runs import RunRecord, StageRecord, open_runs
 
     rng = random.Random(21)
     commits = [f"{i:040x}" for i in range(20)]
@@ -55,8 +55,8 @@ def record_runs(root: Path, count: int) -> None:
 
 def table_in_process(root: Path) -> float:
     """The library's part alone: the table of every run and its text cells."""
+    from mlops.core.repo import Repo
     from mlops.pipeline.experiments import TableQuery, runs_table, table_cells
-    from mlops.repo import Repo
 
     start = time.perf_counter()
     table_cells(runs_table(Repo(root), TableQuery(all_commits=True)))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 
 def _pre_commit(args: list[str]) -> int:
-    from mlops.hooks import mlops_repo_here, stale_pointers
+    from mlops.flows.githooks import mlops_repo_here, stale_pointers
 
     repo = mlops_repo_here()
     problems = stale_pointers(repo) if repo else []
@@ -25,8 +25,8 @@ def _pre_commit(args: list[str]) -> int:
 
 
 def _post_checkout(args: list[str]) -> int:
-    from mlops.data.checkout import checkout
-    from mlops.hooks import is_branch_checkout, mlops_repo_here
+    from mlops.flows.githooks import is_branch_checkout, mlops_repo_here
+    from mlops.workspace.checkout import checkout
 
     repo = mlops_repo_here()
     if repo is None or not is_branch_checkout(args, dict(os.environ)):
@@ -38,7 +38,7 @@ def _post_checkout(args: list[str]) -> int:
 
 
 def _pre_push(args: list[str]) -> int:
-    from mlops.hooks import mlops_repo_here, pushed_revisions
+    from mlops.flows.githooks import mlops_repo_here, pushed_revisions
     from mlops.remote.transfer import push
 
     repo = mlops_repo_here()

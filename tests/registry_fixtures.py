@@ -57,8 +57,8 @@ def record_run(
     params: dict[str, Any] | None = None,
 ) -> str:
     """Save a run record whose stage ``train`` produced the file ``model`` (as it is now)."""
-    from mlops.repo import Repo
-    from mlops.runs import RunRecord, StageRecord, new_run_id, open_runs
+    from mlops.core.repo import Repo
+    from mlops.pipeline.runs import RunRecord, StageRecord, new_run_id, open_runs
     from mlops.storage.hashing import hash_file
 
     run_id = new_run_id()

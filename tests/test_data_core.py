@@ -814,8 +814,8 @@ def test_an_early_hash_does_not_hold_up_the_exit(tmp_path: Path) -> None:
 def test_status_scan_lists_the_lines_add_recorded(tmp_path: Path, jobs: int) -> None:
     """``scan_lines`` (status, in worker processes) is ``stat_lines(scan_folder)`` (add)
     line for line: equal stats then give an equal fingerprint."""
-    from mlops.data.workspace import scan_folder, scan_lines, stat_lines
     from mlops.errors import InputError
+    from mlops.workspace.tracked import scan_folder, scan_lines, stat_lines
 
     folder = tmp_path / "data"
     for rel in ["top.txt", "a/1.txt", "a/b/2.txt", "a/b/c/3.txt", "d/4.txt", "e/f/5.txt", "z.txt"]:

@@ -913,7 +913,7 @@ def test_killed_at_each_publication_of_push_and_pull(tmp_path: Path) -> None:
 def test_a_zombie_owns_no_temporaries(tmp_path: Path) -> None:
     """A worker killed with its parent may never be reaped (PID 1 of a container): its
     temporaries are swept all the same; a live process's are kept."""
-    from mlops.fsutil import sweep_temporaries
+    from mlops.core.fsutil import sweep_temporaries
 
     pid = os.fork()
     if pid == 0:

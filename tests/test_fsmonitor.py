@@ -95,7 +95,7 @@ def test_the_monitor_daemon_stops_when_the_repository_goes(monitored: Path) -> N
     import time
 
     assert status(monitored)["workspace"] == "unchanged"
-    from mlops.data.fsmonitor import running
+    from mlops.workspace.fsmonitor import running
 
     root = monitored.resolve()
     assert running(root)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import git, run_cli, run_subprocess
 
-from mlops.yamlio import (
+from mlops.core.yamlio import (
     MAX_ALIAS_NODES,
     MAX_DEPTH,
     MAX_ENTRIES,

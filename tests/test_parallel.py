@@ -1,4 +1,4 @@
-"""``mlops.parallel``: thread pools for I/O, forked worker processes for many small files."""
+"""``mlops.core.parallel``: thread pools for I/O, forked worker processes for many small files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.parallel import map_shares, parallel_map
+from mlops.core.parallel import map_shares, parallel_map
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="worker processes: Linux only")
 

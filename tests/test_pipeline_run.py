@@ -21,8 +21,8 @@ from pipeline_fixtures import (
     write,
 )
 
+from mlops.core.repo import Repo
 from mlops.pipeline.runner import HookContext, HookResult, RunOptions, run_pipeline
-from mlops.repo import Repo
 
 
 def test_first_run_runs_everything_then_nothing(repo: Path) -> None:

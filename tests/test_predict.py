@@ -22,8 +22,8 @@ def project(template: Path, tmp_path: Path) -> Path:
 
 
 def test_scores_a_file_in_chunks_and_logs_it(project: Path) -> None:
+    from mlops.core.repo import Repo
     from mlops.registry.content import load_model
-    from mlops.repo import Repo
 
     write_batch(project, "rows.csv", seed=4, rows=50)
     result = run_cli(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from mlops.repo import Repo
+from mlops.core.repo import Repo
 
 Reports = list[tuple[str, int, int]]
 
@@ -27,7 +27,7 @@ def of(reports: Reports, task: str) -> list[tuple[int, int]]:
 
 
 def test_add_reports_scan_then_hashing_from_the_start(repo: Path) -> None:
-    from mlops.data.add import add
+    from mlops.workspace.add import add
 
     many_files(repo / "data", 1500)  # enough for worker processes (map_shares)
     reports: Reports = []

@@ -109,8 +109,8 @@ def test_register_folder_and_get_it_back(project: Path) -> None:
         folder / "model.joblib"
     ).read_bytes()
     with pytest.raises(Exception, match="is a folder"):
+        from mlops.core.repo import Repo
         from mlops.registry.content import load_model
-        from mlops.repo import Repo
 
         load_model("bundle:1", Repo(project))
 

@@ -30,8 +30,8 @@ def x_row() -> object:
 
 
 def test_skops_version_records_format_and_loads_without_pickle(repo: Path) -> None:
+    from mlops.core.repo import Repo
     from mlops.registry.content import load_model
-    from mlops.repo import Repo
 
     _forest(repo / "model.skops")
     result = run_cli(repo, "model", "register", "iris", "model.skops", "--json")
@@ -54,8 +54,8 @@ def test_joblib_version_records_its_format(repo: Path) -> None:
 def test_a_type_outside_sklearn_numpy_scipy_is_never_built(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mlops.core.repo import Repo
     from mlops.registry.content import load_model
-    from mlops.repo import Repo
 
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "evil_thing.py").write_text(

@@ -17,10 +17,10 @@ import pytest
 from blake3 import blake3
 from conftest import free_port, git, run_cli, run_subprocess, start_moto
 
+from mlops.core.repo import Repo
 from mlops.remote.backend import LocalBackend
 from mlops.remote.config import RemoteSpec
 from mlops.remote.transfer import remote_has
-from mlops.repo import Repo
 
 
 def make_data(repo: Path, small: int = 60, big: int = 2) -> None:

@@ -16,8 +16,8 @@ from pipeline_fixtures import (
     write,
 )
 
-from mlops.repo import Repo
-from mlops.runs import RunRecord, get_run, package_versions
+from mlops.core.repo import Repo
+from mlops.pipeline.runs import RunRecord, get_run, package_versions
 
 
 def test_a_run_is_recorded_in_the_database_and_as_an_object(repo: Path) -> None:

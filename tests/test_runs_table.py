@@ -11,8 +11,8 @@ from typing import Any
 from conftest import git, run_cli
 from pipeline_fixtures import commit_all, run_ok, three_stage_project, write
 
-from mlops.repo import Repo
-from mlops.runs import RunRecord, StageRecord, open_runs
+from mlops.core.repo import Repo
+from mlops.pipeline.runs import RunRecord, StageRecord, open_runs
 
 
 def table(repo: Path, *args: str) -> dict[str, Any]:

@@ -710,7 +710,7 @@ def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome
     import signal
     import subprocess
 
-    from mlops import reaper
+    from mlops.core import reaper
 
     cmd, timeout = check.args["cmd"], check.args["timeout"]
     reaper.arm()

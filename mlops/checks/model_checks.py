@@ -134,7 +134,7 @@ def latency_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
 
 
 def metric_file_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome]:
-    from mlops.yamlio import YamlProblem, parse_json, parse_yaml
+    from mlops.core.yamlio import YamlProblem, parse_json, parse_yaml
 
     args = check.args
     path = ctx.root / args["file"]

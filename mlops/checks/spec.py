@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.core.yamlio import Lines, YamlProblem, load_yaml_lines, parsed_cache_dir
 from mlops.errors import CheckError
-from mlops.yamlio import Lines, YamlProblem, load_yaml_lines, parsed_cache_dir
 
 #: Check types written as ``- type: argument`` under ``expect:``.
 DATA_CHECK_TYPES = (

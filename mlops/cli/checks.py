@@ -32,9 +32,9 @@ def check(
     if not (suites or stage or all_suites):
         raise typer.BadParameter("name suites to run, or use --stage STAGE or --all")
     from mlops.checks import run_checks, to_junit
+    from mlops.core.fsutil import atomic_write_text
+    from mlops.core.repo import find_git_root
     from mlops.errors import InputError
-    from mlops.fsutil import atomic_write_text
-    from mlops.repo import find_git_root
 
     report = run_checks(find_git_root(), suites or (), stage, all_suites)
     if json:

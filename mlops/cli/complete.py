@@ -28,7 +28,7 @@ def _quiet(fn: Callable[[], Iterable[str]]) -> Completer:
 
 
 def _root() -> Path:
-    from mlops.repo import find_git_root
+    from mlops.core.repo import find_git_root
 
     root: Path = find_git_root()
     return root
@@ -58,8 +58,8 @@ def suites() -> Iterable[str]:
 @_quiet
 def remotes() -> Iterable[str]:
     """Configured remotes."""
+    from mlops.core.repo import find_repo
     from mlops.remote.config import list_remotes
-    from mlops.repo import find_repo
 
     return [r.name for r in list_remotes(find_repo())]
 

@@ -14,7 +14,7 @@ JOBS = typer.Option(None, "--jobs", "-j", min=1, help="Parallel threads (default
 
 
 def _repo() -> Any:
-    from mlops.repo import find_repo
+    from mlops.core.repo import find_repo
 
     return find_repo()
 
@@ -22,7 +22,7 @@ def _repo() -> Any:
 @app.command()
 def init() -> None:
     """Set up .mlops/ in the current Git repository."""
-    from mlops.repo import init_repo
+    from mlops.core.repo import init_repo
 
     repo, created = init_repo()
     if created:
@@ -42,7 +42,7 @@ def add(
 ) -> None:
     """Snapshot files or folders into the cache, write PATH.mlops, ignore PATH in Git."""
     from mlops.cli.progress import progress_bar
-    from mlops.data.add import add as add_paths
+    from mlops.workspace.add import add as add_paths
 
     with progress_bar() as report:
         results = add_paths(_repo(), paths, jobs, report)
@@ -71,8 +71,8 @@ def status(
     jobs: int | None = JOBS,
 ) -> None:
     """Show what differs between workspace, pointers and cache."""
-    from mlops.data.status import data_status
     from mlops.pipeline import has_pipeline
+    from mlops.workspace.status import data_status
 
     repo = _repo()
     results = data_status(repo, paths or None, jobs)
@@ -128,7 +128,7 @@ def checkout(
 ) -> None:
     """Make the workspace match the pointers of the current commit."""
     from mlops.cli.progress import progress_bar
-    from mlops.data.checkout import checkout as do_checkout
+    from mlops.workspace.checkout import checkout as do_checkout
 
     with progress_bar() as report:
         results = do_checkout(_repo(), paths or None, force, jobs, report)
@@ -152,8 +152,8 @@ def diff(
     json: bool = JSON,
 ) -> None:
     """Tracked data added, modified and deleted between commits or the workspace."""
-    from mlops.data.diff import diff as data_diff
-    from mlops.data.diff import parse_revisions
+    from mlops.workspace.diff import diff as data_diff
+    from mlops.workspace.diff import parse_revisions
 
     changes = data_diff(_repo(), *parse_revisions(revisions or []))
     if json:
@@ -178,7 +178,7 @@ def gc(
     json: bool = JSON,
 ) -> None:
     """Remove cache objects that no branch, tag or the workspace needs."""
-    from mlops.data.gc import gc as collect
+    from mlops.storage.gc import gc as collect
 
     result = collect(_repo(), all_commits, dry_run)
     if json:
@@ -192,7 +192,7 @@ def gc(
 def fsck(jobs: int | None = JOBS, json: bool = JSON) -> None:
     """Re-hash every cache object; move corrupt ones to .mlops/corrupt/."""
     from mlops.cli.progress import progress_bar
-    from mlops.data.fsck import fsck as check_cache
+    from mlops.storage.fsck import fsck as check_cache
 
     with progress_bar() as report:
         result = check_cache(_repo(), jobs, report)
@@ -219,7 +219,7 @@ def fsmonitor(
     action: MonitorAction = typer.Argument(MonitorAction.STATUS, help="start, stop or status."),
 ) -> None:
     """The file-system monitor that `core.fsmonitor: true` makes status use (a daemon)."""
-    from mlops.data import fsmonitor as monitor
+    from mlops.workspace import fsmonitor as monitor
 
     root = _repo().root
     if action is MonitorAction.START:
@@ -238,7 +238,7 @@ def fsmonitor(
 @app.command()
 def unprotect(paths: list[str] = typer.Argument(..., help="Tracked files or folders.")) -> None:
     """Turn linked, read-only workspace files into editable copies."""
-    from mlops.data.unprotect import unprotect as make_editable
+    from mlops.workspace.unprotect import unprotect as make_editable
 
     count = make_editable(_repo(), paths)
     echo(f"{count} file(s) are now editable copies; `mlops add` them when done")
@@ -255,8 +255,8 @@ def config(
     json: bool = JSON,
 ) -> None:
     """Read or write a setting, like `git config` (secrets are shown as ***)."""
-    from mlops import repo as repo_mod
-    from mlops.secrets import masked
+    from mlops.core import repo as repo_mod
+    from mlops.core.secrets import masked
 
     repo = _repo()
     if unset:

@@ -36,8 +36,8 @@ def monitor(
     if ctx.invoked_subcommand is not None:
         return
     from mlops.cli.pipeline import _Printer
+    from mlops.core.repo import find_repo
     from mlops.monitor.monitoring import ALERT, run_monitor
-    from mlops.repo import find_repo
 
     argv = ("mlops", "monitor", *(("--data", data) if data else ()), "--retrain")
     printer = _Printer(prefix=False, to_stderr=True)
@@ -60,8 +60,8 @@ def label(
     json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Join labels that arrived later into the prediction logs, by request id."""
+    from mlops.core.repo import find_repo
     from mlops.monitor.labels import join_labels
-    from mlops.repo import find_repo
 
     result = join_labels(find_repo(), file)
     if json:
@@ -82,8 +82,8 @@ def history(
     json: bool = json_option("Print the history as JSON."),
 ) -> None:
     """Every scored batch, oldest first: status, drift, live metrics and retraining episodes."""
+    from mlops.core.repo import find_repo
     from mlops.monitor.history import list_records
-    from mlops.repo import find_repo
 
     records = list_records(find_repo().mlops_dir, model=model, limit=limit)
     if json:

@@ -30,7 +30,7 @@ app.add_typer(metrics_app, name="metrics")
 
 
 def _repo() -> Any:
-    from mlops.repo import find_repo
+    from mlops.core.repo import find_repo
 
     return find_repo()
 
@@ -338,7 +338,7 @@ def runs_list(
         return
     if any(table_options):
         raise typer.BadParameter("table options need --params or --metrics (or `mlops runs table`)")
-    from mlops.runs import list_runs
+    from mlops.pipeline.runs import list_runs
 
     records = list_runs(_repo(), limit)
     if json:
@@ -363,7 +363,7 @@ def runs_show(
     json: bool = JSON,
 ) -> None:
     """Everything recorded about one run."""
-    from mlops.runs import get_run
+    from mlops.pipeline.runs import get_run
 
     r = get_run(_repo(), run_id)
     if json:
@@ -392,7 +392,7 @@ def runs_diff(
     json: bool = JSON,
 ) -> None:
     """Params, metrics and data hashes of two runs, side by side."""
-    from mlops.runs import diff_runs
+    from mlops.pipeline.runs import diff_runs
 
     a, b, rows = diff_runs(_repo(), run_a, run_b)
     if json:

@@ -20,9 +20,9 @@ _JSON = typer.Option(False, "--json", help="Also print the plots' data as JSON."
 def _draw(revs: list[str], output: str, force: bool, json: bool) -> None:
     from pathlib import Path
 
+    from mlops.core.repo import find_repo
     from mlops.plots.data import collect
     from mlops.plots.html import render_page, write_page
-    from mlops.repo import find_repo
 
     plots = collect(find_repo(), revs)
     path = Path(output)

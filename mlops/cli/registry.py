@@ -19,7 +19,7 @@ app.add_typer(model_app, name="model")
 
 
 def _repo() -> Any:
-    from mlops.repo import find_repo
+    from mlops.core.repo import find_repo
 
     return find_repo()
 

@@ -40,7 +40,7 @@ app.add_typer(hook_app, name="hook")
 
 
 def _repo() -> Any:
-    from mlops.repo import find_repo
+    from mlops.core.repo import find_repo
 
     return find_repo()
 
@@ -184,7 +184,7 @@ def install_hooks(
     json: bool = JSON,
 ) -> None:
     """Install Git hooks: post-checkout (checkout), pre-commit (status), pre-push (push)."""
-    from mlops import hooks
+    from mlops.flows import githooks as hooks
 
     repo = _repo()
     changes = hooks.uninstall_hooks(repo) if uninstall else hooks.install_hooks(repo)

@@ -34,7 +34,7 @@ def serve(
     ),
 ) -> None:
     """Serve a registered model over HTTP, follow its alias, log its predictions."""
-    from mlops.repo import find_repo
+    from mlops.core.repo import find_repo
     from mlops.serve.server import serve as run_server
 
     folder = None if log_dir is None else str(log_dir)
@@ -58,7 +58,7 @@ def predict(
     json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Score a file with a registered model, chunk by chunk, and log the predictions."""
-    from mlops.repo import find_repo
+    from mlops.core.repo import find_repo
     from mlops.serve.batch import predict_file
 
     folder = None if log_dir is None else str(log_dir)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.core.git import worktree_files
+from mlops.core.yamlio import YamlProblem, parse_yaml_lines
 from mlops.errors import InputError
-from mlops.gitutil import worktree_files
-from mlops.yamlio import YamlProblem, parse_yaml_lines
 
 DVC_DIR = ".dvc"
 DVC_YAML = "dvc.yaml"

@@ -15,8 +15,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mlops.data.add import ignore_in_git
-from mlops.data.workspace import open_store
+from mlops.core.fsutil import atomic_write_text
+from mlops.core.parallel import Progress
+from mlops.core.repo import (
+    Repo,
+    config_set,
+    find_git_root,
+    init_repo,
+    parse_config_value,
+    repo_lock,
+)
+from mlops.core.secrets import SECRET_KEYS
 from mlops.dvcimport.dvcfiles import (
     DVC_DIR,
     DvcConfig,
@@ -32,17 +41,15 @@ from mlops.dvcimport.dvcfiles import (
 from mlops.dvcimport.objects import Imported, Missing, ObjectImporter, placeholder
 from mlops.dvcimport.stages import Converted, convert_pipeline, pipeline_text
 from mlops.errors import ConfigError, InputError, WorkspaceConflict
-from mlops.fsutil import atomic_write_text
-from mlops.parallel import Progress
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.lock import LOCK_FILE, FileHash, Lock, LockEntry, lock_text
 from mlops.pipeline.params import flatten, stage_params
 from mlops.pipeline.schema import Stage
 from mlops.pipeline.stale import ParamFiles
 from mlops.remote.config import check_remote_name, list_remotes, split_url
-from mlops.repo import Repo, config_set, find_git_root, init_repo, parse_config_value, repo_lock
-from mlops.secrets import SECRET_KEYS
 from mlops.storage.pointer import Pointer, pointer_path
+from mlops.storage.store import open_store
+from mlops.workspace.add import ignore_in_git
 
 # DVC's remote options with an fsspec equivalent, by URL scheme.
 _OPTIONS = {
@@ -79,7 +86,7 @@ class RemoteImport:
     default: bool
 
     def to_dict(self) -> dict[str, Any]:
-        from mlops.secrets import MASK, mask_url
+        from mlops.core.secrets import MASK, mask_url
 
         return {
             "name": self.name,

@@ -21,14 +21,14 @@ from pathlib import Path
 
 from blake3 import blake3
 
-from mlops.data.workspace import Store
+from mlops.core.parallel import Progress
 from mlops.dvcimport.dvcfiles import DIR_SUFFIX as DVC_DIR_SUFFIX
 from mlops.dvcimport.dvcfiles import DvcHash, cache_object
-from mlops.parallel import Progress
 from mlops.storage.hashing import DIR_SUFFIX, MMAP_THRESHOLD, hash_bytes
 from mlops.storage.links import LinkUnsupported, copy, hardlink, reflink
 from mlops.storage.manifest import Entry, build_manifest
 from mlops.storage.paths import is_safe_relpath
+from mlops.storage.store import Store
 
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _CHUNK = 8 << 20

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.core.yamlio import YamlProblem, parse_yaml_lines
 from mlops.dvcimport.dvcfiles import DVC_YAML, Note, is_url
 from mlops.errors import InputError, PipelineError
 from mlops.pipeline.interpolate import REFERENCE
@@ -25,7 +26,6 @@ from mlops.pipeline.schema import (
     parse_pipeline,
     workspace_reader,
 )
-from mlops.yamlio import YamlProblem, parse_yaml_lines
 
 _WHY_WDIR = "DVC reads its vars files from its wdir, a ${...} mlops cannot name them under"
 # Copied as they are: mlops reads them as DVC does.
@@ -56,7 +56,7 @@ class Converted:
 
 def convert_pipeline(root: Path) -> Converted:
     """``root/dvc.yaml`` as an mlops pipeline (empty when there is none)."""
-    from mlops.gitutil import worktree_files
+    from mlops.core.git import worktree_files
 
     # mlops has one pipeline file: the pipelines of sub-folders are listed, not merged.
     nested = tuple(

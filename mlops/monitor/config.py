@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops.core.yamlio import YamlProblem, parse_yaml
 from mlops.errors import ConfigError, RegistryError
 from mlops.monitor.drift import DriftThresholds
-from mlops.yamlio import YamlProblem, parse_yaml
 
 PIPELINE_FILE = "mlops.yaml"
 SECTION = "monitor"

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.core.fsutil import atomic_write_bytes
+from mlops.core.repo import Repo, file_lock
 from mlops.errors import MlopsError, MonitorError, RegistryError
-from mlops.fsutil import atomic_write_bytes
 from mlops.monitor.config import MonitorConfig, RetrainConfig
 from mlops.monitor.history import utc_now
 from mlops.monitor.monitoring import Scored, read_frame, score_model
 from mlops.registry.records import ModelVersion
-from mlops.repo import Repo, file_lock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,7 +73,7 @@ class _Backup:
     def restore(self, repo: Repo) -> None:
         os.replace(self.saved, self.path)
         if self.tracked:
-            from mlops.data.add import add
+            from mlops.workspace.add import add
 
             add(repo, [str(self.path)])
 
@@ -223,7 +223,7 @@ class Episode:
         try:
             atomic_write_bytes(path, data, 0o644, repo.scratch_dir)
             if backup.tracked:
-                from mlops.data.add import add
+                from mlops.workspace.add import add
 
                 add(repo, [str(path)])
         except BaseException:

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops.core.sqlite import connect
 from mlops.errors import MonitorError
-from mlops.sqlite import connect
 
 DB_NAME = "monitor.db"
 _SCHEMA_VERSION = 1

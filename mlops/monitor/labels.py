@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.core.repo import Repo
 from mlops.errors import InputError
 from mlops.monitor.config import load_monitor_config
 from mlops.monitor.predlog import (
@@ -27,7 +28,6 @@ from mlops.monitor.predlog import (
     ROW,
     batch_folder,
 )
-from mlops.repo import Repo
 
 Key = tuple[str, int | None]  # (request id, row); row None: every row of the request
 

@@ -18,14 +18,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops.data.workspace import Store, load_manifest, open_store
+from mlops.core.repo import Repo
 from mlops.errors import CheckError, ConfigError, InputError, MonitorError
 from mlops.monitor.config import MonitorConfig, load_monitor_config
 from mlops.monitor.history import MonitorRecord, append_record, list_records
 from mlops.monitor.predlog import DEFAULT_LABEL, PREDICTION, is_prediction_log, log_columns
 from mlops.registry.records import ModelVersion
-from mlops.repo import Repo
 from mlops.storage.hashing import DIR_SUFFIX
+from mlops.storage.store import Store, load_manifest, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -428,7 +428,7 @@ def _training_file(
 ) -> Iterator[Path | None]:
     """A file holding content ``oid`` of ``path``: the cache object, the workspace file if
     unchanged, or the file in Git at the version's commit; None when none has it."""
-    from mlops.gitutil import read_file_at
+    from mlops.core.git import read_file_at
     from mlops.storage.hashing import hash_bytes
 
     if store.cache.exists(oid):

@@ -11,7 +11,7 @@ from datetime import datetime
 from html import escape
 from pathlib import Path
 
-from mlops.fsutil import atomic_write_text
+from mlops.core.fsutil import atomic_write_text
 from mlops.monitor.drift import DriftReport, FeatureDrift, Histogram
 from mlops.monitor.history import MonitorRecord, series
 

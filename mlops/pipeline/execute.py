@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops import reaper
+from mlops.core import reaper
 
 SHELL = "/bin/sh"
 TAIL_LINES = 20

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from mlops.core.git import git, has_commits
+from mlops.core.repo import Repo
 from mlops.errors import InputError
-from mlops.gitutil import git, has_commits
-from mlops.repo import Repo
-from mlops.runs import open_runs
+from mlops.pipeline.runs import open_runs
 
 # Stage statuses that mean the stage's command was started in that run.
 _EXECUTED = ("ran", "failed", "interrupted")

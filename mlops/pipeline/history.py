@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlops.core.git import branch_commits, has_commits, ignored_by, resolve_revision
+from mlops.core.repo import Repo
 from mlops.errors import MlopsError
-from mlops.gitutil import branch_commits, has_commits, ignored_by, resolve_revision
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.params import flatten, parse_params, stage_params
 from mlops.pipeline.revisions import read_paths_at, reader_at
 from mlops.pipeline.schema import DEFAULT_PARAMS_FILE, ParamsRef, Pipeline, Stage
 from mlops.pipeline.schema import parse_pipeline as parse_pipeline_text
-from mlops.repo import Repo
 
 WORKSPACE = "workspace"
 
@@ -183,7 +183,7 @@ def missing_notes(repo: Repo, at: MetricsAt) -> list[str]:
 
 def _revisions(repo: Repo, revs: list[str]) -> tuple[str | None, str | None, bool]:
     """(old commit, new commit or None for the workspace, whether there is an old side)."""
-    from mlops.data.diff import parse_revisions
+    from mlops.workspace.diff import parse_revisions
 
     rev_a, rev_b = parse_revisions(revs)
     root = repo.root

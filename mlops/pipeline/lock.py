@@ -8,16 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.core.fsutil import atomic_write_text
+from mlops.core.yamlio import YamlProblem, parse_json
 from mlops.errors import PipelineError
-from mlops.fsutil import atomic_write_text
 from mlops.pipeline.params import ParamValues
 from mlops.pipeline.revisions import read_paths_at, reader_at
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
 from mlops.storage.paths import unsafe_reason
-from mlops.yamlio import YamlProblem, parse_json
 
 if TYPE_CHECKING:
-    from mlops.data.workspace import Store, Target
+    from mlops.storage.store import Store
+    from mlops.workspace.tracked import Target
 
 LOCK_FILE = "mlops.lock"
 SCHEMA = 1
@@ -186,8 +187,8 @@ def lock_objects(store: Store, commits: list[str], uncached: bool = False) -> se
 
 def output_target(root: Path, out: FileHash) -> Target:
     """A cached output as a tracked path (with no pointer file), for checkout to place."""
-    from mlops.data.workspace import Target
     from mlops.storage.pointer import Pointer, pointer_path
+    from mlops.workspace.tracked import Target
 
     path = root / out.path
     return Target(pointer_path(path), Pointer(path.name, out.oid, out.size, out.files))

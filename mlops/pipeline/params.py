@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlops.core.yamlio import MAX_YAML_BYTES, YamlProblem, load_yaml, parse_json
 from mlops.errors import PipelineError
 from mlops.pipeline.schema import Stage
-from mlops.yamlio import MAX_YAML_BYTES, YamlProblem, load_yaml, parse_json
 
 # file -> dotted key -> value
 ParamValues = dict[str, dict[str, Any]]

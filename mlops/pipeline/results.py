@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlops.core.repo import Repo
 from mlops.pipeline.lock import FileHash
 from mlops.pipeline.schema import Stage
-from mlops.repo import Repo
 
 
 @dataclass(frozen=True)

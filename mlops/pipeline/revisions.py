@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mlops.gitutil import git
+from mlops.core.git import git
 
 # (commit, path); commit None means the workspace
 Place = tuple[str | None, str]

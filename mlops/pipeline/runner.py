@@ -25,9 +25,9 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlops.data.workspace import Store, Target, open_store
+from mlops.core.fsutil import atomic_write_bytes
+from mlops.core.repo import Repo, repo_lock
 from mlops.errors import MlopsError, PipelineError
-from mlops.fsutil import atomic_write_bytes
 from mlops.pipeline.dag import Dag, build_dag
 from mlops.pipeline.execute import (
     ProcessGroups,
@@ -55,6 +55,15 @@ from mlops.pipeline.results import (
     StageHook,
     StageResult,
 )
+from mlops.pipeline.runs import (
+    SUCCEEDED,
+    EnvironmentProbe,
+    RunRecord,
+    RunsDB,
+    StageRecord,
+    new_run_id,
+    open_runs,
+)
 from mlops.pipeline.schema import Output, Stage, load_pipeline
 from mlops.pipeline.stale import (
     CHECKS_CHANGED,
@@ -67,17 +76,9 @@ from mlops.pipeline.stale import (
     output_reasons,
     run_cache_key,
 )
-from mlops.repo import Repo, repo_lock
-from mlops.runs import (
-    SUCCEEDED,
-    EnvironmentProbe,
-    RunRecord,
-    RunsDB,
-    StageRecord,
-    new_run_id,
-    open_runs,
-)
 from mlops.storage.hashing import DIR_SUFFIX
+from mlops.storage.store import Store, open_store
+from mlops.workspace.tracked import Target
 
 __all__ = [
     "LOCK_WAIT",
@@ -424,7 +425,7 @@ class _Run:
             self.store.linker.probe(self.repo.cache_dir, self.repo.mlops_dir)
         for target in targets:
             target.data_path.parent.mkdir(parents=True, exist_ok=True)
-        from mlops.data.checkout import checkout_targets
+        from mlops.workspace.checkout import checkout_targets
 
         try:
             checkout_targets(self.store, targets, force=True)
@@ -545,7 +546,7 @@ class _Run:
         return tuple(self._store_output(out) for out in stage.outputs)
 
     def _store_output(self, out: Output) -> FileHash:
-        from mlops.data.add import snapshot
+        from mlops.workspace.add import snapshot
 
         path = self.root / out.path
         if out.cache:
@@ -672,7 +673,7 @@ class _Run:
             record = replace(record, object_id=self.store.cache.add_bytes(record.canonical_bytes()))
             lock_written = bool(self.entries) and self._write_lock(record.object_id)
             if self.entries:
-                from mlops.data.add import ignore_in_git
+                from mlops.workspace.add import ignore_in_git
 
                 ignore_in_git(
                     self.root,
@@ -748,7 +749,7 @@ def _refuse_unsafe_outputs(repo: Repo, stage: Stage) -> None:
     """Before a stage's outputs are cleared: none is tracked by Git (mlops would delete
     it, then cache and ignore it, as ``add`` refuses to), and none lies through a
     symbolic link (clearing it would delete wherever the link points)."""
-    from mlops.gitutil import tracked_paths
+    from mlops.core.git import tracked_paths
     from mlops.storage.paths import refuse_symlinks
 
     for out in stage.outputs:
@@ -766,7 +767,7 @@ def _refuse_unsafe_outputs(repo: Repo, stage: Stage) -> None:
 def _clear_outputs(root: Path, stage: Stage, scratch: Path) -> None:
     """Remove the outputs a stage will write again; persistent ones become editable
     (through temporaries in ``scratch``)."""
-    from mlops.fsutil import make_private_copy
+    from mlops.core.fsutil import make_private_copy
 
     for out in stage.outputs:
         path = root / out.path

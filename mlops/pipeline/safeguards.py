@@ -13,12 +13,12 @@ import posixpath
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlops.core.repo import Repo
 from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.results import HookContext, HookResult, RunEvent, RunOptions, RunResult
+from mlops.pipeline.runs import SUCCEEDED
 from mlops.pipeline.schema import Pipeline, Stage, load_pipeline
-from mlops.repo import Repo
-from mlops.runs import SUCCEEDED
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -147,8 +147,8 @@ def _maker_run(repo: Repo, stage: str, path: str, run_id: str) -> str:
     left at ``path`` with: the newest run whose after checks judged that content (made or
     rechecked by the stage, or read by another), else the newest in which the stage made
     it, else this one."""
-    from mlops.data.workspace import open_store
     from mlops.registry.provenance import RunIndex
+    from mlops.storage.store import open_store
 
     store = open_store(repo)
     try:

@@ -14,6 +14,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mlops.core.yamlio import (
+    Lines,
+    YamlProblem,
+    key_hint,
+    line_at,
+    load_yaml_lines,
+    parse_yaml_lines,
+    parsed_cache_dir,
+)
 from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.interpolate import (
@@ -22,15 +31,6 @@ from mlops.pipeline.interpolate import (
     Unresolved,
     foreach_names,
     matrix_items,
-)
-from mlops.yamlio import (
-    Lines,
-    YamlProblem,
-    key_hint,
-    line_at,
-    load_yaml_lines,
-    parse_yaml_lines,
-    parsed_cache_dir,
 )
 
 DEFAULT_PARAMS_FILE = "params.yaml"

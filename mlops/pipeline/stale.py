@@ -9,25 +9,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.data.workspace import (
-    Store,
-    fingerprint,
-    group_fingerprints,
-    hash_files,
-    line_groups,
-    open_store,
-    scan_folder,
-    stat_lines,
-)
+from mlops.core.repo import Repo
+from mlops.core.yamlio import parsed_cache_dir
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.dag import build_dag
 from mlops.pipeline.lock import FileHash, LockEntry, read_lock
 from mlops.pipeline.params import ParamValues, parse_params, stage_params
 from mlops.pipeline.schema import DEFAULT_PARAMS_FILE, Stage, load_pipeline
-from mlops.repo import Repo
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
 from mlops.storage.manifest import build_manifest
-from mlops.yamlio import parsed_cache_dir
+from mlops.storage.store import Store, open_store
+from mlops.workspace.tracked import (
+    fingerprint,
+    group_fingerprints,
+    hash_files,
+    line_groups,
+    scan_folder,
+    stat_lines,
+)
 
 NEW_STAGE = "new stage (not in mlops.lock)"
 # The one reason that leaves a stage's outputs standing, to be judged by its new checks.

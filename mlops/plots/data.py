@@ -9,17 +9,17 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mlops.core.git import resolve_revision
+from mlops.core.repo import Repo
+from mlops.core.yamlio import YamlProblem, parse_yaml
 from mlops.errors import InputError, MlopsError
-from mlops.gitutil import resolve_revision
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.lock import LOCK_FILE, parse_lock
 from mlops.pipeline.revisions import read_paths_at
 from mlops.pipeline.schema import Pipeline, parse_pipeline
 from mlops.plots.spec import IMAGE_SUFFIXES, PlotSpec, plot_specs
-from mlops.repo import Repo
 from mlops.storage.hashing import DIR_SUFFIX
 from mlops.storage.paths import unsafe_reason
-from mlops.yamlio import YamlProblem, parse_yaml
 
 WORKSPACE = "workspace"
 _MAX_ROWS = 100_000  # a plot of more points is unreadable and makes a huge page

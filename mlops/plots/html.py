@@ -13,8 +13,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from mlops.core.fsutil import atomic_write_text
 from mlops.errors import MlopsError, WorkspaceConflict
-from mlops.fsutil import atomic_write_text
 from mlops.plots.data import PlotData, Series
 from mlops.plots.spec import PlotSpec, Source, Template
 

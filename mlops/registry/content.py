@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.data.workspace import Store, load_manifest, open_store
+from mlops.core.repo import Repo
 from mlops.errors import CacheError, RegistryError, RemoteError, WorkspaceConflict
 from mlops.registry.records import ModelVersion
 from mlops.registry.tags import read_registry, resolve
-from mlops.repo import Repo
 from mlops.storage.manifest import Entry, validate_manifest
+from mlops.storage.store import Store, load_manifest, open_store
 
 _CHUNK = 1 << 20
 
@@ -91,7 +91,7 @@ def get_model(
 
 def load_model(reference: str, repo: Repo | None = None) -> Any:
     """The model object of ``NAME@ALIAS`` or ``NAME:VERSION``, after checking its hash."""
-    from mlops.repo import find_repo
+    from mlops.core.repo import find_repo
 
     repo = repo or find_repo()
     return load_version(repo, resolve(repo, reference))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlops.core.repo import Repo
 from mlops.registry.records import ModelVersion, split_reference
 from mlops.registry.tags import model_registry, read_registry, resolve
-from mlops.repo import Repo
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.data.workspace import Store, find_targets, open_store
+from mlops.core.repo import Repo
 from mlops.errors import InputError, RegistryError
 from mlops.registry.provenance import RunIndex
 from mlops.registry.records import ModelVersion, split_reference
 from mlops.registry.tags import read_registry, resolve
-from mlops.repo import Repo
+from mlops.storage.store import Store, open_store
+from mlops.workspace.tracked import find_targets
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ class _Tracer:
     def pointers(self) -> dict[str, tuple[str, set[str]]]:
         """Raw data paths -> (pointer file, every content seen in the workspace or at commits)."""
         if self._pointers is None:
-            from mlops.gitutil import read_blobs, tree_files
+            from mlops.core.git import read_blobs, tree_files
             from mlops.storage.pointer import SUFFIX, parse_pointer
 
             repo = self.store.repo
@@ -259,7 +260,7 @@ class _Tracer:
 
     def git_files(self) -> set[str]:
         if self._git_files is None:
-            from mlops.gitutil import git
+            from mlops.core.git import git
 
             out = git(self.root, "ls-files", "-z", "--cached")
             self._git_files = {name for name in out.decode().split("\0") if name}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.core.repo import Repo, file_lock
 from mlops.errors import ConfigError, RegistryError
 from mlops.registry.records import (
     SCHEMA,
@@ -24,7 +25,6 @@ from mlops.registry.records import (
     record_id,
 )
 from mlops.registry.tags import create_tag, identity, model_registry, now
-from mlops.repo import Repo, file_lock
 
 PRODUCTION = "production"
 DIRECTIONS = ("higher", "lower")
@@ -258,9 +258,9 @@ def _is_number(value: Any) -> bool:
 
 def model_settings(root: Path) -> dict[str, dict[str, Any]]:
     """The ``models:`` section of ``mlops.yaml``, validated: {name: {"compare": {m: dir}}}."""
+    from mlops.core.yamlio import YamlProblem, parse_yaml
     from mlops.pipeline import PIPELINE_FILE
     from mlops.pipeline.schema import line_of
-    from mlops.yamlio import YamlProblem, parse_yaml
 
     try:
         text = (root / PIPELINE_FILE).read_text()

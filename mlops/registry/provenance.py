@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops.data.workspace import Store, load_manifest
 from mlops.errors import InputError
-from mlops.runs import SUCCEEDED, RunRecord, StageRecord, list_runs
+from mlops.pipeline.runs import SUCCEEDED, RunRecord, StageRecord, list_runs
 from mlops.storage.hashing import DIR_SUFFIX
+from mlops.storage.store import Store, load_manifest
 
 if TYPE_CHECKING:
     from mlops.pipeline.lock import LockEntry

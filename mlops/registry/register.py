@@ -8,9 +8,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from mlops.data.add import snapshot
-from mlops.data.workspace import open_store
+from mlops.core.repo import MLOPS_DIR, Repo, repo_lock
 from mlops.errors import InputError, RegistryError
+from mlops.pipeline.runs import SUCCEEDED
 from mlops.registry.formats import describe
 from mlops.registry.provenance import Production, RunIndex, checks_summary, consumers
 from mlops.registry.records import (
@@ -23,8 +23,8 @@ from mlops.registry.records import (
 )
 from mlops.registry.signature import Signature, signature_of_file
 from mlops.registry.tags import create_tag, identity, now, read_registry, tag_target
-from mlops.repo import MLOPS_DIR, Repo, repo_lock
-from mlops.runs import SUCCEEDED
+from mlops.storage.store import open_store
+from mlops.workspace.add import snapshot
 
 
 def register_model(
@@ -165,7 +165,7 @@ def _body(
     description: str,
 ) -> dict[str, Any]:
     """The version's record: who, when, which code, run, params, metrics, data and checks."""
-    from mlops.runs import environment
+    from mlops.pipeline.runs import environment
 
     run: dict[str, Any] | None = None
     params: dict[str, Any] = {}

@@ -1,6 +1,6 @@
 """The registry in Git: one annotated tag per record, all read by one ``for-each-ref``.
 
-Plain ``git`` (through ``mlops.gitutil``) rather than GitPython: reading the whole
+Plain ``git`` (through ``mlops.core.git``) rather than GitPython: reading the whole
 registry is a single process (~5 ms) where GitPython costs ~100 ms to import and
 would start ``git`` processes for tag creation anyway.
 """
@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops.core.git import git, has_commits
+from mlops.core.repo import Repo
 from mlops.errors import RegistryError
-from mlops.gitutil import git, has_commits
 from mlops.registry.records import (
     REF_PREFIX,
     AliasEvent,
@@ -25,7 +26,6 @@ from mlops.registry.records import (
     parse_tag,
     split_reference,
 )
-from mlops.repo import Repo
 
 _FORMAT = "%(refname)%00%(objecttype)%00%(*objectname)%00%(contents:body)%00"
 

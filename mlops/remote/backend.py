@@ -23,11 +23,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mlops.core.fsutil import make_read_only, replace_from, sweep_temporaries, temp_path
+from mlops.core.repo import Repo
+from mlops.core.secrets import mask_url
 from mlops.errors import RemoteError
-from mlops.fsutil import make_read_only, replace_from, sweep_temporaries, temp_path
 from mlops.remote.config import RemoteSpec, scrub, split_url
-from mlops.repo import Repo
-from mlops.secrets import mask_url
 from mlops.storage.links import Linker
 
 T = TypeVar("T")

@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops.errors import ConfigError, RemoteError
-from mlops.repo import (
+from mlops.core.repo import (
     CONFIG_FILE,
     LOCAL_CONFIG_FILE,
     Repo,
@@ -25,7 +24,8 @@ from mlops.repo import (
     config_unset,
     parse_config_value,
 )
-from mlops.secrets import MASK, SECRET_KEYS, mask_url, url_secrets
+from mlops.core.secrets import MASK, SECRET_KEYS, mask_url, url_secrets
+from mlops.errors import ConfigError, RemoteError
 
 # Options that are a number of seconds.
 TIMEOUT_KEYS = frozenset({"timeout", "connect_timeout", "read_timeout"})

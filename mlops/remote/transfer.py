@@ -27,13 +27,11 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from mlops.data.checkout import CheckoutResult, checkout_targets
-from mlops.data.gc import kept_objects, used_objects
-from mlops.data.workspace import Store, Target, find_targets, load_manifest, open_store
+from mlops.core.fsutil import atomic_write_bytes
+from mlops.core.git import has_commits, resolve_revision
+from mlops.core.parallel import Progress
+from mlops.core.repo import Repo, repo_lock
 from mlops.errors import CacheError, MlopsError, RemoteError
-from mlops.fsutil import atomic_write_bytes
-from mlops.gitutil import has_commits, resolve_revision
-from mlops.parallel import Progress
 from mlops.pipeline.lock import output_targets
 from mlops.remote.backend import Backend, open_backend
 from mlops.remote.config import get_remote
@@ -50,9 +48,12 @@ from mlops.remote.packs import (
     plan_reads,
 )
 from mlops.remote.writer import ObjectWriter
-from mlops.repo import Repo, repo_lock
+from mlops.storage.gc import kept_objects, used_objects
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, hash_file
 from mlops.storage.manifest import parse_manifest, validate_manifest
+from mlops.storage.store import Store, load_manifest, open_store
+from mlops.workspace.checkout import CheckoutResult, checkout_targets
+from mlops.workspace.tracked import Target, find_targets
 
 R = TypeVar("R")
 _WRITERS = min(2, os.cpu_count() or 1)

@@ -14,8 +14,8 @@ import contextlib
 import os
 from types import TracebackType
 
+from mlops.core.fsutil import write_all
 from mlops.errors import CacheError
-from mlops.fsutil import write_all
 from mlops.storage.cache import Cache
 from mlops.storage.hashing import DIR_SUFFIX
 

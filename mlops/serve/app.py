@@ -117,7 +117,7 @@ class _State:
         self._logged: tuple[int, ...] = (0, 0, 0)
 
     def start(self) -> None:
-        from mlops.repo import Repo
+        from mlops.core.repo import Repo
 
         if self.holder is None:
             self.holder = ModelHolder(

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.core.repo import Repo
 from mlops.errors import InputError, WorkspaceConflict
 from mlops.monitor.predlog import PREDICTION, PROBA_PREFIX
 from mlops.registry.signature import FeatureType
-from mlops.repo import Repo
 from mlops.serve.inputs import Rows
 from mlops.serve.log import Entry, PredictionLog
 from mlops.serve.model import Served, load_served, prepare_process

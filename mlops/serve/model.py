@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlops.core.repo import Repo
 from mlops.errors import MlopsError, ServeError
 from mlops.registry.records import REF_PREFIX, ModelVersion, split_reference
 from mlops.registry.signature import (
@@ -25,7 +26,6 @@ from mlops.registry.signature import (
     is_composite,
     model_signature,
 )
-from mlops.repo import Repo
 from mlops.serve.inputs import Rows
 
 log = logging.getLogger("mlops.serve")
@@ -201,7 +201,7 @@ class ModelHolder:
 
     def _alias_refs(self) -> bytes:
         """The alias's tag refs and objects: they change exactly when the alias moves."""
-        from mlops.gitutil import git
+        from mlops.core.git import git
 
         if self.alias is None:
             return b""

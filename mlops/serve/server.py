@@ -11,8 +11,8 @@ import logging
 import os
 from pathlib import Path
 
+from mlops.core.repo import Repo
 from mlops.errors import ConfigError, ServeError
-from mlops.repo import Repo
 
 EXTRA = "mlops[serve]"
 _NEEDED = ("starlette", "uvicorn", "prometheus_client")

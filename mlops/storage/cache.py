@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from mlops.errors import CacheError
-from mlops.fsutil import (
+from mlops.core.fsutil import (
     atomic_write_text,
     make_read_only,
     sweep_temporaries,
     temp_path,
 )
-from mlops.parallel import Progress, map_shares, parallel_map
+from mlops.core.parallel import Progress, map_shares, parallel_map
+from mlops.errors import CacheError
 from mlops.storage.hashing import DIR_SUFFIX, copy_hashed, hash_bytes, hash_file
 from mlops.storage.links import SHARED, Linker
 from mlops.storage.state import StateCache

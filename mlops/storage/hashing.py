@@ -12,7 +12,7 @@ from collections.abc import Iterable
 # lookup a measurable share of the work, and nearly every command hashes something.
 from blake3 import blake3
 
-from mlops.fsutil import write_all
+from mlops.core.fsutil import write_all
 
 ALGORITHM = "blake3"
 DIR_SUFFIX = ".dir"

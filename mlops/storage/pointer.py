@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops.core.fsutil import atomic_write_text
+from mlops.core.yamlio import MAX_YAML_BYTES, YamlProblem, key_hint, parse_yaml
 from mlops.errors import InputError
-from mlops.fsutil import atomic_write_text
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
 from mlops.storage.paths import check_name
-from mlops.yamlio import MAX_YAML_BYTES, YamlProblem, key_hint, parse_yaml
 
 SUFFIX = ".mlops"
 KEYS = ("path", "algo", "hash", "size", "files")

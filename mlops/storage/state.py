@@ -18,7 +18,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import NamedTuple
 
-from mlops.sqlite import connect
+from mlops.core.sqlite import connect
 from mlops.storage.hashing import hash_file_stat
 
 _SCHEMA = (
@@ -213,7 +213,7 @@ class StateCache:
 
     def monitor_token(self, path: str) -> tuple[str, list[str]] | None:
         """The file-system monitor's token at which folder ``path`` was last compared
-        with its record, and the groups that differed then (see ``mlops.data.fsmonitor``)."""
+        with its record, and the groups that differed then (see ``mlops.workspace.fsmonitor``)."""
         row = self._pending_tokens.get(path)
         if row is None:
             row = (

@@ -1,4 +1,4 @@
-"""What every data command shares: the opened store, tracked targets, folder scans."""
+"""What every data command shares: tracked targets, folder scans, hashing them."""
 
 from __future__ import annotations
 
@@ -6,51 +6,22 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from mlops.errors import CacheError, InputError
-from mlops.gitutil import worktree_files
-from mlops.parallel import Progress, map_shares
-from mlops.repo import MLOPS_DIR, Repo
+from mlops.core.git import worktree_files
+from mlops.core.parallel import Progress, map_shares
+from mlops.core.repo import MLOPS_DIR, Repo
+from mlops.errors import InputError
 from mlops.storage.cache import Cache, is_executable
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
-from mlops.storage.links import Linker
-from mlops.storage.manifest import Entry, Manifest, parse_manifest, validate_manifest
+from mlops.storage.manifest import Entry, validate_manifest
 from mlops.storage.paths import unsafe_reason
 from mlops.storage.pointer import SUFFIX, Pointer, read_pointer
 from mlops.storage.state import FolderRecord, GroupUpdate, StateCache, group_text
+from mlops.storage.store import Store, load_manifest
 
 T = TypeVar("T")
-
-
-class Store:
-    """The repository's cache, state cache and link policy, opened for one command."""
-
-    def __init__(self, repo: Repo) -> None:
-        self.repo = repo
-        self.cache = Cache(
-            repo.cache_dir,
-            StateCache(repo.mlops_dir / "state.db"),
-            scratch=repo.scratch_dir,
-            aside=repo.mlops_dir / "corrupt",
-        )
-        self.cache.sweep()
-
-    @property
-    def state(self) -> StateCache:
-        return self.cache.state
-
-    @cached_property
-    def linker(self) -> Linker:
-        # Read on first use: commands that only look (status, diff) skip the config.
-        return Linker(self.repo.link_types())
-
-
-def open_store(repo: Repo) -> Store:
-    """Open the cache of ``repo``."""
-    return Store(repo)
 
 
 @dataclass(frozen=True)
@@ -402,15 +373,6 @@ def hash_files(
         )
     )
     return [_entry(item, oid or next(hashed)) for item, oid in zip(files, known, strict=True)]
-
-
-def load_manifest(cache: Cache, oid: str, where: str) -> Manifest:
-    """A folder's manifest from the cache, named after ``where`` when it is missing."""
-    if not cache.exists(oid):
-        raise CacheError(
-            f"{where}: folder manifest {oid} is not in the cache: run `mlops pull` first"
-        )
-    return parse_manifest(cache.read_bytes(oid), oid)
 
 
 def desired_entries(cache: Cache, target: Target, where: str) -> list[Entry]:

@@ -7,11 +7,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mlops.data.workspace import Store, find_targets, load_manifest, open_store
-from mlops.gitutil import all_commits, read_blobs, ref_commits, tree_files
-from mlops.repo import Repo, repo_lock
+from mlops.core.git import all_commits, read_blobs, ref_commits, tree_files
+from mlops.core.repo import Repo, repo_lock
 from mlops.storage.hashing import DIR_SUFFIX
 from mlops.storage.pointer import SUFFIX, parse_pointer
+from mlops.storage.store import Store, load_manifest, open_store
+from mlops.workspace.tracked import find_targets
 
 # Temporaries older than this belong to a process that died; younger ones may be in use.
 _STALE_TMP_SECONDS = 3600

@@ -6,27 +6,26 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.data.workspace import (
-    FolderScan,
-    ScannedFile,
-    Store,
-    find_targets,
-    open_store,
-    remember_folder,
-    scan_folder,
-    scan_lines,
-    split_scan,
-)
+from mlops.core.fsutil import atomic_write_text
+from mlops.core.git import ignore_pattern, tracked_paths
+from mlops.core.parallel import Progress
+from mlops.core.repo import Repo, repo_lock
 from mlops.errors import InputError
-from mlops.fsutil import atomic_write_text
-from mlops.gitutil import ignore_pattern, tracked_paths
-from mlops.parallel import Progress
-from mlops.repo import Repo, repo_lock
 from mlops.storage.hashing import DIR_SUFFIX, MMAP_THRESHOLD
 from mlops.storage.links import SHARED
 from mlops.storage.manifest import build_manifest
 from mlops.storage.paths import RESERVED, all_safe, unsafe_reason
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
+from mlops.storage.store import Store, open_store
+from mlops.workspace.tracked import (
+    FolderScan,
+    ScannedFile,
+    find_targets,
+    remember_folder,
+    scan_folder,
+    scan_lines,
+    split_scan,
+)
 
 # The longest file name the usual file systems (ext4, XFS, Btrfs, APFS) take, in bytes.
 _NAME_MAX = 255

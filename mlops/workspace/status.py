@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops.data.workspace import (
+from mlops.core.parallel import Progress
+from mlops.core.repo import Repo
+from mlops.errors import CacheError
+from mlops.storage.cache import SHARE_MIN_FILES
+from mlops.storage.state import FolderRecord, GroupUpdate, group_text
+from mlops.storage.store import Store, load_manifest, open_store
+from mlops.workspace.tracked import (
     LineScan,
-    Store,
     Target,
     find_targets,
     fingerprint,
@@ -15,18 +20,11 @@ from mlops.data.workspace import (
     group_of,
     group_slices,
     hash_files,
-    load_manifest,
-    open_store,
     remember_folder,
     scan_groups,
     scan_lines,
     split_scan,
 )
-from mlops.errors import CacheError
-from mlops.parallel import Progress
-from mlops.repo import Repo
-from mlops.storage.cache import SHARE_MIN_FILES
-from mlops.storage.state import FolderRecord, GroupUpdate, group_text
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ class _Monitor:
 
     def since(self, token: str | None) -> tuple[str, list[str] | None]:
         if token not in self._answers:
-            from mlops.data.fsmonitor import changes_since
+            from mlops.workspace.fsmonitor import changes_since
 
             self._answers[token] = changes_since(self.root, token)
         return self._answers[token]

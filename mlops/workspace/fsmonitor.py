@@ -238,7 +238,7 @@ def start(root: Path) -> None:
     if _ask(root, "since") is not None:
         return
     subprocess.Popen(
-        [sys.executable, "-m", "mlops.data.fsmonitor", str(root)],
+        [sys.executable, "-m", "mlops.workspace.fsmonitor", str(root)],
         cwd=root,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

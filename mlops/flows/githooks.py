@@ -17,11 +17,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.data.status import data_status
+from mlops.core.fsutil import atomic_write_bytes
+from mlops.core.git import git
+from mlops.core.repo import MLOPS_DIR, Repo, find_git_root
 from mlops.errors import InputError, NotARepoError
-from mlops.fsutil import atomic_write_bytes
-from mlops.gitutil import git
-from mlops.repo import MLOPS_DIR, Repo, find_git_root
+from mlops.workspace.status import data_status
 
 HOOKS = ("post-checkout", "pre-commit", "pre-push")
 MARKER = "# mlops-hook:"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlops.data.workspace import open_store
-from mlops.parallel import Progress, parallel_map
-from mlops.repo import Repo, repo_lock
+from mlops.core.parallel import Progress, parallel_map
+from mlops.core.repo import Repo, repo_lock
+from mlops.storage.store import open_store
 
 
 @dataclass(frozen=True)

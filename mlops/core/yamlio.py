@@ -18,8 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops.fsutil import atomic_write_bytes, sweep_temporaries
-from mlops.storage.hashing import hash_bytes
+from blake3 import blake3
+
+from mlops.core.fsutil import atomic_write_bytes, sweep_temporaries
 
 # Where each node of a document starts: its path of keys and indexes -> its 1-based line.
 Lines = dict[tuple[Any, ...], int]
@@ -283,7 +284,7 @@ def _node_lines(node: Any, path: tuple[Any, ...], out: Lines, yaml: Any) -> None
 
 
 def _remembered(data: bytes, folder: Path | None, kind: str, parse: Callable[[bytes], Any]) -> Any:
-    entry = folder / (hash_bytes(data)[:40] + kind) if folder is not None else None
+    entry = folder / (blake3(data).hexdigest()[:40] + kind) if folder is not None else None
     if entry is not None:
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
             return marshal.loads(entry.read_bytes())

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops.core.repo import Repo
+from mlops.core.sqlite import connect
 from mlops.errors import InputError, MlopsError
-from mlops.repo import Repo
-from mlops.sqlite import connect
 
 RUNS_DB = "runs.db"
 # --no-optional-locks: never hold Git's index lock while stages may use Git.

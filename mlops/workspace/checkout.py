@@ -8,23 +8,22 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.data.workspace import (
+from mlops.core.fsutil import make_writable
+from mlops.core.parallel import Progress
+from mlops.core.repo import Repo, repo_lock
+from mlops.errors import CacheError, WorkspaceConflict
+from mlops.storage.links import SHARED
+from mlops.storage.manifest import Entry
+from mlops.storage.paths import refuse_symlinks
+from mlops.storage.store import Store, open_store
+from mlops.workspace.tracked import (
     ScannedFile,
-    Store,
     Target,
     desired_entries,
     find_targets,
     hash_files,
-    open_store,
     scan_folder,
 )
-from mlops.errors import CacheError, WorkspaceConflict
-from mlops.fsutil import make_writable
-from mlops.parallel import Progress
-from mlops.repo import Repo, repo_lock
-from mlops.storage.links import SHARED
-from mlops.storage.manifest import Entry
-from mlops.storage.paths import refuse_symlinks
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import ConfigError, LockedError, NotARepoError
-from mlops.fsutil import atomic_write_bytes, atomic_write_text
-from mlops.secrets import committed_secret
-from mlops.yamlio import (
+from mlops.core.fsutil import atomic_write_bytes, atomic_write_text
+from mlops.core.secrets import committed_secret
+from mlops.core.yamlio import (
     MAX_YAML_BYTES,
     Lines,
     YamlProblem,
@@ -25,6 +24,7 @@ from mlops.yamlio import (
     parse_yaml,
     parsed_cache_dir,
 )
+from mlops.errors import ConfigError, LockedError, NotARepoError
 
 MLOPS_DIR = ".mlops"
 CONFIG_FILE = "config.yaml"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops.data.workspace import find_targets, scan_folder
+from mlops.core.fsutil import make_private_copy
+from mlops.core.repo import Repo, repo_lock
 from mlops.errors import InputError
-from mlops.fsutil import make_private_copy
-from mlops.repo import Repo, repo_lock
+from mlops.workspace.tracked import find_targets, scan_folder
 
 
 def unprotect(repo: Repo, paths: list[str]) -> int:

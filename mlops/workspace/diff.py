@@ -5,20 +5,14 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from mlops.data.workspace import (
-    Store,
-    find_targets,
-    hash_files,
-    load_manifest,
-    open_store,
-    scan_folder,
-)
+from mlops.core.git import has_commits, read_blobs, resolve_revision, tree_files
+from mlops.core.repo import Repo
 from mlops.errors import InputError
-from mlops.gitutil import has_commits, read_blobs, resolve_revision, tree_files
-from mlops.repo import Repo
 from mlops.storage.hashing import DIR_SUFFIX
 from mlops.storage.manifest import build_manifest
 from mlops.storage.pointer import SUFFIX, Pointer, parse_pointer
+from mlops.storage.store import Store, load_manifest, open_store
+from mlops.workspace.tracked import find_targets, hash_files, scan_folder
 
 WORKSPACE = "workspace"
 

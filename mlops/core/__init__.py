@@ -1,0 +1,1 @@
+"""Foundations: the repository and its config, Git, YAML, files, SQLite, workers."""

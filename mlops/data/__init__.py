@@ -1,1 +1,0 @@
-"""Data versioning: add, status, checkout, diff, gc and fsck over the object store."""

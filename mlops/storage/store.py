@@ -1,0 +1,49 @@
+"""The object store opened for one command: the cache, its state cache and link policy."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from mlops.core.repo import Repo
+from mlops.errors import CacheError
+from mlops.storage.cache import Cache
+from mlops.storage.links import Linker
+from mlops.storage.manifest import Manifest, parse_manifest
+from mlops.storage.state import StateCache
+
+
+class Store:
+    """The repository's cache, state cache and link policy, opened for one command."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.cache = Cache(
+            repo.cache_dir,
+            StateCache(repo.mlops_dir / "state.db"),
+            scratch=repo.scratch_dir,
+            aside=repo.mlops_dir / "corrupt",
+        )
+        self.cache.sweep()
+
+    @property
+    def state(self) -> StateCache:
+        return self.cache.state
+
+    @cached_property
+    def linker(self) -> Linker:
+        # Read on first use: commands that only look (status, diff) skip the config.
+        return Linker(self.repo.link_types())
+
+
+def open_store(repo: Repo) -> Store:
+    """Open the cache of ``repo``."""
+    return Store(repo)
+
+
+def load_manifest(cache: Cache, oid: str, where: str) -> Manifest:
+    """A folder's manifest from the cache, named after ``where`` when it is missing."""
+    if not cache.exists(oid):
+        raise CacheError(
+            f"{where}: folder manifest {oid} is not in the cache: run `mlops pull` first"
+        )
+    return parse_manifest(cache.read_bytes(oid), oid)

@@ -1,0 +1,1 @@
+"""Tracked paths in the work tree: add, status, checkout, diff, unprotect."""

@@ -22,7 +22,8 @@ from pipeline_fixtures import (
 )
 
 from mlops.core.repo import Repo
-from mlops.pipeline.runner import HookContext, HookResult, RunOptions, run_pipeline
+from mlops.pipeline.results import GuardContext, RunOptions, Verdict
+from mlops.pipeline.runner import run_pipeline
 
 
 def test_first_run_runs_everything_then_nothing(repo: Path) -> None:
@@ -300,16 +301,16 @@ def test_hooks_run_before_and_after_and_can_fail_a_stage(repo: Path) -> None:
     three_stage_project(repo)
     seen: list[tuple[str, str, int]] = []
 
-    def hook(ctx: HookContext) -> HookResult:
+    def hook(ctx: GuardContext) -> Verdict:
         seen.append((ctx.stage.name, ctx.phase, len(ctx.outs)))
         if ctx.stage.name == "evaluate" and ctx.phase == "before":
-            return HookResult(False, "suite 'model_ok' failed", {"suite": "model_ok"})
-        return HookResult(True, data={"phase": ctx.phase})
+            return Verdict(False, "suite 'model_ok' failed", {"suite": "model_ok"})
+        return Verdict(True, data={"phase": ctx.phase})
 
     run_ok(repo)
     (repo / "metrics.json").write_text('{"accuracy": 0.6, "rows": 3}')  # stale, no change
     write(repo, "raw.txt", "a\nb\n")
-    result = run_pipeline(Repo(repo), RunOptions(), hook=hook)
+    result = run_pipeline(Repo(repo), RunOptions(), guard=hook)
     assert result.status == "failed"
     assert result.failed[0].error == (
         "stage 'evaluate': checks before it failed: suite 'model_ok' failed"

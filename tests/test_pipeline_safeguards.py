@@ -414,7 +414,7 @@ def test_bad_register_declarations(repo: Path, register: str, message: str) -> N
 
 def test_example_mlops_yaml_is_valid(tmp_path: Path) -> None:
     from mlops.core.repo import Repo
-    from mlops.pipeline.safeguards import validate_safeguards
+    from mlops.flows.safeguards import validate_safeguards
     from mlops.pipeline.schema import load_pipeline
 
     example = Path(__file__).parent.parent / "examples" / "iris"

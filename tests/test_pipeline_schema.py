@@ -9,9 +9,8 @@ import pytest
 from mlops.errors import PipelineError
 from mlops.pipeline.dag import build_dag
 from mlops.pipeline.lock import parse_lock
-from mlops.pipeline.params import stage_params
+from mlops.pipeline.params import ParamFiles, stage_params
 from mlops.pipeline.schema import Output, ParamsRef, parse_pipeline
-from mlops.pipeline.stale import ParamFiles
 
 
 def _error(text: str) -> str:

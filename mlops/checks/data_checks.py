@@ -689,33 +689,14 @@ def import_function(spec: str, root: Path) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
-# The process groups of the command checks running now. `mlops run` runs checks on
-# worker threads, which Ctrl-C does not reach: it stops them with stop_commands().
-_COMMANDS: set[int] = set()
-
-
-def stop_commands() -> None:
-    """Kill every command check running now, with its children."""
-    import contextlib
-    import os
-    import signal
-
-    for pgid in list(_COMMANDS):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-
-
 def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome]:
-    import os
-    import signal
     import subprocess
 
-    from mlops.core import reaper
+    from mlops.core.processes import GROUPS, kill_group
 
     cmd, timeout = check.args["cmd"], check.args["timeout"]
-    reaper.arm()
-    # A session of its own, so that a timeout stops the command's children too.
-    proc = subprocess.Popen(
+    # A group of its own, so that a timeout stops the command's children too.
+    proc = GROUPS.start(
         cmd,
         shell=True,
         cwd=ctx.root,
@@ -723,23 +704,19 @@ def command_check(check: Check, data: Data | None, ctx: Context) -> list[Outcome
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",  # any bytes: the output is only shown
-        start_new_session=True,
     )
-    _COMMANDS.add(proc.pid)
-    reaper.tie(proc.pid)  # killed with mlops, even by kill -9
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid)
         proc.communicate()
         raise CheckProblem("command", f"{cmd!r} did not finish within {timeout:g} s") from exc
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)  # Ctrl-C: leave no command running behind us
+        kill_group(proc.pid)  # Ctrl-C: leave no command running behind us
         proc.wait()
         raise
     finally:
-        _COMMANDS.discard(proc.pid)
-        reaper.untie(proc.pid)
+        GROUPS.finish(proc)
     if proc.returncode == 0:
         return [Outcome(None, PASS, 0, "exit 0")]
     tail = [line for line in output.splitlines() if line.strip()][-3:]

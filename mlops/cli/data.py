@@ -78,7 +78,7 @@ def status(
     results = data_status(repo, paths or None, jobs)
     stages: list[Any] = []
     if has_pipeline(repo.root):  # a data-only repository skips loading the pipeline code
-        from mlops.pipeline.stale import pipeline_status
+        from mlops.pipeline.plan import pipeline_status
 
         stages = pipeline_status(repo)
     if json:

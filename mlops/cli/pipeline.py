@@ -49,31 +49,30 @@ class _Printer:
         self.to_stderr = to_stderr
 
     def __call__(self, event: Any) -> None:
+        from mlops.pipeline.results import EventKind, StageState
+
         kind, stage = event.kind, event.stage
-        if kind == "output":
+        if kind == EventKind.OUTPUT:
             line = f"[{stage}] {event.text}" if self.prefix else event.text
             if event.stderr:
                 echo(line, err=True)
             elif not Options.quiet:
                 echo(line, err=self.to_stderr)
-        elif kind == "skipped":
-            self._say(f"Stage '{stage}' skipped: {event.text}")
-        elif kind == "restored":
+        elif kind == EventKind.SKIPPED:
+            self._say(f"Stage '{stage}' skipped: {_reasons(event.reasons)}")
+        elif kind == EventKind.RESTORED:
+            self._say(f"Stage '{stage}' restored from the cache ({_reasons(event.reasons)})")
+        elif kind == EventKind.STARTED:
+            self._say(f"Running stage '{stage}': {_reasons(event.reasons)}")
+        elif kind == EventKind.RECHECKING:
             self._say(
-                f"Stage '{stage}' restored from the cache ({_reasons(event.text.split('; '))})"
+                f"Checking stage '{stage}' again, keeping its outputs: {_reasons(event.reasons)}"
             )
-        elif kind == "started":
-            self._say(f"Running stage '{stage}': {_reasons(event.text.split('; '))}")
-        elif kind == "rechecking":
-            self._say(
-                f"Checking stage '{stage}' again, keeping its outputs: "
-                f"{_reasons(event.text.split('; '))}"
-            )
-        elif kind == "finished":
+        elif kind == EventKind.FINISHED:
             result = event.result
-            if result.status == "ran":
+            if result.status == StageState.RAN:
                 self._say(f"Stage '{stage}' done in {result.duration:.1f} s")
-            elif result.status == "rechecked":
+            elif result.status == StageState.RECHECKED:
                 self._say(f"Stage '{stage}' passed its changed checks in {result.duration:.1f} s")
             else:
                 code = f" (exit code {result.exit_code})" if result.exit_code else ""
@@ -105,8 +104,8 @@ def run(
 ) -> None:
     """Run the pipeline in mlops.yaml, skipping stages whose inputs and outputs are unchanged."""
     from mlops.errors import PipelineError
-    from mlops.pipeline.results import RunOptions
-    from mlops.pipeline.safeguards import run_with_safeguards
+    from mlops.flows.safeguards import run_with_safeguards
+    from mlops.pipeline.results import RunOptions, StageState
 
     flags = {"--force": force, "--dry-run": dry_run, "--keep-going": keep_going, "--json": json}
     argv = ("mlops", "run", *(stages or ()), *(f for f, on in flags.items() if on))
@@ -118,9 +117,9 @@ def run(
         emit_json({**result.to_dict(), "registered": [r.to_dict() for r in registered]})
     elif dry_run:
         for s in result.stages:
-            if s.status == "stale":
+            if s.status == StageState.STALE:
                 echo(f"would run '{s.name}': {_reasons(s.reasons)}")
-            elif s.status == "recheck":
+            elif s.status == StageState.RECHECK:
                 echo(f"would check '{s.name}' again, keeping its outputs: {_reasons(s.reasons)}")
             else:
                 echo(f"'{s.name}' is up to date")
@@ -141,11 +140,10 @@ def run(
 
 
 def _summary(result: Any) -> None:
-    counts = [
-        f"{result.count(status)} {status}"
-        for status in ("ran", "rechecked", "restored", "skipped", "failed", "blocked", "cancelled")
-        if result.count(status)
-    ]
+    from mlops.pipeline.results import StageState as S
+
+    shown = (S.RAN, S.RECHECKED, S.RESTORED, S.SKIPPED, S.FAILED, S.BLOCKED, S.CANCELLED)
+    counts = [f"{result.count(status)} {status}" for status in shown if result.count(status)]
     echo(
         f"{len(result.stages)} stage(s): {', '.join(counts) or 'nothing to do'} "
         f"in {result.duration:.1f} s (run {result.run_id})"

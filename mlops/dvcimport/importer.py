@@ -43,9 +43,8 @@ from mlops.dvcimport.stages import Converted, convert_pipeline, pipeline_text
 from mlops.errors import ConfigError, InputError, WorkspaceConflict
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.lock import LOCK_FILE, FileHash, Lock, LockEntry, lock_text
-from mlops.pipeline.params import flatten, stage_params
+from mlops.pipeline.params import ParamFiles, flatten, stage_params
 from mlops.pipeline.schema import Stage
-from mlops.pipeline.stale import ParamFiles
 from mlops.remote.config import check_remote_name, list_remotes, split_url
 from mlops.storage.pointer import Pointer, pointer_path
 from mlops.storage.store import open_store
@@ -169,8 +168,7 @@ def import_dvc(
             (),
         )
     repo, _ = init_repo(root)
-    store = open_store(repo)
-    with repo_lock(repo, wait=30, purpose="import-dvc"):
+    with repo_lock(repo, wait=30, purpose="import-dvc"), open_store(repo) as store:
         results = ObjectImporter(store, config.cache_dir).import_all(wanted, progress)
         written = _write(repo, converted, pointers, lock, remotes, results, force)
     # Only stored content can be missing: a dep or uncached output whose bytes are not

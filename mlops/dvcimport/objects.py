@@ -187,7 +187,6 @@ class ObjectImporter:
                 )
             else:
                 results[(path, md5)] = self._folder(path, md5, rows, done, tasks)
-        self.store.state.flush()
         return results
 
     def _folder(

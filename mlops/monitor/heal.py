@@ -31,7 +31,7 @@ from mlops.registry.records import ModelVersion
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.pipeline.runner import RunEvent
+    from mlops.pipeline.results import RunEvent
 
 PROMOTED = "promoted"
 KEPT = "kept"
@@ -235,17 +235,18 @@ class Episode:
     def _run_pipeline(
         self, on_event: Callable[[RunEvent], None] | None, argv: tuple[str, ...]
     ) -> str:
-        from mlops.pipeline.runner import RunOptions, run_pipeline
-        from mlops.pipeline.safeguards import stage_checks
+        from mlops.pipeline.guards import stage_checks
+        from mlops.pipeline.results import RunOptions, RunStatus
+        from mlops.pipeline.runner import run_pipeline
 
         options = RunOptions(targets=self.retrain.stages, argv=argv or ("mlops", "monitor"))
-        result = run_pipeline(self.repo, options, on_event, hook=stage_checks)
+        result = run_pipeline(self.repo, options, on_event, guard=stage_checks)
         self.steps["run"] = {
             "id": result.run_id,
             "status": result.status,
             "stages": {s.name: s.status for s in result.stages},
         }
-        if result.status != "success" or result.run_id is None:
+        if result.status != RunStatus.SUCCESS or result.run_id is None:
             why = result.failed[0].error if result.failed else f"it ended {result.status}"
             raise _Stop(FAILED, f"the retraining run {result.run_id} failed: {why}")
         return result.run_id

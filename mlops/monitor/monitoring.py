@@ -30,7 +30,7 @@ from mlops.storage.store import Store, load_manifest, open_store
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.pipeline.runner import RunEvent
+    from mlops.pipeline.results import RunEvent
 
 HEALTHY = "healthy"
 ALERT = "alert"
@@ -120,14 +120,11 @@ def run_monitor(
             "before retraining (e.g. retrain: {append_to: data/train.csv})"
         )
     with monitor_lock(repo) if heal else contextlib.nullcontext():
-        store = open_store(repo)
-        try:
+        with open_store(repo) as store:
             batch, note = find_batch(repo, store, config, data)
             if batch is None:
                 return MonitorResult(None, note=note)
             scored = score_batch(repo, store, config, batch)
-        finally:
-            store.state.flush()
         record = scored.record
         if heal and not record.healthy:
             links = retrain_episode(repo, config, scored, on_event, argv)
@@ -146,7 +143,8 @@ def run_monitor(
 def save_record(repo: Repo, record: MonitorRecord) -> str:
     """Append ``record`` to the history and store it as an object; return its id."""
     data = append_record(repo.mlops_dir, record)
-    return open_store(repo).cache.add_bytes(data)
+    with open_store(repo) as store:
+        return store.cache.add_bytes(data)
 
 
 def monitor_objects(repo: Repo) -> set[str]:

@@ -8,14 +8,13 @@ import selectors
 import signal
 import subprocess
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.core import reaper
+from mlops.core.processes import GROUPS
 
 SHELL = "/bin/sh"
 TAIL_LINES = 20
@@ -31,63 +30,17 @@ class CommandResult:
     stderr_tail: tuple[str, ...]
 
 
-class ProcessGroups:
-    """The process groups of running commands, so that all of them can be stopped at once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._procs: dict[int, subprocess.Popen[bytes]] = {}
-        self.stopping = False
-
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
-        reaper.tie(proc.pid)  # killed with the runner, even by kill -9
-        with self._lock:
-            self._procs[proc.pid] = proc
-            stopping = self.stopping
-        if stopping:  # started while the run was being stopped
-            _signal_group(proc.pid, signal.SIGKILL)
-
-    def remove(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._procs.pop(proc.pid, None)
-        reaper.untie(proc.pid)
-
-    def stop_all(self, grace: float = 3.0) -> None:
-        """SIGTERM every group, then SIGKILL what is left after ``grace`` seconds."""
-        with self._lock:
-            self.stopping = True
-            procs = list(self._procs.values())
-        for proc in procs:
-            _signal_group(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.0, deadline - time.monotonic()))
-        for proc in procs:
-            # The leader may be gone while children of the group live on.
-            _signal_group(proc.pid, signal.SIGKILL)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def run_command(
-    cmd: str, cwd: Path, env: dict[str, str], on_line: OnLine, groups: ProcessGroups
-) -> CommandResult:
-    """Run ``cmd`` with the shell in a new session; call ``on_line`` for each output line."""
-    reaper.arm()  # before the group exists: see ``reaper.arm``
-    proc = subprocess.Popen(
+def run_command(cmd: str, cwd: Path, env: dict[str, str], on_line: OnLine) -> CommandResult:
+    """Run ``cmd`` with the shell in a group of its own (see ``GROUPS``); call ``on_line``
+    for each output line."""
+    proc = GROUPS.start(
         [SHELL, "-c", cmd],
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        start_new_session=True,
     )
-    groups.add(proc)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         assert proc.stdout is not None and proc.stderr is not None
@@ -112,7 +65,7 @@ def run_command(
                         on_line(text, is_err)
         code = proc.wait()
     finally:
-        groups.remove(proc)
+        GROUPS.finish(proc)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()

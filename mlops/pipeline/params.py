@@ -6,7 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops.core.yamlio import MAX_YAML_BYTES, YamlProblem, load_yaml, parse_json
+from mlops.core.yamlio import (
+    MAX_YAML_BYTES,
+    YamlProblem,
+    load_yaml,
+    parse_json,
+    parsed_cache_dir,
+)
 from mlops.errors import PipelineError
 from mlops.pipeline.schema import Stage
 
@@ -21,7 +27,7 @@ def parse_params(
     """A parameter (or metrics) file's content as a mapping: TOML, JSON or YAML by ``path``.
 
     ``where`` names it in messages (default ``path``); ``cache`` is a folder of
-    already parsed YAML documents (see mlops.pipeline.parsed).
+    already parsed YAML documents (see ``mlops.core.yamlio.parsed_cache_dir``).
     """
     where = where or path
     if path.endswith(".toml"):
@@ -116,3 +122,25 @@ def _lookup(doc: dict[str, Any], key: str) -> tuple[bool, Any]:
         else:
             return False, None
     return True, node
+
+
+class ParamFiles:
+    """Parameter files read once per command (``volatile`` ones, made by stages, every time)."""
+
+    def __init__(self, root: Path, volatile: frozenset[str] = frozenset()) -> None:
+        self.root = root
+        self.volatile = volatile
+        self._docs: dict[str, dict[str, Any] | None] = {}
+        self._cache = parsed_cache_dir(root)
+
+    def __call__(self, rel: str) -> dict[str, Any] | None:
+        if rel in self._docs and rel not in self.volatile:
+            return self._docs[rel]
+        try:
+            data = (self.root / rel).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            doc = None
+        else:
+            doc = parse_params(data, rel, self._cache)
+        self._docs[rel] = doc
+        return doc

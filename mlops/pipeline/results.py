@@ -1,14 +1,61 @@
-"""What ``mlops run`` reports: options, per-stage results, progress events, stage hooks."""
+"""What ``mlops run`` reports: options, per-stage results, progress events, and the
+safeguard a caller runs around each stage (its check suites)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from mlops.core.repo import Repo
 from mlops.pipeline.lock import FileHash
 from mlops.pipeline.schema import Stage
+
+
+class StageState(StrEnum):
+    """What happened to a stage in a run, or (``STALE``, ``RECHECK``) would in a dry run."""
+
+    RAN = "ran"
+    RECHECKED = "rechecked"  # only its check suites changed: they judged its kept outputs
+    RESTORED = "restored"  # an earlier run had exactly its inputs: its outputs came back
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    BLOCKED = "blocked"  # an upstream stage did not succeed
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    STALE = "stale"
+    RECHECK = "recheck"
+
+
+# The states after which a stage's outputs are as its lock entry says.
+SUCCEEDED = frozenset(
+    {StageState.RAN, StageState.RECHECKED, StageState.RESTORED, StageState.SKIPPED}
+)
+# The states that block the stages downstream.
+UNSUCCESSFUL = frozenset(
+    {StageState.FAILED, StageState.BLOCKED, StageState.INTERRUPTED, StageState.CANCELLED}
+)
+
+
+class RunStatus(StrEnum):
+    """How a whole run ended."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    DRY_RUN = "dry-run"
+
+
+class EventKind(StrEnum):
+    """A progress event of a run."""
+
+    SKIPPED = "skipped"
+    RESTORED = "restored"
+    STARTED = "started"
+    RECHECKING = "rechecking"  # kept outputs judged by changed checks
+    OUTPUT = "output"  # a line the command wrote
+    FINISHED = "finished"
 
 
 @dataclass(frozen=True)
@@ -25,13 +72,11 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class StageResult:
-    """What happened to one stage: ran, skipped, restored, rechecked, failed, interrupted,
-    blocked, cancelled; in a dry run, stale, recheck (only its checks would run) or
-    skipped. ``checks``: what its stage hook reported, per phase ("before", "after"), as
-    kept in the run record."""
+    """What happened to one stage (see ``StageState``). ``checks``: what its safeguard
+    reported, per phase ("before", "after"), as kept in the run record."""
 
     name: str
-    status: str
+    status: StageState
     reasons: tuple[str, ...] = ()
     duration: float = 0.0
     exit_code: int | None = None
@@ -54,19 +99,19 @@ class StageResult:
 
 @dataclass(frozen=True)
 class RunResult:
-    """A whole run. ``status``: success, failed, interrupted or dry-run."""
+    """A whole run."""
 
     run_id: str | None
-    status: str
+    status: RunStatus
     stages: tuple[StageResult, ...]
     lock_written: bool = False
     duration: float = 0.0
 
     @property
     def failed(self) -> tuple[StageResult, ...]:
-        return tuple(s for s in self.stages if s.status == "failed")
+        return tuple(s for s in self.stages if s.status == StageState.FAILED)
 
-    def count(self, status: str) -> int:
+    def count(self, status: StageState) -> int:
         return sum(1 for s in self.stages if s.status == status)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,31 +126,39 @@ class RunResult:
 
 @dataclass(frozen=True)
 class RunEvent:
-    """Progress for the caller to show: skipped, restored, started, rechecking (kept
-    outputs judged by changed checks), output or finished."""
+    """Progress for the caller to show. ``reasons``: why the stage is started, rechecked,
+    restored or skipped; ``text``: the line of an ``OUTPUT`` event."""
 
-    kind: str
+    kind: EventKind
     stage: str
+    reasons: tuple[str, ...] = ()
     text: str = ""
     stderr: bool = False
     result: StageResult | None = None
 
 
+class Phase(StrEnum):
+    """When a safeguard judges a stage."""
+
+    BEFORE = "before"  # deps ready, command not started
+    AFTER = "after"  # command succeeded, outputs stored
+
+
 @dataclass(frozen=True)
-class HookContext:
-    """What a stage hook sees. ``phase`` is "before" (deps ready, command not started)
+class GuardContext:
+    """What a safeguard sees. ``phase`` is "before" (deps ready, command not started)
     or "after" (command succeeded, outputs stored: ``outs`` holds their hashes)."""
 
     repo: Repo
     run_id: str
     stage: Stage
-    phase: str
+    phase: Phase
     outs: tuple[FileHash, ...] = ()
 
 
 @dataclass(frozen=True)
-class HookResult:
-    """A hook's verdict. ``data`` (JSON-able) is kept in the run record's ``checks`` field;
+class Verdict:
+    """A safeguard's verdict. ``data`` (JSON-able) is kept in the run record's ``checks`` field;
     ``ok=False`` fails the stage with ``message``."""
 
     ok: bool
@@ -113,5 +166,6 @@ class HookResult:
     data: Any = None
 
 
-StageHook = Callable[[HookContext], HookResult]
+# Run around each stage (today: its check suites); ``ok=False`` fails the stage.
+Safeguard = Callable[[GuardContext], Verdict]
 OnEvent = Callable[[RunEvent], None]

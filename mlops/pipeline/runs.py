@@ -56,8 +56,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS run_cache ("
     " key TEXT PRIMARY KEY, stage TEXT NOT NULL, created REAL NOT NULL, entry TEXT NOT NULL)",
 )
-# The statuses of a stage that ended well: its outputs are in the workspace and the lock.
-SUCCEEDED = ("ran", "rechecked", "restored", "skipped")
 
 
 @dataclass(frozen=True)

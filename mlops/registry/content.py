@@ -69,8 +69,7 @@ def get_model(
     target = Path(os.path.abspath(out))
     if os.path.lexists(target) and not force:
         raise WorkspaceConflict(f"{out}: already exists; use --force to replace it")
-    store = open_store(repo)
-    try:
+    with open_store(repo) as store:
         fetched = ensure_content(store, version, remote)
         entries = _entries(store, version)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -83,8 +82,6 @@ def get_model(
             _replace(tmp, target)
         finally:
             _remove(tmp)
-    finally:
-        store.state.flush()
     size = sum(e.size for e in entries)
     return GotModel(version, str(target), len(entries), size, fetched)
 
@@ -108,11 +105,8 @@ def load_version(repo: Repo, version: ModelVersion, remote: str | None = None) -
             f"{version.ref} is a folder of {version.content.files} files: "
             "write it out with `mlops model get` and load it with its own library"
         )
-    store = open_store(repo)
-    try:
+    with open_store(repo) as store:
         ensure_content(store, version, remote)
-    finally:
-        store.state.flush()
     data = store.cache.read_bytes(version.content.hash)
     if hash_bytes(data) != version.content.hash:
         raise _corrupt(version, version.content.hash)

@@ -88,22 +88,18 @@ class UsedBy:
 
 def lineage(repo: Repo, target: str) -> LineageNode:
     """The lineage of a model version (``NAME:VERSION``, ``NAME@ALIAS``) or a tracked path."""
-    store = open_store(repo)
-    try:
+    with open_store(repo) as store:
         if _is_model(repo, target):
             return _Tracer(store, read_registry(repo.root)).model(resolve(repo, target))
         path, oid = data_version(store, target)
         return _Tracer(store, read_registry(repo.root)).content(path, oid)
-    finally:
-        store.state.flush()
 
 
 def used_by(repo: Repo, target: str) -> tuple[str, str, list[UsedBy]]:
     """(path, hash, versions): the model versions trained on this content of ``target``."""
     if _is_model(repo, target):
         raise InputError(f"{target}: --used-by takes a data path, not a model version")
-    store = open_store(repo)
-    try:
+    with open_store(repo) as store:
         path, oid = data_version(store, target)
         registries = read_registry(repo.root)
         tracer = _Tracer(store, registries)
@@ -114,8 +110,6 @@ def used_by(repo: Repo, target: str) -> tuple[str, str, list[UsedBy]]:
                 if hits:
                     found.append(UsedBy(version, oid in version.data.values(), hits[0].name))
         return path, oid, found
-    finally:
-        store.state.flush()
 
 
 def _is_model(repo: Repo, target: str) -> bool:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import InputError
-from mlops.pipeline.runs import SUCCEEDED, RunRecord, StageRecord, list_runs
+from mlops.pipeline.results import SUCCEEDED
+from mlops.pipeline.runs import RunRecord, StageRecord, list_runs
 from mlops.storage.hashing import DIR_SUFFIX
 from mlops.storage.store import Store, load_manifest
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from mlops.core.repo import MLOPS_DIR, Repo, repo_lock
 from mlops.errors import InputError, RegistryError
-from mlops.pipeline.runs import SUCCEEDED
+from mlops.pipeline.results import SUCCEEDED
 from mlops.registry.formats import describe
 from mlops.registry.provenance import Production, RunIndex, checks_summary, consumers
 from mlops.registry.records import (
@@ -52,13 +52,9 @@ def register_model(
         check_name(promote, "alias")
     source = _source(repo, path)
     read_registry(repo.root, name)  # a bad tag stops us before anything is written
-    store = open_store(repo)
     guard = repo_lock(repo, wait=30, purpose="model register") if lock else contextlib.nullcontext()
-    with guard:
-        try:
-            pointer, _ = snapshot(store, source)
-        finally:
-            store.state.flush()
+    with guard, open_store(repo) as store:
+        pointer, _ = snapshot(store, source)
         # Read under the lock, so that two registrations in one clone never share a number.
         existing = read_registry(repo.root, name).get(name)
         rel = _relative(repo, source)

@@ -119,12 +119,8 @@ def default_transfer_jobs() -> int:
 def _session(repo: Repo, remote: str | None, purpose: str) -> Iterator[tuple[Store, Backend]]:
     """The remote's back end and the opened store, under the repository lock."""
     backend = open_backend(get_remote(repo, remote), repo)
-    store = open_store(repo)
-    with repo_lock(repo, wait=30, purpose=purpose):
-        try:
-            yield store, backend
-        finally:
-            store.state.flush()
+    with repo_lock(repo, wait=30, purpose=purpose), open_store(repo) as store:
+        yield store, backend
 
 
 def push(

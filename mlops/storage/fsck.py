@@ -22,8 +22,7 @@ class FsckResult:
 
 def fsck(repo: Repo, jobs: int | None = None, progress: Progress | None = None) -> FsckResult:
     """Re-hash every object; move those whose bytes do not match their id aside."""
-    store = open_store(repo)
-    with repo_lock(repo, wait=30, purpose="fsck"):
+    with repo_lock(repo, wait=30, purpose="fsck"), open_store(repo) as store:
         oids = sorted(store.cache.iter_objects())
         good = parallel_map(store.cache.rehash, oids, jobs, progress, "checking")
         corrupt = tuple(oid for oid, ok in zip(oids, good, strict=True) if not ok)

@@ -38,8 +38,7 @@ class GcResult:
 
 def gc(repo: Repo, all_commits_: bool = False, dry_run: bool = False) -> GcResult:
     """Remove objects not needed by the workspace, a branch or tag (or any commit)."""
-    store = open_store(repo)
-    with repo_lock(repo, wait=30, purpose="gc"):
+    with repo_lock(repo, wait=30, purpose="gc"), open_store(repo) as store:
         commits = all_commits(repo.root) if all_commits_ else ref_commits(repo.root)
         used = kept_objects(store, commits, uncached=True)
         removed = size = kept = 0

@@ -13,7 +13,11 @@ from mlops.storage.state import StateCache
 
 
 class Store:
-    """The repository's cache, state cache and link policy, opened for one command."""
+    """The repository's cache, state cache and link policy, opened for one command.
+
+    Used as a context manager (``with open_store(repo) as store:``), it writes the
+    hashes it learnt to the state cache when the block ends, however it ends.
+    """
 
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
@@ -33,6 +37,12 @@ class Store:
     def linker(self) -> Linker:
         # Read on first use: commands that only look (status, diff) skip the config.
         return Linker(self.repo.link_types())
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.state.flush()
 
 
 def open_store(repo: Repo) -> Store:

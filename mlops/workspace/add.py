@@ -50,14 +50,10 @@ def add(
     if not paths:
         raise InputError("nothing to add: name at least one file or folder")
     targets = [_validate(repo, raw) for raw in paths]
-    store = open_store(repo)
     results = []
-    with repo_lock(repo, wait=30, purpose="add"):
-        try:
-            for path in targets:
-                results.append(_add_one(store, path, jobs, progress))
-        finally:
-            store.state.flush()
+    with repo_lock(repo, wait=30, purpose="add"), open_store(repo) as store:
+        for path in targets:
+            results.append(_add_one(store, path, jobs, progress))
     return results
 
 

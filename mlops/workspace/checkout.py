@@ -64,12 +64,8 @@ def checkout(
     progress: Progress | None = None,
 ) -> list[CheckoutResult]:
     """Place every tracked path's content from the cache; refuse to lose unsaved data."""
-    store = open_store(repo)
-    with repo_lock(repo, wait=30, purpose="checkout"):
-        try:
-            return checkout_targets(store, find_targets(repo, paths), force, jobs, progress)
-        finally:
-            store.state.flush()
+    with repo_lock(repo, wait=30, purpose="checkout"), open_store(repo) as store:
+        return checkout_targets(store, find_targets(repo, paths), force, jobs, progress)
 
 
 def checkout_targets(

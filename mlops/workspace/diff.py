@@ -45,8 +45,7 @@ FileMap = dict[str, tuple[str, int]]
 
 def diff(repo: Repo, rev_a: str | None = None, rev_b: str | None = None) -> list[Change]:
     """Changes from ``rev_a`` (default HEAD) to ``rev_b`` (default: the workspace)."""
-    store = open_store(repo)
-    try:
+    with open_store(repo) as store:
         if rev_a is None and not has_commits(repo.root):
             old: FileMap = {}
         else:
@@ -56,8 +55,6 @@ def diff(repo: Repo, rev_a: str | None = None, rev_b: str | None = None) -> list
             if rev_b is None
             else _files_at(store, resolve_revision(repo.root, rev_b))
         )
-    finally:
-        store.state.flush()
     changes = []
     for path in sorted(old.keys() | new.keys()):
         before, after = old.get(path), new.get(path)

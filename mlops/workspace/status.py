@@ -70,12 +70,9 @@ def data_status(
     progress: Progress | None = None,
 ) -> list[DataStatus]:
     """The status of every tracked path (or those under ``paths``)."""
-    store = open_store(repo)
     monitor = _Monitor(repo.root) if repo.config().get("core", {}).get("fsmonitor") else None
-    try:
+    with open_store(repo) as store:
         return [_status_of(store, t, monitor, jobs, progress) for t in find_targets(repo, paths)]
-    finally:
-        store.state.flush()
 
 
 class _Monitor:

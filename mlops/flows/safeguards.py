@@ -1,10 +1,10 @@
 """What ``mlops run`` adds around the stages: their check suites, and model registration.
 
-Checks run as the runner's stage hook: ``before`` suites on a stage's inputs
-before its command starts, ``after`` suites on its outputs before they enter
-the lock. A stage whose ``register:`` names a model registers (and promotes)
-it once the run has succeeded, so a model that failed its checks never lands
-in the registry.
+Checks run as the runner's safeguard (``mlops.pipeline.guards``): ``before``
+suites on a stage's inputs before its command starts, ``after`` suites on its
+outputs before they enter the lock. A stage whose ``register:`` names a model
+registers (and promotes) it once the run has succeeded, so a model that failed
+its checks never lands in the registry.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from mlops.core.repo import Repo
 from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
-from mlops.pipeline.results import HookContext, HookResult, RunEvent, RunOptions, RunResult
-from mlops.pipeline.runs import SUCCEEDED
+from mlops.pipeline.guards import stage_checks
+from mlops.pipeline.results import SUCCEEDED, RunEvent, RunOptions, RunResult, RunStatus, StageState
 from mlops.pipeline.schema import Pipeline, Stage, load_pipeline
 
 if TYPE_CHECKING:
@@ -43,24 +43,6 @@ class Registration:
             "version": self.version.number,
             "promoted_to": self.promoted_to,
         }
-
-
-def stage_checks(ctx: HookContext) -> HookResult:
-    """Stage hook: run a stage's ``checks.before`` or ``checks.after`` suites."""
-    from mlops.checks import load_suites, run_suites, validate_suite_refs
-
-    names = [
-        str(n)
-        for n in (ctx.stage.checks_before if ctx.phase == "before" else ctx.stage.checks_after)
-    ]
-    if not names:
-        return HookResult(True)
-    suites = load_suites(ctx.repo.root / PIPELINE_FILE)
-    validate_suite_refs(
-        names, suites, f"{PIPELINE_FILE}: stage {ctx.stage.name!r} checks.{ctx.phase}"
-    )
-    report = run_suites([suites[n] for n in names], ctx.repo.root)
-    return HookResult(report.passed, report.summary(), report.to_dict())
 
 
 def validate_safeguards(repo: Repo, pipeline: Pipeline) -> None:
@@ -115,8 +97,8 @@ def run_with_safeguards(
 
     pipeline = load_pipeline(repo.root)
     validate_safeguards(repo, pipeline)
-    result = run_pipeline(repo, options, on_event, hook=stage_checks)
-    if result.status != "success":
+    result = run_pipeline(repo, options, on_event, guard=stage_checks)
+    if result.status != RunStatus.SUCCESS:
         return result, []
     done = {s.name: s.status for s in result.stages if s.status in SUCCEEDED}
     registrations = []
@@ -127,7 +109,7 @@ def run_with_safeguards(
         from mlops.registry.register import register_model
 
         made_by = result.run_id
-        if done[stage.name] != "ran" and made_by is not None:
+        if done[stage.name] != StageState.RAN and made_by is not None:
             made_by = _maker_run(repo, stage.name, spec["path"], made_by)
         version = register_model(
             repo,
@@ -150,8 +132,7 @@ def _maker_run(repo: Repo, stage: str, path: str, run_id: str) -> str:
     from mlops.registry.provenance import RunIndex
     from mlops.storage.store import open_store
 
-    store = open_store(repo)
-    try:
+    with open_store(repo) as store:
         index = RunIndex(store)
         oid = next((s.outs.get(path) for s in index.find(run_id).stages if s.name == stage), None)
         if oid is None:
@@ -159,13 +140,11 @@ def _maker_run(repo: Repo, stage: str, path: str, run_id: str) -> str:
         maker = None
         for record in index.records:  # newest first
             for s in record.stages:
-                if s.status not in ("ran", "rechecked", "failed"):
+                if s.status not in (StageState.RAN, StageState.RECHECKED, StageState.FAILED):
                     continue
                 own = s.name == stage and s.outs.get(path) == oid
                 if (own or s.deps.get(path) == oid) and "after" in (s.checks or {}):
                     return record.id
-                if own and s.status != "rechecked" and maker is None:
+                if own and s.status != StageState.RECHECKED and maker is None:
                     maker = record.id
-    finally:
-        store.state.flush()
     return maker or run_id

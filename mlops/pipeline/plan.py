@@ -1,20 +1,22 @@
-"""Whether a stage is up to date: its command, dep hashes, params and outputs vs mlops.lock."""
+"""Planning: whether a stage is up to date, the one rule ``status``, ``run --dry-run`` and
+``run`` share (its command, dep hashes, params, check suites and outputs vs mlops.lock)."""
 
 from __future__ import annotations
 
 import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from mlops.core.repo import Repo
-from mlops.core.yamlio import parsed_cache_dir
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.dag import build_dag
 from mlops.pipeline.lock import FileHash, LockEntry, read_lock
-from mlops.pipeline.params import ParamValues, parse_params, stage_params
+from mlops.pipeline.params import ParamFiles, ParamValues, stage_params
 from mlops.pipeline.schema import DEFAULT_PARAMS_FILE, Stage, load_pipeline
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
 from mlops.storage.manifest import build_manifest
@@ -31,6 +33,8 @@ from mlops.workspace.tracked import (
 NEW_STAGE = "new stage (not in mlops.lock)"
 # The one reason that leaves a stage's outputs standing, to be judged by its new checks.
 CHECKS_CHANGED = "checks changed"
+FORCED = "forced (--force)"
+ALWAYS_CHANGED = "always_changed is set"
 
 
 class Hasher:
@@ -70,28 +74,6 @@ class Hasher:
             oid = hash_bytes(manifest.to_bytes()) + DIR_SUFFIX
             return FileHash(rel, oid, manifest.size, len(entries))
         return FileHash(rel, self.store.state.hash(path, st), st.st_size)
-
-
-class ParamFiles:
-    """Parameter files read once per command (``volatile`` ones, made by stages, every time)."""
-
-    def __init__(self, root: Path, volatile: frozenset[str] = frozenset()) -> None:
-        self.root = root
-        self.volatile = volatile
-        self._docs: dict[str, dict[str, Any] | None] = {}
-        self._cache = parsed_cache_dir(root)
-
-    def __call__(self, rel: str) -> dict[str, Any] | None:
-        if rel in self._docs and rel not in self.volatile:
-            return self._docs[rel]
-        try:
-            data = (self.root / rel).read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
-            doc = None
-        else:
-            doc = parse_params(data, rel, self._cache)
-        self._docs[rel] = doc
-        return doc
 
 
 class CheckSuites:
@@ -187,8 +169,89 @@ def run_cache_key(stage: Stage, deps: list[FileHash], params: ParamValues, check
     return hash_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode())
 
 
+class Decision(StrEnum):
+    """What a stage needs."""
+
+    UP_TO_DATE = "up to date"
+    RECHECK = "recheck"  # only its check suites changed, and its outputs are as locked
+    STALE = "stale"
+
+
 @dataclass(frozen=True)
-class StageStatus:
+class Judgement:
+    """A stage's decision and its reasons. ``inputs_match``: its inputs are as locked (only
+    its outputs differ, so the locked outputs are the answer); ``outs``: the hashes of
+    its outputs in the workspace, where they were looked at."""
+
+    decision: Decision
+    reasons: tuple[str, ...]
+    inputs_match: bool = False
+    outs: tuple[FileHash | None, ...] | None = None
+
+
+def judge(
+    stage: Stage,
+    entry: LockEntry | None,
+    deps: list[FileHash],
+    params: ParamValues,
+    checks: str,
+    hash_path: Callable[[str], FileHash | None],
+    force: bool = False,
+) -> Judgement:
+    """Whether ``stage`` is up to date against its lock ``entry``, given the hashes of its
+    ``deps``, its ``params`` and the fingerprint of its check suites; ``hash_path``
+    hashes its outputs when the inputs leave that question open."""
+    reasons = input_reasons(stage, entry, deps, params, checks)
+    if not reasons and stage.always_changed:
+        reasons = [ALWAYS_CHANGED]
+    outs = None
+    if entry is not None and (
+        not reasons or (reasons == [CHECKS_CHANGED] and not stage.always_changed)
+    ):
+        outs = tuple(hash_path(o.path) for o in stage.outputs)
+        differ = output_reasons(stage, entry, list(outs))
+        if not reasons:
+            if force:
+                return Judgement(Decision.STALE, (FORCED, *differ), True, outs)
+            decision = Decision.STALE if differ else Decision.UP_TO_DATE
+            return Judgement(decision, tuple(differ), True, outs)
+        if not differ and not force:
+            return Judgement(Decision.RECHECK, tuple(reasons), False, outs)
+    if force:
+        reasons = [FORCED, *reasons]
+    return Judgement(Decision.STALE, tuple(reasons), False, outs)
+
+
+class PlannedStage:
+    """A stage decided to run, with the inputs it was judged on (and when it started).
+
+    ``kept``: only its check suites changed, so its outputs (these) are kept and only
+    judged again by them; the command does not run.
+    """
+
+    __slots__ = ("checks", "deps", "kept", "key", "params", "reasons", "stage", "started", "wall")
+
+    def __init__(
+        self,
+        stage: Stage,
+        reasons: tuple[str, ...],
+        deps: list[FileHash],
+        params: ParamValues,
+        checks: str,
+        key: str,
+    ) -> None:
+        self.stage = stage
+        self.reasons = reasons
+        self.deps = deps
+        self.params = params
+        self.checks = checks
+        self.key = key
+        self.kept: tuple[FileHash, ...] | None = None
+        self.started = self.wall = 0.0  # set when the stage starts (epoch, monotonic)
+
+
+@dataclass(frozen=True)
+class Staleness:
     """A stage and why it is stale (no reasons: up to date). ``recheck``: only its check
     suites changed and its outputs are as locked, so a run judges them, not remakes them."""
 
@@ -216,7 +279,7 @@ def evaluate(
     upstream: dict[str, tuple[str, ...]],
     params: dict[str, ParamValues],
     force: bool = False,
-) -> list[StageStatus]:
+) -> list[Staleness]:
     """Every stage's staleness without running anything; stale upstream makes it stale too."""
     entries = read_lock(store.repo.root).stages
     hasher = Hasher(store, memo=True)
@@ -226,32 +289,31 @@ def evaluate(
     for name in names:
         stage = stages[name]
         if stage.frozen:  # never run again, whatever changed: its lock entry stands
-            found.append(StageStatus(name, ()))
+            found.append(Staleness(name, ()))
             continue
         reasons = [f"upstream stage {u!r} is stale" for u in upstream[name] if u in stale]
-        if force:
-            reasons.append("forced (--force)")
-        entry = entries.get(name)
         deps = [hasher.hash(d) for d in stage.deps]
         missing = [d for d, h in zip(stage.deps, deps, strict=True) if h is None]
         reasons += [f"dep {d} missing (made by an upstream stage)" for d in missing]
         present = [h for h in deps if h is not None]
-        own = input_reasons(stage, entry, present, params[name], suites.fingerprint(stage))
-        if not own and stage.always_changed:
-            own = ["always_changed is set"]
-        recheck = False
-        if not own or (own == [CHECKS_CHANGED] and not stage.always_changed):
-            outs = output_reasons(stage, entry, [hasher.hash(o.path) for o in stage.outputs])
-            recheck = bool(own) and not outs and not reasons
-            own = own or outs
-        reasons += [r for r in own if r not in reasons]
+        verdict = judge(
+            stage,
+            entries.get(name),
+            present,
+            params[name],
+            suites.fingerprint(stage),
+            hasher.hash,
+            force,
+        )
+        recheck = verdict.decision == Decision.RECHECK and not reasons
+        reasons += [r for r in verdict.reasons if r not in reasons]
         if reasons:
             stale.add(name)
-        found.append(StageStatus(name, tuple(reasons), recheck))
+        found.append(Staleness(name, tuple(reasons), recheck))
     return found
 
 
-def pipeline_status(repo: Repo) -> list[StageStatus]:
+def pipeline_status(repo: Repo) -> list[Staleness]:
     """The staleness of every stage in ``mlops.yaml`` (none when there is no such file)."""
     pipeline = load_pipeline(repo.root, required=False)
     if not pipeline.stages:
@@ -259,8 +321,5 @@ def pipeline_status(repo: Repo) -> list[StageStatus]:
     dag = build_dag(pipeline, repo.root)
     load = ParamFiles(repo.root)
     params = {name: stage_params(stage, load) for name, stage in dag.stages.items()}
-    store = open_store(repo)
-    try:
+    with open_store(repo) as store:
         return evaluate(store, dag.order, dag.stages, dag.upstream, params)
-    finally:
-        store.state.flush()

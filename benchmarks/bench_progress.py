@@ -25,7 +25,7 @@ def timeline(action: str, repo: Path) -> tuple[float, dict[str, float], float | 
     second of the first report one second in or later (when a bar that waits for a
     report after a second, as before, appears)."""
     from mlops.core.repo import Repo
-    from mlops.remote.transfer import push
+    from mlops.flows.roots import push
     from mlops.workspace.add import add
 
     first: dict[str, float] = {}

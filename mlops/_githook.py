@@ -39,7 +39,7 @@ def _post_checkout(args: list[str]) -> int:
 
 def _pre_push(args: list[str]) -> int:
     from mlops.flows.githooks import mlops_repo_here, pushed_revisions
-    from mlops.remote.transfer import push
+    from mlops.flows.roots import push
 
     repo = mlops_repo_here()
     if repo is None:

@@ -43,7 +43,7 @@ def test_add_reports_scan_then_hashing_from_the_start(repo: Path) -> None:
 
 
 def test_push_reports_objects_and_bytes_together_from_the_start(repo: Path) -> None:
-    from mlops.remote.transfer import push
+    from mlops.flows.roots import push
 
     many_files(repo / "data", 200)
     assert run_cli(repo, "add", "data").exit_code == 0

@@ -247,7 +247,7 @@ def test_loose_layout_without_packs(tmp_path: Path, shared: Path) -> None:
 
 
 def test_progress_reports_objects_and_bytes(shared: Path) -> None:
-    from mlops.remote.transfer import push
+    from mlops.flows.roots import push
 
     seen: dict[str, tuple[int, int]] = {}
 

@@ -178,7 +178,7 @@ def gc(
     json: bool = JSON,
 ) -> None:
     """Remove cache objects that no branch, tag or the workspace needs."""
-    from mlops.storage.gc import gc as collect
+    from mlops.flows.roots import gc as collect
 
     result = collect(_repo(), all_commits, dry_run)
     if json:

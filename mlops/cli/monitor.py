@@ -37,7 +37,7 @@ def monitor(
         return
     from mlops.cli.pipeline import _Printer
     from mlops.core.repo import find_repo
-    from mlops.monitor.monitoring import ALERT, run_monitor
+    from mlops.monitor.run import MonitorStatus, run_monitor
 
     argv = ("mlops", "monitor", *(("--data", data) if data else ()), "--retrain")
     printer = _Printer(prefix=False, to_stderr=True)
@@ -46,7 +46,7 @@ def monitor(
         emit_json(result.to_dict())
     else:
         _render(result)
-    if result.status == ALERT:
+    if result.status == MonitorStatus.ALERT:
         raise typer.Exit(1)
 
 
@@ -141,9 +141,9 @@ def _print(renderable: Any) -> None:
 def _render(result: Any) -> None:
     from rich.table import Table
 
-    from mlops.monitor.monitoring import NO_BATCH
+    from mlops.monitor.run import MonitorStatus
 
-    if result.status == NO_BATCH:
+    if result.status == MonitorStatus.NO_BATCH:
         echo(result.note)
         return
     record = result.record

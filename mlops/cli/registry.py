@@ -45,7 +45,7 @@ def register(
     if json:
         emit_json(version.to_dict())
         return
-    echo(f"registered {version.ref} ({version.content.path}, {version.content.hash[:12]})")
+    echo(f"registered {version.ref} ({version.content.path}, {version.content.oid[:12]})")
     if version.run is None:
         echo("  no recorded run produced this content: params, metrics and data are not known")
     else:
@@ -96,7 +96,7 @@ def show(
     lines = [
         f"{v.ref}" + (f"  [{', '.join(view.aliases)}]" if view.aliases else ""),
         f"  id:          {v.id} (tag {v.tag})",
-        f"  content:     {v.content.hash} ({kind}, {v.content.size} bytes, from {v.content.path})",
+        f"  content:     {v.content.oid} ({kind}, {v.content.size} bytes, from {v.content.path})",
         f"  registered:  {v.time} by {v.author}",
         f"  commit:      {v.commit or 'none'}{' (uncommitted changes)' if v.dirty else ''}",
         f"  run:         {run}",

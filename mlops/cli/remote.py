@@ -114,7 +114,7 @@ def push(
 ) -> None:
     """Send the objects the workspace and HEAD need that the remote lacks."""
     from mlops.cli.progress import progress_bar
-    from mlops.remote.transfer import push as do_push
+    from mlops.flows.roots import push as do_push
 
     with progress_bar() as report:
         result = do_push(_repo(), paths or None, remote, jobs, report, rev or None)
@@ -130,7 +130,7 @@ def fetch(
 ) -> None:
     """Bring into the cache the objects the pointers need, without touching the workspace."""
     from mlops.cli.progress import progress_bar
-    from mlops.remote.transfer import fetch as do_fetch
+    from mlops.flows.roots import fetch as do_fetch
 
     with progress_bar() as report:
         result = do_fetch(_repo(), paths or None, remote, jobs, report)
@@ -149,7 +149,7 @@ def pull(
 ) -> None:
     """Fetch, then check out: make the workspace match the pointers."""
     from mlops.cli.progress import progress_bar
-    from mlops.remote.transfer import pull as do_pull
+    from mlops.flows.roots import pull as do_pull
 
     with progress_bar() as report:
         result = do_pull(_repo(), paths or None, remote, jobs, force, report)

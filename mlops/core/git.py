@@ -1,7 +1,8 @@
 """Git plumbing through the ``git`` command: fast to start, reads any revision's files.
+Every call mlops makes to Git goes through this module.
 
-GitPython costs ~100 ms to import; the hot paths (status, hooks) only need a
-few plumbing calls, so they go through these functions instead.
+Plain ``git`` rather than a binding such as GitPython (about 100 ms to import): the
+hot paths (status, hooks) need only a few plumbing calls.
 """
 
 from __future__ import annotations
@@ -13,14 +14,22 @@ from pathlib import Path
 from mlops.errors import InputError, MlopsError
 
 
-def git(root: Path, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
-    """Run ``git args`` in ``root``; return standard output."""
+def run_git(
+    root: Path, *args: str, input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git args`` in ``root``; the finished process, whatever its exit code."""
     try:
-        proc = subprocess.run(
+        return subprocess.run(
             ["git", *args], cwd=root, input=input, capture_output=True, check=False
         )
     except FileNotFoundError:
         raise MlopsError("git is not installed or not on PATH") from None
+
+
+def git(root: Path, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
+    """Run ``git args`` in ``root``; return standard output (``check``: a failure raises,
+    naming Git's last line of error)."""
+    proc = run_git(root, *args, input=input)
     if check and proc.returncode != 0:
         message = proc.stderr.decode(errors="replace").strip().splitlines()
         raise MlopsError(f"git {args[0]} failed: {message[-1] if message else proc.returncode}")
@@ -170,3 +179,31 @@ def ignored_by(root: Path, path: str) -> str | None:
     if pattern.startswith("!"):  # a negated rule matched: the path is not ignored
         return None
     return f"{source}:{number}: {pattern}"
+
+
+class StatusProbe:
+    """``git status`` of the work tree, started at once and read later: the commit checked
+    out and whether tracked files differ from it."""
+
+    # --no-optional-locks: never hold Git's index lock while stages may use Git.
+    _ARGS = ("--no-optional-locks", "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+
+    def __init__(self, root: Path) -> None:
+        try:
+            self._proc = subprocess.Popen(
+                ["git", *self._ARGS], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
+        except FileNotFoundError:
+            raise MlopsError("git is not installed or not on PATH") from None
+
+    def result(self) -> tuple[str | None, bool]:
+        """Wait for it: the commit (None before the first) and whether the tree is dirty."""
+        out, _ = self._proc.communicate()
+        commit, dirty = None, False
+        for line in out.decode(errors="replace").splitlines():
+            if line.startswith("# branch.oid "):
+                oid = line.split()[2]
+                commit = None if oid == "(initial)" else oid
+            elif not line.startswith("#"):
+                dirty = True
+        return commit, dirty

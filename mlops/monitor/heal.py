@@ -17,6 +17,7 @@ import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +34,15 @@ if TYPE_CHECKING:
 
     from mlops.pipeline.results import RunEvent
 
-PROMOTED = "promoted"
-KEPT = "kept"
-FAILED = "failed"
+
+class EpisodeStatus(StrEnum):
+    """How a self-healing episode ended."""
+
+    PROMOTED = "promoted"  # the retrained candidate is better: it is in production now
+    KEPT = "kept"  # production stays: the candidate is not better, or nothing to learn
+    FAILED = "failed"
+
+
 _LOCK_NAME = "monitor.lock"
 
 
@@ -56,7 +63,7 @@ def monitor_lock(repo: Repo) -> contextlib.AbstractContextManager[None]:
 class _Stop(Exception):
     """Ends an episode early with a decision and its reason."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: EpisodeStatus, reason: str) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
@@ -113,7 +120,7 @@ class Episode:
         self.label = label
         self.scored = scored
         self.steps: dict[str, Any] = {
-            "status": FAILED,
+            "status": EpisodeStatus.FAILED,
             "reason": "",
             "settings": retrain.to_dict(),
             "data": None,
@@ -136,10 +143,10 @@ class Episode:
         except _Stop as stop:
             self.steps["status"], self.steps["reason"] = stop.status, stop.reason
         except MlopsError as exc:
-            self.steps["status"], self.steps["reason"] = FAILED, exc.message
+            self.steps["status"], self.steps["reason"] = EpisodeStatus.FAILED, exc.message
         finally:
             if backup is not None:
-                if self.steps["status"] == FAILED:
+                if self.steps["status"] == EpisodeStatus.FAILED:
                     backup.restore(self.repo)
                     self.steps["data"]["restored"] = True
                 else:
@@ -199,7 +206,7 @@ class Episode:
             rows = _not_in(rows, current)
             if rows.empty:
                 raise _Stop(
-                    KEPT,
+                    EpisodeStatus.KEPT,
                     f"every row of {self.scored.batch.shown} is already in {rel}: nothing "
                     "new to train on",
                 )
@@ -248,7 +255,7 @@ class Episode:
         }
         if result.status != RunStatus.SUCCESS or result.run_id is None:
             why = result.failed[0].error if result.failed else f"it ended {result.status}"
-            raise _Stop(FAILED, f"the retraining run {result.run_id} failed: {why}")
+            raise _Stop(EpisodeStatus.FAILED, f"the retraining run {result.run_id} failed: {why}")
         return result.run_id
 
     def _register(self, run_id: str) -> ModelVersion:
@@ -274,7 +281,9 @@ class Episode:
             "checks": candidate.checks_state()[0],
         }
         if candidate.id == production.id:
-            raise _Stop(KEPT, f"retraining reproduced the production model {production.ref}")
+            raise _Stop(
+                EpisodeStatus.KEPT, f"retraining reproduced the production model {production.ref}"
+            )
         return candidate
 
     def _judge(self, candidate: ModelVersion, rows: pd.DataFrame) -> None:
@@ -307,12 +316,16 @@ class Episode:
             f"{production.ref} on {on}"
         )
         if not better:
-            raise _Stop(KEPT, f"the candidate is not better ({direction} is better): {versus}")
+            raise _Stop(
+                EpisodeStatus.KEPT, f"the candidate is not better ({direction} is better): {versus}"
+            )
         reason = f"monitor episode {self.id}: {versus}"
         try:
             move = promote(self.repo, candidate.model, candidate.label, self.config.alias, reason)
         except RegistryError as exc:
-            raise _Stop(KEPT, f"the registry refused the promotion: {exc.message}") from None
+            raise _Stop(
+                EpisodeStatus.KEPT, f"the registry refused the promotion: {exc.message}"
+            ) from None
         event = move.event
         self.steps["promotion"] = {
             "alias": self.config.alias,
@@ -321,7 +334,10 @@ class Episode:
             "event": event.id if event else None,
             "tag": event.tag if event else None,
         }
-        self.steps["status"], self.steps["reason"] = PROMOTED, f"the candidate is better: {versus}"
+        self.steps["status"], self.steps["reason"] = (
+            EpisodeStatus.PROMOTED,
+            f"the candidate is better: {versus}",
+        )
 
 
 def _not_an_output(repo: Repo, rel: str) -> None:

@@ -1,10 +1,10 @@
-"""``mlops monitor``: score a batch against the production model and its reference data.
+"""Scoring a batch against the production model and its reference data.
 
 A batch is the file given with ``--data`` or the newest batch under ``monitor.batches`` that
 the history has not seen (by content). The production model is loaded through the registry
 (its hash checked); the reference is the data it was trained on, found through its lineage,
 unless ``monitor.reference`` names a file. Each result is appended to the monitoring history
-and stored as an object; with retraining, the episode is recorded in the same result.
+and stored as an object (``save_record``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import contextlib
 import glob
 import os
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.core.repo import Repo
 from mlops.errors import CheckError, ConfigError, InputError, MonitorError
-from mlops.monitor.config import MonitorConfig, load_monitor_config
+from mlops.monitor.config import MonitorConfig
 from mlops.monitor.history import MonitorRecord, append_record, list_records
 from mlops.monitor.predlog import DEFAULT_LABEL, PREDICTION, is_prediction_log, log_columns
 from mlops.registry.records import ModelVersion
@@ -29,13 +29,6 @@ from mlops.storage.store import Store, load_manifest, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from mlops.pipeline.results import RunEvent
-
-HEALTHY = "healthy"
-ALERT = "alert"
-HEALED = "healed"
-NO_BATCH = "no-batch"
 
 
 @dataclass(frozen=True)
@@ -57,87 +50,6 @@ class Scored:
     batch: Batch
     frame: pd.DataFrame
     features: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class MonitorResult:
-    """What ``run_monitor`` did: the stored record, or ``note`` when no batch was new."""
-
-    record: MonitorRecord | None
-    record_id: str | None = None
-    html: str | None = None
-    note: str = ""
-
-    @property
-    def status(self) -> str:
-        """``healthy``, ``alert``, ``healed`` (an alert fixed by promotion) or ``no-batch``."""
-        if self.record is None:
-            return NO_BATCH
-        if self.record.healthy:
-            return HEALTHY
-        retrain = self.record.links.get("retrain") or {}
-        return HEALED if retrain.get("status") == "promoted" else ALERT
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able; the drift part leaves out the plot histograms (the HTML report has them)."""
-        from mlops.monitor.drift import DriftReport
-
-        record = None
-        if self.record is not None:
-            record = self.record.to_dict()
-            record["drift"] = DriftReport.from_dict(self.record.drift).to_dict(histograms=False)
-        return {
-            "status": self.status,
-            "record_id": self.record_id,
-            "html": self.html,
-            "note": self.note,
-            "record": record,
-        }
-
-
-def run_monitor(
-    repo: Repo,
-    data: str | None = None,
-    retrain: bool | None = None,
-    html: str | os.PathLike[str] | None = None,
-    on_event: Callable[[RunEvent], None] | None = None,
-    argv: tuple[str, ...] = (),
-) -> MonitorResult:
-    """Score the batch (``data`` or the newest unseen one) and store the result.
-
-    ``retrain`` (default: ``on_alert: retrain`` in mlops.yaml) runs a self-healing episode
-    on an alert; only one such episode runs at a time in a repository. ``html`` also writes
-    the report there. ``on_event`` sees the retraining run's progress; ``argv`` is recorded
-    as that run's command line.
-    """
-    from mlops.monitor.heal import monitor_lock, retrain_episode
-
-    config = load_monitor_config(repo.root)
-    heal = config.on_alert == "retrain" if retrain is None else retrain
-    if heal and config.retrain is None:
-        raise ConfigError(
-            "mlops.yaml: monitor.retrain: not set; say how a batch joins the training data "
-            "before retraining (e.g. retrain: {append_to: data/train.csv})"
-        )
-    with monitor_lock(repo) if heal else contextlib.nullcontext():
-        with open_store(repo) as store:
-            batch, note = find_batch(repo, store, config, data)
-            if batch is None:
-                return MonitorResult(None, note=note)
-            scored = score_batch(repo, store, config, batch)
-        record = scored.record
-        if heal and not record.healthy:
-            links = retrain_episode(repo, config, scored, on_event, argv)
-            record = replace(record, links={**record.links, **links})
-        record_id = save_record(repo, record)
-        written = None
-        if html is not None:
-            from mlops.monitor.report_html import write_html_report
-
-            history = list_records(repo.mlops_dir, model=config.model)
-            write_html_report(Path(html), record, history)
-            written = str(html)
-    return MonitorResult(record, record_id, written)
 
 
 def save_record(repo: Repo, record: MonitorRecord) -> str:

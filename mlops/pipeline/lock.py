@@ -13,6 +13,7 @@ from mlops.core.yamlio import YamlProblem, parse_json
 from mlops.errors import PipelineError
 from mlops.pipeline.params import ParamValues
 from mlops.pipeline.revisions import read_paths_at, reader_at
+from mlops.storage.content import ContentRef
 from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
 from mlops.storage.paths import unsafe_reason
 
@@ -26,17 +27,13 @@ _NOTE = "Written by `mlops run`: commit this file, do not edit it by hand."
 
 
 @dataclass(frozen=True)
-class FileHash:
-    """The content of a dep or output: a file's hash, or a folder's manifest id (``.dir``).
+class FileHash(ContentRef):
+    """The content of a dep or output (``path``: relative to the repository).
 
     ``cache`` (outputs only) is whether the output was stored in the object store;
     None for deps, and for outputs of locks written before it was recorded.
     """
 
-    path: str
-    oid: str
-    size: int
-    files: int = 1
     cache: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:

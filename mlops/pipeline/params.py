@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops.core.yamlio import (
     MAX_YAML_BYTES,
@@ -14,7 +14,9 @@ from mlops.core.yamlio import (
     parsed_cache_dir,
 )
 from mlops.errors import PipelineError
-from mlops.pipeline.schema import Stage
+
+if TYPE_CHECKING:
+    from mlops.pipeline.schema import Stage
 
 # file -> dotted key -> value
 ParamValues = dict[str, dict[str, Any]]

@@ -15,20 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops.core.git import StatusProbe
 from mlops.core.repo import Repo
 from mlops.core.sqlite import connect
-from mlops.errors import InputError, MlopsError
+from mlops.errors import InputError
 
 RUNS_DB = "runs.db"
-# --no-optional-locks: never hold Git's index lock while stages may use Git.
-_GIT_STATUS = (
-    "git",
-    "--no-optional-locks",
-    "status",
-    "--porcelain=v2",
-    "--branch",
-    "--untracked-files=no",
-)
 # Packages whose versions are worth knowing when comparing two runs.
 KEY_PACKAGES = (
     "mlops",
@@ -206,28 +198,11 @@ class EnvironmentProbe:
     caller works; ``result()`` collects it. No package is imported to learn versions."""
 
     def __init__(self, root: Path) -> None:
-        import subprocess
-
-        try:
-            self._proc = subprocess.Popen(
-                [*_GIT_STATUS],
-                cwd=root,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
-        except FileNotFoundError:
-            raise MlopsError("git is not installed or not on PATH") from None
+        self._status = StatusProbe(root)
 
     def result(self) -> Environment:
         """Wait for ``git status`` and describe the environment."""
-        out, _ = self._proc.communicate()
-        commit, dirty = None, False
-        for line in out.decode(errors="replace").splitlines():
-            if line.startswith("# branch.oid "):
-                oid = line.split()[2]
-                commit = None if oid == "(initial)" else oid
-            elif not line.startswith("#"):
-                dirty = True
+        commit, dirty = self._status.result()
         return Environment(
             user=_user(),
             host=os.uname().nodename,

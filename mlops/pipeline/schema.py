@@ -187,7 +187,7 @@ def parse_pipeline(
 ) -> Pipeline:
     """Validate a pipeline file's YAML; ``where`` names it in messages.
 
-    ``cache`` is a folder of already parsed documents (see mlops.pipeline.parsed);
+    ``cache`` is a folder of already parsed documents (see ``core.yamlio.parsed_cache_dir``);
     ``read`` reads the params files that ``${...}`` references name (without it, none).
     """
     data = text.encode() if isinstance(text, str) else text

@@ -24,7 +24,7 @@ def registry_objects(repo: Repo) -> set[str]:
     roots: set[str] = set()
     for registry in read_registry(repo.root).values():
         for version in registry.versions:
-            roots.add(version.content.hash)
+            roots.add(version.content.oid)
             if version.run is not None and version.run.record:
                 roots.add(version.run.record)
     return roots
@@ -44,7 +44,7 @@ class GotModel:
         return {
             "model": self.version.model,
             "version": self.version.label,
-            "hash": self.version.content.hash,
+            "hash": self.version.content.oid,
             "path": self.path,
             "files": self.files,
             "size": self.size,
@@ -107,15 +107,15 @@ def load_version(repo: Repo, version: ModelVersion, remote: str | None = None) -
         )
     with open_store(repo) as store:
         ensure_content(store, version, remote)
-    data = store.cache.read_bytes(version.content.hash)
-    if hash_bytes(data) != version.content.hash:
-        raise _corrupt(version, version.content.hash)
+    data = store.cache.read_bytes(version.content.oid)
+    if hash_bytes(data) != version.content.oid:
+        raise _corrupt(version, version.content.oid)
     return load_bytes(data, version.format, version.content.path, version.ref)
 
 
 def ensure_content(store: Store, version: ModelVersion, remote: str | None) -> int:
     """Fetch the version's objects the cache lacks (manifest first); return how many came."""
-    cache, oid = store.cache, version.content.hash
+    cache, oid = store.cache, version.content.oid
     fetched = 0
     if not cache.exists(oid):
         fetched += _fetch(store, version, [oid], remote)
@@ -133,7 +133,7 @@ def _fetch(store: Store, version: ModelVersion, oids: list[str], remote: str | N
 
     if remote is None and not list_remotes(store.repo):
         raise CacheError(
-            f"{version.ref}: its content {version.content.hash[:12]} is not in the cache and "
+            f"{version.ref}: its content {version.content.oid[:12]} is not in the cache and "
             "no remote is configured: add one with `mlops remote add NAME URL --default`"
         )
     try:
@@ -145,9 +145,9 @@ def _fetch(store: Store, version: ModelVersion, oids: list[str], remote: str | N
 def _entries(store: Store, version: ModelVersion) -> list[Entry]:
     content = version.content
     if not content.is_dir:
-        return [Entry("", content.hash, content.size)]
-    manifest = load_manifest(store.cache, content.hash, version.ref)
-    validate_manifest(manifest, content.hash)
+        return [Entry("", content.oid, content.size)]
+    manifest = load_manifest(store.cache, content.oid, version.ref)
+    validate_manifest(manifest, content.oid)
     return list(manifest.entries)
 
 

@@ -174,7 +174,7 @@ class _Tracer:
         return LineageNode(
             kind="model",
             name=version.ref,
-            hash=version.content.hash,
+            hash=version.content.oid,
             source=f"registry tag {version.tag}",
             run=run.id if run else None,
             stage=run.stage if run else None,

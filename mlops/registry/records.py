@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlops.errors import RegistryError
-from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, is_valid_oid
+from mlops.storage.content import ContentRef
+from mlops.storage.hashing import hash_bytes, is_valid_oid
 
 SCHEMA = 1
 ID_LENGTH = 10
@@ -61,20 +62,12 @@ def event_tag(model: str, alias: str, seq: int, rid: str) -> str:
 
 
 @dataclass(frozen=True)
-class Content:
-    """A version's content in the object store: a file, or a folder's manifest (``.dir``)."""
-
-    hash: str
-    size: int
-    files: int
-    path: str  # where it was registered from, relative to the repository when inside it
-
-    @property
-    def is_dir(self) -> bool:
-        return self.hash.endswith(DIR_SUFFIX)
+class Content(ContentRef):
+    """A version's content (``path``: where it was registered from, relative to the
+    repository when inside it)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"hash": self.hash, "size": self.size, "files": self.files, "path": self.path}
+        return {"hash": self.oid, "size": self.size, "files": self.files, "path": self.path}
 
 
 @dataclass(frozen=True)
@@ -265,10 +258,10 @@ def _version(reader: _Reader, tag: str, number: int, rid: str) -> ModelVersion:
         raise invalid(tag, "its record's number does not match its name")
     raw = _Reader(tag, reader.get("content", dict))
     content = Content(
-        raw.get("hash", str), raw.get("size", int), raw.get("files", int), raw.get("path", str)
+        raw.get("path", str), raw.get("hash", str), raw.get("size", int), raw.get("files", int)
     )
-    if not is_valid_oid(content.hash):
-        raise invalid(tag, f"content hash {content.hash!r} is not an object id")
+    if not is_valid_oid(content.oid):
+        raise invalid(tag, f"content hash {content.oid!r} is not an object id")
     run_data = reader.get("run", dict, optional=True)
     run = None
     if run_data is not None:

@@ -59,11 +59,11 @@ def register_model(
         existing = read_registry(repo.root, name).get(name)
         rel = _relative(repo, source)
         production = _production(RunIndex(store), rel, pointer.oid, run_id, stage)
-        same = [v for v in existing.versions if v.content.hash == pointer.oid] if existing else []
+        same = [v for v in existing.versions if v.content.oid == pointer.oid] if existing else []
         if same:
             version = same[-1]
         else:
-            content = Content(pointer.oid, pointer.size, pointer.files, rel or source.name)
+            content = Content(rel or source.name, pointer.oid, pointer.size, pointer.files)
             number = 1 + max((v.number for v in existing.versions), default=0) if existing else 1
             body = _body(repo, name, number, content, production, description or "")
             described = describe(source)
@@ -175,7 +175,7 @@ def _body(
         run["record"] = record.object_id
         params, data = maker.params, maker.deps
         # The stages that evaluated the model in the same run add their metrics and checks.
-        for stage in [maker, *consumers(record, content.path, content.hash)]:
+        for stage in [maker, *consumers(record, content.path, content.oid)]:
             for file, values in stage.metrics.items():
                 metrics.setdefault(file, {}).update(values if isinstance(values, dict) else {})
             summary = checks_summary(stage.checks)

@@ -7,12 +7,11 @@ would start ``git`` processes for tag creation anyway.
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.core.git import git, has_commits
+from mlops.core.git import git, has_commits, run_git
 from mlops.core.repo import Repo
 from mlops.errors import RegistryError
 from mlops.registry.records import (
@@ -65,9 +64,7 @@ def resolve(repo: Repo, reference: str) -> ModelVersion:
 
 def identity(root: Path) -> str:
     """``Name <email>`` of whoever Git would record, from ``git config user.name/email``."""
-    proc = subprocess.run(
-        ["git", "var", "GIT_COMMITTER_IDENT"], cwd=root, capture_output=True, check=False
-    )
+    proc = run_git(root, "var", "GIT_COMMITTER_IDENT")
     if proc.returncode != 0:
         raise RegistryError(
             "Git does not know who you are: set `git config user.name` and `git config user.email`"
@@ -90,12 +87,7 @@ def tag_target(root: Path, commit: str | None) -> str:
     for candidate in (commit, "HEAD" if has_commits(root) else None):
         if candidate is None:
             continue
-        proc = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"],
-            cwd=root,
-            capture_output=True,
-            check=False,
-        )
+        proc = run_git(root, "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}")
         if proc.returncode == 0:
             return proc.stdout.decode().strip()
     return (
@@ -106,12 +98,8 @@ def tag_target(root: Path, commit: str | None) -> str:
 def create_tag(root: Path, tag: str, summary: str, body: dict[str, Any], target: str) -> None:
     """Create the annotated tag ``tag`` holding ``body``; never replaces an existing tag."""
     message = summary.encode() + b"\n\n" + canonical(body) + b"\n"
-    proc = subprocess.run(
-        ["git", "tag", "-a", "--no-sign", "--cleanup=verbatim", "-F", "-", tag, target],
-        cwd=root,
-        input=message,
-        capture_output=True,
-        check=False,
+    proc = run_git(
+        root, "tag", "-a", "--no-sign", "--cleanup=verbatim", "-F", "-", tag, target, input=message
     )
     if proc.returncode != 0:
         lines = proc.stderr.decode(errors="replace").strip().splitlines()

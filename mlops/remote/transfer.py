@@ -1,9 +1,8 @@
 """``push`` / ``fetch`` / ``pull``: move only the objects the other side lacks.
 
-Which objects: push sends what ``kept_objects`` names (what the workspace and
-HEAD, or the given commits, need, plus model versions and monitoring records);
-fetch brings what the workspace and HEAD need, manifests first so that the files
-they list are known. With PATHs, only those tracked paths.
+Which objects: what the caller's ``Roots`` name (``mlops.flows.roots`` knows what a
+repository needs), each folder with the files its manifest lists; fetch brings
+manifests first, so that the files they list are known.
 
 How: small objects travel in packs (see ``packs.py``), others one by one, on a
 thread pool. Every object that arrives in the cache is hashed first; a mismatch
@@ -28,11 +27,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from mlops.core.fsutil import atomic_write_bytes
-from mlops.core.git import has_commits, resolve_revision
 from mlops.core.parallel import Progress
 from mlops.core.repo import Repo, repo_lock
 from mlops.errors import CacheError, MlopsError, RemoteError
-from mlops.pipeline.lock import output_targets
 from mlops.remote.backend import Backend, open_backend
 from mlops.remote.config import get_remote
 from mlops.remote.packs import (
@@ -48,12 +45,11 @@ from mlops.remote.packs import (
     plan_reads,
 )
 from mlops.remote.writer import ObjectWriter
-from mlops.storage.gc import kept_objects, used_objects
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes, hash_file
 from mlops.storage.manifest import parse_manifest, validate_manifest
-from mlops.storage.store import Store, load_manifest, open_store
+from mlops.storage.store import Store, expand_folders, load_manifest, open_store
 from mlops.workspace.checkout import CheckoutResult, checkout_targets
-from mlops.workspace.tracked import Target, find_targets
+from mlops.workspace.tracked import Target
 
 R = TypeVar("R")
 _WRITERS = min(2, os.cpu_count() or 1)
@@ -123,46 +119,62 @@ def _session(repo: Repo, remote: str | None, purpose: str) -> Iterator[tuple[Sto
         yield store, backend
 
 
+@dataclass(frozen=True)
+class Roots:
+    """What to move, from the caller. ``find(store)`` names the objects; with ``folders``,
+    a folder named by its manifest comes with the files it lists, once the manifest is
+    in the cache (``find`` is asked again as manifests arrive). ``targets()`` are the
+    tracked paths they belong to, placed by ``pull`` and named in messages."""
+
+    find: Callable[[Store], set[str]]
+    targets: Callable[[], list[Target]] = list
+    folders: bool = True
+
+    def needed(self, store: Store) -> set[str]:
+        """Every object to move."""
+        found = self.find(store)
+        return expand_folders(store.cache, found) if self.folders else found
+
+
 def push(
     repo: Repo,
-    paths: list[str] | None = None,
+    roots: Roots,
     remote: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
-    revisions: list[str] | None = None,
 ) -> TransferResult:
-    """Send the objects the workspace and HEAD (or ``revisions``) need that the remote lacks."""
+    """Send the objects ``roots`` name that the remote lacks."""
     with _session(repo, remote, "push") as (store, backend):
-        jobs = jobs or default_transfer_jobs()
-        return _push(store, backend, paths, revisions, jobs, progress)
+        return _push(store, backend, roots, jobs or default_transfer_jobs(), progress)
 
 
 def fetch(
     repo: Repo,
-    paths: list[str] | None = None,
+    roots: Roots,
     remote: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
 ) -> TransferResult:
-    """Bring into the cache the objects the workspace pointers and HEAD need."""
+    """Bring into the cache the objects ``roots`` name.
+
+    Takes the repository lock: call it without holding it.
+    """
     with _session(repo, remote, "fetch") as (store, backend):
-        needed = partial(_needed, store, paths, None)
-        return _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
+        return _fetch(store, backend, roots, jobs or default_transfer_jobs(), progress)
 
 
 def pull(
     repo: Repo,
-    paths: list[str] | None = None,
+    roots: Roots,
     remote: str | None = None,
     jobs: int | None = None,
     force: bool = False,
     progress: Progress | None = None,
 ) -> PullResult:
-    """``fetch``, then ``checkout`` of the same paths."""
+    """``fetch``, then ``checkout`` of the roots' targets."""
     with _session(repo, remote, "pull") as (store, backend):
-        needed = partial(_needed, store, paths, None)
-        fetched = _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
-        targets = _targets(repo, paths)
+        fetched = _fetch(store, backend, roots, jobs or default_transfer_jobs(), progress)
+        targets = roots.targets()
         return PullResult(fetched, checkout_targets(store, targets, force, jobs, progress))
 
 
@@ -177,54 +189,12 @@ def fetch_objects(
 
     Takes the repository lock: call it without holding it.
     """
-    with _session(repo, remote, "fetch") as (store, backend):
-        needed: Callable[[], set[str]] = partial(set, oids)
-        return _fetch(store, backend, needed, jobs or default_transfer_jobs(), progress)
+    return fetch(repo, Roots(lambda store: set(oids), folders=False), remote, jobs, progress)
 
 
-# Which objects ---------------------------------------------------------------
-
-
-def _needed(
-    store: Store, paths: list[str] | None, revisions: list[str] | None, sharing: bool = False
-) -> set[str]:
-    """Objects to move: ``paths``' targets, or everything the workspace and commits need.
-
-    ``sharing`` (push) adds every model version and monitoring record this clone
-    holds; fetch leaves those to ``mlops model get`` and ``load_model``, so that a
-    pull never waits on (or fails for) a model nobody asked for.
-    """
-    repo = store.repo
-    if paths:
-        return _target_objects(store, _targets(repo, paths))
-    if revisions is not None:
-        commits = [resolve_revision(repo.root, rev) for rev in revisions]
-    else:
-        commits = [resolve_revision(repo.root, "HEAD")] if has_commits(repo.root) else []
-    return kept_objects(store, commits, held_only=True) if sharing else used_objects(store, commits)
-
-
-def _targets(repo: Repo, paths: list[str] | None) -> list[Target]:
-    """The tracked paths (``paths`` among them): pointer files' data and the cached
-    pipeline outputs that ``mlops.lock`` names."""
-    return find_targets(repo, paths, output_targets(repo.root))
-
-
-def _target_objects(store: Store, targets: list[Target]) -> set[str]:
-    """The targets' objects, folders expanded when their manifest is in the cache."""
-    found = set()
-    for target in targets:
-        oid = target.pointer.oid
-        found.add(oid)
-        if oid.endswith(DIR_SUFFIX) and store.cache.exists(oid):
-            where = target.relpath(store.repo)
-            found.update(e.oid for e in load_manifest(store.cache, oid, where).entries)
-    return found
-
-
-def _describe(store: Store, oid: str) -> str:
+def _describe(store: Store, roots: Roots, oid: str) -> str:
     """A tracked path that needs ``oid`` (for messages), or the bare id."""
-    for target in _targets(store.repo, None):
+    for target in roots.targets():
         where = target.relpath(store.repo)
         if target.pointer.oid == oid:
             return f"{oid} ({where})"
@@ -329,17 +299,12 @@ def _key(oid: str) -> str:
 
 
 def _push(
-    store: Store,
-    backend: Backend,
-    paths: list[str] | None,
-    revisions: list[str] | None,
-    jobs: int,
-    progress: Progress | None,
+    store: Store, backend: Backend, roots: Roots, jobs: int, progress: Progress | None
 ) -> TransferResult:
     cache = store.cache
     if progress:
         progress("finding what the remote lacks", 0, 0)
-    needed = _needed(store, paths, revisions, sharing=True)
+    needed = roots.needed(store)
     index = load_pack_index(store, backend, backend.open(create=True), jobs)
     local = cache.existing(needed)
     unpacked = sorted(needed - index.keys())
@@ -389,12 +354,12 @@ def _push(
     if tally.corrupt:
         problems.append(
             f"{len(tally.corrupt)} cache object(s) are corrupt and were not pushed "
-            f"(first: {_describe(store, tally.corrupt[0])}); run `mlops fsck`"
+            f"(first: {_describe(store, roots, tally.corrupt[0])}); run `mlops fsck`"
         )
     if tally.missing:
         problems.append(
             f"{len(tally.missing)} needed object(s) are neither in the cache nor on the remote "
-            f"(first: {_describe(store, tally.missing[0])})"
+            f"(first: {_describe(store, roots, tally.missing[0])})"
         )
     if problems:
         raise RemoteError(
@@ -409,13 +374,9 @@ def _push(
 
 
 def _fetch(
-    store: Store,
-    backend: Backend,
-    wanted: Callable[[], set[str]],
-    jobs: int,
-    progress: Progress | None,
+    store: Store, backend: Backend, roots: Roots, jobs: int, progress: Progress | None
 ) -> TransferResult:
-    """Fetch what ``wanted()`` names; it is asked again after manifests arrive."""
+    """Fetch what ``roots`` name; they are asked again after manifests arrive."""
     cache = store.cache
     index = load_pack_index(store, backend, backend.open(create=False), jobs)
     tally = _Tally()
@@ -424,7 +385,7 @@ def _fetch(
     packs: set[str] = set()
     # Manifests first: the files a folder needs are known only once its manifest is here.
     while True:
-        needed = wanted()
+        needed = roots.needed(store)
         have = cache.existing(needed)
         present |= have - attempted
         absent = needed - have - attempted
@@ -439,13 +400,14 @@ def _fetch(
     if tally.corrupt:
         problems.append(
             f"{len(tally.corrupt)} object(s) did not match their id and were dropped "
-            f"(first: {_describe(store, tally.corrupt[0])})"
+            f"(first: {_describe(store, roots, tally.corrupt[0])})"
         )
     problems += tally.unsafe[:1]
     if tally.missing:
         problems.append(
             f"{len(tally.missing)} object(s) are not on the remote "
-            f"(first: {_describe(store, tally.missing[0])}); push them from a clone that has them"
+            f"(first: {_describe(store, roots, tally.missing[0])}); "
+            "push them from a clone that has them"
         )
     if problems:
         raise RemoteError(

@@ -103,7 +103,7 @@ class _Metrics:
     def serving(self, served: Served) -> None:
         self.model.clear()
         v = served.version
-        self.model.labels(v.model, v.label, v.content.hash).set(1)
+        self.model.labels(v.model, v.label, v.content.oid).set(1)
 
 
 class _State:
@@ -323,7 +323,7 @@ def app_from_env() -> Any:
 
 def _who(served: Served) -> dict[str, Any]:
     v = served.version
-    return {"model": v.model, "version": v.label, "hash": v.content.hash}
+    return {"model": v.model, "version": v.label, "hash": v.content.oid}
 
 
 def _request_id(request: Any) -> str:

@@ -120,7 +120,7 @@ def predict_file(
             writer_log.close()
     v = served.version
     shown = None if folder is None else str(folder)
-    return Predicted(v.model, v.label, v.content.hash, rows, chunks, out, shown)
+    return Predicted(v.model, v.label, v.content.oid, rows, chunks, out, shown)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class Served:
             "model": v.model,
             "version": v.label,
             "id": v.id,
-            "hash": v.content.hash,
+            "hash": v.content.oid,
             "commit": v.commit,
             "alias": self.alias,
         }

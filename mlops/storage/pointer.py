@@ -8,7 +8,8 @@ from pathlib import Path
 from mlops.core.fsutil import atomic_write_text
 from mlops.core.yamlio import MAX_YAML_BYTES, YamlProblem, key_hint, parse_yaml
 from mlops.errors import InputError
-from mlops.storage.hashing import ALGORITHM, DIR_SUFFIX, is_valid_oid
+from mlops.storage.content import ContentRef
+from mlops.storage.hashing import ALGORITHM, is_valid_oid
 from mlops.storage.paths import check_name
 
 SUFFIX = ".mlops"
@@ -17,17 +18,9 @@ _HEADER = "# Written by mlops: commit this file, do not edit it by hand.\n"
 
 
 @dataclass(frozen=True)
-class Pointer:
-    """The recorded content of one tracked path."""
-
-    path: str  # relative to the pointer file's folder
-    oid: str
-    size: int
-    files: int
-
-    @property
-    def is_dir(self) -> bool:
-        return self.oid.endswith(DIR_SUFFIX)
+class Pointer(ContentRef):
+    """The recorded content of one tracked path (``path``: relative to the pointer file's
+    folder)."""
 
     def to_text(self) -> str:
         """The pointer file's YAML."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cached_property
 
 from mlops.core.repo import Repo
 from mlops.errors import CacheError
 from mlops.storage.cache import Cache
+from mlops.storage.hashing import DIR_SUFFIX
 from mlops.storage.links import Linker
 from mlops.storage.manifest import Manifest, parse_manifest
 from mlops.storage.state import StateCache
@@ -57,3 +59,12 @@ def load_manifest(cache: Cache, oid: str, where: str) -> Manifest:
             f"{where}: folder manifest {oid} is not in the cache: run `mlops pull` first"
         )
     return parse_manifest(cache.read_bytes(oid), oid)
+
+
+def expand_folders(cache: Cache, oids: Iterable[str]) -> set[str]:
+    """``oids`` and the files of each folder among them whose manifest is in ``cache``."""
+    found = set(oids)
+    for oid in list(found):
+        if oid.endswith(DIR_SUFFIX) and cache.exists(oid):
+            found.update(e.oid for e in load_manifest(cache, oid, oid).entries)
+    return found

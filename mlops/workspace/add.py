@@ -219,7 +219,7 @@ def _hash_and_store(
     """Each file's hash, storing what the cache lacks in the same pass.
 
     ``unchanged`` gives the hashes of files known unchanged since the folder's last
-    snapshot (see ``_unchanged_files``); the state cache is asked about the others.
+    snapshot (see ``workspace.tracked.split_scan``); the state cache is asked about the others.
     Returns the hashes, how many new objects were stored, and whether any
     workspace file was replaced by a link to an object stored before.
     """

@@ -90,6 +90,8 @@ def status(
 
 
 def _print_status(results: list[Any], stages: list[Any]) -> None:
+    from mlops.workspace.status import CacheState, WorkspaceState
+
     dirty = [r for r in results if not r.clean]
     stale = [s for s in stages if s.stale]
     for s in stale:
@@ -100,9 +102,9 @@ def _print_status(results: list[Any], stages: list[Any]) -> None:
         return
     for r in dirty:
         parts = []
-        if r.workspace != "unchanged":
+        if r.workspace != WorkspaceState.UNCHANGED:
             parts.append(r.workspace)
-        if r.cache != "ok":
+        if r.cache != CacheState.OK:
             parts.append(f"{r.missing_objects} object(s) missing from the cache")
             if r.corrupt_objects:
                 parts.append(

@@ -21,7 +21,7 @@ from mlops.core.fsutil import atomic_write_bytes
 from mlops.core.git import git
 from mlops.core.repo import MLOPS_DIR, Repo, find_git_root
 from mlops.errors import InputError, NotARepoError
-from mlops.workspace.status import data_status
+from mlops.workspace.status import WorkspaceState, data_status
 
 HOOKS = ("post-checkout", "pre-commit", "pre-push")
 MARKER = "# mlops-hook:"
@@ -136,7 +136,7 @@ def stale_pointers(repo: Repo) -> list[str]:
         f"{s.path} changed but its pointer {s.pointer} was not updated; "
         f"run `mlops add {s.path}` and `git add {s.pointer}`"
         for s in data_status(repo)
-        if s.workspace == "modified"
+        if s.workspace == WorkspaceState.MODIFIED
     ]
 
 

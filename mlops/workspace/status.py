@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from mlops.core.parallel import Progress
@@ -27,18 +28,30 @@ from mlops.workspace.tracked import (
 )
 
 
+class WorkspaceState(StrEnum):
+    """A tracked path in the work tree, against its pointer."""
+
+    UNCHANGED = "unchanged"
+    MODIFIED = "modified"
+    MISSING = "missing"
+    UNKNOWN = "unknown"  # a folder whose manifest is not in the cache
+
+
+class CacheState(StrEnum):
+    """Whether the cache holds a tracked path's objects."""
+
+    OK = "ok"
+    MISSING = "missing"  # some objects are not in the cache
+
+
 @dataclass(frozen=True)
 class DataStatus:
-    """One tracked path compared with its pointer.
-
-    ``workspace``: unchanged, modified, missing, or unknown (manifest not in the cache).
-    ``cache``: ok, or missing (some objects are not in the cache).
-    """
+    """One tracked path compared with its pointer."""
 
     path: str
     pointer: str
-    workspace: str
-    cache: str
+    workspace: WorkspaceState
+    cache: CacheState
     added: tuple[str, ...] = field(default=())
     modified: tuple[str, ...] = field(default=())
     deleted: tuple[str, ...] = field(default=())
@@ -47,7 +60,7 @@ class DataStatus:
 
     @property
     def clean(self) -> bool:
-        return self.workspace == "unchanged" and self.cache == "ok"
+        return self.workspace == WorkspaceState.UNCHANGED and self.cache == CacheState.OK
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -102,11 +115,15 @@ def _status_of(
     path, oid = target.data_path, target.pointer.oid
     if not target.pointer.is_dir:
         missing = int(not cache.exists(oid))
-        cache_state = "missing" if missing else "ok"
+        cache_state = CacheState.MISSING if missing else CacheState.OK
         corrupt = int(missing and cache.is_set_aside(oid))
-        workspace = "missing"
+        workspace = WorkspaceState.MISSING
         if path.is_file():
-            workspace = "unchanged" if store.state.hash(str(path)) == oid else "modified"
+            workspace = (
+                WorkspaceState.UNCHANGED
+                if store.state.hash(str(path)) == oid
+                else WorkspaceState.MODIFIED
+            )
         return DataStatus(
             rel,
             pointer_rel,
@@ -122,7 +139,10 @@ def _status_of(
     saved = store.state.monitor_token(rel)
     now, changed = monitor.since(saved[0] if saved else None)
     found = _folder_status(store, target, changed, saved[1] if saved else [], jobs, progress)
-    if found.workspace in ("unchanged", "modified") and found.cache == "ok":
+    if (
+        found.workspace in (WorkspaceState.UNCHANGED, WorkspaceState.MODIFIED)
+        and found.cache == CacheState.OK
+    ):
         # The groups that differ now are looked at again next time, changed or not.
         differ = sorted(_groups_touched([*found.added, *found.modified, *found.deleted]))
         if saved != (now, differ):  # nothing new: no write at all
@@ -165,7 +185,7 @@ def _folder_status(
         scan = scan_lines(path, workers)
         groups = group_fingerprints(scan.lines, scan.groups)
         if record == FolderRecord(fingerprint(groups), oid, generation):
-            return DataStatus(rel, pointer_rel, "unchanged", "ok")
+            return DataStatus(rel, pointer_rel, WorkspaceState.UNCHANGED, CacheState.OK)
         known = store.state.folder_groups(rel) if current else {}
         if known:
             differ = sorted(
@@ -179,18 +199,18 @@ def _folder_status(
     try:
         manifest = load_manifest(cache, oid, rel)
     except CacheError:
-        workspace = "unknown" if folder is not None else "missing"
-        return DataStatus(rel, pointer_rel, workspace, "missing", missing_objects=1)
+        workspace = WorkspaceState.UNKNOWN if folder is not None else WorkspaceState.MISSING
+        return DataStatus(rel, pointer_rel, workspace, CacheState.MISSING, missing_objects=1)
     oids = {e.oid for e in manifest.entries}
     absent = oids - cache.existing(oids)
     missing = len(absent)
     corrupt = sum(1 for oid in absent if cache.is_set_aside(oid))
-    cache_state = "missing" if missing else "ok"
+    cache_state = CacheState.MISSING if missing else CacheState.OK
     if folder is None:
         return DataStatus(
             rel,
             pointer_rel,
-            "missing",
+            WorkspaceState.MISSING,
             cache_state,
             missing_objects=missing,
             corrupt_objects=corrupt,
@@ -199,7 +219,9 @@ def _folder_status(
     entries = folder.completed([e.oid for e in hashed])
     wanted = {e.path: e.oid for e in manifest.entries}
     added, modified, deleted = _compare(wanted, {e.path: e.oid for e in entries})
-    workspace = "modified" if added or modified or deleted else "unchanged"
+    workspace = (
+        WorkspaceState.MODIFIED if added or modified or deleted else WorkspaceState.UNCHANGED
+    )
     if not missing and generation:
         # Recorded even when modified: the groups that differ are compared next time,
         # the others known from their stats.
@@ -239,7 +261,7 @@ def _monitored(
         if changed_path.startswith(rel + "/"):
             inside.append(changed_path[len(rel) + 1 :])
     if not inside and not dirty:
-        return DataStatus(rel, pointer_rel, "unchanged", "ok")
+        return DataStatus(rel, pointer_rel, WorkspaceState.UNCHANGED, CacheState.OK)
     known = store.state.folder_groups(rel)
     if not known:
         return None
@@ -248,7 +270,7 @@ def _monitored(
     groups = group_fingerprints(scan.lines, scan.groups)
     differ = sorted(g for g in touched if groups.get(g) != known.get(g))
     if not differ:
-        return DataStatus(rel, pointer_rel, "unchanged", "ok")
+        return DataStatus(rel, pointer_rel, WorkspaceState.UNCHANGED, CacheState.OK)
     return _changed_groups(store, target, scan, groups, known, differ, jobs, progress)
 
 
@@ -283,7 +305,9 @@ def _changed_groups(
     wanted = {line[: line.index("\0")]: oid for line, oid in before.items()}
     added, modified, deleted = _compare(wanted, {e.path: e.oid for e in entries})
     if added or modified or deleted:
-        return DataStatus(rel, pointer_rel, "modified", "ok", added, modified, deleted)
+        return DataStatus(
+            rel, pointer_rel, WorkspaceState.MODIFIED, CacheState.OK, added, modified, deleted
+        )
     # Only stats changed (touched, or copied back): the record follows, group by group.
     oids = [e.oid for e in entries]
     now = group_fingerprints(folder.lines, folder.groups)
@@ -296,7 +320,7 @@ def _changed_groups(
     state.put_folder(
         rel, FolderRecord(fingerprint(every), target.pointer.oid, generation), updates, False
     )
-    return DataStatus(rel, pointer_rel, "unchanged", "ok")
+    return DataStatus(rel, pointer_rel, WorkspaceState.UNCHANGED, CacheState.OK)
 
 
 def _compare(

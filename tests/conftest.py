@@ -1,83 +1,28 @@
-"""Shared fixtures: real Git repositories in temporary folders and the real CLI."""
+"""The suite's fixtures (the helpers they use are plain functions in ``tests/helpers``)."""
 
 from __future__ import annotations
 
+import getpass
 import os
+import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git in ``cwd`` and return its output; fail the test on error."""
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
-    return proc.stdout
-
-
-def init_git(path: Path) -> Path:
-    """A new Git repository with a local identity."""
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "test@example.com")
-    git(path, "config", "user.name", "Test")
-    git(path, "config", "commit.gpgsign", "false")
-    return path
-
-
-@dataclass
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(cwd: Path, *args: str) -> CliResult:
-    """Run the CLI through typer's test runner in ``cwd``."""
-    from mlops.cli import load_app
-
-    app = load_app()
-
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        result = CliRunner().invoke(app, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
-    return CliResult(result.exit_code, result.stdout, result.stderr)
-
-
-def run_subprocess(cwd: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m mlops`` as a real process in ``cwd``."""
-    return subprocess.run(
-        [sys.executable, "-m", "mlops", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def set_state_aside(repo: Path) -> Path:
-    """Move the state database (with its WAL files) aside: commands then know nothing."""
-    aside = repo.parent / "state-aside"
-    aside.mkdir(exist_ok=True)
-    for path in (repo / ".mlops").glob("state.db*"):
-        path.rename(aside / path.name)
-    return aside
-
-
-def put_state_back(repo: Path, aside: Path) -> None:
-    for path in (repo / ".mlops").glob("state.db*"):
-        path.unlink()
-    for path in aside.iterdir():
-        path.rename(repo / ".mlops" / path.name)
-
+from tests.helpers.cli import run_cli
+from tests.helpers.repos import init_git
+from tests.helpers.servers import (
+    AZURITE,
+    SSHD,
+    AzureServer,
+    SshServer,
+    free_port,
+    start_moto,
+    stop,
+    wait_for_port,
+)
 
 # Variables through which the user's Git setup would reach the tests' repositories.
 _GIT_ENV = (
@@ -149,40 +94,7 @@ def repo(git_repo: Path) -> Iterator[Path]:
     yield git_repo
 
 
-# S3 for the remote tests: moto's standalone server on 127.0.0.1 ------------------------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_moto(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``python -m moto.server`` on a free 127.0.0.1 port; return it and its URL."""
-    import socket
-    import time
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("the moto S3 server did not start") from None
-            time.sleep(0.1)
+# Servers on 127.0.0.1 for the remote tests -------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -192,8 +104,65 @@ def s3_endpoint() -> Iterator[str]:
     try:
         yield url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    """OpenSSH's sshd on a free 127.0.0.1 port, with its own host key and one user key."""
+    if SSHD is None:
+        pytest.skip("sshd is not installed (Debian package openssh-server; .ci/run installs it)")
+    if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
+        pytest.skip("sshd needs its privilege separation folder /run/sshd (.ci/run makes it)")
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen is not installed (Debian package openssh-client)")
+    pytest.importorskip("sshfs", reason="the ssh extra (sshfs) is not installed")
+    folder = tmp_path_factory.mktemp("sshd")
+    for name in ("host_key", "user_key"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True
+        )
+    (folder / "authorized_keys").write_bytes((folder / "user_key.pub").read_bytes())
+    port = free_port()
+    config = folder / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\n"
+        f"PidFile {folder / 'sshd.pid'}\nAuthorizedKeysFile {folder / 'authorized_keys'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "StrictModes no\nPermitRootLogin prohibit-password\n"
+        "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+    )
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for_port(proc, port, "sshd")
+        yield SshServer(port, getpass.getuser(), folder / "user_key")
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServer]:
+    """Azurite's blob service (the Azure Storage emulator) on a free 127.0.0.1 port."""
+    if AZURITE is None:
+        pytest.skip("azurite-blob is not installed (npm package azurite; .ci/run installs it)")
+    pytest.importorskip("adlfs", reason="the azure extra (adlfs) is not installed")
+    folder = tmp_path_factory.mktemp("azurite")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(AZURITE, "--blobHost", "127.0.0.1", "--blobPort", str(port)),
+            *("--location", str(folder), "--silent", "--skipApiVersionCheck", "--loose"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(proc, port, "azurite")
+        yield AzureServer(port)
+    finally:
+        stop(proc)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from checks_fixtures import ISSUE_YAML, model_project
 
 from mlops.checks import (
     ChecksReport,
@@ -18,6 +17,7 @@ from mlops.checks import (
     validate_suite_refs,
 )
 from mlops.errors import CheckError
+from tests.helpers.checks import ISSUE_YAML, model_project
 
 
 @pytest.fixture(scope="module")

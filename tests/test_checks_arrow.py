@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks_fixtures import data_project, write
-from conftest import run_cli
 
 from mlops.checks import CheckResult, check_frame, load_suites, run_suites
 from mlops.checks import columns as col
 from mlops.checks.files import DataStore
+from tests.helpers.checks import data_project, only
+from tests.helpers.cli import run_cli
+from tests.helpers.files import write
 
 EVERY_DATA_CHECK = """\
 checks:
@@ -40,11 +41,6 @@ id,age,city,score,label
 3,40,Paris!,0.75,2
 3,150,rome,,1
 """
-
-
-def only(results: list[CheckResult]) -> CheckResult:
-    assert len(results) == 1, results
-    return results[0]
 
 
 def suite_results(root: Path, expect: str, data: str = "data/t.csv") -> list[CheckResult]:

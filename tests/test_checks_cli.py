@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from checks_fixtures import ISSUE_YAML, model_project
-from conftest import run_cli, run_subprocess
+
+from tests.helpers.checks import ISSUE_YAML, model_project
+from tests.helpers.cli import run_cli, run_subprocess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks_fixtures import data_project, train_frame, write
-from conftest import run_cli
 
 from mlops.checks import CheckResult, load_suites, run_suites
 from mlops.checks.files import DataStore, plan_reads
 from mlops.errors import CheckError
+from tests.helpers.checks import data_project, only, train_frame
+from tests.helpers.cli import run_cli
+from tests.helpers.files import write
 
 
 def run(root: Path, expect: str, data: str = "data/train.csv") -> list[CheckResult]:
@@ -20,11 +21,6 @@ def run(root: Path, expect: str, data: str = "data/train.csv") -> list[CheckResu
     body = "".join(f"      {line.strip()}\n" for line in expect.strip().splitlines())
     write(root, "mlops.yaml", f"checks:\n  s:\n    data: {data}\n    expect:\n{body}")
     return list(run_suites(load_suites(root / "mlops.yaml").values(), root).results)
-
-
-def only(results: list[CheckResult]) -> CheckResult:
-    assert len(results) == 1, results
-    return results[0]
 
 
 def corrupt(root: Path, **cells: Any) -> None:

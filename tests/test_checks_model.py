@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from checks_fixtures import model_project, write
 
 from mlops.checks import CheckResult, load_suites, run_suites
+from tests.helpers.checks import model_project, only
+from tests.helpers.files import write
 
 
 def run(root: Path, expect: str, extra: str = "") -> list[CheckResult]:
@@ -20,11 +21,6 @@ def run(root: Path, expect: str, extra: str = "") -> list[CheckResult]:
         f"    target: label\n    features: [age, income]\n{extra}    expect:\n{body}",
     )
     return list(run_suites(load_suites(root / "mlops.yaml").values(), root).results)
-
-
-def only(results: list[CheckResult]) -> CheckResult:
-    assert len(results) == 1, results
-    return results[0]
 
 
 @pytest.fixture(scope="module")

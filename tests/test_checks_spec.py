@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from checks_fixtures import ISSUE_YAML, write
 
 from mlops.checks import (
     CHECK_TYPES,
@@ -18,6 +17,8 @@ from mlops.checks import (
     validate_suite_refs,
 )
 from mlops.errors import CheckError
+from tests.helpers.checks import ISSUE_YAML
+from tests.helpers.files import write
 
 
 def test_issue_yaml_parses_as_written(tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli, run_subprocess
-from pipeline_fixtures import write
 
 import mlops
+from tests.helpers.cli import run_cli, run_subprocess
+from tests.helpers.files import write
 
 ROOT = Path(__file__).resolve().parent.parent
 

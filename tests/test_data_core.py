@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from blake3 import blake3
-from conftest import git, init_git, run_cli, run_subprocess
+
+from tests.helpers.cli import run_cli, run_subprocess
+from tests.helpers.repos import commit_all, git, init_git
 
 
 def cache_path(repo: Path, oid: str) -> Path:
@@ -34,11 +36,6 @@ def make_folder(root: Path) -> Path:
     script.write_text("#!/bin/sh\necho hi\n")
     script.chmod(0o755)
     return data
-
-
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
 
 
 # --- init ---------------------------------------------------------------------------------

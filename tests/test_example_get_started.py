@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import git, init_git, run_subprocess
+from tests.helpers.cli import run_subprocess
+from tests.helpers.repos import git, init_git
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "get-started"
 

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import pytest
 from blake3 import blake3
-from conftest import git, run_cli
+
+from tests.helpers.cli import run_cli
+from tests.helpers.repos import git
 
 FILES = 160
 # More than SHARE_MIN_FILES: the forked worker processes are in play too.
@@ -302,7 +304,7 @@ def status_problems(repo: Path, tracked: tuple[str, ...]) -> list[str]:
 
 
 def new_repo(root: Path, mode: str) -> Path:
-    from conftest import init_git
+    from tests.helpers.repos import init_git
 
     repo = init_git(root)
     assert run_cli(repo, "init").exit_code == 0

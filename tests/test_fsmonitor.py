@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import put_state_back, run_cli, run_subprocess, set_state_aside
+
+from tests.helpers.cli import run_cli, run_subprocess
+from tests.helpers.files import rewrite
+from tests.helpers.repos import put_state_back, set_state_aside
 
 pytest.importorskip("watchdog", reason="the file-system monitor needs mlops[fsmonitor]")
 
@@ -49,11 +52,6 @@ def truth(repo: Path) -> dict[str, object]:
     finally:
         assert run_cli(repo, "config", "core.fsmonitor", "true").exit_code == 0
         put_state_back(repo, saved)
-
-
-def rewrite(path: Path, text: str) -> None:
-    path.unlink()
-    path.write_text(text)
 
 
 def test_status_with_the_monitor_follows_every_kind_of_change(monitored: Path) -> None:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import git, run_cli, run_subprocess
 
 from mlops.core.yamlio import (
     MAX_ALIAS_NODES,
@@ -25,6 +24,8 @@ from mlops.core.yamlio import (
     parse_json,
     parse_yaml,
 )
+from tests.helpers.cli import run_cli, run_subprocess
+from tests.helpers.repos import git
 
 # Nine levels of nine: 9^9 (~387 million) strings once expanded.
 ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import git, init_git, run_cli
+
+from tests.helpers.cli import run_cli
+from tests.helpers.repos import git, init_git
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

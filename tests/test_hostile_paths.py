@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from blake3 import blake3
-from conftest import git, init_git, run_cli
+
+from tests.helpers.cli import run_cli
+from tests.helpers.repos import git, init_git
 
 # --- crafting what an attacker commits or pushes ---------------------------------------
 

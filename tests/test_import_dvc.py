@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 from blake3 import blake3
-from conftest import git, init_git, run_cli, run_subprocess
-from dvc_fixtures import PARAMS, dvc, dvc_stage_edges, get_started, needs_dvc, write
+
+from tests.helpers.cli import run_cli, run_subprocess
+from tests.helpers.dvc import PARAMS, dvc, dvc_stage_edges, get_started, needs_dvc
+from tests.helpers.files import write
+from tests.helpers.repos import git, init_git
 
 pytestmark = needs_dvc
 

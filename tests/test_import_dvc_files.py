@@ -6,10 +6,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from conftest import init_git, run_cli
-
 from mlops.dvcimport.dvcfiles import parse_ini
 from mlops.dvcimport.objects import dvc_dir_md5
+from tests.helpers.cli import run_cli
+from tests.helpers.repos import init_git
 
 
 def _dvc_repo(path: Path) -> Path:

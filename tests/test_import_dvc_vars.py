@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import git, init_git, run_cli
-from dvc_fixtures import dvc, dvc_stage_edges, needs_dvc, write
+
+from tests.helpers.cli import run_cli
+from tests.helpers.dvc import dvc, dvc_stage_edges, needs_dvc
+from tests.helpers.files import write
+from tests.helpers.repos import git, init_git
 
 pytestmark = needs_dvc
 

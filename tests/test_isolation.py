@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 _INNER = """
-from conftest import git, init_git, run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.repos import git, init_git
 
 
 def test_inner(tmp_path):
@@ -46,7 +47,7 @@ def test_a_hostile_git_setup_does_not_reach_the_tests(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "HOME": str(home),
-        "PYTHONPATH": str(Path(__file__).parent),
+        "PYTHONPATH": str(Path(__file__).parents[1]),
         "GIT_AUTHOR_NAME": "Env Author",
         "GIT_AUTHOR_EMAIL": "author@env.example",
         "GIT_COMMITTER_NAME": "Env Committer",
@@ -61,7 +62,7 @@ def test_a_hostile_git_setup_does_not_reach_the_tests(tmp_path: Path) -> None:
             "pytest",
             "-q",
             "-p",
-            "conftest",
+            "tests.conftest",
             "-p",
             "no:cacheprovider",
             "test_inner.py",

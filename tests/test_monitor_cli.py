@@ -8,8 +8,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import git, run_cli, run_subprocess
-from monitor_fixtures import build_project, copy_project, production, set_monitor, write_batch
+
+from tests.helpers.cli import run_cli, run_subprocess
+from tests.helpers.monitor import build_project, copy_project, production, set_monitor, write_batch
+from tests.helpers.repos import git
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
-from monitor_fixtures import build_project, copy_project, production, set_monitor, write_batch
 
 from mlops.storage.hashing import hash_file
+from tests.helpers.cli import run_cli
+from tests.helpers.monitor import build_project, copy_project, production, set_monitor, write_batch
 
 
 @pytest.fixture(scope="module")

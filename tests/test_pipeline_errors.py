@@ -7,8 +7,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from pipeline_fixtures import error_lines, run_ok, runs_json, statuses, write
+
+from tests.helpers.cli import error_lines, run_cli
+from tests.helpers.files import write
+from tests.helpers.pipeline import run_ok, runs_json, statuses
 
 # A pipeline that has run once: its lock and output must survive every bad input below.
 GOOD = """\
@@ -157,7 +159,7 @@ def test_bad_input_is_one_clear_error_and_loses_nothing(repo: Path, case: str) -
 
 
 def test_bad_input_as_a_subprocess(repo: Path) -> None:
-    from conftest import run_subprocess
+    from tests.helpers.cli import run_subprocess
 
     write(repo, "mlops.yaml", "stages:\n  a:\n    cmd: echo a\n    deps: [missing.txt]\n")
     proc = run_subprocess(repo, "run")

@@ -10,20 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from pipeline_fixtures import (
-    commit_all,
-    read_lock,
-    run_ok,
-    runs_json,
-    statuses,
-    three_stage_project,
-    write,
-)
 
 from mlops.core.repo import Repo
 from mlops.pipeline.results import GuardContext, RunOptions, Verdict
 from mlops.pipeline.runner import run_pipeline
+from tests.helpers.cli import run_cli
+from tests.helpers.files import write
+from tests.helpers.pipeline import read_lock, run_ok, runs_json, statuses, three_stage_project
+from tests.helpers.repos import commit_all
 
 
 def test_first_run_runs_everything_then_nothing(repo: Path) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CliResult, git, run_cli
+
+from tests.helpers.cli import CliResult, run_cli
+from tests.helpers.repos import git
 
 TRAIN = """
 import joblib, pandas as pd

@@ -9,8 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import run_cli
-from pipeline_fixtures import read_lock, run_ok, runs_json, statuses, write
+from tests.helpers.cli import run_cli
+from tests.helpers.files import write
+from tests.helpers.pipeline import read_lock, run_ok, runs_json, statuses
 
 LONG = """\
 stages:

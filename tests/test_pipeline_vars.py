@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from pipeline_fixtures import commit_all, read_lock, run_ok, write
 
 from mlops.errors import PipelineError
 from mlops.pipeline.schema import ParamsRef, load_pipeline, parse_pipeline
+from tests.helpers.cli import run_cli
+from tests.helpers.files import write
+from tests.helpers.pipeline import read_lock, run_ok
+from tests.helpers.repos import commit_all
 
 
 def stale(repo: Path) -> dict[str, list[str]]:

@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
-from pipeline_fixtures import commit_all, run_ok, write
+
+from tests.helpers.cli import run_cli
+from tests.helpers.files import write
+from tests.helpers.pipeline import run_ok
+from tests.helpers.repos import commit_all
 
 pytest.importorskip("plotly", reason="plotly is not installed (pip install -e '.[plots]')")
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
-from monitor_fixtures import build_project, copy_project, write_batch
+
+from tests.helpers.cli import run_cli
+from tests.helpers.monitor import build_project, copy_project, write_batch
 
 
 @pytest.fixture(scope="module")

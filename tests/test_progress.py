@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from mlops.core.repo import Repo
+from tests.helpers.cli import run_cli
 
 Reports = list[tuple[str, int, int]]
 

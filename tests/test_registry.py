@@ -8,8 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import git, run_cli, run_subprocess
-from registry_fixtures import commit_all, record_run, tags, train_model
+
+from tests.helpers.cli import run_cli, run_subprocess
+from tests.helpers.registry import record_run, tags, train_model
+from tests.helpers.repos import commit_all, git
 
 
 @pytest.fixture
@@ -17,7 +19,7 @@ def project(repo: Path) -> Path:
     """An mlops repository with one commit and a trained model at model.joblib."""
     train_model(repo / "model.joblib", 1.0)
     (repo / ".gitignore").write_text("/model.joblib\n/out*\n")
-    commit_all(repo, "start")
+    commit_all(repo, "start", allow_empty=True)
     return repo
 
 

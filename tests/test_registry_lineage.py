@@ -3,14 +3,14 @@ reverse (--used-by), and registration that finds its run by itself."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import init_git, run_cli
-from registry_fixtures import commit_all
+
+from tests.helpers.cli import as_json, run_cli
+from tests.helpers.repos import commit_all, init_git
 
 PREPARE = """\
 import csv
@@ -71,10 +71,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "mlops.yaml").write_text(PIPELINE.format(python=sys.executable))
     write_raw(root, 150)
     assert run_cli(root, "add", "data/raw.csv").exit_code == 0
-    commit_all(root, "project")
+    commit_all(root, "project", allow_empty=True)
     result = run_cli(root, "run")
     assert result.exit_code == 0, result.stderr
-    commit_all(root, "trained")
+    commit_all(root, "trained", allow_empty=True)
     result = run_cli(root, "model", "register", "iris", "model.joblib")
     assert result.exit_code == 0, result.stderr
     return root
@@ -83,13 +83,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def project(template: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(template, tmp_path / "p", symlinks=True))
-
-
-def as_json(cwd: Path, *args: str) -> dict[str, object]:
-    result = run_cli(cwd, *args, "--json")
-    assert result.exit_code == 0, result.stderr
-    data: dict[str, object] = json.loads(result.stdout)
-    return data
 
 
 def test_registration_found_the_run_with_metrics_of_the_evaluation(project: Path) -> None:

@@ -8,18 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import git, init_git, run_cli
-from registry_fixtures import commit_all, tags, train_model
 
-
-def ok(cwd: Path, *args: str) -> str:
-    result = run_cli(cwd, *args)
-    assert result.exit_code == 0, (args, result.stdout, result.stderr)
-    return result.stdout
-
-
-def as_json(cwd: Path, *args: str) -> object:
-    return json.loads(ok(cwd, *args, "--json"))
+from tests.helpers.cli import as_json, ok, run_cli
+from tests.helpers.registry import tags, train_model
+from tests.helpers.repos import commit_all, git, init_git
 
 
 @pytest.fixture
@@ -32,7 +24,7 @@ def team(tmp_path: Path) -> tuple[Path, Path]:
     ok(alice, "init")
     ok(alice, "remote", "add", "shared", str(tmp_path / "objects"), "--default")
     (alice / ".gitignore").write_text("/model.joblib\n/out*\n")
-    commit_all(alice, "start")
+    commit_all(alice, "start", allow_empty=True)
     git(alice, "remote", "add", "origin", str(origin))
     git(alice, "push", "-q", "origin", "main")
     bob = tmp_path / "bob"
@@ -139,7 +131,7 @@ def test_pull_does_not_wait_on_a_model_nobody_pushed(team: tuple[Path, Path]) ->
     alice, bob = team
     (alice / "data.csv").write_text("a,b\n1,2\n")
     ok(alice, "add", "data.csv")
-    commit_all(alice, "data")
+    commit_all(alice, "data", allow_empty=True)
     ok(alice, "push")  # the data travels
     register(alice, 0.5)  # a model version whose object Alice keeps to herself
     git(alice, "push", "-q", "origin", "main", "--tags")

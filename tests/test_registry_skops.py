@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+
+from tests.helpers.cli import run_cli
 
 sio = pytest.importorskip("skops.io", reason="the skops tests need skops (mlops[skops])")
 
@@ -44,7 +45,7 @@ def test_skops_version_records_format_and_loads_without_pickle(repo: Path) -> No
 
 
 def test_joblib_version_records_its_format(repo: Path) -> None:
-    from registry_fixtures import train_model
+    from tests.helpers.registry import train_model
 
     train_model(repo / "model.joblib")
     result = run_cli(repo, "model", "register", "lr", "model.joblib", "--json")
@@ -81,7 +82,7 @@ def test_a_type_outside_sklearn_numpy_scipy_is_never_built(
 
 
 def test_serve_a_skops_version(repo: Path) -> None:
-    from serve_fixtures import start_server
+    from tests.helpers.serve import start_server
 
     _forest(repo / "model.skops")
     assert (

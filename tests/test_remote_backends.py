@@ -12,15 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port, run_cli, run_subprocess
-from remote_servers import AzureServer, SshServer, azurite, sshd  # noqa: F401 (fixtures)
-from test_remote import clone, files_of, make_data, s3_remote, track
 
-
-def ok(cwd: Path, *args: str) -> str:
-    result = run_cli(cwd, *args)
-    assert result.exit_code == 0, (args, result.stdout, result.stderr)
-    return result.stdout
+from tests.helpers.cli import ok, run_cli, run_subprocess
+from tests.helpers.remote import files_of, make_data, s3_remote, track
+from tests.helpers.repos import clone
+from tests.helpers.servers import AzureServer, SshServer, free_port
 
 
 def team_flow(tmp_path: Path, repo: Path) -> None:
@@ -65,13 +61,13 @@ def ssh_remote(repo: Path, server: SshServer, port: int | None = None, folder: s
     ok(repo, "remote", "modify", "origin", "client_keys", f"[{server.key}]")
 
 
-def test_team_flow_ssh(tmp_path: Path, repo: Path, sshd: SshServer) -> None:  # noqa: F811
+def test_team_flow_ssh(tmp_path: Path, repo: Path, sshd: SshServer) -> None:
     ssh_remote(repo, sshd)
     team_flow(tmp_path, repo)
     assert (tmp_path / "ssh-store" / "packs").is_dir()
 
 
-def test_ssh_url_user_host_and_port_are_used(repo: Path, sshd: SshServer) -> None:  # noqa: F811
+def test_ssh_url_user_host_and_port_are_used(repo: Path, sshd: SshServer) -> None:
     port = free_port()
     ssh_remote(repo, sshd, port=port)
     make_data(repo, small=2, big=0)
@@ -115,7 +111,7 @@ def silent_server() -> Iterator[int]:
 
 def test_ssh_timeout_option(
     repo: Path,
-    sshd: SshServer,  # noqa: F811
+    sshd: SshServer,
     silent_server: int,
 ) -> None:
     ssh_remote(repo, sshd, port=silent_server)
@@ -138,13 +134,13 @@ def azure_remote(repo: Path, server: AzureServer, container: str, port: int | No
     ok(repo, "remote", "modify", "origin", "connection_string", secret, "--local")
 
 
-def test_team_flow_azure(tmp_path: Path, repo: Path, azurite: AzureServer) -> None:  # noqa: F811
+def test_team_flow_azure(tmp_path: Path, repo: Path, azurite: AzureServer) -> None:
     azurite.make_container("team")
     azure_remote(repo, azurite, "team")
     team_flow(tmp_path, repo)
 
 
-def test_azure_missing_container_says_container(repo: Path, azurite: AzureServer) -> None:  # noqa: F811
+def test_azure_missing_container_says_container(repo: Path, azurite: AzureServer) -> None:
     azure_remote(repo, azurite, "nothere")
     make_data(repo, small=2, big=0)
     track(repo, "data/images")
@@ -154,7 +150,7 @@ def test_azure_missing_container_says_container(repo: Path, azurite: AzureServer
     assert "bucket" not in result.stderr
 
 
-def test_azure_unreachable_fails_fast(repo: Path, azurite: AzureServer) -> None:  # noqa: F811
+def test_azure_unreachable_fails_fast(repo: Path, azurite: AzureServer) -> None:
     port = free_port()
     azure_remote(repo, azurite, "team", port=port)
     make_data(repo, small=2, big=0)

@@ -6,18 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import git, run_cli, run_subprocess
-from pipeline_fixtures import (
-    commit_all,
-    read_lock,
-    run_ok,
-    runs_json,
-    three_stage_project,
-    write,
-)
 
 from mlops.core.repo import Repo
 from mlops.pipeline.runs import RunRecord, get_run, package_versions
+from tests.helpers.cli import run_cli, run_subprocess
+from tests.helpers.files import write
+from tests.helpers.pipeline import read_lock, run_ok, runs_json, three_stage_project
+from tests.helpers.repos import commit_all, git
 
 
 def test_a_run_is_recorded_in_the_database_and_as_an_object(repo: Path) -> None:

@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import git, run_cli
-from pipeline_fixtures import commit_all, run_ok, three_stage_project, write
-
 from mlops.core.repo import Repo
 from mlops.pipeline.runs import RunRecord, StageRecord, open_runs
+from tests.helpers.cli import run_cli
+from tests.helpers.files import write
+from tests.helpers.pipeline import run_ok, three_stage_project
+from tests.helpers.repos import commit_all, git
 
 
 def table(repo: Path, *args: str) -> dict[str, Any]:

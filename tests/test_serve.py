@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from monitor_fixtures import build_project, copy_project, production, write_batch
-from serve_fixtures import HOT_ROW, ROW, Server, httpx, start_server, wait_for
+
+from tests.helpers.cli import run_cli
+from tests.helpers.monitor import build_project, copy_project, production, write_batch
+from tests.helpers.serve import HOT_ROW, ROW, Server, httpx, start_server, wait_for
 
 FEATURES = ["temperature", "vibration", "line"]
 

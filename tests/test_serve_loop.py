@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
-from monitor_fixtures import build_project, copy_project, frame
-from serve_fixtures import Server, start_server
+
+from tests.helpers.cli import run_cli
+from tests.helpers.monitor import build_project, copy_project, frame
+from tests.helpers.serve import Server, start_server
 
 FEATURES = ["temperature", "vibration", "line"]
 

@@ -11,7 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import git, put_state_back, run_cli, set_state_aside
+
+from tests.helpers.cli import run_cli
+from tests.helpers.files import rewrite
+from tests.helpers.repos import git, put_state_back, set_state_aside
 
 
 def make_dataset(repo: Path) -> Path:
@@ -31,12 +34,6 @@ def status_of(repo: Path) -> dict[str, object]:
     found = json.loads(result.stdout)["data"]
     assert len(found) == 1
     return dict(found[0])
-
-
-def rewrite(path: Path, text: str) -> None:
-    """New content under a new inode, as editors and hardlinked workspaces do."""
-    path.unlink()
-    path.write_text(text)
 
 
 MUTATIONS: dict[str, Callable[[Path], None]] = {

@@ -10,8 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from conftest import git, run_cli
-from pipeline_fixtures import commit_all, write
+from tests.helpers.cli import ok, run_cli
+from tests.helpers.files import write
+from tests.helpers.repos import commit_all, git
 
 PIPELINE = """\
 stages:
@@ -34,12 +35,6 @@ stages:
     metrics: [metrics.json]
     plots: [plots]
 """
-
-
-def ok(cwd: Path, *args: str) -> str:
-    result = run_cli(cwd, *args)
-    assert result.exit_code == 0, (args, result.stdout, result.stderr)
-    return result.stdout
 
 
 def stale(repo: Path) -> list[dict[str, object]]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import CliResult, git, run_cli
+
+from tests.helpers.cli import CliResult, run_cli
+from tests.helpers.files import write
 
 # prepare -> train -> evaluate, with params and metrics, in plain shell so that it is fast.
 THREE_STAGES = """\
@@ -31,14 +32,6 @@ stages:
     params: [train.lr]
     metrics: [metrics.json]
 """
-
-
-def write(root: Path, name: str, text: str) -> Path:
-    """Write ``text`` (dedented) to ``root/name``."""
-    path = root / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def three_stage_project(repo: Path, lr: float = 0.1) -> Path:
@@ -73,15 +66,3 @@ def runs_json(repo: Path) -> list[dict[str, Any]]:
 def statuses(run: dict[str, Any]) -> dict[str, str]:
     """Stage name -> status in one run record."""
     return {s["name"]: s["status"] for s in run["stages"]}
-
-
-def commit_all(repo: Path, message: str) -> str:
-    """Commit everything Git does not ignore; return the commit id."""
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-    return git(repo, "rev-parse", "HEAD").strip()
-
-
-def error_lines(result: CliResult) -> list[str]:
-    """The ``mlops: error:`` lines on standard error."""
-    return [line for line in result.stderr.splitlines() if line.startswith("mlops: error:")]

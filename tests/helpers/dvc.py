@@ -11,11 +11,12 @@ import importlib.util
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import git, init_git
+
+from tests.helpers.files import write
+from tests.helpers.repos import git, init_git
 
 GENERATE = """\
 import csv, os, random, sys
@@ -182,12 +183,6 @@ def dvc(repo: Path, *args: str) -> str:
     )
     assert proc.returncode == 0, f"dvc {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
     return proc.stdout
-
-
-def write(root: Path, name: str, text: str) -> None:
-    path = root / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
 
 
 def get_started(path: Path, rows: int = 200) -> Path:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
-from conftest import init_git
+from mlops.checks import CheckResult
+from tests.helpers.files import write
+from tests.helpers.repos import init_git
 
 # The issue's example, verbatim: it must work as written.
 ISSUE_YAML = """\
@@ -65,13 +66,6 @@ def train_frame(rows: int = 400, seed: int = 0) -> Any:
             "email": [f"user{i}@example.com" for i in range(rows)],
         }
     )
-
-
-def write(root: Path, rel: str, text: str) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def data_project(root: Path, yaml_text: str, package: str = "mypkg") -> Path:
@@ -132,3 +126,9 @@ def model_project(root: Path, yaml_text: str = ISSUE_YAML) -> Path:
     known.to_csv(root / "tests/known_cases.csv", index=False)
     (root / "metrics.json").write_text(json.dumps({"auc": 0.93, "test": {"loss": 0.2}}))
     return root
+
+
+def only(results: list[CheckResult]) -> CheckResult:
+    """The one result in ``results``."""
+    assert len(results) == 1, results
+    return results[0]

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
+
+from tests.helpers.servers import free_port
 
 httpx = pytest.importorskip("httpx", reason="the serving tests need httpx (mlops[test])")
 pytest.importorskip("uvicorn", reason="the serving tests need mlops[serve]")

@@ -12,7 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import git, init_git, run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.repos import git, init_git
 
 TRAIN = """\
 import sys, time

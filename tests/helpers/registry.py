@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import git
+from tests.helpers.repos import git
 
 
 def train_model(path: Path, c: float = 1.0) -> Path:
@@ -25,11 +25,6 @@ def tags(repo: Path) -> dict[str, str]:
     """Every registry tag and the object it is (so a test can see that nothing changed)."""
     out = git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/tags/model")
     return dict(line.split() for line in out.splitlines())
-
-
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "--allow-empty", "-m", message)
 
 
 def report(passed: bool) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Unit tests of ``mlops.storage``: the library called directly, on real files."""

@@ -1,0 +1,103 @@
+"""Folder manifests: canonical bytes, parsing, and the checks before files are written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops.errors import CacheError
+from mlops.storage.hashing import hash_bytes
+from mlops.storage.manifest import Entry, build_manifest, parse_manifest, validate_manifest
+
+A, B = hash_bytes(b"a"), hash_bytes(b"b")
+OID = hash_bytes(b"manifest") + ".dir"
+
+
+def manifest_bytes(rows: object, algo: object = "blake3") -> bytes:
+    return json.dumps({"algo": algo, "fields": ["path", "hash", "size", "exec"], "files": rows})
+
+
+def test_entries_are_sorted_and_sized() -> None:
+    manifest = build_manifest([Entry("b/2", B, 2), Entry("a", A, 1, True), Entry("b/1", A, 3)])
+    assert [e.path for e in manifest.entries] == ["a", "b/1", "b/2"]
+    assert manifest.size == 6
+    assert manifest.by_path()["a"] == Entry("a", A, 1, True)
+
+
+def test_bytes_are_the_compact_json_and_parse_back() -> None:
+    entries = [Entry('quote " and \\ back', A, 1), Entry("café/naïve.txt", B, 22, True)]
+    manifest = build_manifest(entries)
+    data = manifest.to_bytes()
+    doc = {
+        "algo": "blake3",
+        "fields": ["path", "hash", "size", "exec"],
+        "files": [[e.path, e.oid, e.size, int(e.executable)] for e in manifest.entries],
+    }
+    assert data == json.dumps(doc, separators=(",", ":")).encode()
+    assert parse_manifest(data, OID) == manifest
+    assert (
+        build_manifest([]).to_bytes()
+        == b'{"algo":"blake3","fields":["path","hash","size","exec"],"files":[]}'
+    )
+
+
+def test_a_valid_manifest_passes() -> None:
+    rows = [Entry(f"part-{i:05}/x.bin", A, i) for i in range(3000)]
+    validate_manifest(build_manifest(rows), OID)  # no error
+    validate_manifest(build_manifest([]), OID)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not json", "is not a valid manifest"),
+        (b"[1, 2]", "is not a valid manifest"),
+        (b'{"algo": "blake3"}', "is not a valid manifest"),
+        (manifest_bytes([["a", A, 1]]), "is not a valid manifest"),
+        (manifest_bytes([["a", A, 1, 0]], algo="md5"), "unknown hash algorithm 'md5'"),
+        (b"\xff\xfe", "is not a valid manifest"),
+    ],
+)
+def test_parse_refuses_what_is_not_a_manifest(data: bytes, message: str) -> None:
+    with pytest.raises(CacheError, match=f"manifest {OID}.*{message}"):
+        parse_manifest(data, OID)
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (["../escape", A, 1, 0], "not normalised"),
+        (["/etc/passwd", A, 1, 0], "absolute"),
+        (["a//b", A, 1, 0], "not normalised"),
+        (["a/./b", A, 1, 0], "not normalised"),
+        (["x/.git/config", A, 1, 0], "has a '.git' component"),
+        (["X/.MLOPS/cache", A, 1, 0], "has a '.MLOPS' component"),
+        (["nul\x00byte", A, 1, 0], "holds a NUL byte"),
+        (["", A, 1, 0], "empty"),
+        ([7, A, 1, 0], "not a string"),
+        (["ok", A[:-1], 1, 0], "malformed hash or size"),
+        (["ok", A + ".dir", 1, 0], "malformed hash or size"),
+        (["ok", 12, 1, 0], "malformed hash or size"),
+        (["ok", A, "1", 0], "malformed hash or size"),
+        (["ok", A, 1.5, 0], "malformed hash or size"),
+    ],
+)
+def test_validate_names_the_bad_entry(row: list[object], reason: str) -> None:
+    manifest = parse_manifest(manifest_bytes([["fine", B, 1, 0], row]), OID)
+    with pytest.raises(CacheError, match=f"manifest {OID} is corrupt: invalid entry .*{reason}"):
+        validate_manifest(manifest, OID)
+
+
+@pytest.mark.parametrize(
+    ("paths", "problem"),
+    [
+        (["a", "a"], "'a' is listed twice"),
+        (["d", "d/file"], "'d' is both a file and a folder"),
+        (["x/y", "x/y/z/w"], "'x/y' is both a file and a folder"),
+    ],
+)
+def test_validate_refuses_an_ambiguous_layout(paths: list[str], problem: str) -> None:
+    manifest = parse_manifest(manifest_bytes([[p, A, 1, 0] for p in paths]), OID)
+    with pytest.raises(CacheError, match=f"manifest {OID} is corrupt: {problem}"):
+        validate_manifest(manifest, OID)

@@ -138,7 +138,11 @@ def _file_hash(item: dict[str, Any]) -> FileHash:
     cache = item.get("cache")
     if cache is not None and not isinstance(cache, bool):
         raise ValueError(f"'cache' of {path!r} must be true or false")
-    return FileHash(str(path), oid, int(item.get("size", 0)), int(item.get("files", 1)), cache)
+    size, files = item.get("size", 0), item.get("files", 1)
+    for key, value in (("size", size), ("files", files)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key!r} of {path!r} must be a whole number, not {value!r}")
+    return FileHash(str(path), oid, size, files, cache)
 
 
 def lock_text(lock: Lock) -> str:

@@ -97,7 +97,8 @@ class Linker:
             return self.place(src, dst)
         finally:
             for path in (src, dst):
-                with contextlib.suppress(FileNotFoundError):
+                # NotADirectoryError: the cache folder is a file; the CacheError says so.
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                     os.unlink(path)
 
     def place(self, src: str, dst: str, storing: bool = False) -> str:

@@ -25,6 +25,9 @@ RESERVED = (".git", ".mlops")
 # One component that may not appear: empty (also a leading, trailing or doubled "/"),
 # "." or "..", or a reserved name in any case. A NUL anywhere.
 _BAD_COMPONENT = r"(?:\.{0,2}|(?i:\.git|\.mlops))"
+# Matched as the regular expressions below match it (Unicode case folding), so that the
+# one-pass checks and ``unsafe_reason`` agree on every name.
+_RESERVED_NAME = re.compile(r"(?i:\.git|\.mlops)")
 _UNSAFE = re.compile(rf"(?:^|/){_BAD_COMPONENT}(?:/|$)|\x00")
 # The same over many paths joined by NUL, which no path may hold: one pass for a
 # manifest of a million entries.
@@ -44,7 +47,7 @@ def unsafe_reason(path: object) -> str | None:
     for part in path.split("/"):
         if part in ("", ".", ".."):
             return "not normalised (an empty, '.' or '..' component)"
-        if part.lower() in RESERVED:
+        if _RESERVED_NAME.fullmatch(part):
             return f"has a {part!r} component"
     return None
 

@@ -72,7 +72,7 @@ def _parse_plain(text: str) -> dict[str, object] | None:
                 doc[key] = json.loads(value)
             except ValueError:
                 return None
-        elif value.isdigit():
+        elif value.isascii() and value.isdigit():
             doc[key] = int(value)
         elif value.isalnum() or (value.endswith(".dir") and value[:-4].isalnum()):
             doc[key] = value

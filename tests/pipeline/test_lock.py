@@ -130,12 +130,6 @@ def test_the_name_given_is_the_one_in_the_message() -> None:
         parse_lock("[]", "mlops.lock at 0123456789")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the lock takes int() of a dep's or output's size, so 1.5 becomes 1 and "
-    "'12' becomes 12 without a word, where pointers and manifests refuse a size that "
-    "is not a whole number",
-)
 @pytest.mark.parametrize("size", [1.5, "12"])
 def test_a_size_that_is_not_a_whole_number_is_refused(size: object) -> None:
     with pytest.raises(PipelineError, match="size"):

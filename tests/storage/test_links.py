@@ -120,12 +120,6 @@ def test_probe_in_a_cache_folder_that_cannot_be_made_is_a_clear_error(tmp_path: 
         Linker(["copy"]).probe(Path("/proc/no-cache-here"), tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: when the cache folder is a file, probe's clean-up (os.unlink of the probe, "
-    "which suppresses only FileNotFoundError) raises NotADirectoryError and hides the "
-    "CacheError: the user gets a crash, not the clear line",
-)
 def test_probe_in_an_unusable_cache_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")

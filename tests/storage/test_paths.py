@@ -71,14 +71,6 @@ def test_what_is_not_a_string() -> None:
     assert all_safe([])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: unsafe_reason compares str.lower() with '.git' and '.mlops'; "
-    "is_safe_relpath and all_safe use re.IGNORECASE, which also folds U+017F (long s) "
-    "to 's' and U+0130 (I with a dot) to 'i'. They disagree, and validate_manifest, "
-    "whose fast path (all_safe) flags such an entry, finds no reason in its slow path "
-    "(unsafe_reason) and accepts the manifest",
-)
 @pytest.mark.parametrize("path", ["x/.mlop\u017f/y", ".g\u0130t"])
 def test_the_three_checks_agree_on_case_folding(path: str) -> None:
     assert (unsafe_reason(path) is None) == is_safe_relpath(path) == all_safe([path])

@@ -86,12 +86,6 @@ def test_bad_pointers_are_refused_naming_the_file(body: str, message: str) -> No
         parse_pointer(body, WHERE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _parse_plain takes str.isdigit() for a number, but int() refuses digits "
-    "such as U+00B2 (superscript two): a hostile pointer crashes with ValueError "
-    "instead of InputError",
-)
 def test_a_superscript_size_is_refused_naming_the_file() -> None:
     with pytest.raises(InputError, match=f"^{WHERE}"):
         written = Pointer("raw.csv", OID, 7, 1).to_text()  # the form read without YAML

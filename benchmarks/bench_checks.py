@@ -127,7 +127,7 @@ def main() -> None:
     import pandas as pd
 
     from mlops.checks import check_frame, load_suites
-    from mlops.checks.files import read_table
+    from mlops.tables.read import read_table
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-checks-"))
     try:

@@ -41,6 +41,18 @@ class PipelineError(MlopsError):
     """A pipeline declaration is invalid or a stage failed."""
 
 
+class TableError(InputError):
+    """A data file cannot be read as a table, or lacks a column asked for.
+
+    ``key`` names what is at fault for a caller that points into a declaration: the
+    YAML key that named the file, or the column.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class CheckError(MlopsError):
     """A check suite is invalid, or a check could not be evaluated."""
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from mlops.checks import CheckResult, check_frame, load_suites, run_suites
-from mlops.checks import columns as col
 from mlops.checks.files import DataStore
+from mlops.tables import columns as col
 from tests.helpers.checks import data_project, only
 from tests.helpers.cli import run_cli
 from tests.helpers.files import write
@@ -271,7 +271,7 @@ def test_csv_read_in_ranges_is_the_whole_read(tmp_path: Path, name: str, body: s
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    from mlops.checks.files import read_csv_ranges
+    from mlops.tables.read import read_csv_ranges
 
     path = tmp_path / "t.csv"
     path.write_bytes(body.encode())
@@ -295,7 +295,7 @@ def test_tables_come_with_one_chunk_per_column(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mlops.checks.files import read_table
+    from mlops.tables.read import read_table
 
     rows = 100_000
     expected = pa.table(
@@ -317,7 +317,7 @@ def test_tables_come_with_one_chunk_per_column(tmp_path: Path) -> None:
 
 def test_big_csv_checks_read_in_ranges(project: Path) -> None:
     """A file past the range size goes through the ranged read, end to end."""
-    from mlops.checks.files import CSV_RANGE_BYTES
+    from mlops.tables.read import CSV_RANGE_BYTES
 
     pad = "x" * 40
     rows = 2 * CSV_RANGE_BYTES // 50 + 1000

@@ -40,7 +40,7 @@ def run_threads(root: Path, first: str, second: str) -> str:
         from pathlib import Path
         sys.path.insert(0, {str(root)!r})
         from mlops.checks.files import DataStore
-        from mlops.checks.imports import import_serially
+        from mlops.core.imports import import_serially
         root = Path({str(root)!r})
         errors = []
 

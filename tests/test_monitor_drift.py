@@ -18,7 +18,7 @@ from mlops.monitor.drift import (
     detect_drift,
     prediction_drift,
 )
-from mlops.monitor.stats import PSI_EPSILON, ks_statistic_sorted, ks_test_sorted
+from mlops.tables.stats import PSI_EPSILON, ks_statistic_sorted, ks_test_sorted
 
 # Our KS statistic is exact: it must equal scipy's to rounding.
 STATISTIC_TOLERANCE = 1e-12

@@ -8,6 +8,7 @@ nulls and, in float columns, NaN (as pandas counts them).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -15,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.checks import columns as col
-from mlops.checks.files import Data, DataStore
-from mlops.checks.imports import importing
+from mlops.checks.files import DataStore
 from mlops.checks.report import ERROR, FAIL, PASS
 from mlops.checks.spec import Check, CheckProblem, Suite
+from mlops.core.imports import importing
+from mlops.tables import columns as col
+from mlops.tables.read import Data
 
 MAX_EXAMPLES = 5
 
@@ -520,30 +522,26 @@ def no_duplicate_rows_check(check: Check, data: Data, ctx: Context) -> list[Outc
 
 
 def _psi_bins(current: Any, reference: Any, bins: int) -> tuple[list[str], Any, Any]:
-    """Shares of each bin (numbers: reference quantiles; else: categories), nulls last."""
+    """Labels and (current, reference) counts of the PSI bins of a column, missing values
+    last; the bins of ``mlops monitor`` (see ``mlops.tables.stats``)."""
     import numpy as np
 
+    from mlops.tables.stats import numeric_psi_counts, present_sorted
+
     if col.is_numeric(current.type) and col.is_numeric(reference.type):
-        ref = np.asarray(col.to_numpy(reference), dtype=np.float64)
-        cur = np.asarray(col.to_numpy(current), dtype=np.float64)
-        present = ref[~np.isnan(ref)]
-        edges = (
-            np.unique(np.quantile(present, np.linspace(0, 1, bins + 1))[1:-1])
-            if len(present)
-            else np.array([])
-        )
+        ref, cur = col.to_numpy(reference), col.to_numpy(current)
+        if ref.dtype != cur.dtype:  # as monitoring reads them: both as floats
+            ref, cur = ref.astype(np.float64), cur.astype(np.float64)
+        (a, a_missing), (b, b_missing) = present_sorted(ref), present_sorted(cur)
+        edges, ref_counts, cur_counts = numeric_psi_counts(a, a_missing, b, b_missing, bins)
+        bounds = [-math.inf, *edges.tolist(), math.inf]
         labels = [
-            f"[{a:g}, {b:g})" for a, b in zip([-np.inf, *edges], [*edges, np.inf], strict=True)
+            f"({show(low)}, {show(high)}{')' if high == math.inf else ']'}"
+            for low, high in itertools.pairwise(bounds)
         ]
-
-        def shares(values: Any) -> Any:
-            nan = np.isnan(values)
-            counts = np.bincount(
-                np.searchsorted(edges, values[~nan], side="right"), minlength=len(labels)
-            )
-            return np.append(counts, nan.sum()) / max(len(values), 1)
-
-        return [*labels, "null"], shares(cur), shares(ref)
+        if len(ref_counts) > len(labels):
+            labels.append("null")
+        return labels, cur_counts, ref_counts
     cur_keys, cur_counts = col.value_counts(current, dropna=False)
     ref_keys, ref_counts = col.value_counts(reference, dropna=False)
     # Each value by a hashable stand-in (lists and dicts are not), in order of appearance.
@@ -552,16 +550,16 @@ def _psi_bins(current: Any, reference: Any, bins: int) -> tuple[list[str], Any, 
         values.setdefault(_key(k), k)
     where = {k: i for i, k in enumerate(values)}
 
-    def spread(found: list[Any], counts: Any, total: int) -> Any:
-        out = np.zeros(len(where))
+    def spread(found: list[Any], counts: Any) -> Any:
+        out = np.zeros(len(where), dtype=np.int64)
         for k, c in zip(found, counts, strict=True):
             out[where[_key(k)]] = c
-        return out / max(total, 1)
+        return out
 
     return (
         [str(jsonable(v)) for v in values.values()],
-        spread(cur_keys, cur_counts, len(current)),
-        spread(ref_keys, ref_counts, len(reference)),
+        spread(cur_keys, cur_counts),
+        spread(ref_keys, ref_counts),
     )
 
 
@@ -577,6 +575,8 @@ def _key(value: Any) -> Any:
 def drift_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
     import numpy as np
 
+    from mlops.tables.stats import psi_terms
+
     args = check.args
     reference = ctx.store.table(args["reference"], "reference")
     ref_names = reference.table.column_names
@@ -589,10 +589,10 @@ def drift_check(check: Check, data: Data, ctx: Context) -> list[Outcome]:
             raise CheckProblem(
                 column, f"column {column!r} is not in the reference file {reference.shown}"
             )
-        labels, cur, ref = _psi_bins(current, _comparable(reference, column, "drift"), args["bins"])
-        # A small floor keeps empty bins from making the logarithm infinite.
-        cur_s, ref_s = np.clip(cur, 1e-4, None), np.clip(ref, 1e-4, None)
-        contributions = (cur_s - ref_s) * np.log(cur_s / ref_s)
+        labels, cur_counts, ref_counts = _psi_bins(
+            current, _comparable(reference, column, "drift"), args["bins"]
+        )
+        ref, cur, contributions = psi_terms(ref_counts, cur_counts)
         psi = float(contributions.sum())
         if psi <= args["max_psi"]:
             outcomes.append(Outcome(column, PASS, round(psi, 6), expected))

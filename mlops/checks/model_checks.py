@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from mlops.checks.data_checks import MAX_EXAMPLES, Context, Outcome, jsonable, show
-from mlops.checks.files import Data
 from mlops.checks.report import FAIL, PASS
 from mlops.checks.spec import Check, CheckProblem, Condition
+from mlops.tables.read import Data
 
 Scorer = Callable[[Any, Any, Any], float]
 LATENCY_ROWS = 1000
@@ -21,7 +21,7 @@ def resolve_metric(name: str) -> Scorer:
     """A scikit-learn metric by name: a scorer name (``accuracy``, ``f1_macro``, ``roc_auc``),
     an error or loss whose scorer is negated (``log_loss``, ``mean_squared_error``), or a
     ``sklearn.metrics`` function comparing true and predicted labels (``cohen_kappa_score``)."""
-    from mlops.checks.imports import import_serially
+    from mlops.core.imports import import_serially
 
     metrics = import_serially("sklearn.metrics")
     scorers = set(metrics.get_scorer_names())

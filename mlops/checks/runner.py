@@ -19,11 +19,13 @@ from mlops.checks.spec import (
     stage_suite_names,
     validate_suite_refs,
 )
-from mlops.errors import CheckError
+from mlops.errors import CheckError, TableError
 
 # Checks that read the suite's data: file (the others name their own files, or none).
 _WITHOUT_DATA = frozenset({"command", "metric", "predicts"})
 _USE_MODEL = frozenset({"score", "latency", "predicts"})
+# What a check, or reading its file or column, raises when it cannot be evaluated.
+_Problem = CheckProblem | TableError
 
 
 def run_suites(suites: Iterable[Suite], root: Path) -> ChecksReport:
@@ -49,14 +51,14 @@ def run_suite(suite: Suite, root: Path, store: DataStore | None = None) -> Suite
     if suite.model is not None and any(c.kind in _USE_MODEL for c in suite.checks):
         try:
             store.model(suite.model, "model")
-        except CheckProblem as exc:
+        except (CheckProblem, TableError) as exc:
             model_ok = False
             results.append(_suite_error(suite, "model", exc))
     data = None
     if suite.data is not None and any(c.kind not in _WITHOUT_DATA for c in suite.checks):
         try:
             data = store.table(suite.data, "data")
-        except CheckProblem as exc:
+        except (CheckProblem, TableError) as exc:
             results.insert(0, _suite_error(suite, "data", exc))  # the data error comes first
     for check in suite.checks:
         if data is None and check.kind not in _WITHOUT_DATA:
@@ -78,7 +80,7 @@ def check_frame(suite: Suite, frame: Any, root: Path) -> SuiteResult:
     return run_suite(suite, root, store)
 
 
-def _suite_error(suite: Suite, key: str, exc: CheckProblem) -> CheckResult:
+def _suite_error(suite: Suite, key: str, exc: _Problem) -> CheckResult:
     """A suite's data or model file cannot be loaded: one error instead of one per check."""
     return CheckResult(
         suite.name,
@@ -100,7 +102,7 @@ def _run_check(check: Check, data: Any, ctx: Context) -> list[CheckResult]:
             for item in check.args:
                 try:
                     outcomes.append(COLUMN_CHECKS[check.kind](data, item, ctx))
-                except CheckProblem as exc:
+                except (CheckProblem, TableError) as exc:
                     outcomes.append(
                         error_outcome(
                             _item_column(check.kind, item), _where(check, ctx, exc.key, exc.message)
@@ -109,7 +111,7 @@ def _run_check(check: Check, data: Any, ctx: Context) -> list[CheckResult]:
         else:
             run = TABLE_CHECKS.get(check.kind) or MODEL_CHECKS[check.kind]
             outcomes = run(check, data, ctx)
-    except CheckProblem as exc:
+    except (CheckProblem, TableError) as exc:
         outcomes = [error_outcome(None, _where(check, ctx, exc.key, exc.message))]
     except Exception as exc:  # user data and user models can break a check in many ways
         detail = f"{type(exc).__name__}: {exc}"

@@ -1,6 +1,6 @@
 """Drift between a reference sample and a new batch: per feature, over the batch, predictions.
 
-Numbers are compared with PSI over the reference's deciles and the two-sample
+Numbers are compared with PSI (bins: see ``mlops.tables.stats.psi_edges``) and the two-sample
 Kolmogorov-Smirnov test; categories with PSI and the chi-square test of homogeneity. Columns
 are scored in a thread pool (numpy and pandas release the GIL for most of the work).
 """
@@ -36,8 +36,8 @@ class DriftThresholds:
 
     A feature drifts when any enabled test fires: PSI >= ``psi``, or a p-value below
     ``ks_pvalue`` (numbers) or ``chi2_pvalue`` (categories); ``None`` disables a test. The
-    batch drifts when the share of drifted features is at least ``share``. PSI uses
-    ``psi_bins`` equal-frequency bins of the reference.
+    batch drifts when the share of drifted features is at least ``share``. PSI uses at most
+    ``psi_bins`` bins of the reference (see ``mlops.tables.stats.psi_edges``).
     """
 
     psi: float | None = 0.2
@@ -415,22 +415,18 @@ def _numeric_drift(
 ) -> FeatureDrift:
     import numpy as np
 
-    from mlops.monitor.stats import bin_counts, ks_test_sorted, psi, quantile_edges
+    from mlops.tables.stats import ks_test_sorted, numeric_psi_counts, present_sorted, psi
 
     ref_values, cur_values = ref.to_numpy(), cur.to_numpy()
     if ref_values.dtype != cur_values.dtype or ref_values.dtype.kind not in "iuf":
         ref_values = ref.to_numpy(dtype=np.float64, na_value=np.nan)
         cur_values = cur.to_numpy(dtype=np.float64, na_value=np.nan)
-    a, a_missing = _sorted_present(ref_values)
-    b, b_missing = _sorted_present(cur_values)
+    a, a_missing = present_sorted(ref_values)
+    b, b_missing = present_sorted(cur_values)
     statistic = pvalue = None
     if a.size and b.size:
         statistic, pvalue = ks_test_sorted(a, b)
-    edges = quantile_edges(a, thresholds.psi_bins)
-    ref_counts, cur_counts = bin_counts(a, edges), bin_counts(b, edges)
-    if a_missing or b_missing:
-        ref_counts = np.append(ref_counts, a_missing)
-        cur_counts = np.append(cur_counts, b_missing)
+    _, ref_counts, cur_counts = numeric_psi_counts(a, a_missing, b, b_missing, thresholds.psi_bins)
     psi_value = psi(ref_counts, cur_counts)
     reasons = _reasons(psi_value, "ks_pvalue", thresholds.ks_pvalue, pvalue, thresholds)
     return FeatureDrift(
@@ -448,20 +444,10 @@ def _numeric_drift(
     )
 
 
-def _sorted_present(values: NDArray[Any]) -> tuple[NDArray[Any], int]:
-    """The values sorted with NaN (which numpy sorts last) cut off, and the NaN count."""
-    import numpy as np
-
-    if values.dtype.kind != "f":
-        return np.sort(values), 0
-    missing = int(np.count_nonzero(np.isnan(values)))
-    return np.sort(values)[: values.size - missing], missing
-
-
 def _numeric_histogram(a: NDArray[Any], b: NDArray[Any]) -> Histogram:
     import numpy as np
 
-    from mlops.monitor.stats import bin_counts
+    from mlops.tables.stats import bin_counts
 
     bounds = [q for x in (a, b) for q in _finite_quantiles(x)]
     if not bounds:
@@ -504,7 +490,7 @@ def _categorical_drift(
     import numpy as np
     import pandas as pd
 
-    from mlops.monitor.stats import chi2_test, psi
+    from mlops.tables.stats import chi2_test, psi
 
     ref_counts, cur_counts = _value_counts(ref), _value_counts(cur)
     table = pd.concat([ref_counts, cur_counts], axis=1, keys=["reference", "batch"]).fillna(0)

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.core.repo import Repo
-from mlops.errors import CheckError, ConfigError, InputError, MonitorError
+from mlops.errors import CheckError, ConfigError, InputError, MonitorError, TableError
 from mlops.monitor.config import MonitorConfig
 from mlops.monitor.history import MonitorRecord, append_record, list_records
 from mlops.monitor.predlog import DEFAULT_LABEL, PREDICTION, is_prediction_log, log_columns
 from mlops.registry.records import ModelVersion
 from mlops.storage.hashing import DIR_SUFFIX
 from mlops.storage.store import Store, load_manifest, open_store
+from mlops.tables.read import TABLE_SUFFIXES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,14 +100,11 @@ def find_batch(
 
 
 def _batch_files(root: Path, spec: str) -> list[Path]:
-    from mlops.checks.files import CSV_SUFFIXES, JSONL_SUFFIXES, PARQUET_SUFFIXES
-
-    suffixes = CSV_SUFFIXES + PARQUET_SUFFIXES + JSONL_SUFFIXES
     path = root / spec
     if any(c in spec for c in "*?["):
         found = [Path(p) for p in glob.glob(str(path), recursive=True)]
     elif path.is_dir():
-        found = [p for p in path.iterdir() if p.name.lower().endswith(suffixes)]
+        found = [p for p in path.iterdir() if p.name.lower().endswith(TABLE_SUFFIXES)]
     elif path.exists():
         found = [path]
     else:
@@ -262,7 +260,7 @@ def score_model(
 
 def read_frame(path: Path, shown: str, name: str | None = None) -> pd.DataFrame:
     """Read a CSV, Parquet or JSON-lines file; ``name`` gives the format of a nameless file."""
-    from mlops.checks.files import read_table
+    from mlops.tables.read import read_table
 
     try:
         if name is None:
@@ -271,7 +269,7 @@ def read_frame(path: Path, shown: str, name: str | None = None) -> pd.DataFrame:
             alias = Path(tmp) / Path(name).name
             alias.symlink_to(path)
             return read_table(alias, shown, "data", None).frame
-    except CheckError as exc:
+    except TableError as exc:
         raise MonitorError(exc.message) from None
 
 
@@ -314,9 +312,6 @@ def _reference(
 
 def _training_files(store: Store, version: ModelVersion) -> list[tuple[str, str]]:
     """The data files among a version's recorded inputs (folders looked into)."""
-    from mlops.checks.files import CSV_SUFFIXES, JSONL_SUFFIXES, PARQUET_SUFFIXES
-
-    suffixes = CSV_SUFFIXES + PARQUET_SUFFIXES + JSONL_SUFFIXES
     found = []
     for path, oid in sorted(version.data.items()):
         if oid.endswith(DIR_SUFFIX):
@@ -325,9 +320,9 @@ def _training_files(store: Store, version: ModelVersion) -> list[tuple[str, str]
                 found += [
                     (f"{path}/{e.path}", e.oid)
                     for e in manifest.entries
-                    if e.path.lower().endswith(suffixes)
+                    if e.path.lower().endswith(TABLE_SUFFIXES)
                 ]
-        elif path.lower().endswith(suffixes):
+        elif path.lower().endswith(TABLE_SUFFIXES):
             found.append((path, oid))
     return found
 

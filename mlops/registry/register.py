@@ -144,11 +144,10 @@ def _production(
 
 def _signature(repo: Repo, source: Path, production: Production | None) -> Signature | None:
     """The model's features and types; the training data are the run's inputs, if any."""
-    from mlops.checks.files import CSV_SUFFIXES, JSONL_SUFFIXES, PARQUET_SUFFIXES
+    from mlops.tables.read import TABLE_SUFFIXES
 
-    suffixes = CSV_SUFFIXES + PARQUET_SUFFIXES + JSONL_SUFFIXES
     deps = production.stage.deps if production is not None else {}
-    training = [repo.root / p for p in sorted(deps) if p.lower().endswith(suffixes)]
+    training = [repo.root / p for p in sorted(deps) if p.lower().endswith(TABLE_SUFFIXES)]
     return signature_of_file(source, [p for p in training if p.is_file()])
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.errors import TableError
+
 
 class FeatureType(enum.StrEnum):
     """What a feature column accepts."""
@@ -120,12 +122,11 @@ def _column_types(path: Path, names: list[str]) -> dict[str, FeatureType] | None
     """The feature types of ``names`` in a data file, or None when it lacks one of them."""
     import pyarrow as pa
 
-    from mlops.checks.files import read_table
-    from mlops.checks.spec import CheckProblem
+    from mlops.tables.read import read_table
 
     try:
         data = read_table(path, str(path), "data", frozenset(names))
-    except CheckProblem:
+    except TableError:
         return None
     schema = data.table.schema
     if not set(names) <= set(schema.names):

@@ -1,14 +1,20 @@
-"""The statistics behind drift detection, on plain numpy arrays.
+"""The statistics behind drift, on plain numpy arrays: PSI and its bins, KS, chi-square.
 
-Numbers are sorted once per column (numpy's vectorised sort is the fastest primitive here);
-everything else (the Kolmogorov-Smirnov statistic, PSI bins, plot histograms) is then a few
-binary searches into the sorted arrays.
+The ``drift:`` data check and ``mlops monitor`` both score with these, so that on the
+same data they give the same figures. Numbers are sorted once per column (numpy's
+vectorised sort is the fastest primitive here); everything else (the Kolmogorov-Smirnov
+statistic, PSI bins, plot histograms) is then a few binary searches into the sorted arrays.
+
+PSI bins (see :func:`psi_edges`): a number column whose reference holds at most ``bins``
+distinct values gets one bin per value; any other gets ``bins`` equal-frequency bins cut
+at values of the reference, ties merged. Categories get one bin per value. Missing values
+have a bin of their own, last, when either side has any.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -109,6 +115,48 @@ def ks_test_sorted(a: NDArray[np.generic], b: NDArray[np.generic]) -> tuple[floa
     return statistic, ks_pvalue(statistic, a.size, b.size)
 
 
+def present_sorted(values: NDArray[Any]) -> tuple[NDArray[Any], int]:
+    """The values sorted with NaN (which numpy sorts last) cut off, and the NaN count."""
+    import numpy as np
+
+    if values.dtype.kind != "f":
+        return np.sort(values), 0
+    missing = int(np.count_nonzero(np.isnan(values)))
+    return np.sort(values)[: values.size - missing], missing
+
+
+def psi_edges(sorted_values: NDArray[Any], bins: int) -> NDArray[Any]:
+    """Interior edges of the PSI bins of a number column, from its sorted, NaN-free reference.
+
+    The bins are (-inf, e1], (e1, e2], ..., (ek, inf): at most ``bins`` of them. A reference
+    with at most ``bins`` distinct values (counts, ratings, codes) gets one bin per value, so
+    that no value shares a bin with a rarer neighbour (the edges are every value but the
+    largest). Any other gets equal-frequency bins (:func:`quantile_edges`). Either way the
+    edges are values of the reference, so equal values are never split between two bins
+    and every bin holds some of the reference.
+    """
+    few = distinct_values(sorted_values, bins)
+    if few is not None:
+        return few[:-1]
+    return quantile_edges(sorted_values, bins)
+
+
+def distinct_values(sorted_values: NDArray[Any], most: int) -> NDArray[Any] | None:
+    """The distinct values of a sorted, NaN-free array if there are at most ``most``, else
+    None: one binary search per value, so that a column of many values costs ``most`` of
+    them, not a pass over the column."""
+    import numpy as np
+
+    found: list[Any] = []
+    start, size = 0, sorted_values.size
+    while start < size:
+        if len(found) == most:
+            return None
+        found.append(sorted_values[start])
+        start = int(np.searchsorted(sorted_values, sorted_values[start], "right"))
+    return np.array(found, dtype=sorted_values.dtype)
+
+
 def quantile_edges(sorted_values: NDArray[np.generic], bins: int) -> NDArray[np.generic]:
     """Interior edges of ``bins`` equal-frequency bins of a sorted sample (ties merged)."""
     import numpy as np
@@ -128,16 +176,50 @@ def bin_counts(sorted_values: NDArray[np.generic], edges: NDArray[np.generic]) -
     return np.diff(cumulative, prepend=0, append=sorted_values.size).astype(np.int64)
 
 
-def psi(reference: NDArray[np.int64], batch: NDArray[np.int64]) -> float:
-    """Population stability index of two count vectors over the same bins."""
+def numeric_psi_counts(
+    reference: NDArray[Any],
+    reference_missing: int,
+    batch: NDArray[Any],
+    batch_missing: int,
+    bins: int,
+) -> tuple[NDArray[Any], NDArray[np.int64], NDArray[np.int64]]:
+    """(interior edges, reference counts, batch counts) of the PSI bins of a number column.
+
+    ``reference`` and ``batch`` are sorted and NaN-free (:func:`present_sorted`); the
+    missing values get a last bin when either side has any.
+    """
     import numpy as np
 
+    edges = psi_edges(reference, bins)
+    ref_counts, batch_counts = bin_counts(reference, edges), bin_counts(batch, edges)
+    if reference_missing or batch_missing:
+        ref_counts = np.append(ref_counts, reference_missing)
+        batch_counts = np.append(batch_counts, batch_missing)
+    return edges, ref_counts, batch_counts
+
+
+def psi_terms(
+    reference: NDArray[np.int64], batch: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """(reference shares, batch shares, each bin's part of the PSI) of two count vectors.
+
+    Shares below ``PSI_EPSILON`` count as that in the PSI (an empty bin would make the
+    logarithm infinite); the shares returned are the true ones.
+    """
+    import numpy as np
+
+    p = reference / max(int(reference.sum()), 1)
+    q = batch / max(int(batch.sum()), 1)
+    p_floor, q_floor = np.maximum(p, PSI_EPSILON), np.maximum(q, PSI_EPSILON)
+    return p, q, (q_floor - p_floor) * np.log(q_floor / p_floor)
+
+
+def psi(reference: NDArray[np.int64], batch: NDArray[np.int64]) -> float:
+    """Population stability index of two count vectors over the same bins."""
     ref_total, batch_total = int(reference.sum()), int(batch.sum())
     if ref_total == 0 or batch_total == 0:
         return 0.0 if ref_total == batch_total else math.inf
-    p = np.maximum(reference / ref_total, PSI_EPSILON)
-    q = np.maximum(batch / batch_total, PSI_EPSILON)
-    return float(np.sum((q - p) * np.log(q / p)))
+    return float(psi_terms(reference, batch)[2].sum())
 
 
 def chi2_test(reference: NDArray[np.int64], batch: NDArray[np.int64]) -> tuple[float, float]:

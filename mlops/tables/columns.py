@@ -1,4 +1,4 @@
-"""Arrow columns as numpy arrays, value codes and counts, for the data checks.
+"""Arrow columns as numpy arrays, value codes and counts, for the checks and statistics.
 
 pyarrow's own ``to_numpy`` and ``pyarrow.array(list)`` import pandas (about half a
 second), and ``group_by`` imports pyarrow.dataset, which does too; so numbers are
@@ -29,7 +29,7 @@ def _compute_module() -> Any:
     """``pyarrow._compute``, the module behind ``pyarrow.compute``: importing the latter
     also builds a Python wrapper with a docstring for each of its ~300 functions, which
     costs a tenth of reading a million-row file. The public module if it moved."""
-    from mlops.checks.imports import import_serially
+    from mlops.core.imports import import_serially
 
     try:
         return import_serially("pyarrow._compute")

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
-from monitor_fixtures import build_project, copy_project, set_monitor, write_batch
 
 from mlops.checks import load_suites, run_suites
 from mlops.monitor.drift import detect_drift
 from mlops.monitor.monitoring import read_frame
 from mlops.tables.stats import bin_counts, psi, psi_edges
+from tests.helpers.cli import run_cli
+from tests.helpers.monitor import build_project, copy_project, set_monitor, write_batch
 
 MAX_PSI = 0.2
 

@@ -18,7 +18,10 @@ class Store:
     """The repository's cache, state cache and link policy, opened for one command.
 
     Used as a context manager (``with open_store(repo) as store:``), it writes the
-    hashes it learnt to the state cache when the block ends, however it ends.
+    hashes it learnt to the state cache when the block ends, however it ends, and
+    closes the state cache's connection: one left open to a garbage collector checkpoints
+    and deletes the write-ahead log at a moment nobody chose (under a copy of the
+    repository, say).
     """
 
     def __init__(self, repo: Repo) -> None:
@@ -44,7 +47,10 @@ class Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.state.flush()
+        try:
+            self.state.flush()
+        finally:
+            self.state.close()
 
 
 def open_store(repo: Repo) -> Store:

@@ -1,0 +1,50 @@
+"""``Store``: the object store opened for one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlops.core.repo import Repo, find_repo
+from mlops.storage.store import open_store
+from tests.helpers.cli import run_cli
+from tests.helpers.repos import init_git
+
+OID = "d" * 64
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    init_git(tmp_path)
+    assert run_cli(tmp_path, "init").exit_code == 0
+    return find_repo(tmp_path)
+
+
+def test_leaving_the_block_flushes_and_closes_the_state(repo: Repo) -> None:
+    data = repo.root / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    with open_store(repo) as store:
+        store.state.put(data.stat(), OID)
+    # SQLite deletes the write-ahead log when the last connection closes: a connection
+    # left for the garbage collector would delete it later, under a copy of the repo.
+    assert not (repo.mlops_dir / "state.db-wal").exists()
+    with open_store(repo) as store:
+        assert store.state.get(data.stat()) == OID
+
+
+def test_an_error_in_the_block_still_flushes_and_closes(repo: Repo) -> None:
+    data = repo.root / "data.csv"
+    data.write_text("x\n")
+    with pytest.raises(RuntimeError), open_store(repo) as store:
+        store.state.put(data.stat(), OID)
+        raise RuntimeError("stage failed")
+    assert not (repo.mlops_dir / "state.db-wal").exists()
+    with open_store(repo) as store:
+        assert store.state.get(data.stat()) == OID
+
+
+def test_a_command_leaves_no_connection_open(repo: Repo) -> None:
+    (repo.root / "data.csv").write_text("a\n1\n")
+    assert run_cli(repo.root, "add", "data.csv").exit_code == 0
+    assert not (repo.mlops_dir / "state.db-wal").exists()

@@ -13,10 +13,10 @@ from mlops.checks import (
     check_frame,
     load_suites,
     run_suites,
-    stage_suite_names,
     validate_suite_refs,
 )
 from mlops.errors import CheckError
+from mlops.pipeline.schema import load_pipeline
 from tests.helpers.checks import ISSUE_YAML, model_project
 
 
@@ -28,8 +28,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stage_checks(root: Path, stage: str, phase: str) -> ChecksReport:
     """What the pipeline does around a stage's command."""
     suites = load_suites(root / "mlops.yaml")
-    before, after = stage_suite_names(root / "mlops.yaml", stage)
-    names = before if phase == "before" else after
+    declared = load_pipeline(root).stages[stage]
+    names = declared.checks_before if phase == "before" else declared.checks_after
     validate_suite_refs(names, suites, f"mlops.yaml: stage {stage!r} checks.{phase}")
     return run_suites([suites[n] for n in names], root)
 
@@ -66,7 +66,7 @@ def test_undefined_suite_of_a_stage(tmp_path: Path) -> None:
     path = tmp_path / "mlops.yaml"
     path.write_text(ISSUE_YAML.replace("before: [clean_training_data]", "before: [clean_data]"))
     suites = load_suites(path)
-    before, _ = stage_suite_names(path, "train")
+    before = load_pipeline(tmp_path).stages["train"].checks_before
     with pytest.raises(CheckError) as info:
         validate_suite_refs(before, suites, "mlops.yaml: stage 'train' checks.before")
     assert str(info.value) == (

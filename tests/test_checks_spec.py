@@ -13,10 +13,11 @@ from mlops.checks import (
     Condition,
     load_suites,
     parse_condition,
-    stage_suite_names,
     validate_suite_refs,
 )
 from mlops.errors import CheckError
+from mlops.pipeline.guards import run_declared_checks
+from mlops.pipeline.schema import load_pipeline
 from tests.helpers.checks import ISSUE_YAML
 from tests.helpers.files import write
 
@@ -46,11 +47,12 @@ def test_issue_yaml_parses_as_written(tmp_path: Path) -> None:
     assert model.data_columns() == {"age", "income", "label"}
 
 
-def test_stage_suite_names(tmp_path: Path) -> None:
-    path = write(tmp_path, "mlops.yaml", ISSUE_YAML)
-    assert stage_suite_names(path, "train") == (["clean_training_data"], ["good_model"])
+def test_a_stages_suites_are_read_with_the_pipeline(tmp_path: Path) -> None:
+    write(tmp_path, "mlops.yaml", ISSUE_YAML)
+    train = load_pipeline(tmp_path).stages["train"]
+    assert (train.checks_before, train.checks_after) == (("clean_training_data",), ("good_model",))
     with pytest.raises(CheckError, match=r"no stage 'deploy' under stages: \(stages: train\)"):
-        stage_suite_names(path, "deploy")
+        run_declared_checks(tmp_path, stage="deploy")
 
 
 def test_validate_suite_refs_names_stage_and_suite(tmp_path: Path) -> None:

@@ -397,9 +397,17 @@ def test_undefined_suite_fails_before_anything_runs(repo: Path) -> None:
         ("{name: demo, path: models/model.joblib, alias: x}", "unknown key 'alias'"),
         ("{path: models/model.joblib}", "register.name: required"),
         ("[demo]", "must be a mapping"),
+        ("{name: ../demo, path: models/model.joblib}", "invalid model name '../demo'"),
+        ("{name: demo, path: models/model.joblib, promote: a..b}", "invalid alias name 'a..b'"),
+        ("{name: demo, path: models/model.joblib, promote: 3}", "register.promote: must be"),
     ],
 )
-def test_bad_register_declarations(repo: Path, register: str, message: str) -> None:
+@pytest.mark.parametrize("command", [("run",), ("run", "--dry-run"), ("status",)])
+def test_bad_register_declarations(
+    repo: Path, register: str, message: str, command: tuple[str, ...]
+) -> None:
+    """A bad ``register:`` is refused when mlops.yaml is read, with its line: before any
+    stage runs, and by the commands that only look."""
     write_project(repo)
     text = (repo / "mlops.yaml").read_text()
     text = text.replace(
@@ -407,23 +415,37 @@ def test_bad_register_declarations(repo: Path, register: str, message: str) -> N
         f"register: {register}",
     )
     (repo / "mlops.yaml").write_text(text)
-    result = run_cli(repo, "run")
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.strip().startswith("register:"))
+    result = run_cli(repo, *command)
     assert result.exit_code == 1
+    assert result.stderr.startswith(f"mlops: error: mlops.yaml:{line}: stage 'train': ")
     assert message in result.stderr
-    assert "stage 'train'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert not (repo / "ran-train").exists()
+
+
+@pytest.mark.parametrize("entry", ["before: [clean, 3]", "after: {a: b}", "before: [null]"])
+def test_suite_names_of_a_stage_are_checked_when_read(repo: Path, entry: str) -> None:
+    write_project(repo)
+    text = (repo / "mlops.yaml").read_text()
+    declared = "      before: [clean_data]\n      after: [good_model]\n"
+    assert declared in text
+    (repo / "mlops.yaml").write_text(text.replace(declared, f"      {entry}\n"))
+    result = run_cli(repo, "status")
+    assert result.exit_code == 1
+    assert "stage 'train': checks." in result.stderr
+    assert "must list suite names" in result.stderr
+    assert result.stderr.startswith("mlops: error: mlops.yaml:")
 
 
 def test_example_mlops_yaml_is_valid(tmp_path: Path) -> None:
     from mlops.core.repo import Repo
     from mlops.flows.safeguards import validate_safeguards
-    from mlops.pipeline.schema import load_pipeline
+    from mlops.pipeline.schema import ModelRegistration, load_pipeline
 
     example = Path(__file__).parent.parent / "examples" / "iris"
     pipeline = load_pipeline(example)
     validate_safeguards(Repo(example), pipeline)
-    assert pipeline.stages["train"].register == {
-        "name": "iris",
-        "path": "models/model.joblib",
-        "promote": "staging",
-    }
+    assert pipeline.stages["train"].register == ModelRegistration(
+        "iris", "models/model.joblib", "staging"
+    )

@@ -10,7 +10,7 @@ from mlops.errors import PipelineError
 from mlops.pipeline.dag import build_dag
 from mlops.pipeline.lock import parse_lock
 from mlops.pipeline.params import ParamFiles, stage_params
-from mlops.pipeline.schema import Output, ParamsRef, parse_pipeline
+from mlops.pipeline.schema import ModelRegistration, Output, OutputKind, ParamsRef, parse_pipeline
 
 
 def _error(text: str) -> str:
@@ -39,7 +39,7 @@ stages:
     env: {SEED: 3, FAST: true}
     always_changed: false
     checks: {before: [clean], after: good_model}
-    register: {name: churn, model: model.pkl, stage: staging}
+    register: {name: churn, path: ../model.pkl, promote: staging}
 """
     )
     assert pipeline.sections == {
@@ -57,15 +57,15 @@ stages:
         ParamsRef("extra.json", None),
     )
     assert stage.outputs == (
-        Output("model.pkl", "out", True),
-        Output("cache", "out", False, True),
-        Output("metrics.json", "metric", False),
-        Output("plots", "plot", True),
+        Output("model.pkl", OutputKind.OUT, True),
+        Output("cache", OutputKind.OUT, False, True),
+        Output("metrics.json", OutputKind.METRIC, False),
+        Output("plots", OutputKind.PLOT, True),
     )
     assert stage.env == (("SEED", "3"), ("FAST", "true"))
     assert stage.checks_before == ("clean",)
     assert stage.checks_after == ("good_model",)
-    assert stage.register == {"name": "churn", "model": "model.pkl", "stage": "staging"}
+    assert stage.register == ModelRegistration("churn", "model.pkl", "staging")
 
 
 def test_foreach_list_and_map_substitution() -> None:

@@ -14,9 +14,9 @@ from mlops.checks.report import ERROR, CheckResult, ChecksReport, SuiteResult
 from mlops.checks.spec import (
     Check,
     CheckProblem,
+    StageSuites,
     Suite,
     load_suites,
-    stage_suite_names,
     validate_suite_refs,
 )
 from mlops.errors import CheckError, TableError
@@ -149,24 +149,30 @@ def _where(check: Check, ctx: Context, key: str, detail: str) -> str:
 
 
 def select_suites(
-    mlops_yaml: Path, names: Sequence[str] = (), stage: str | None = None, all_suites: bool = False
+    mlops_yaml: Path,
+    names: Sequence[str] = (),
+    stage: StageSuites | None = None,
+    all_suites: bool = False,
 ) -> list[Suite]:
     """The suites named, those of ``stage`` (before, then after) and, with ``all_suites``,
     every suite; each once, in that order. Unknown names raise ``CheckError``."""
     suites = load_suites(mlops_yaml)
     chosen: list[str] = list(suites) if all_suites else []
     if stage is not None:
-        before, after = stage_suite_names(mlops_yaml, stage)
-        validate_suite_refs(before, suites, f"{mlops_yaml.name}: stage {stage!r} checks.before")
-        validate_suite_refs(after, suites, f"{mlops_yaml.name}: stage {stage!r} checks.after")
-        chosen += before + after
+        for phase, listed in (("before", stage.before), ("after", stage.after)):
+            where = f"{mlops_yaml.name}: stage {stage.name!r} checks.{phase}"
+            validate_suite_refs(listed, suites, where)
+            chosen += listed
     validate_suite_refs(names, suites, "mlops check")
     chosen += names
     return [suites[name] for name in dict.fromkeys(chosen)]
 
 
 def run_checks(
-    root: Path, names: Sequence[str] = (), stage: str | None = None, all_suites: bool = False
+    root: Path,
+    names: Sequence[str] = (),
+    stage: StageSuites | None = None,
+    all_suites: bool = False,
 ) -> ChecksReport:
     """Select suites from ``root/mlops.yaml`` (see :func:`select_suites`) and run them."""
     return run_suites(select_suites(root / "mlops.yaml", names, stage, all_suites), root)

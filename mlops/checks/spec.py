@@ -10,9 +10,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from mlops.core.yamlio import Lines, YamlProblem, load_yaml_lines, parsed_cache_dir
+from mlops.core.sections import read_document
+from mlops.core.yamlio import Lines, parsed_cache_dir
 from mlops.errors import CheckError
 
 #: Check types written as ``- type: argument`` under ``expect:``.
@@ -162,6 +163,14 @@ class Suite:
         return frozenset(needed)
 
 
+class StageSuites(NamedTuple):
+    """The suites a pipeline stage names (the pipeline reads its ``checks:``)."""
+
+    name: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+
 def load_suites(mlops_yaml: Path) -> dict[str, Suite]:
     """Every suite under ``checks:`` of ``mlops_yaml`` and of the files it ``include:``s.
 
@@ -200,36 +209,6 @@ def validate_suite_refs(names: Iterable[str], suites: Mapping[str, Suite], where
             )
 
 
-def stage_suite_names(mlops_yaml: Path, stage: str) -> tuple[list[str], list[str]]:
-    """The suite names in ``stages.<stage>.checks.before`` and ``.after`` of ``mlops_yaml``."""
-    data, _ = _read_yaml(mlops_yaml, mlops_yaml.resolve().parent)
-    stages = data.get("stages") if isinstance(data, dict) else None
-    if not isinstance(stages, dict) or stage not in stages:
-        known = ", ".join(sorted(stages)) if isinstance(stages, dict) and stages else "none"
-        raise CheckError(f"{mlops_yaml.name}: no stage {stage!r} under stages: (stages: {known})")
-    body = stages[stage]
-    checks = body.get("checks") if isinstance(body, dict) else None
-    if checks is None:
-        return [], []
-    if not isinstance(checks, dict) or set(checks) - {"before", "after"}:
-        raise CheckError(
-            f"{mlops_yaml.name}: stage {stage!r} key 'checks' must be a mapping with "
-            "'before' and/or 'after' lists of suite names"
-        )
-    lists: list[list[str]] = []
-    for when in ("before", "after"):
-        names = checks.get(when) or []
-        if isinstance(names, str):
-            names = [names]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise CheckError(
-                f"{mlops_yaml.name}: stage {stage!r} key 'checks.{when}' "
-                "must be a list of suite names"
-            )
-        lists.append(names)
-    return lists[0], lists[1]
-
-
 def parse_condition(text: str) -> Condition | None:
     """``accuracy >= 0.9`` as a :class:`Condition`; ``None`` if it does not parse."""
     match = _EXPRESSION.match(text)
@@ -262,16 +241,17 @@ def _load_file(
         raise CheckError(
             f"{_show(chain[-1], base)}: included {shown} is a folder (include: lists YAML files)"
         )
-    data, lines = _read_yaml(path, base)
-    if data is None:
+    document = read_document(path, shown, CheckError, parsed_cache_dir(base))
+    if document is None or document.data is None:  # removed since, or empty
         return
+    data, lines = document.data, document.lines
     if not isinstance(data, dict):
         raise CheckError(f"{shown}: expected a mapping at the top level")
     if not is_main:
         extra = sorted(set(data) - {"checks", "include"})
         if extra:
             raise CheckError(
-                f"{shown}:{lines.get((extra[0],), 1)}: key {extra[0]!r} is not allowed in an "
+                f"{document.at((extra[0],))}: key {extra[0]!r} is not allowed in an "
                 "included file (only checks: and include:)"
             )
     for name, suite in _parse_checks(data.get("checks"), shown, lines).items():
@@ -284,7 +264,7 @@ def _load_file(
     if isinstance(includes, str):
         includes = [includes]
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-        raise CheckError(f"{shown}:{lines.get(('include',), 1)}: include: must be a list of paths")
+        raise CheckError(f"{document.at(('include',))}: include: must be a list of paths")
     for item in includes:
         _load_file((path.parent / item).resolve(), base, (*chain, path), done, suites, False)
 
@@ -294,18 +274,6 @@ def _show(path: Path, base: Path) -> str:
         return path.relative_to(base).as_posix()
     except ValueError:
         return str(path)
-
-
-def _read_yaml(path: Path, base: Path) -> tuple[Any, Lines]:
-    """The document and the 1-based line of each node, keyed by its path of keys."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CheckError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        return load_yaml_lines(data, parsed_cache_dir(base))
-    except YamlProblem as exc:
-        raise CheckError(exc.located(path.name)) from None
 
 
 # --- suites ------------------------------------------------------------------------------

@@ -31,12 +31,13 @@ def check(
     """Run data and model checks on the current files (for Git hooks and CI); exit 1 on failure."""
     if not (suites or stage or all_suites):
         raise typer.BadParameter("name suites to run, or use --stage STAGE or --all")
-    from mlops.checks import run_checks, to_junit
+    from mlops.checks import to_junit
     from mlops.core.fsutil import atomic_write_text
     from mlops.core.repo import find_git_root
     from mlops.errors import InputError
+    from mlops.pipeline.guards import run_declared_checks
 
-    report = run_checks(find_git_root(), suites or (), stage, all_suites)
+    report = run_declared_checks(find_git_root(), suites or (), stage, all_suites)
     if json:
         emit_json(report.to_dict())
     else:

@@ -9,23 +9,19 @@ its checks never lands in the registry.
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops.core.repo import Repo
-from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.guards import stage_checks
 from mlops.pipeline.results import SUCCEEDED, RunEvent, RunOptions, RunResult, RunStatus, StageState
-from mlops.pipeline.schema import Pipeline, Stage, load_pipeline
+from mlops.pipeline.schema import Pipeline, load_pipeline
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from mlops.registry.records import ModelVersion
-
-_REGISTER_KEYS = ("name", "path", "promote", "description")
 
 
 @dataclass(frozen=True)
@@ -46,9 +42,10 @@ class Registration:
 
 
 def validate_safeguards(repo: Repo, pipeline: Pipeline) -> None:
-    """Fail before anything runs on a suite name no ``checks:`` defines, or a bad ``register:``."""
+    """Fail before anything runs on a suite name no ``checks:`` defines (a bad ``register:``
+    fails when the pipeline is read)."""
     wanted = [
-        (s, phase, str(n))
+        (s, phase, n)
         for s in pipeline.stages.values()
         for phase, names in (("before", s.checks_before), ("after", s.checks_after))
         for n in names
@@ -61,32 +58,6 @@ def validate_safeguards(repo: Repo, pipeline: Pipeline) -> None:
             validate_suite_refs(
                 [name], suites, f"{PIPELINE_FILE}: stage {stage.name!r} checks.{phase}"
             )
-    for stage in pipeline.stages.values():
-        if stage.register is not None:
-            _registration_spec(stage)
-
-
-def _registration_spec(stage: Stage) -> dict[str, str]:
-    spec = stage.register
-    where = f"{PIPELINE_FILE}: stage {stage.name!r} register"
-    if not isinstance(spec, dict):
-        raise PipelineError(f"{where}: expected a mapping with 'name' and 'path'")
-    for key in spec:
-        if key not in _REGISTER_KEYS:
-            raise PipelineError(
-                f"{where}: unknown key {key!r} (valid: {', '.join(_REGISTER_KEYS)})"
-            )
-    for key in ("name", "path"):
-        if not isinstance(spec.get(key), str) or not spec[key]:
-            raise PipelineError(f"{where}.{key}: required, a non-empty string")
-    for key in ("promote", "description"):
-        if key in spec and not isinstance(spec[key], str):
-            raise PipelineError(f"{where}.{key}: must be a string")
-    # Like the stage's outputs, the path is relative to its wdir.
-    path = posixpath.normpath(posixpath.join(stage.wdir, spec["path"]))
-    if path not in {o.path for o in stage.outputs}:
-        raise PipelineError(f"{where}.path: {spec['path']!r} is not an output of the stage")
-    return {**{str(k): str(v) for k, v in spec.items()}, "path": path}
 
 
 def run_with_safeguards(
@@ -105,22 +76,22 @@ def run_with_safeguards(
     for stage in pipeline.stages.values():
         if stage.register is None or stage.name not in done:
             continue
-        spec = _registration_spec(stage)
+        spec = stage.register
         from mlops.registry.register import register_model
 
         made_by = result.run_id
         if done[stage.name] != StageState.RAN and made_by is not None:
-            made_by = _maker_run(repo, stage.name, spec["path"], made_by)
+            made_by = _maker_run(repo, stage.name, spec.path, made_by)
         version = register_model(
             repo,
-            spec["name"],
-            repo.root / spec["path"],
+            spec.name,
+            repo.root / spec.path,
             run_id=made_by,
             stage=stage.name,
-            description=spec.get("description"),
-            promote=spec.get("promote"),
+            description=spec.description,
+            promote=spec.promote,
         )
-        registrations.append(Registration(stage.name, version, spec.get("promote")))
+        registrations.append(Registration(stage.name, version, spec.promote))
     return result, registrations
 
 

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.core.yamlio import YamlProblem, parse_yaml
+from mlops.core.sections import Invalid, read_document
+from mlops.core.yamlio import parsed_cache_dir
 from mlops.errors import ConfigError, RegistryError
 from mlops.monitor.drift import DriftThresholds
 
@@ -130,46 +131,24 @@ class MonitorConfig:
 
 def load_monitor_config(root: Path) -> MonitorConfig:
     """The ``monitor:`` section of ``root/mlops.yaml``; a missing one is an error saying how."""
-    path = root / PIPELINE_FILE
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    document = read_document(
+        root / PIPELINE_FILE, PIPELINE_FILE, ConfigError, parsed_cache_dir(root)
+    )
+    if document is None:
         raise ConfigError(
             f"no {PIPELINE_FILE} in {root}: declare a monitor: section there "
             "(at least `monitor: {model: NAME@production}`)"
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{PIPELINE_FILE}: not UTF-8 text") from None
-    try:
-        doc = parse_yaml(text)
-    except YamlProblem as exc:
-        raise ConfigError(exc.located(PIPELINE_FILE)) from None
-    section = doc.get(SECTION) if isinstance(doc, dict) else None
+        )
+    section = document.section(SECTION)
     if section is None:
         raise ConfigError(
             f"{PIPELINE_FILE}: no monitor: section; declare at least "
             "`monitor: {model: NAME@production}`"
         )
-    return parse_monitor_config(section, text)
-
-
-def parse_monitor_config(section: Any, text: str = "") -> MonitorConfig:
-    """Validate the ``monitor:`` mapping; ``text`` (the file) gives errors their line."""
     try:
         return _Parser(section).config()
-    except _Invalid as exc:
-        from mlops.pipeline.schema import line_of
-
-        line = line_of(text, exc.keys) if text else None
-        where = f"{PIPELINE_FILE}{f':{line}' if line else ''}"
-        raise ConfigError(f"{where}: {'.'.join(map(str, exc.keys))}: {exc.message}") from None
-
-
-class _Invalid(Exception):
-    def __init__(self, keys: tuple[Any, ...], message: str) -> None:
-        super().__init__(message)
-        self.keys = keys
-        self.message = message
+    except Invalid as exc:
+        raise document.error(exc, ConfigError, dotted=True) from None
 
 
 class _Parser:
@@ -177,7 +156,7 @@ class _Parser:
 
     def __init__(self, section: Any) -> None:
         if not isinstance(section, Mapping):
-            raise _Invalid((SECTION,), "must be a mapping (at least {model: NAME@production})")
+            raise Invalid((SECTION,), "must be a mapping (at least {model: NAME@production})")
         self.section = section
         _known(section, MONITOR_KEYS, (SECTION,))
 
@@ -186,31 +165,31 @@ class _Parser:
 
         s = self.section
         if "model" not in s:
-            raise _Invalid((SECTION,), "the model to watch is missing: add model: NAME@production")
+            raise Invalid((SECTION,), "the model to watch is missing: add model: NAME@production")
         model = _string(s["model"], (SECTION, "model"))
         name, _, alias = model.partition("@")
         try:
             check_name(name, "model")
             check_name(alias if "@" in model else DEFAULT_ALIAS, "alias")
         except RegistryError as exc:
-            raise _Invalid((SECTION, "model"), f"expected NAME@ALIAS: {exc.message}") from None
+            raise Invalid((SECTION, "model"), f"expected NAME@ALIAS: {exc.message}") from None
         label = _optional_string(s.get("label"), (SECTION, "label"))
         features = s.get("features")
         thresholds, prediction, metrics = self._thresholds(label)
         on_alert = s.get("on_alert", "report")
         if on_alert not in ON_ALERT:
-            raise _Invalid(
+            raise Invalid(
                 (SECTION, "on_alert"), f"expected one of {', '.join(ON_ALERT)}, got {on_alert!r}"
             )
         retrain = self._retrain(metrics) if s.get("retrain") is not None else None
         if on_alert == "retrain" and retrain is None:
-            raise _Invalid(
+            raise Invalid(
                 (SECTION, "on_alert"),
                 "retrain needs a retrain: section saying how a batch joins the training data "
                 "(e.g. retrain: {append_to: data/train.csv})",
             )
         if retrain is not None and label is None:
-            raise _Invalid(
+            raise Invalid(
                 (SECTION, "retrain"),
                 "retraining needs labelled batches: name the label column with monitor.label",
             )
@@ -243,7 +222,7 @@ class _Parser:
         if raw is None:
             return DriftThresholds(), True, ()
         if not isinstance(raw, Mapping):
-            raise _Invalid(keys, "must be a mapping of threshold names to values")
+            raise Invalid(keys, "must be a mapping of threshold names to values")
         _known(raw, (*DriftThresholds().to_dict(), *_THRESHOLD_EXTRAS), keys)
         drift = {k: v for k, v in raw.items() if k not in _THRESHOLD_EXTRAS}
         try:
@@ -252,13 +231,13 @@ class _Parser:
             found = _DRIFT_KEY.match(exc.message)
             at = (*keys, found.group(1)) if found else keys
             message = exc.message[found.end() :].strip() if found else exc.message
-            raise _Invalid(at, message) from None
+            raise Invalid(at, message) from None
         prediction = raw.get("prediction", True)
         if not isinstance(prediction, bool):
-            raise _Invalid((*keys, "prediction"), f"expected true or false, got {prediction!r}")
+            raise Invalid((*keys, "prediction"), f"expected true or false, got {prediction!r}")
         metrics = _floors(raw.get("metrics"), (*keys, "metrics"))
         if metrics and label is None:
-            raise _Invalid(
+            raise Invalid(
                 (*keys, "metrics"),
                 f"{metrics[0]} needs labels: name the label column with monitor.label",
             )
@@ -268,11 +247,11 @@ class _Parser:
         keys = (SECTION, "retrain")
         raw = self.section["retrain"]
         if not isinstance(raw, Mapping):
-            raise _Invalid(keys, "must be a mapping such as {append_to: data/train.csv}")
+            raise Invalid(keys, "must be a mapping such as {append_to: data/train.csv}")
         _known(raw, RETRAIN_KEYS, keys)
         modes = [m for m in ("append_to", "replace") if m in raw]
         if len(modes) != 1:
-            raise _Invalid(
+            raise Invalid(
                 keys,
                 "say how the batch joins the training data with exactly one of "
                 "append_to: PATH or replace: PATH",
@@ -285,20 +264,20 @@ class _Parser:
             or not isinstance(holdout, int | float)
             or not 0 <= holdout < 1
         ):
-            raise _Invalid((*keys, "holdout"), f"expected a share in [0, 1), got {holdout!r}")
+            raise Invalid((*keys, "holdout"), f"expected a share in [0, 1), got {holdout!r}")
         metric, direction = (
             (floors[0].metric, floors[0].direction) if floors else ("accuracy", "higher")
         )
         if "compare" in raw:
             compare = raw["compare"]
             if not isinstance(compare, Mapping) or len(compare) != 1:
-                raise _Invalid(
+                raise Invalid(
                     (*keys, "compare"),
                     "expected one metric and its better direction, e.g. {accuracy: higher}",
                 )
             ((metric, direction),) = compare.items()
             if not isinstance(metric, str) or direction not in _DIRECTIONS:
-                raise _Invalid(
+                raise Invalid(
                     (*keys, "compare", str(metric)),
                     f"expected 'higher' or 'lower' (which is better), got {direction!r}",
                 )
@@ -319,12 +298,12 @@ def _known(mapping: Mapping[Any, Any], known: tuple[str, ...], keys: tuple[Any, 
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-            raise _Invalid((*keys, key), f"unknown key ({hint})")
+            raise Invalid((*keys, key), f"unknown key ({hint})")
 
 
 def _string(value: Any, keys: tuple[Any, ...]) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _Invalid(keys, f"expected a non-empty string, got {value!r}")
+        raise Invalid(keys, f"expected a non-empty string, got {value!r}")
     return value.strip()
 
 
@@ -336,23 +315,23 @@ def _names(value: Any, keys: tuple[Any, ...]) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _Invalid(keys, f"expected a list of names, got {value!r}")
+        raise Invalid(keys, f"expected a list of names, got {value!r}")
     if len(set(value)) != len(value):
-        raise _Invalid(keys, "a name is listed twice")
+        raise Invalid(keys, "a name is listed twice")
     return tuple(value)
 
 
 def _repo_path(value: str, keys: tuple[Any, ...], allow_glob: bool) -> str:
     """A path relative to the repository root, inside it and outside ``.git``/``.mlops``."""
     if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
-        raise _Invalid(keys, f"{value!r} must be relative to the repository root")
+        raise Invalid(keys, f"{value!r} must be relative to the repository root")
     path = posixpath.normpath(value)
     if path == ".." or path.startswith("../"):
-        raise _Invalid(keys, f"{value!r} is outside the repository")
+        raise Invalid(keys, f"{value!r} is outside the repository")
     if path.split("/")[0] in (".git", ".mlops"):
-        raise _Invalid(keys, f"{value!r} is inside {path.split('/')[0]}/")
+        raise Invalid(keys, f"{value!r} is inside {path.split('/')[0]}/")
     if not allow_glob and any(c in path for c in "*?["):
-        raise _Invalid(keys, f"{value!r} must name one file, not a pattern")
+        raise Invalid(keys, f"{value!r} must name one file, not a pattern")
     return path
 
 
@@ -363,16 +342,16 @@ def _floors(value: Any, keys: tuple[Any, ...]) -> tuple[MetricFloor, ...]:
         return ()
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list):
-        raise _Invalid(keys, "expected a list of limits such as ['accuracy >= 0.85']")
+        raise Invalid(keys, "expected a list of limits such as ['accuracy >= 0.85']")
     floors = []
     for i, item in enumerate(items):
         condition = parse_condition(item) if isinstance(item, str) else None
         if condition is None or condition.op not in _FLOOR_OPERATORS:
-            raise _Invalid(
+            raise Invalid(
                 (*keys, i), f"expected 'METRIC >= NUMBER' or 'METRIC <= NUMBER', got {item!r}"
             )
         floors.append(MetricFloor(condition.name, condition.op, condition.threshold))
     names = [f.metric for f in floors]
     if len(set(names)) != len(names):
-        raise _Invalid(keys, "a metric has two limits")
+        raise Invalid(keys, "a metric has two limits")
     return tuple(floors)

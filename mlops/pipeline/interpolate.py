@@ -13,17 +13,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops.core.sections import Invalid
+
 REFERENCE = re.compile(r"(\\?)\$\{([^{}]*)\}")
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
-class Unresolved(Exception):
+class Unresolved(Invalid):
     """A reference that names nothing, or a value that cannot be written where it is."""
-
-    def __init__(self, keys: tuple[Any, ...], message: str) -> None:
-        super().__init__(message)
-        self.keys = keys
-        self.message = message
 
 
 @dataclass

@@ -29,7 +29,7 @@ from mlops.pipeline.results import (
     StageState,
 )
 from mlops.pipeline.runs import EnvironmentProbe, RunRecord, RunsDB, StageRecord
-from mlops.pipeline.schema import Stage
+from mlops.pipeline.schema import OutputKind, Stage
 from mlops.storage.store import Store
 
 # The states that end in a ``FINISHED`` event (the others were reported as they were decided).
@@ -245,5 +245,5 @@ def restorable(stage: Stage) -> bool:
     return (
         bool(stage.outputs)
         and not stage.always_changed
-        and all(not o.persist and (o.cache or o.kind != "out") for o in stage.outputs)
+        and all(not o.persist and (o.cache or o.kind != OutputKind.OUT) for o in stage.outputs)
     )

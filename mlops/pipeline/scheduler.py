@@ -48,7 +48,7 @@ from mlops.pipeline.results import (
     StageState,
 )
 from mlops.pipeline.runs import RunsDB
-from mlops.pipeline.schema import Output, Stage
+from mlops.pipeline.schema import Output, OutputKind, Stage
 from mlops.pipeline.work import Workspace
 from mlops.storage.hashing import DIR_SUFFIX
 from mlops.workspace.tracked import Target
@@ -239,7 +239,7 @@ class Scheduler:
                 targets.append(output_target(repo.root, found))
             elif self._in_workspace(found):
                 continue  # kept by Git, and already as it should be (after a clone, say)
-            elif out.kind != "out" and not found.oid.endswith(DIR_SUFFIX):
+            elif out.kind != OutputKind.OUT and not found.oid.endswith(DIR_SUFFIX):
                 copies.append((out, found))
             else:
                 return False  # an uncached out cannot be brought back

@@ -1,8 +1,10 @@
 """``mlops.yaml``: the ``stages:`` map, validated and loaded into typed records.
 
-Only ``stages:`` is validated here. The other top-level sections (``checks:``,
-``include:``, ``monitor:``, ``plots:``) belong to their own modules and are kept
-raw, as are a stage's ``checks:`` and ``register:`` entries.
+Only ``stages:`` is validated here, a stage's ``checks:`` (the suite names it runs) and
+``register:`` (the model it registers) included, so that ``run``, ``run --dry-run`` and
+``status`` refuse a bad one before anything runs. The other top-level sections
+(``checks:``, ``include:``, ``monitor:``, ``models:``, ``plots:``) belong to their own
+modules and are kept raw; ``mlops.core.sections`` gives each its lines.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ import posixpath
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from mlops.core.names import name_problem
+from mlops.core.sections import Document, Invalid, parse_document
 from mlops.core.yamlio import (
     Lines,
     YamlProblem,
     key_hint,
     line_at,
-    load_yaml_lines,
     parse_yaml_lines,
     parsed_cache_dir,
 )
@@ -28,7 +32,6 @@ from mlops.pipeline import PIPELINE_FILE
 from mlops.pipeline.interpolate import (
     Namespace,
     Substitution,
-    Unresolved,
     foreach_names,
     matrix_items,
 )
@@ -57,8 +60,19 @@ CHECKS_KEYS = ("before", "after")
 OUTPUT_OPTIONS = ("cache", "persist")
 # How a plot file is drawn (DVC's names): text options, and ``header`` (a CSV's first row).
 PLOT_OPTIONS = ("x", "y", "template", "title", "x_label", "y_label", "header")
+REGISTER_KEYS = ("name", "path", "promote", "description")
+
+
+class OutputKind(StrEnum):
+    """What a stage's output is, by the field that declares it."""
+
+    OUT = "out"
+    METRIC = "metric"
+    PLOT = "plot"
+
+
 # ``outs`` are cached by default; metrics and plots are small files meant for Git.
-OUTPUT_KINDS = {"outs": "out", "metrics": "metric", "plots": "plot"}
+OUTPUT_KINDS = {"outs": OutputKind.OUT, "metrics": OutputKind.METRIC, "plots": OutputKind.PLOT}
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(@[^\s/:]+)?$")
 # Reads a file relative to the repository root (at some commit); None when it is absent.
@@ -70,7 +84,7 @@ class Output:
     """A file or folder a stage produces: an out, a metric or a plot."""
 
     path: str  # relative to the repository root, POSIX
-    kind: str  # "out", "metric" or "plot"
+    kind: OutputKind
     cache: bool  # stored in the object store (and ignored by Git)
     persist: bool = False  # kept (not deleted) before the stage runs
     plot: tuple[tuple[str, Any], ...] = ()  # PLOT_OPTIONS given for a plot, in order
@@ -85,12 +99,19 @@ class ParamsRef:
 
 
 @dataclass(frozen=True)
-class Stage:
-    """One stage of the pipeline, after ``foreach`` expansion.
+class ModelRegistration:
+    """A stage's ``register:``: the model its output ``path`` becomes a version of once
+    the run succeeds, and the alias it is promoted to."""
 
-    ``checks`` and ``register`` are the raw YAML of the stage's ``checks:`` and
-    ``register:`` keys, for the checks and registry modules to interpret.
-    """
+    name: str
+    path: str  # an output of the stage, relative to the repository root
+    promote: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline, after ``foreach`` expansion."""
 
     name: str
     cmd: tuple[str, ...]
@@ -102,25 +123,16 @@ class Stage:
     desc: str = ""
     always_changed: bool = False
     frozen: bool = False  # never run again: its lock entry stands
-    checks: dict[str, Any] = field(default_factory=dict)
-    register: dict[str, Any] | None = None
+    checks_before: tuple[str, ...] = ()  # suite names run on the inputs
+    checks_after: tuple[str, ...] = ()  # suite names run on the outputs
+    register: ModelRegistration | None = None
     group: str | None = None  # the foreach or matrix definition this stage came from
     # The params only its ${...} references read (in ``params`` too, not declared there).
     interpolated: tuple[ParamsRef, ...] = ()
 
     @property
-    def checks_before(self) -> tuple[Any, ...]:
-        """The raw ``checks.before`` entries (suite names, for mlops.checks)."""
-        return _as_tuple(self.checks.get("before"))
-
-    @property
-    def checks_after(self) -> tuple[Any, ...]:
-        """The raw ``checks.after`` entries."""
-        return _as_tuple(self.checks.get("after"))
-
-    @property
     def metrics(self) -> tuple[Output, ...]:
-        return tuple(o for o in self.outputs if o.kind == "metric")
+        return tuple(o for o in self.outputs if o.kind == OutputKind.METRIC)
 
 
 @dataclass(frozen=True)
@@ -143,15 +155,6 @@ class Pipeline:
         field_name = next(f for f, kind in OUTPUT_KINDS.items() if kind == out.kind)
         index = [o for o in stage.outputs if o.kind == out.kind].index(out)
         return self.at(stage, field_name, index)
-
-
-class _Invalid(Exception):
-    """A problem at a YAML path; turned into a PipelineError carrying the line number."""
-
-    def __init__(self, keys: tuple[Any, ...], message: str) -> None:
-        super().__init__(message)
-        self.keys = keys
-        self.message = message
 
 
 def load_pipeline(root: Path, required: bool = True) -> Pipeline:
@@ -191,29 +194,32 @@ def parse_pipeline(
     ``read`` reads the params files that ``${...}`` references name (without it, none).
     """
     data = text.encode() if isinstance(text, str) else text
+    document = parse_document(data, where, PipelineError, cache)
+    return pipeline_of(document, read, cache)
+
+
+def pipeline_of(
+    document: Document, read: Reader | None = None, cache: Path | None = None
+) -> Pipeline:
+    """The pipeline of an already parsed ``mlops.yaml``."""
     try:
-        doc, lines = load_yaml_lines(data, cache)
-    except YamlProblem as exc:
-        raise PipelineError(exc.located(where)) from None
-    try:
-        pipeline = _pipeline(doc, where, read or (lambda rel: None), cache)
-        return replace(pipeline, lines=lines)
-    except (_Invalid, Unresolved) as exc:
-        line = line_at(lines, exc.keys)
-        raise PipelineError(f"{where}{f':{line}' if line else ''}: {exc.message}") from None
+        pipeline = _pipeline(document.data, document.where, read or (lambda rel: None), cache)
+        return replace(pipeline, lines=document.lines)
+    except Invalid as exc:  # Unresolved ${...} references too
+        raise document.error(exc, PipelineError) from None
 
 
 def _pipeline(doc: Any, where: str, read: Reader, cache: Path | None) -> Pipeline:
     if doc is None:
         return Pipeline({}, {}, where)
     if not isinstance(doc, dict):
-        raise _Invalid((), "expected a mapping with a 'stages:' key at the top level")
+        raise Invalid((), "expected a mapping with a 'stages:' key at the top level")
     for key in doc:
         if key not in TOP_KEYS:
-            raise _Invalid((key,), f"unknown top-level key {key!r}{key_hint(key, TOP_KEYS)}")
+            raise Invalid((key,), f"unknown top-level key {key!r}{key_hint(key, TOP_KEYS)}")
     raw_stages = doc.get("stages") or {}
     if not isinstance(raw_stages, dict):
-        raise _Invalid(("stages",), "'stages' must be a mapping of stage names to definitions")
+        raise Invalid(("stages",), "'stages' must be a mapping of stage names to definitions")
     entries = _vars_entries(doc.get("vars"), ("vars",))
     loaded: list[Namespace] = []
 
@@ -231,7 +237,7 @@ def _pipeline(doc: Any, where: str, read: Reader, cache: Path | None) -> Pipelin
         for stage in _definition(name, body, Namespace(load=top), read, cache):
             if stage.name in stages:
                 origin = f" (from the foreach of {stage.group!r})" if stage.group else ""
-                raise _Invalid(("stages", name), f"stage {stage.name!r} is defined twice{origin}")
+                raise Invalid(("stages", name), f"stage {stage.name!r} is defined twice{origin}")
             stages[stage.name] = stage
     sections = {k: v for k, v in doc.items() if k not in ("stages", "vars")}
     return Pipeline(stages, sections, where)
@@ -243,12 +249,10 @@ def _vars_entries(raw: Any, keys: tuple[Any, ...]) -> list[Any]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise _Invalid(
-            keys, f"'vars' must be a list of params files and mappings, not {_kind(raw)}"
-        )
+        raise Invalid(keys, f"'vars' must be a list of params files and mappings, not {_kind(raw)}")
     for i, entry in enumerate(raw):
         if not (isinstance(entry, dict) or (isinstance(entry, str) and entry)):
-            raise _Invalid(
+            raise Invalid(
                 (*keys, i), f"'vars' entries are params files or mappings, not {_kind(entry)}"
             )
     return raw
@@ -277,15 +281,15 @@ def _load_vars(
         if data is None:
             if optional:
                 continue
-            raise _Invalid((*keys, i), f"vars: the params file {file!r} does not exist")
+            raise Invalid((*keys, i), f"vars: the params file {file!r} does not exist")
         try:
             doc = parse_params(data, file, cache)
         except PipelineError as exc:
-            raise _Invalid((*keys, i), f"vars: {exc.message}") from None
+            raise Invalid((*keys, i), f"vars: {exc.message}") from None
         names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted else list(doc)
         for name in names:
             if name not in doc:
-                raise _Invalid((*keys, i), f"vars: {file!r} has no key {name!r}")
+                raise Invalid((*keys, i), f"vars: {file!r} has no key {name!r}")
             namespace.values[str(name)] = doc[name]
             namespace.files[str(name)] = file
 
@@ -295,12 +299,12 @@ def _definition(
 ) -> Iterator[Stage]:
     keys: tuple[Any, ...] = ("stages", name)
     if not isinstance(name, str) or not _NAME.match(name) or "@" in name:
-        raise _Invalid(
+        raise Invalid(
             keys,
             f"invalid stage name {name!r}: use letters, digits, '_', '-' and '.'",
         )
     if not isinstance(body, dict):
-        raise _Invalid(keys, f"stage {name!r} must be a mapping, not {_kind(body)}")
+        raise Invalid(keys, f"stage {name!r} must be a mapping, not {_kind(body)}")
     if "foreach" not in body:
         if "vars" in body:
             own, where = Namespace(), (*keys, "vars")
@@ -314,16 +318,16 @@ def _definition(
         return
     for key in body:
         if key not in FOREACH_KEYS:
-            raise _Invalid(
+            raise Invalid(
                 (*keys, key),
                 f"stage {name!r}: unknown key {key!r} next to 'foreach'"
                 " (put the stage's definition under 'do:')",
             )
     template = body.get("do")
     if not isinstance(template, dict):
-        raise _Invalid(keys, f"stage {name!r}: 'foreach' needs a 'do:' mapping")
+        raise Invalid(keys, f"stage {name!r}: 'foreach' needs a 'do:' mapping")
     if "matrix" in template:
-        raise _Invalid(
+        raise Invalid(
             (*keys, "do", "matrix"), f"stage {name!r}: 'matrix' cannot be inside 'foreach'"
         )
     if "vars" in template:  # the same for every item, which comes first
@@ -338,14 +342,14 @@ def _definition(
     elif isinstance(items, dict):
         pairs = list(zip(foreach_names(items), items, items.values(), strict=True))
     else:
-        raise _Invalid(
+        raise Invalid(
             (*keys, "foreach"),
             f"stage {name!r}: field 'foreach' must be a list or a mapping, not {_kind(items)}",
         )
     for suffix, key, item in pairs:
         full = f"{name}@{suffix}"
         if not _NAME.match(full):
-            raise _Invalid(
+            raise Invalid(
                 (*keys, "foreach"), f"stage {name!r}: foreach item {suffix!r} makes a bad name"
             )
         if isinstance(items, dict):
@@ -366,17 +370,17 @@ def _matrix(
     where = (*keys, "matrix")
     matrix = Substitution(namespace, f"stage {name!r}").value(raw, where)
     if not isinstance(matrix, dict) or not matrix:
-        raise _Invalid(where, f"stage {name!r}: 'matrix' must be a mapping of names to lists")
+        raise Invalid(where, f"stage {name!r}: 'matrix' must be a mapping of names to lists")
     for key, values in matrix.items():
         if not isinstance(values, list) or not values:
-            raise _Invalid(
+            raise Invalid(
                 (*where, key),
                 f"stage {name!r}: matrix {key!r} must be a non-empty list, not {_kind(values)}",
             )
     for suffix, item in matrix_items(matrix):
         full = f"{name}@{suffix}"
         if not _NAME.match(full):
-            raise _Invalid(where, f"stage {name!r}: matrix item {suffix!r} makes a bad name")
+            raise Invalid(where, f"stage {name!r}: matrix item {suffix!r} makes a bad name")
         # ${key}: the name suffix, as DVC has it (`cnn-0.1`).
         scope = namespace.child({"item": item, "key": suffix})
         substitution = Substitution(scope, f"stage {full!r}")
@@ -415,12 +419,12 @@ def _stage(
 ) -> Stage:
     for key in body:
         if key not in STAGE_KEYS:
-            raise _Invalid(
+            raise Invalid(
                 (*keys, key), f"stage {name!r}: unknown key {key!r}{key_hint(key, STAGE_KEYS)}"
             )
     check = _Checker(name, keys)
     if "cmd" not in body:
-        raise _Invalid(keys, f"stage {name!r} has no 'cmd'")
+        raise Invalid(keys, f"stage {name!r} has no 'cmd'")
     wdir = check.path(".", body.get("wdir", "."), "wdir", allow_root=True)
     outputs: list[Output] = []
     for field_name, kind in OUTPUT_KINDS.items():
@@ -428,20 +432,19 @@ def _stage(
     seen: set[str] = set()
     for out in outputs:
         if out.path in seen:
-            raise _Invalid(keys, f"stage {name!r} declares the output {out.path!r} twice")
+            raise Invalid(keys, f"stage {name!r} declares the output {out.path!r} twice")
         seen.add(out.path)
     raw_checks = body.get("checks") or {}
     if not isinstance(raw_checks, dict):
         raise check.wrong("checks", raw_checks, "a mapping with 'before' and/or 'after'")
     for key in raw_checks:
         if key not in CHECKS_KEYS:
-            raise _Invalid(
+            raise Invalid(
                 (*keys, "checks", key),
                 f"stage {name!r}: unknown key {key!r} in 'checks'{key_hint(key, CHECKS_KEYS)}",
             )
-    register = body.get("register")
-    if register is not None and not isinstance(register, dict):
-        raise check.wrong("register", register, "a mapping")
+    before, after = (check.suite_names(raw_checks.get(phase), phase) for phase in CHECKS_KEYS)
+    register = check.registration(body.get("register"), wdir, outputs)
     return Stage(
         name=name,
         cmd=check.cmd(body["cmd"]),
@@ -456,7 +459,8 @@ def _stage(
         desc=check.text(body.get("desc", ""), "desc"),
         always_changed=check.flag(body.get("always_changed", False), "always_changed"),
         frozen=check.flag(body.get("frozen", False), "frozen"),
-        checks=dict(raw_checks),
+        checks_before=before,
+        checks_after=after,
         register=register,
         group=group,
     )
@@ -470,9 +474,9 @@ class _Checker:
 
     def wrong(
         self, field_name: str, value: Any, expected: str, index: int | None = None
-    ) -> _Invalid:
+    ) -> Invalid:
         keys = (*self.keys, field_name) if index is None else (*self.keys, field_name, index)
-        return _Invalid(
+        return Invalid(
             keys,
             f"stage {self.stage!r}: field {field_name!r} must be {expected}, not {_kind(value)}",
         )
@@ -510,29 +514,29 @@ class _Checker:
             raise self.wrong(field_name, raw, "a path", index)
         keys = (*self.keys, field_name) if index is None else (*self.keys, field_name, index)
         if raw.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", raw):
-            raise _Invalid(
+            raise Invalid(
                 keys,
                 f"stage {self.stage!r}: {field_name} path {raw!r} must be relative to the "
                 "repository",
             )
         path = posixpath.normpath(posixpath.join(base, raw))
         if path == ".." or path.startswith("../"):
-            raise _Invalid(
+            raise Invalid(
                 keys, f"stage {self.stage!r}: {field_name} path {raw!r} is outside the repository"
             )
         if path == "." and not allow_root:
-            raise _Invalid(
+            raise Invalid(
                 keys,
                 f"stage {self.stage!r}: {field_name} path {raw!r} names the whole repository",
             )
         if path.split("/")[0] in (".git", ".mlops"):
-            raise _Invalid(
+            raise Invalid(
                 keys,
                 f"stage {self.stage!r}: {field_name} path {raw!r} is inside {path.split('/')[0]}/",
             )
         return path
 
-    def outputs(self, wdir: str, value: Any, field_name: str, kind: str) -> list[Output]:
+    def outputs(self, wdir: str, value: Any, field_name: str, kind: OutputKind) -> list[Output]:
         if value is None:
             return []
         if not isinstance(value, list):
@@ -551,11 +555,11 @@ class _Checker:
                 raise self.wrong(
                     field_name, item, "a list of paths or {path: {cache: ..., persist: ...}}", i
                 )
-            allowed = OUTPUT_OPTIONS + (PLOT_OPTIONS if kind == "plot" else ())
+            allowed = OUTPUT_OPTIONS + (PLOT_OPTIONS if kind == OutputKind.PLOT else ())
             plot: list[tuple[str, Any]] = []
             for key, flag in options.items():
                 if key not in allowed:
-                    raise _Invalid(
+                    raise Invalid(
                         (*self.keys, field_name, i),
                         f"stage {self.stage!r}: unknown option {key!r} for {raw!r} in "
                         f"{field_name!r}{key_hint(key, allowed)}",
@@ -569,7 +573,7 @@ class _Checker:
                 elif key == "header":
                     plot.append((key, flag))
             path = self.path(wdir, raw, field_name, i)
-            cache = options.get("cache", kind == "out")
+            cache = options.get("cache", kind == OutputKind.OUT)
             found.append(Output(path, kind, cache, options.get("persist", False), tuple(plot)))
         return found
 
@@ -628,11 +632,53 @@ class _Checker:
             raise self.wrong(field_name, value, "true or false")
         return value
 
+    def suite_names(self, value: Any, phase: str) -> tuple[str, ...]:
+        """``checks.before`` or ``checks.after``: a suite name or a list of them."""
+        names = [] if value is None else value if isinstance(value, list) else [value]
+        for i, name in enumerate(names):
+            if not isinstance(name, str) or not name:
+                at = (*self.keys, "checks", phase) + ((i,) if isinstance(value, list) else ())
+                raise Invalid(
+                    at,
+                    f"stage {self.stage!r}: checks.{phase} must list suite names, "
+                    f"not {_kind(name)}",
+                )
+        return tuple(names)
 
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    if value is None:
-        return ()
-    return tuple(value) if isinstance(value, list) else (value,)
+    def registration(
+        self, value: Any, wdir: str, outputs: list[Output]
+    ) -> ModelRegistration | None:
+        """``register: {name, path, promote, description}``: ``path`` is one of the
+        stage's outputs (relative to its wdir), the names are valid model and alias names."""
+        if value is None:
+            return None
+        keys = (*self.keys, "register")
+        where = f"stage {self.stage!r}: register"
+        if not isinstance(value, dict):
+            raise self.wrong("register", value, "a mapping with 'name' and 'path'")
+        for key in value:
+            if key not in REGISTER_KEYS:
+                raise Invalid(
+                    (*keys, key), f"{where}: unknown key {key!r}{key_hint(key, REGISTER_KEYS)}"
+                )
+        for key in ("name", "path"):
+            if not isinstance(value.get(key), str) or not value[key]:
+                raise Invalid((*keys, key), f"{where}.{key}: required, a non-empty string")
+        for key in ("promote", "description"):
+            if key in value and not isinstance(value[key], str):
+                raise Invalid((*keys, key), f"{where}.{key}: must be a string")
+        for key, what in (("name", "model"), ("promote", "alias")):
+            problem = name_problem(value[key], what) if key in value else None
+            if problem:
+                raise Invalid((*keys, key), f"{where}.{key}: {problem}")
+        path = posixpath.normpath(posixpath.join(wdir, value["path"]))
+        if path not in {o.path for o in outputs}:
+            raise Invalid(
+                (*keys, "path"), f"{where}.path: {value['path']!r} is not an output of the stage"
+            )
+        return ModelRegistration(
+            value["name"], path, value.get("promote"), value.get("description")
+        )
 
 
 def _is_scalar(value: Any) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from mlops.errors import PipelineError
 from mlops.pipeline import PIPELINE_FILE
-from mlops.pipeline.schema import OUTPUT_OPTIONS, PLOT_OPTIONS, Pipeline
+from mlops.pipeline.schema import OUTPUT_OPTIONS, PLOT_OPTIONS, OutputKind, Pipeline
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".yaml", ".yml")
@@ -73,7 +73,7 @@ def plot_specs(pipeline: Pipeline) -> list[PlotSpec]:
     specs = []
     for stage in pipeline.stages.values():
         for out in stage.outputs:
-            if out.kind != "plot":
+            if out.kind != OutputKind.PLOT:
                 continue
             options = dict(out.plot)
             specs.append(_spec(out.path, out.path, options, f"stage {stage.name!r}"))

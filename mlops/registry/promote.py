@@ -258,26 +258,20 @@ def _is_number(value: Any) -> bool:
 
 def model_settings(root: Path) -> dict[str, dict[str, Any]]:
     """The ``models:`` section of ``mlops.yaml``, validated: {name: {"compare": {m: dir}}}."""
-    from mlops.core.yamlio import YamlProblem, parse_yaml
+    from mlops.core.sections import Invalid, read_document
+    from mlops.core.yamlio import parsed_cache_dir
     from mlops.pipeline import PIPELINE_FILE
-    from mlops.pipeline.schema import line_of
 
-    try:
-        text = (root / PIPELINE_FILE).read_text()
-    except FileNotFoundError:
+    document = read_document(
+        root / PIPELINE_FILE, PIPELINE_FILE, ConfigError, parsed_cache_dir(root)
+    )
+    if document is None:
         return {}
-    try:
-        doc = parse_yaml(text)
-    except YamlProblem as exc:
-        raise ConfigError(exc.located(PIPELINE_FILE)) from None
 
     def wrong(keys: tuple[str, ...], message: str) -> ConfigError:
-        line = line_of(text, keys)
-        return ConfigError(
-            f"{PIPELINE_FILE}{f':{line}' if line else ''}: {'.'.join(keys)}: {message}"
-        )
+        return document.error(Invalid(keys, message), ConfigError, dotted=True)
 
-    section = doc.get("models") if isinstance(doc, dict) else None
+    section = document.section("models")
     if section is None:
         return {}
     if not isinstance(section, dict):

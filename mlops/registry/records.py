@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mlops.core.names import name_problem
 from mlops.errors import RegistryError
 from mlops.storage.content import ContentRef
 from mlops.storage.hashing import hash_bytes, is_valid_oid
@@ -20,7 +21,6 @@ SCHEMA = 1
 ID_LENGTH = 10
 TAG_PREFIX = "model/"
 REF_PREFIX = "refs/tags/" + TAG_PREFIX
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _VERSION_TAIL = re.compile(rf"v([1-9][0-9]*)-([0-9a-f]{{{ID_LENGTH}}})")
 _EVENT_TAIL = re.compile(rf"([1-9][0-9]*)-([0-9a-f]{{{ID_LENGTH}}})")
 _VERSION_REF = re.compile(rf"v?([1-9][0-9]*)(?:-([0-9a-f]{{4,{ID_LENGTH}}}))?")
@@ -28,16 +28,9 @@ _VERSION_REF = re.compile(rf"v?([1-9][0-9]*)(?:-([0-9a-f]{{4,{ID_LENGTH}}}))?")
 
 def check_name(name: str, what: str) -> str:
     """``name`` if it can be a model or alias name (one safe Git ref component)."""
-    if (
-        not isinstance(name, str)
-        or not _NAME.fullmatch(name)
-        or ".." in name
-        or name.endswith((".lock", "."))
-    ):
-        raise RegistryError(
-            f"invalid {what} name {name!r}: use letters, digits, '_', '-' and '.' "
-            "(at most 100, starting with a letter or digit)"
-        )
+    problem = name_problem(name, what)
+    if problem:
+        raise RegistryError(problem)
     return name
 
 

@@ -17,7 +17,7 @@ from mlops.pipeline.plan import (
     judge,
     run_cache_key,
 )
-from mlops.pipeline.schema import Output, Stage, parse_pipeline
+from mlops.pipeline.schema import Output, OutputKind, Stage, parse_pipeline
 
 PIPELINE = """
 stages:
@@ -133,5 +133,5 @@ def test_the_run_cache_key_names_what_determines_the_outputs() -> None:
     assert key == run_cache_key(stage, [DEP], {"params.yaml": {"lr": 0.1}}, "")
     assert key != run_cache_key(stage, [replace(DEP, oid="c" * 64)], PARAMS, "")
     assert key != run_cache_key(stage, [DEP], PARAMS, "checks")
-    other = replace(stage, outputs=(Output("model.bin", "out", cache=False),))
+    other = replace(stage, outputs=(Output("model.bin", OutputKind.OUT, cache=False),))
     assert key != run_cache_key(other, [DEP], PARAMS, "")

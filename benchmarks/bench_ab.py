@@ -8,8 +8,9 @@ the standard workload in turn (A, B, B, A, ...), each in its own repository, and
 ratio new/base of each round is printed with the median and range. The base runs from
 a temporary worktree of REV through PYTHONPATH (its dependencies are this
 environment's). Steps: add of the big file, add of the folder of small files, status
-with nothing changed, status after one file changed, and checkout of both into an
-empty workspace. Not part of the tests.
+with nothing changed, status after one file changed, checkout of both into an
+empty workspace; then, on a pipeline of ``--stages`` one-line stages, the first run,
+a run with nothing to do, and status. Not part of the tests.
 """
 
 from __future__ import annotations
@@ -26,11 +27,20 @@ from pathlib import Path
 
 from workload import copy_workload, make_workload, new_git_repo, tool_env
 
-STEPS = ("add big file", "add folder", "status clean", "status after a change", "checkout")
+STEPS = (
+    "add big file",
+    "add folder",
+    "status clean",
+    "status after a change",
+    "checkout",
+    "run, first",
+    "run, nothing to do",
+    "status of the stages",
+)
 
 
 def run_steps(
-    source: Path, env: dict[str, str], repo: Path, link: str, measure: str
+    source: Path, env: dict[str, str], repo: Path, link: str, measure: str, stages: int
 ) -> dict[str, float]:
     import time
 
@@ -63,6 +73,21 @@ def run_steps(
     shutil.rmtree(repo / "many")
     (repo / "big.bin").unlink()
     times["checkout"] = step("checkout", "--force")
+    (repo / "in").mkdir()
+    lines = ["stages:"]
+    for i in range(stages):
+        (repo / "in" / f"{i}.txt").write_text(f"input {i}\n")
+        lines += [
+            f"  s{i}:",
+            f"    cmd: cp in/{i}.txt out/{i}.txt",
+            f"    deps: [in/{i}.txt]",
+            f"    outs: [out/{i}.txt]",
+        ]
+    (repo / "mlops.yaml").write_text("\n".join(lines) + "\n")
+    (repo / "out").mkdir()
+    times["run, first"] = step("run", "-j", "2")
+    times["run, nothing to do"] = step("run")
+    times["status of the stages"] = step("status")
     shutil.rmtree(repo)
     return times
 
@@ -74,6 +99,7 @@ def main() -> None:
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--small", type=int, default=20000)
     parser.add_argument("--link", default="copy")
+    parser.add_argument("--stages", type=int, default=200)
     parser.add_argument("--verbose", action="store_true", help="also each version's times")
     # user: the process's own work; the kernel's part (sys) of copying a gigabyte swings
     # several-fold with the page cache and writeback of a shared machine.
@@ -98,7 +124,9 @@ def main() -> None:
         for round_ in range(args.rounds):
             order = ("base", "new") if round_ % 2 == 0 else ("new", "base")
             got = {
-                who: run_steps(source, envs[who], work / f"repo-{who}", args.link, args.measure)
+                who: run_steps(
+                    source, envs[who], work / f"repo-{who}", args.link, args.measure, args.stages
+                )
                 for who in order
             }
             for s in STEPS:

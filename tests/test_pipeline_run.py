@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -163,24 +162,33 @@ def test_selected_stage_runs_with_its_upstream_only(repo: Path) -> None:
     assert "no stage named 'trian' in mlops.yaml (did you mean 'train'?)" in result.stderr
 
 
+# Each stage marks that it started, then waits for the other's mark: they both end only
+# when they run at the same time (run one at a time, the first gives up after 60 s).
+MEET = (
+    "import pathlib, sys, time; me, other = sys.argv[1:]; pathlib.Path(me).touch(); "
+    "end = time.monotonic() + 60\n"
+    "while not pathlib.Path(other).exists():\n"
+    "    if time.monotonic() > end: sys.exit('the other stage never started')\n"
+    "    time.sleep(0.02)"
+)
+
+
 def test_parallel_stages_overlap_and_prefix_output(repo: Path) -> None:
+    (repo / "meet.py").write_text(MEET)
     write(
         repo,
         "mlops.yaml",
-        """\
+        f"""\
         stages:
           one:
-            cmd: sleep 1 && echo first > one.txt && echo hello-one
+            cmd: {sys.executable} meet.py 1.on 2.on && echo first > one.txt && echo hello-one
             outs: [one.txt]
           two:
-            cmd: sleep 1 && echo second > two.txt && echo hello-two
+            cmd: {sys.executable} meet.py 2.on 1.on && echo second > two.txt && echo hello-two
             outs: [two.txt]
         """,
     )
-    started = time.monotonic()
     result = run_ok(repo, "-j", "2")
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.5, f"-j 2 took {elapsed:.2f} s"
     assert "[one] hello-one" in result.stdout and "[two] hello-two" in result.stdout
 
 

@@ -127,7 +127,11 @@ def _store_output(ws: Workspace, out: Output) -> FileHash:
     found = ws.hasher.hash(out.path)
     if found is None:
         raise PipelineError(f"output {out.path!r} disappeared while it was being stored")
-    if out.kind != OutputKind.OUT and not found.oid.endswith(DIR_SUFFIX) and found.size <= _SMALL_FILE:
+    if (
+        out.kind != OutputKind.OUT
+        and not found.oid.endswith(DIR_SUFFIX)
+        and found.size <= _SMALL_FILE
+    ):
         # Small metrics and plots are kept too, so the run cache can bring them back.
         ws.store.cache.add_bytes(path.read_bytes())
     return found

@@ -93,7 +93,8 @@ def validate_manifest(manifest: Manifest, oid: str) -> None:
             if reason is None and (
                 not is_valid_oid(entry.oid)
                 or entry.oid.endswith(DIR_SUFFIX)
-                or not isinstance(entry.size, int)
+                or type(entry.size) is not int
+                or entry.size < 0
             ):
                 reason = "malformed hash or size"
             if reason is not None:
@@ -119,8 +120,11 @@ def _all_valid(entries: tuple[Entry, ...]) -> bool:
             return False
     except TypeError:  # a path or id that is not a string
         return False
+    sizes = [e.size for e in entries]
     return (
         oids.count("\n") == len(entries) - 1
         and _FILE_OIDS.fullmatch(oids) is not None
-        and all(isinstance(e.size, int) for e in entries)
+        # Whole numbers (true and false are ints to Python), none below zero.
+        and all(type(size) is int for size in sizes)
+        and min(sizes) >= 0
     )

@@ -112,8 +112,8 @@ def parse_pointer(text: str, where: str) -> Pointer:
     if not isinstance(oid, str) or not is_valid_oid(oid):
         raise InputError(f"{where}: key 'hash' is not a valid {ALGORITHM} hash: {oid!r}")
     size, files = doc.get("size", 0), doc.get("files", 1)
-    if not isinstance(size, int) or not isinstance(files, int):
-        raise InputError(f"{where}: keys 'size' and 'files' must be whole numbers")
+    if type(size) is not int or type(files) is not int or size < 0 or files < 0:
+        raise InputError(f"{where}: keys 'size' and 'files' must be whole numbers of at least 0")
     return Pointer(path=path, oid=oid, size=size, files=files)
 
 

@@ -81,6 +81,8 @@ def test_parse_refuses_what_is_not_a_manifest(data: bytes, message: str) -> None
         (["ok", 12, 1, 0], "malformed hash or size"),
         (["ok", A, "1", 0], "malformed hash or size"),
         (["ok", A, 1.5, 0], "malformed hash or size"),
+        (["ok", A, -1, 0], "malformed hash or size"),
+        (["ok", A, True, 0], "malformed hash or size"),
     ],
 )
 def test_validate_names_the_bad_entry(row: list[object], reason: str) -> None:

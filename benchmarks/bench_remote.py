@@ -20,20 +20,21 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from workload import (
+    AWS_ENV,
     copy_workload,
+    make_bucket,
     make_workload,
     mlops_cmd,
     new_git_repo,
     print_table,
+    start_moto,
     timed,
     workload_arguments,
 )
@@ -45,38 +46,6 @@ TARGETS = {
     "pull small files from S3 into a fresh clone": 0.3,
     "pre-commit hook, clean (vs dvc status)": 0.2,
 }
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "NO_PROXY": "127.0.0.1,localhost",
-}
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    """moto's S3 server in its own process on a free 127.0.0.1 port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit("the moto S3 server did not start")
-
-
-def make_bucket(endpoint: str, name: str) -> None:
-    import s3fs
-
-    s3fs.S3FileSystem(endpoint_url=endpoint, key="bench", secret="bench").mkdir(name)
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -95,3 +96,37 @@ def print_table(rows: list[tuple[str, float, float | None, float | None]]) -> No
         dvc = f"{theirs:.3f}" if theirs else "-"
         goal = f"{target:.2f}" if target else "-"
         print(f"{step:<44} {ours:>9.3f} {dvc:>9} {ratio:>7} {goal:>7}")
+
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    """moto's S3 server in its own process on a free 127.0.0.1 port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit("the moto S3 server did not start")
+
+
+def make_bucket(endpoint: str, name: str) -> None:
+    import s3fs
+
+    s3fs.S3FileSystem(endpoint_url=endpoint, key="bench", secret="bench").mkdir(name)

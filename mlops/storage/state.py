@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import NamedTuple
 
@@ -80,11 +80,27 @@ class StateCache:
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            # Losing the newest rows in a power cut only costs a re-hash.
-            db = connect(self._path, synchronous="OFF", same_thread=False)
-            db.executescript(_SCHEMA)
-            self._db = db
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError):  # busy, read-only: not ours
+                    raise
+                # Not a database any more (a crash of the disk, a stray write): it only
+                # remembers hashes, so it starts again empty and costs one re-hash.
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self._path}{suffix}").unlink(missing_ok=True)
+                self._db = self._open()
         return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        # Losing the newest rows in a power cut only costs a re-hash.
+        db = connect(self._path, synchronous="OFF", same_thread=False)
+        try:
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def preload(self) -> None:
         """Read every row now: for bulk lookups, and before worker threads share this."""
@@ -232,9 +248,18 @@ class StateCache:
         self._pending_tokens[path] = (token, json.dumps(dirty))
 
     def flush(self) -> None:
-        """Write remembered hashes to disk in one transaction."""
+        """Write remembered hashes to disk in one transaction; a database that cannot be
+        written (read-only, a full disk, busy past the timeout) only costs re-hashing
+        them next time: the command that learnt them has done its work."""
         if not self._pending and not self._pending_folders and not self._pending_tokens:
             return
+        with suppress(sqlite3.DatabaseError):
+            self._write()
+        self._pending = {}
+        self._pending_folders = {}
+        self._pending_tokens = {}
+
+    def _write(self) -> None:
         db = self._connect()
         with db:
             db.executemany(
@@ -262,9 +287,6 @@ class StateCache:
             )
         if self._known is not None:
             self._known.update(self._pending)
-        self._pending = {}
-        self._pending_folders = {}
-        self._pending_tokens = {}
 
     def close(self) -> None:
         """Close the database connection."""

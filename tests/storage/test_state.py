@@ -193,3 +193,33 @@ def test_monitor_tokens_keep_the_top_group(state: StateCache, tmp_path: Path) ->
     assert state.monitor_token("data") == ("c:1:42", ["", "images"])  # before the flush
     state.flush()
     assert StateCache(tmp_path / "state.db").monitor_token("data") == ("c:1:42", ["", "images"])
+
+
+def test_a_state_file_that_is_not_a_database_starts_again_empty(tmp_path: Path) -> None:
+    """It only remembers hashes: a damaged one costs a re-hash, never a failed command."""
+    (tmp_path / "state.db").write_bytes(b"not a database, written over by accident\n" * 50)
+    (tmp_path / "state.db-wal").write_bytes(b"stale")
+    state = StateCache(tmp_path / "state.db")
+    st = made(tmp_path / "f", "one")
+    assert state.get(st) is None
+    state.put(st, A)
+    state.flush()
+    state.close()
+    assert StateCache(tmp_path / "state.db").get(st) == A
+
+
+def test_a_write_that_fails_costs_only_the_rows(tmp_path: Path) -> None:
+    """A state that cannot be written (here: its table gone under it) does not fail the
+    command that learnt the hashes; the rows are simply not remembered."""
+    import sqlite3
+
+    state = StateCache(tmp_path / "state.db")
+    st = made(tmp_path / "f", "one")
+    assert state.get(st) is None  # opens the database
+    state.put(st, A)
+    with sqlite3.connect(tmp_path / "state.db") as other:
+        other.execute("DROP TABLE state")
+    state.flush()  # raises nothing
+    state.put(st, B)
+    assert state.get(st) == B
+    state.close()

@@ -48,3 +48,13 @@ def test_a_command_leaves_no_connection_open(repo: Repo) -> None:
     (repo.root / "data.csv").write_text("a\n1\n")
     assert run_cli(repo.root, "add", "data.csv").exit_code == 0
     assert not (repo.mlops_dir / "state.db-wal").exists()
+
+
+def test_commands_work_on_when_the_state_is_not_a_database(repo: Repo) -> None:
+    (repo.root / "data.csv").write_text("a\n1\n")
+    assert run_cli(repo.root, "add", "data.csv").exit_code == 0
+    (repo.mlops_dir / "state.db").write_bytes(b"\0garbage" * 100)
+    (repo.root / "more.csv").write_text("b\n2\n")
+    assert run_cli(repo.root, "add", "more.csv").exit_code == 0
+    result = run_cli(repo.root, "status")
+    assert result.exit_code == 0, result.stderr

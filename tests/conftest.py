@@ -137,7 +137,10 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     )
     try:
         wait_for_port(proc, port, "sshd")
-        yield SshServer(port, getpass.getuser(), folder / "user_key")
+        host_key = (folder / "host_key.pub").read_text().split()[:2]
+        known_hosts = folder / "known_hosts"
+        known_hosts.write_text(f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
+        yield SshServer(port, getpass.getuser(), folder / "user_key", known_hosts)
     finally:
         stop(proc)
 

@@ -6,6 +6,7 @@ which options to set."""
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -54,17 +55,63 @@ def assert_fast_one_line(result_stderr: str, started: float, *words: str) -> Non
 # SSH ---------------------------------------------------------------------------------------
 
 
-def ssh_remote(repo: Path, server: SshServer, port: int | None = None, folder: str = "") -> None:
+def ssh_remote(
+    repo: Path,
+    server: SshServer,
+    port: int | None = None,
+    folder: str = "",
+    known_hosts: Path | None = None,
+) -> None:
     where = folder or str(repo.parent / "ssh-store")
     url = f"ssh://{server.user}@127.0.0.1:{port or server.port}{where}"
     ok(repo, "remote", "add", "origin", url, "--default")
     ok(repo, "remote", "modify", "origin", "client_keys", f"[{server.key}]")
+    ok(repo, "remote", "modify", "origin", "known_hosts", str(known_hosts or server.known_hosts))
 
 
 def test_team_flow_ssh(tmp_path: Path, repo: Path, sshd: SshServer) -> None:
     ssh_remote(repo, sshd)
     team_flow(tmp_path, repo)
     assert (tmp_path / "ssh-store" / "packs").is_dir()
+
+
+def test_ssh_host_key_is_checked_against_known_hosts(
+    tmp_path: Path, repo: Path, sshd: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like OpenSSH: a server whose key is not known, or is not the key known for it (a
+    machine in the middle), gets nothing; the user's ~/.ssh/known_hosts is the default."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    make_data(repo, small=2, big=0)
+    track(repo, "data/images")
+    store = tmp_path / "ssh-store"
+    # No known_hosts at all: refused in one line that says how to add the key.
+    url = f"ssh://{sshd.user}@127.0.0.1:{sshd.port}{store}"
+    ok(repo, "remote", "add", "origin", url, "--default")
+    ok(repo, "remote", "modify", "origin", "client_keys", f"[{sshd.key}]")
+    result = run_subprocess(repo, "push")
+    assert result.returncode == 1
+    assert "host key of 127.0.0.1:" in result.stderr and "known_hosts" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not stored(store)
+    # Another key known for that host and port: refused too.
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    impostor = " ".join(other.with_suffix(".pub").read_text().split()[:2])
+    (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{sshd.port} {impostor}\n")
+    result = run_subprocess(repo, "push")
+    assert result.returncode == 1 and "host key" in result.stderr
+    assert not stored(store)
+    # The server's own key in ~/.ssh/known_hosts: the push goes through.
+    (home / ".ssh" / "known_hosts").write_bytes(sshd.known_hosts.read_bytes())
+    assert run_subprocess(repo, "push").returncode == 0
+    assert stored(store)
+
+
+def stored(store: Path) -> list[Path]:
+    """The files a remote folder holds."""
+    return [p for p in store.rglob("*") if p.is_file()] if store.exists() else []
 
 
 def test_ssh_url_user_host_and_port_are_used(repo: Path, sshd: SshServer) -> None:

@@ -118,6 +118,13 @@ class Backend:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "NoCredentialsError" in names:
             reason = f"no credentials found while {action}; {self.credentials_hint()}"
+        elif "HostKeyNotVerifiable" in names:
+            reason = (
+                f"the SSH host key of {self.display} is not in known_hosts ({detail}); "
+                "after checking its fingerprint with the server's owner, add it "
+                "(`ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts`) or name another file "
+                f"with `mlops remote modify {self.spec.name} known_hosts PATH`"
+            )
         elif isinstance(exc, PermissionError) or names & _CREDENTIAL_ERRORS:
             reason = (
                 f"access denied while {action} ({detail}); check the remote's credentials: "
@@ -480,6 +487,11 @@ def _fs_options(spec: RemoteSpec, protocol: str) -> dict[str, Any]:
     if protocol in SSH:
         options.setdefault("timeout", timeout)  # sshfs: limits the connection's set-up
         options.setdefault("connect_timeout", timeout)  # asyncssh: the whole handshake
+        # The server proves who it is against known_hosts, as OpenSSH does: sshfs alone
+        # would accept any host key (a machine in the middle could read every object).
+        # () is asyncssh's own default: ~/.ssh/known_hosts, or none known. "none" opts out.
+        known = options.get("known_hosts", ())
+        options["known_hosts"] = None if str(known).lower() == "none" else known
     if protocol in AZURE:
         options.setdefault("connection_timeout", timeout)
         options.setdefault("read_timeout", spec.options.get("read_timeout", 60))

@@ -75,6 +75,7 @@ class SshServer:
     port: int
     user: str
     key: Path  # the client's private key
+    known_hosts: Path  # a known_hosts file holding the server's host key
 
 
 @dataclass(frozen=True)

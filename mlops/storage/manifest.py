@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as quote
 from typing import NamedTuple
@@ -61,6 +62,56 @@ def build_manifest(entries: list[Entry]) -> Manifest:
     """A manifest from unsorted entries."""
     # Paths are unique, so tuples order by their first field, the path.
     return Manifest(tuple(sorted(entries)))
+
+
+_HEAD = f'{{"algo":"{ALGORITHM}","fields":{_FIELDS},"files":['.encode()
+_TAIL = b"]}"
+
+
+def manifest_changes(old: bytes, new: bytes) -> tuple[list[Entry], list[Entry]]:
+    """The entries only the ``old`` manifest has, and those only ``new`` has.
+
+    Both are compared as canonical bytes (see ``Manifest.to_bytes``), row by row: a row
+    both hold byte for byte is the same file in both, whatever it says, so only the rows
+    that differ are parsed, and two snapshots of a million files that differ by ten cost a
+    split and a count at C speed, not a million parsed entries. A manifest not written by
+    ``to_bytes``, or a row that is not one entry on its own (a name holding ``],[``),
+    falls back to parsing both whole.
+    """
+    only_old, only_new = _rows(old), _rows(new)
+    if only_old is not None and only_new is not None:
+        common = only_old & only_new
+        removed = _parsed(only_old - common)
+        added = _parsed(only_new - common)
+        if removed is not None and added is not None:
+            return removed, added
+    before = set(parse_manifest(old, "old").entries)
+    after = set(parse_manifest(new, "new").entries)
+    return sorted(before - after), sorted(after - before)
+
+
+def _rows(data: bytes) -> Counter[bytes] | None:
+    if not (data.startswith(_HEAD) and data.endswith(_TAIL)):
+        return None
+    body = data[len(_HEAD) : -len(_TAIL)]
+    if not body:
+        return Counter()
+    if not (body.startswith(b"[") and body.endswith(b"]")):
+        return None
+    return Counter(body[1:-1].split(b"],["))
+
+
+def _parsed(rows: Counter[bytes]) -> list[Entry] | None:
+    entries = []
+    for row, count in rows.items():
+        try:
+            path, oid, size, executable = json.loads(b"[" + row + b"]")
+        except ValueError:  # not one row on its own, or not four fields
+            return None
+        if count != 1 or not isinstance(path, str) or not isinstance(oid, str):
+            return None
+        entries.append(Entry(path, oid, size, bool(executable)))
+    return sorted(entries)
 
 
 def parse_manifest(data: bytes, oid: str) -> Manifest:

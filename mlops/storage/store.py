@@ -60,11 +60,16 @@ def open_store(repo: Repo) -> Store:
 
 def load_manifest(cache: Cache, oid: str, where: str) -> Manifest:
     """A folder's manifest from the cache, named after ``where`` when it is missing."""
+    return parse_manifest(manifest_bytes(cache, oid, where), oid)
+
+
+def manifest_bytes(cache: Cache, oid: str, where: str) -> bytes:
+    """The stored bytes of a folder's manifest (see ``load_manifest``)."""
     if not cache.exists(oid):
         raise CacheError(
             f"{where}: folder manifest {oid} is not in the cache: run `mlops pull` first"
         )
-    return parse_manifest(cache.read_bytes(oid), oid)
+    return cache.read_bytes(oid)
 
 
 def expand_folders(cache: Cache, oids: Iterable[str]) -> set[str]:

@@ -9,9 +9,9 @@ from mlops.core.git import has_commits, read_blobs, resolve_revision, tree_files
 from mlops.core.repo import Repo
 from mlops.errors import InputError
 from mlops.storage.hashing import DIR_SUFFIX
-from mlops.storage.manifest import build_manifest
-from mlops.storage.pointer import SUFFIX, Pointer, parse_pointer
-from mlops.storage.store import Store, load_manifest, open_store
+from mlops.storage.manifest import Entry, Manifest, build_manifest, manifest_changes
+from mlops.storage.pointer import SUFFIX, parse_pointer
+from mlops.storage.store import Store, load_manifest, manifest_bytes, open_store
 from mlops.workspace.tracked import find_targets, hash_files, scan_folder
 
 WORKSPACE = "workspace"
@@ -43,72 +43,120 @@ class Change:
 FileMap = dict[str, tuple[str, int]]
 
 
+@dataclass(frozen=True)
+class _Tracked:
+    """A tracked path on one side: a file's hash and size, or a folder's manifest (by its
+    id in the cache, or built from the workspace)."""
+
+    oid: str | None  # None: a folder of the workspace, known by ``manifest`` only
+    size: int
+    manifest: Manifest | None = None
+
+    @property
+    def is_folder(self) -> bool:
+        return self.manifest is not None or (self.oid or "").endswith(DIR_SUFFIX)
+
+
 def diff(repo: Repo, rev_a: str | None = None, rev_b: str | None = None) -> list[Change]:
-    """Changes from ``rev_a`` (default HEAD) to ``rev_b`` (default: the workspace)."""
+    """Changes from ``rev_a`` (default HEAD) to ``rev_b`` (default: the workspace).
+
+    Paths whose pointers agree cost nothing; two versions of a folder are compared
+    through their manifests' rows, so the work follows what changed.
+    """
     with open_store(repo) as store:
         if rev_a is None and not has_commits(repo.root):
-            old: FileMap = {}
+            old: dict[str, _Tracked] = {}
         else:
-            old = _files_at(store, resolve_revision(repo.root, rev_a or "HEAD"))
+            old = _tracked_at(store, resolve_revision(repo.root, rev_a or "HEAD"))
         new = (
-            _workspace_files(store)
+            _tracked_in_workspace(store)
             if rev_b is None
-            else _files_at(store, resolve_revision(repo.root, rev_b))
+            else _tracked_at(store, resolve_revision(repo.root, rev_b))
         )
+        before: FileMap = {}
+        after: FileMap = {}
+        for path in old.keys() | new.keys():
+            a, b = old.get(path), new.get(path)
+            if a is not None and b is not None and a.oid is not None and a.oid == b.oid:
+                continue
+            if a is not None and b is not None and a.is_folder and b.is_folder:
+                removed, added = manifest_changes(_bytes(store, path, a), _bytes(store, path, b))
+                before.update(_files(path, removed))
+                after.update(_files(path, added))
+                continue
+            if a is not None:
+                before.update(_expand(store, path, a))
+            if b is not None:
+                after.update(_expand(store, path, b))
     changes = []
-    for path in sorted(old.keys() | new.keys()):
-        before, after = old.get(path), new.get(path)
-        if before == after or (before and after and before[0] == after[0]):
+    for path in sorted(before.keys() | after.keys()):
+        was, now = before.get(path), after.get(path)
+        if was == now or (was and now and was[0] == now[0]):
             continue
-        kind = "added" if before is None else "deleted" if after is None else "modified"
+        kind = "added" if was is None else "deleted" if now is None else "modified"
         changes.append(
             Change(
                 path,
                 kind,
-                before[0] if before else None,
-                after[0] if after else None,
-                before[1] if before else None,
-                after[1] if after else None,
+                was[0] if was else None,
+                now[0] if now else None,
+                was[1] if was else None,
+                now[1] if now else None,
             )
         )
     return changes
 
 
-def _expand(store: Store, data_path: str, pointer: Pointer) -> FileMap:
-    if not pointer.oid.endswith(DIR_SUFFIX):
-        return {data_path: (pointer.oid, pointer.size)}
-    manifest = load_manifest(store.cache, pointer.oid, data_path)
-    return {posixpath.join(data_path, e.path): (e.oid, e.size) for e in manifest.entries}
+def _bytes(store: Store, data_path: str, tracked: _Tracked) -> bytes:
+    if tracked.manifest is not None:
+        return tracked.manifest.to_bytes()
+    assert tracked.oid is not None
+    return manifest_bytes(store.cache, tracked.oid, data_path)
 
 
-def _files_at(store: Store, commit: str) -> FileMap:
+def _files(data_path: str, entries: list[Entry] | tuple[Entry, ...]) -> FileMap:
+    return {f"{data_path}/{e.path}": (e.oid, e.size) for e in entries}
+
+
+def _expand(store: Store, data_path: str, tracked: _Tracked) -> FileMap:
+    if not tracked.is_folder:
+        assert tracked.oid is not None
+        return {data_path: (tracked.oid, tracked.size)}
+    manifest = tracked.manifest
+    if manifest is None:
+        assert tracked.oid is not None
+        manifest = load_manifest(store.cache, tracked.oid, data_path)
+    return _files(data_path, manifest.entries)
+
+
+def _tracked_at(store: Store, commit: str) -> dict[str, _Tracked]:
     pointer_blobs = tree_files(store.repo.root, commit, SUFFIX)
     contents = read_blobs(store.repo.root, pointer_blobs.values())
-    files: FileMap = {}
+    tracked: dict[str, _Tracked] = {}
     for name, blob in pointer_blobs.items():
         if name.startswith(".mlops/"):
             continue
         where = f"{name} at {commit[:10]}"
         pointer = parse_pointer(contents[blob].decode(errors="replace"), where)
         data_path = posixpath.join(posixpath.dirname(name), pointer.path)
-        files.update(_expand(store, data_path, pointer))
-    return files
+        tracked[data_path] = _Tracked(pointer.oid, pointer.size)
+    return tracked
 
 
-def _workspace_files(store: Store) -> FileMap:
+def _tracked_in_workspace(store: Store) -> dict[str, _Tracked]:
     """What is on disk now for every tracked path, hashed through the state cache."""
-    files: FileMap = {}
+    tracked: dict[str, _Tracked] = {}
     repo = store.repo
     for target in find_targets(repo):
         rel, path = target.relpath(repo), target.data_path
         if path.is_file():
-            files[rel] = (store.state.hash(str(path)), path.stat().st_size)
+            tracked[rel] = _Tracked(store.state.hash(str(path)), path.stat().st_size)
         elif path.is_dir():
             manifest = build_manifest(hash_files(store, scan_folder(path), None, None))
-            files.update({posixpath.join(rel, e.path): (e.oid, e.size) for e in manifest.entries})
+            tracked[rel] = _Tracked(None, 0, manifest)
         else:  # not checked out: the pointer still says what the workspace holds
-            files.update(_expand(store, rel, target.pointer))
-    return files
+            tracked[rel] = _Tracked(target.pointer.oid, target.pointer.size)
+    return tracked
 
 
 def parse_revisions(revs: list[str]) -> tuple[str | None, str | None]:

@@ -8,7 +8,13 @@ import pytest
 
 from mlops.errors import CacheError
 from mlops.storage.hashing import hash_bytes
-from mlops.storage.manifest import Entry, build_manifest, parse_manifest, validate_manifest
+from mlops.storage.manifest import (
+    Entry,
+    build_manifest,
+    manifest_changes,
+    parse_manifest,
+    validate_manifest,
+)
 
 A, B = hash_bytes(b"a"), hash_bytes(b"b")
 OID = hash_bytes(b"manifest") + ".dir"
@@ -103,3 +109,53 @@ def test_validate_refuses_an_ambiguous_layout(paths: list[str], problem: str) ->
     manifest = parse_manifest(manifest_bytes([[p, A, 1, 0] for p in paths]), OID)
     with pytest.raises(CacheError, match=f"manifest {OID} is corrupt: {problem}"):
         validate_manifest(manifest, OID)
+
+
+def _expected(old: list[Entry], new: list[Entry]) -> tuple[list[Entry], list[Entry]]:
+    return sorted(set(old) - set(new)), sorted(set(new) - set(old))
+
+
+NAMES = ["a", "b/1", "b/2", 'q"uote', "tricky],[name", "x],[", "],[", "café/naïve", "z" * 40]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_manifest_changes_agree_with_comparing_every_entry(seed: int) -> None:
+    """Rows compared as bytes give what comparing parsed entries gives: added, deleted,
+    changed content, a changed executable bit, names holding the row separator."""
+    import random
+
+    rng = random.Random(seed)
+    oids = [hash_bytes(bytes([i])) for i in range(4)]
+
+    def some() -> list[Entry]:
+        chosen = rng.sample(NAMES, rng.randint(0, len(NAMES)))
+        return [Entry(n, rng.choice(oids), rng.randint(0, 3), rng.random() < 0.2) for n in chosen]
+
+    old, new = build_manifest(some()), build_manifest(some())
+    got = manifest_changes(old.to_bytes(), new.to_bytes())
+    assert got == _expected(list(old.entries), list(new.entries))
+
+
+def test_manifest_changes_of_a_manifest_not_written_canonically() -> None:
+    """Another writer's spacing or key order: parsed whole, with the same answer."""
+    old = [Entry("a", A, 1), Entry("b", A, 2)]
+    other = json.dumps(
+        {"files": [["a", A, 1, 0], ["b", B, 2, 1]], "fields": ["path", "hash", "size", "exec"],
+         "algo": "blake3"},
+        indent=1,
+    ).encode()  # fmt: skip
+    new = [Entry("a", A, 1), Entry("b", B, 2, True)]
+    assert manifest_changes(build_manifest(old).to_bytes(), other) == _expected(old, new)
+
+
+def test_manifest_changes_of_one_row_among_many() -> None:
+    entries = [Entry(f"{i // 100:03d}/{i}.txt", A, 500) for i in range(20_000)]
+    changed = list(entries)
+    changed[7] = Entry(changed[7].path, B, 501)
+    del changed[9000]
+    changed.append(Entry("new.txt", B, 1))
+    removed, added = manifest_changes(
+        build_manifest(entries).to_bytes(), build_manifest(changed).to_bytes()
+    )
+    assert removed == [entries[7], entries[9000]]
+    assert added == [Entry("000/7.txt", B, 501), Entry("new.txt", B, 1)]

@@ -68,8 +68,16 @@ def _command(argv: list[str]) -> str:
     return next((arg for arg in argv if not arg.startswith("-")), "")
 
 
+# The cyclic garbage collector runs after every 700 new container objects by default;
+# a command over 300,000 files makes millions (entries, stat records, rows) that are not
+# garbage, and the collections grew its time faster than its work: measured on `add` of
+# 300k files, 15-20% of the user time; checkout 12%. Collections still happen, rarely.
+_GC_THRESHOLD = (100_000, 50, 100)
+
+
 def main() -> None:
     """Console-script entry point."""
+    gc.set_threshold(*_GC_THRESHOLD)
     argv = sys.argv[1:]
     if _command(argv) == "add":
         from mlops.storage.hashing import hash_early

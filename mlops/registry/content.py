@@ -13,8 +13,8 @@ from mlops.core.repo import Repo
 from mlops.errors import CacheError, RegistryError, RemoteError, WorkspaceConflict
 from mlops.registry.records import ModelVersion
 from mlops.registry.tags import read_registry, resolve
-from mlops.storage.manifest import Entry, validate_manifest
-from mlops.storage.store import Store, load_manifest, open_store
+from mlops.storage.manifest import Entry
+from mlops.storage.store import Store, load_sound_manifest, open_store
 
 _CHUNK = 1 << 20
 
@@ -146,9 +146,7 @@ def _entries(store: Store, version: ModelVersion) -> list[Entry]:
     content = version.content
     if not content.is_dir:
         return [Entry("", content.oid, content.size)]
-    manifest = load_manifest(store.cache, content.oid, version.ref)
-    validate_manifest(manifest, content.oid)
-    return list(manifest.entries)
+    return list(load_sound_manifest(store.cache, content.oid, version.ref).entries)
 
 
 def _copy_verified(store: Store, version: ModelVersion, entry: Entry, dst: Path) -> None:

@@ -34,6 +34,7 @@ _SCHEMA = (
     " PRIMARY KEY (path, grp)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS monitored ("
     " path TEXT PRIMARY KEY, token TEXT NOT NULL, dirty TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS sound_manifests (oid TEXT PRIMARY KEY) WITHOUT ROWID;"
 )
 
 # A group's new fingerprint and its files' "line\0hash" text; None: the group is gone.
@@ -76,6 +77,7 @@ class StateCache:
         # path -> (record, whether every group is given, the groups to write)
         self._pending_folders: dict[str, tuple[FolderRecord, bool, dict[str, GroupUpdate]]] = {}
         self._pending_tokens: dict[str, tuple[str, str]] = {}
+        self._pending_sound: set[str] = set()
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -247,17 +249,35 @@ class StateCache:
         # JSON: the group "" (the files at the top) must survive the round trip.
         self._pending_tokens[path] = (token, json.dumps(dirty))
 
+    def is_sound_manifest(self, oid: str) -> bool:
+        """Whether the manifest ``oid`` passed ``validate_manifest`` before: a pure function
+        of its bytes, which its id names, so it need not be judged again."""
+        if oid in self._pending_sound:
+            return True
+        row = (
+            self._connect()
+            .execute("SELECT 1 FROM sound_manifests WHERE oid = ?", (oid,))
+            .fetchone()
+        )
+        return row is not None
+
+    def put_sound_manifest(self, oid: str) -> None:
+        """Remember that the manifest ``oid`` passed ``validate_manifest``."""
+        self._pending_sound.add(oid)
+
     def flush(self) -> None:
         """Write remembered hashes to disk in one transaction; a database that cannot be
         written (read-only, a full disk, busy past the timeout) only costs re-hashing
         them next time: the command that learnt them has done its work."""
-        if not self._pending and not self._pending_folders and not self._pending_tokens:
+        pending = self._pending or self._pending_folders or self._pending_tokens
+        if not pending and not self._pending_sound:
             return
         with suppress(sqlite3.DatabaseError):
             self._write()
         self._pending = {}
         self._pending_folders = {}
         self._pending_tokens = {}
+        self._pending_sound = set()
 
     def _write(self) -> None:
         db = self._connect()
@@ -284,6 +304,10 @@ class StateCache:
             db.executemany(
                 "INSERT OR REPLACE INTO monitored VALUES (?, ?, ?)",
                 [(path, *row) for path, row in self._pending_tokens.items()],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO sound_manifests VALUES (?)",
+                [(oid,) for oid in self._pending_sound],
             )
         if self._known is not None:
             self._known.update(self._pending)

@@ -8,9 +8,9 @@ from functools import cached_property
 from mlops.core.repo import Repo
 from mlops.errors import CacheError
 from mlops.storage.cache import Cache
-from mlops.storage.hashing import DIR_SUFFIX
+from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
 from mlops.storage.links import Linker
-from mlops.storage.manifest import Manifest, parse_manifest
+from mlops.storage.manifest import Manifest, parse_manifest, validate_manifest
 from mlops.storage.state import StateCache
 
 
@@ -61,6 +61,22 @@ def open_store(repo: Repo) -> Store:
 def load_manifest(cache: Cache, oid: str, where: str) -> Manifest:
     """A folder's manifest from the cache, named after ``where`` when it is missing."""
     return parse_manifest(manifest_bytes(cache, oid, where), oid)
+
+
+def load_sound_manifest(cache: Cache, oid: str, where: str) -> Manifest:
+    """``load_manifest``, checked by ``validate_manifest`` before files are written from it.
+
+    Once per manifest: the state cache remembers the ones that passed, and a remembered
+    one is trusted only while its bytes still hash to its id (hashing costs a fraction of
+    judging every path).
+    """
+    data = manifest_bytes(cache, oid, where)
+    manifest = parse_manifest(data, oid)
+    known = cache.state.is_sound_manifest(oid)
+    if not (known and hash_bytes(data) == oid.removesuffix(DIR_SUFFIX)):
+        validate_manifest(manifest, oid)
+        cache.state.put_sound_manifest(oid)
+    return manifest
 
 
 def manifest_bytes(cache: Cache, oid: str, where: str) -> bytes:

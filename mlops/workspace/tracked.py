@@ -15,11 +15,11 @@ from mlops.core.repo import MLOPS_DIR, Repo
 from mlops.errors import InputError
 from mlops.storage.cache import Cache, is_executable
 from mlops.storage.hashing import DIR_SUFFIX, hash_bytes
-from mlops.storage.manifest import Entry, validate_manifest
+from mlops.storage.manifest import Entry
 from mlops.storage.paths import unsafe_reason
 from mlops.storage.pointer import SUFFIX, Pointer, read_pointer
 from mlops.storage.state import FolderRecord, GroupUpdate, StateCache, group_text
-from mlops.storage.store import Store, load_manifest
+from mlops.storage.store import Store, load_sound_manifest
 
 T = TypeVar("T")
 
@@ -379,7 +379,5 @@ def desired_entries(cache: Cache, target: Target, where: str) -> list[Entry]:
     """The files a target should have: its manifest's entries, or the one file."""
     pointer = target.pointer
     if pointer.oid.endswith(DIR_SUFFIX):
-        manifest = load_manifest(cache, pointer.oid, where)
-        validate_manifest(manifest, pointer.oid)
-        return list(manifest.entries)
+        return list(load_sound_manifest(cache, pointer.oid, where).entries)
     return [Entry("", pointer.oid, pointer.size)]

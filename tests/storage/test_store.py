@@ -58,3 +58,31 @@ def test_commands_work_on_when_the_state_is_not_a_database(repo: Repo) -> None:
     assert run_cli(repo.root, "add", "more.csv").exit_code == 0
     result = run_cli(repo.root, "status")
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_manifest_judged_sound_is_judged_again_once_its_bytes_change(repo: Repo) -> None:
+    """Checkout remembers the manifests that passed the path checks; one whose bytes were
+    changed since (same name in the cache, a path out of the folder) is checked again."""
+    import json
+    import os
+
+    from mlops.storage.pointer import read_pointer
+
+    folder = repo.root / "data"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+    assert run_cli(repo.root, "add", "data").exit_code == 0
+    oid = read_pointer(repo.root / "data.mlops", repo.root).oid
+    assert run_cli(repo.root, "checkout", "--force", "data").exit_code == 0
+    with open_store(repo) as store:
+        assert store.state.is_sound_manifest(oid)
+        path = store.cache.path(oid)
+    hostile = {"algo": "blake3", "fields": ["path", "hash", "size", "exec"],
+               "files": [["../escaped.txt", "a" * 64, 2, 0]]}  # fmt: skip
+    os.chmod(path, 0o644)
+    with open(path, "w") as handle:
+        json.dump(hostile, handle, separators=(",", ":"))
+    result = run_cli(repo.root, "checkout", "--force", "data")
+    assert result.exit_code == 1
+    assert "../escaped.txt" in result.stderr
+    assert not (repo.root / "escaped.txt").exists()

@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workload import copy_workload, make_workload, new_git_repo, tool_env
+from workload import copy_workload, make_workload, many_stages, new_git_repo, tool_env
 
 STEPS = (
     "add big file",
@@ -73,18 +73,7 @@ def run_steps(
     shutil.rmtree(repo / "many")
     (repo / "big.bin").unlink()
     times["checkout"] = step("checkout", "--force")
-    (repo / "in").mkdir()
-    lines = ["stages:"]
-    for i in range(stages):
-        (repo / "in" / f"{i}.txt").write_text(f"input {i}\n")
-        lines += [
-            f"  s{i}:",
-            f"    cmd: cp in/{i}.txt out/{i}.txt",
-            f"    deps: [in/{i}.txt]",
-            f"    outs: [out/{i}.txt]",
-        ]
-    (repo / "mlops.yaml").write_text("\n".join(lines) + "\n")
-    (repo / "out").mkdir()
+    many_stages(repo, stages)
     times["run, first"] = step("run", "-j", "2")
     times["run, nothing to do"] = step("run")
     times["status of the stages"] = step("status")

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workload import mlops_cmd, new_git_repo, print_table, timed, tool_env
+from workload import many_stages, mlops_cmd, new_git_repo, print_table, timed, tool_env
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "iris"
 TARGETS = {
@@ -88,22 +88,6 @@ def copy_pipeline(repo: Path, tool: str) -> None:
             if key in stage:
                 stage[key] = [{path: {"cache": False}} for path in stage[key]]
     (repo / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-
-
-def many_stages(repo: Path, n: int) -> None:
-    """N independent stages, each copying its own input file."""
-    (repo / "in").mkdir()
-    (repo / "out").mkdir()
-    lines = ["stages:"]
-    for i in range(n):
-        (repo / "in" / f"{i}.txt").write_text(f"input {i}\n")
-        lines += [
-            f"  s{i:03d}:",
-            f"    cmd: cp in/{i}.txt out/{i}.txt",
-            f"    deps: [in/{i}.txt]",
-            f"    outs: [out/{i}.txt]",
-        ]
-    (repo / "mlops.yaml").write_text("\n".join(lines) + "\n")
 
 
 def run_cmd(tool: str, cli: list[str], jobs: int = 1) -> list[str]:

@@ -130,3 +130,19 @@ def make_bucket(endpoint: str, name: str) -> None:
     import s3fs
 
     s3fs.S3FileSystem(endpoint_url=endpoint, key="bench", secret="bench").mkdir(name)
+
+
+def many_stages(repo: Path, n: int) -> None:
+    """N independent stages, each copying its own input file."""
+    (repo / "in").mkdir()
+    (repo / "out").mkdir()
+    lines = ["stages:"]
+    for i in range(n):
+        (repo / "in" / f"{i}.txt").write_text(f"input {i}\n")
+        lines += [
+            f"  s{i:03d}:",
+            f"    cmd: cp in/{i}.txt out/{i}.txt",
+            f"    deps: [in/{i}.txt]",
+            f"    outs: [out/{i}.txt]",
+        ]
+    (repo / "mlops.yaml").write_text("\n".join(lines) + "\n")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from mlops.cli import complete
 from mlops.cli.app import app, echo, emit_json, json_option
+
+if TYPE_CHECKING:
+    from mlops.registry.lineage import LineageNode
 
 JSON = json_option()
 
@@ -251,9 +254,11 @@ def lineage(
         echo(line)
 
 
-def _tree(node: Any, depth: int) -> list[str]:
+def _tree(node: LineageNode, depth: int) -> list[str]:
+    from mlops.registry.lineage import NodeKind
+
     pad = "   " * depth
-    if node.kind in ("model", "output"):
+    if node.kind in (NodeKind.MODEL, NodeKind.OUTPUT):
         commit = f", commit {node.commit[:10]}" if node.commit else ""
         made = f"run {node.run}, stage {node.stage}{commit}" if node.run else node.source
     else:
@@ -266,7 +271,7 @@ def _tree(node: Any, depth: int) -> list[str]:
     ]
     if params:
         lines.append(f"{pad}     params: {', '.join(params)}")
-    if node.note and node.kind in ("model", "output", "data"):
+    if node.note and node.kind in (NodeKind.MODEL, NodeKind.OUTPUT, NodeKind.DATA):
         lines.append(f"{pad}     note: {node.note}")
     for child in node.inputs:
         lines += _tree(child, depth + 1)

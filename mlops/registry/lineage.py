@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,21 @@ from mlops.storage.store import Store, open_store
 from mlops.workspace.tracked import find_targets
 
 
+class NodeKind(StrEnum):
+    """What a lineage node is."""
+
+    MODEL = "model"
+    OUTPUT = "output"  # made by a pipeline stage
+    DATA = "data"  # added with ``mlops add``
+    GIT = "git"  # a file kept in Git, such as code
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True)
 class LineageNode:
-    """One model version or file content and how it was made.
+    """One model version or file content and how it was made."""
 
-    ``kind``: "model", "output" (made by a pipeline stage), "data" (added with
-    ``mlops add``), "git" (a file kept in Git, such as code) or "unknown".
-    """
-
-    kind: str
+    kind: NodeKind
     name: str  # "iris:3" or a path relative to the repository root
     hash: str
     source: str = ""  # where the facts come from
@@ -172,7 +179,7 @@ class _Tracer:
     def model(self, version: ModelVersion) -> LineageNode:
         run = version.run
         return LineageNode(
-            kind="model",
+            kind=NodeKind.MODEL,
             name=version.ref,
             hash=version.content.oid,
             source=f"registry tag {version.tag}",
@@ -187,7 +194,7 @@ class _Tracer:
     def content(self, path: str, oid: str) -> LineageNode:
         key = (path, oid)
         if key not in self.seen:
-            self.seen[key] = LineageNode("unknown", path, oid, note="(cycle)")
+            self.seen[key] = LineageNode(NodeKind.UNKNOWN, path, oid, note="(cycle)")
             self.seen[key] = self._explain(path, oid)
         return self.seen[key]
 
@@ -196,7 +203,7 @@ class _Tracer:
         if made is not None:
             record, stage = made.record, made.stage
             return LineageNode(
-                kind="output",
+                kind=NodeKind.OUTPUT,
                 name=path,
                 hash=oid,
                 source=f"run record {record.id}",
@@ -211,7 +218,7 @@ class _Tracer:
         if in_lock is not None:
             commit, name, entry = in_lock
             return LineageNode(
-                kind="output",
+                kind=NodeKind.OUTPUT,
                 name=path,
                 hash=oid,
                 source="mlops.lock" + (f" at {commit[:10]}" if commit else ""),
@@ -226,10 +233,14 @@ class _Tracer:
         if path in pointers:
             pointer_file, oids = pointers[path]
             note = "" if oid in oids else "this content is not in any pointer file seen"
-            return LineageNode("data", path, oid, source=f"pointer file {pointer_file}", note=note)
+            return LineageNode(
+                NodeKind.DATA, path, oid, source=f"pointer file {pointer_file}", note=note
+            )
         if path in self.git_files():
-            return LineageNode("git", path, oid, source="file in Git")
-        return LineageNode("unknown", path, oid, note="no run, lock entry or pointer explains it")
+            return LineageNode(NodeKind.GIT, path, oid, source="file in Git")
+        return LineageNode(
+            NodeKind.UNKNOWN, path, oid, note="no run, lock entry or pointer explains it"
+        )
 
     def pointers(self) -> dict[str, tuple[str, set[str]]]:
         """Raw data paths -> (pointer file, every content seen in the workspace or at commits)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.checks.files import DataStore
-from mlops.checks.report import ERROR, FAIL, PASS
+from mlops.checks.report import ERROR, FAIL, PASS, CheckStatus
 from mlops.checks.spec import Check, CheckProblem, Suite
 from mlops.core.imports import importing
 from mlops.tables import columns as col
@@ -40,7 +40,7 @@ class Outcome:
     """One check's verdict on one column (or on the whole table when ``column`` is None)."""
 
     column: str | None
-    status: str
+    status: CheckStatus
     observed: Any
     expected: str
     message: str = ""

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-PASS, FAIL, ERROR = "pass", "fail", "error"
+
+class CheckStatus(StrEnum):
+    """How one check ended: it held, it did not, or it could not be judged."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+
+
+PASS, FAIL, ERROR = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.ERROR
 
 
 @dataclass(frozen=True)
@@ -20,7 +30,7 @@ class CheckResult:
     suite: str
     check: str
     column: str | None
-    status: str
+    status: CheckStatus
     observed: Any
     expected: str
     message: str = ""
@@ -81,7 +91,7 @@ class ChecksReport:
     def results(self) -> tuple[CheckResult, ...]:
         return tuple(r for s in self.suites for r in s.results)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[CheckStatus, int]:
         """How many results passed, failed and errored."""
         counts = {PASS: 0, FAIL: 0, ERROR: 0}
         for result in self.results:

@@ -154,8 +154,8 @@ def diff(
     json: bool = JSON,
 ) -> None:
     """Tracked data added, modified and deleted between commits or the workspace."""
+    from mlops.workspace.diff import ChangeKind, parse_revisions
     from mlops.workspace.diff import diff as data_diff
-    from mlops.workspace.diff import parse_revisions
 
     changes = data_diff(_repo(), *parse_revisions(revisions or []))
     if json:
@@ -164,7 +164,7 @@ def diff(
     if not changes:
         echo("No data changes.")
         return
-    marks = {"added": "+", "modified": "~", "deleted": "-"}
+    marks = {ChangeKind.ADDED: "+", ChangeKind.MODIFIED: "~", ChangeKind.DELETED: "-"}
     for c in changes:
         echo(f"{marks[c.change]} {c.change:<8} {c.path}")
     counts = {k: sum(1 for c in changes if c.change == k) for k in marks}

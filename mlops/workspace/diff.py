@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from enum import StrEnum
 
 from mlops.core.git import has_commits, read_blobs, resolve_revision, tree_files
 from mlops.core.repo import Repo
@@ -17,12 +18,20 @@ from mlops.workspace.tracked import find_targets, hash_files, scan_folder
 WORKSPACE = "workspace"
 
 
+class ChangeKind(StrEnum):
+    """How a file differs between two snapshots."""
+
+    ADDED = "added"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+
+
 @dataclass(frozen=True)
 class Change:
-    """One file that differs: ``added``, ``modified`` or ``deleted``."""
+    """One file that differs."""
 
     path: str
-    change: str
+    change: ChangeKind
     old: str | None
     new: str | None
     old_size: int | None
@@ -93,7 +102,13 @@ def diff(repo: Repo, rev_a: str | None = None, rev_b: str | None = None) -> list
         was, now = before.get(path), after.get(path)
         if was == now or (was and now and was[0] == now[0]):
             continue
-        kind = "added" if was is None else "deleted" if now is None else "modified"
+        kind = (
+            ChangeKind.ADDED
+            if was is None
+            else ChangeKind.DELETED
+            if now is None
+            else ChangeKind.MODIFIED
+        )
         changes.append(
             Change(
                 path,

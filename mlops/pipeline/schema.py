@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.core.names import name_problem
-from mlops.core.sections import Document, Invalid, parse_document
+from mlops.core.sections import Invalid, parse_document
 from mlops.core.yamlio import (
     Lines,
     YamlProblem,
@@ -195,18 +195,11 @@ def parse_pipeline(
     """
     data = text.encode() if isinstance(text, str) else text
     document = parse_document(data, where, PipelineError, cache)
-    return pipeline_of(document, read, cache)
-
-
-def pipeline_of(
-    document: Document, read: Reader | None = None, cache: Path | None = None
-) -> Pipeline:
-    """The pipeline of an already parsed ``mlops.yaml``."""
     try:
-        pipeline = _pipeline(document.data, document.where, read or (lambda rel: None), cache)
-        return replace(pipeline, lines=document.lines)
+        pipeline = _pipeline(document.data, where, read or (lambda rel: None), cache)
     except Invalid as exc:  # Unresolved ${...} references too
         raise document.error(exc, PipelineError) from None
+    return replace(pipeline, lines=document.lines)
 
 
 def _pipeline(doc: Any, where: str, read: Reader, cache: Path | None) -> Pipeline:

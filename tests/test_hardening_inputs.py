@@ -624,7 +624,10 @@ def test_output_into_a_pipe_closed_at_once(repo: Path) -> None:
         assert proc.wait(timeout=60) in (0, 1) and err == "", err
 
 
-def test_read_only_state_database(repo: Path) -> None:
+def test_read_only_state_database_costs_only_speed(repo: Path) -> None:
+    """The state database only remembers hashes: one that cannot be written does not fail
+    an ``add`` that has stored the object and written the pointer (it used to exit 1
+    after doing both); the next commands just hash again."""
     (repo / "d.csv").write_text("a\n")
     assert run_cli(repo, "add", "d.csv").exit_code == 0
     (repo / "e.csv").write_text("b\n")
@@ -633,8 +636,10 @@ def test_read_only_state_database(repo: Path) -> None:
         db.chmod(0o444)
     try:
         proc = _as_user("add", "e.csv", cwd=repo)
-        assert proc.returncode == 1, proc.stderr
-        _one_line(proc.stderr, ".mlops/*.db", "readonly database", "check the owner")
+        assert proc.returncode == 0, proc.stderr
+        assert (repo / "e.csv.mlops").is_file()
+        proc = _as_user("status", cwd=repo)
+        assert proc.returncode == 0, proc.stderr
     finally:
         for db in databases:
             db.chmod(0o644)

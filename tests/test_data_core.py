@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -411,6 +412,38 @@ def test_diff_between_commits_and_workspace(repo: Path) -> None:
     ws = json.loads(run_cli(repo, "diff", "--json").stdout)
     assert [(c["path"], c["change"]) for c in ws] == [("extra.txt", "modified")]
     assert "~ modified extra.txt" in run_cli(repo, "diff").stdout
+
+
+def test_diff_of_folders_a_file_replaces_and_a_broken_manifest(repo: Path) -> None:
+    """A folder becoming a file (and back) lists every file; a manifest in the cache that
+    is not a manifest any more is a one-line error naming it."""
+    data = make_folder(repo)
+    assert run_cli(repo, "add", "data").exit_code == 0
+    commit_all(repo, "folder")
+    folder_oid = (repo / "data.mlops").read_text().split("hash: ")[1].split()[0]
+    shutil.rmtree(data)
+    data.write_text("now a file")
+    assert run_cli(repo, "add", "data").exit_code == 0
+    commit_all(repo, "file")
+    result = run_cli(repo, "diff", "HEAD~1", "HEAD", "--json")
+    changes = {c["path"]: c["change"] for c in json.loads(result.stdout)}
+    assert changes["data"] == "added"
+    deleted = {p for p, c in changes.items() if c == "deleted"}
+    assert deleted == {
+        f"data/{n}" for n in ("a.txt", "empty.txt", "sub/b.csv", "sub/deeper/c.bin", "run.sh")
+    }
+    # Break the first version's manifest in the cache; diff against a second folder version.
+    data.unlink()
+    make_folder(repo)
+    (repo / "data" / "a.txt").write_text("third")
+    assert run_cli(repo, "add", "data").exit_code == 0
+    commit_all(repo, "folder again")
+    cached = repo / ".mlops" / "cache" / folder_oid[:2] / folder_oid[2:]
+    cached.chmod(0o644)
+    cached.write_text("{not json")
+    result = run_cli(repo, "diff", "HEAD~2", "HEAD")
+    assert result.exit_code == 1
+    assert folder_oid in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_diff_unknown_revision(repo: Path) -> None:

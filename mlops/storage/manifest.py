@@ -68,8 +68,11 @@ _HEAD = f'{{"algo":"{ALGORITHM}","fields":{_FIELDS},"files":['.encode()
 _TAIL = b"]}"
 
 
-def manifest_changes(old: bytes, new: bytes) -> tuple[list[Entry], list[Entry]]:
-    """The entries only the ``old`` manifest has, and those only ``new`` has.
+def manifest_changes(
+    old: bytes, new: bytes, names: tuple[str, str] = ("old", "new")
+) -> tuple[list[Entry], list[Entry]]:
+    """The entries only the ``old`` manifest has, and those only ``new`` has (``names``:
+    what errors call the two).
 
     Both are compared as canonical bytes (see ``Manifest.to_bytes``), row by row: a row
     both hold byte for byte is the same file in both, whatever it says, so only the rows
@@ -85,8 +88,8 @@ def manifest_changes(old: bytes, new: bytes) -> tuple[list[Entry], list[Entry]]:
         added = _parsed(only_new - common)
         if removed is not None and added is not None:
             return removed, added
-    before = set(parse_manifest(old, "old").entries)
-    after = set(parse_manifest(new, "new").entries)
+    before = set(parse_manifest(old, names[0]).entries)
+    after = set(parse_manifest(new, names[1]).entries)
     return sorted(before - after), sorted(after - before)
 
 

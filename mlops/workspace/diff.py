@@ -89,7 +89,11 @@ def diff(repo: Repo, rev_a: str | None = None, rev_b: str | None = None) -> list
             if a is not None and b is not None and a.oid is not None and a.oid == b.oid:
                 continue
             if a is not None and b is not None and a.is_folder and b.is_folder:
-                removed, added = manifest_changes(_bytes(store, path, a), _bytes(store, path, b))
+                removed, added = manifest_changes(
+                    _bytes(store, path, a),
+                    _bytes(store, path, b),
+                    (a.oid or f"{path} in the workspace", b.oid or f"{path} in the workspace"),
+                )
                 before.update(_files(path, removed))
                 after.update(_files(path, added))
                 continue

@@ -160,47 +160,53 @@ def main() -> None:
     moto, endpoint = start_moto() if s3_sizes else (None, None)
     sizes = [int(s) for s in args.sizes.split(",")] + ([1_000_000] if args.million else [])
     base = Path(args.keep or tempfile.mkdtemp(prefix="mlops-scale-"))
-    results: dict[int, dict[str, dict[str, float]]] = {}
-    for size in sizes:
-        source = base / f"files-{size}"
-        if not source.exists():
-            make_files(source, size)
-        results[size] = {}
-        before = peak_rss_mib()
-        s3 = endpoint if size in s3_sizes else None
-        results[size]["mlops"] = run_tool("mlops", mlops_cmd(), source, base, args.rounds, s3)
-        rss = peak_rss_mib()
-        if args.dvc:
-            results[size]["dvc"] = run_tool("dvc", [args.dvc], source, base, args.rounds, s3)
-        if not args.keep:
-            shutil.rmtree(source)
-        print(f"\n{size:,} files (peak RSS of mlops's runs: {rss:.0f} MiB, before: {before:.0f})")
-        print(f"{'step':<26} {'mlops s':>9} {'dvc s':>9} {'ratio':>7}")
-        ours, theirs = results[size]["mlops"], results[size].get("dvc", {})
-        for step in (*STEPS, *TRANSFERS, *MLOPS_ONLY):
-            if step not in ours:
-                continue
-            dvc = theirs.get(step)
-            ratio = f"{ours[step] / dvc:.3f}" if dvc else "-"
-            shown = f"{dvc:.3f}" if dvc else "-"
-            print(f"{step:<26} {ours[step]:>9.3f} {shown:>9} {ratio:>7}")
-        clean = ours["status clean"]
-        print(f"status after 1 change / clean status: {ours['status after 1 change'] / clean:.2f}")
-    if len(sizes) > 1:
-        small, large = sizes[-2], sizes[-1]
-        print(f"\ngrowth per file between {small:,} and {large:,} files (µs per file)")
-        for tool in ("mlops", "dvc"):
-            if tool not in results[large]:
-                continue
-            growth = {
-                step: (results[large][tool][step] - results[small][tool][step])
-                / (large - small)
-                * 1e6
-                for step in STEPS
-            }
-            print(tool, "  ".join(f"{k}: {v:.1f}" for k, v in growth.items()))
-    if moto is not None:
-        moto.kill()
+    try:
+        results: dict[int, dict[str, dict[str, float]]] = {}
+        for size in sizes:
+            source = base / f"files-{size}"
+            if not source.exists():
+                make_files(source, size)
+            results[size] = {}
+            before = peak_rss_mib()
+            s3 = endpoint if size in s3_sizes else None
+            results[size]["mlops"] = run_tool("mlops", mlops_cmd(), source, base, args.rounds, s3)
+            rss = peak_rss_mib()
+            if args.dvc:
+                results[size]["dvc"] = run_tool("dvc", [args.dvc], source, base, args.rounds, s3)
+            if not args.keep:
+                shutil.rmtree(source)
+            print(
+                f"\n{size:,} files (peak RSS of mlops's runs: {rss:.0f} MiB, before: {before:.0f})"
+            )
+            print(f"{'step':<26} {'mlops s':>9} {'dvc s':>9} {'ratio':>7}")
+            ours, theirs = results[size]["mlops"], results[size].get("dvc", {})
+            for step in (*STEPS, *TRANSFERS, *MLOPS_ONLY):
+                if step not in ours:
+                    continue
+                dvc = theirs.get(step)
+                ratio = f"{ours[step] / dvc:.3f}" if dvc else "-"
+                shown = f"{dvc:.3f}" if dvc else "-"
+                print(f"{step:<26} {ours[step]:>9.3f} {shown:>9} {ratio:>7}")
+            clean = ours["status clean"]
+            print(
+                f"status after 1 change / clean status: {ours['status after 1 change'] / clean:.2f}"
+            )
+        if len(sizes) > 1:
+            small, large = sizes[-2], sizes[-1]
+            print(f"\ngrowth per file between {small:,} and {large:,} files (µs per file)")
+            for tool in ("mlops", "dvc"):
+                if tool not in results[large]:
+                    continue
+                growth = {
+                    step: (results[large][tool][step] - results[small][tool][step])
+                    / (large - small)
+                    * 1e6
+                    for step in STEPS
+                }
+                print(tool, "  ".join(f"{k}: {v:.1f}" for k, v in growth.items()))
+    finally:
+        if moto is not None:
+            moto.kill()
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -74,9 +74,11 @@ class StageRecord:
     exit_code: int | None = None
     error: str = ""
     checks: Any = None
+    # Where it ran when not on this machine: worker address, host, seconds waited and ran.
+    where: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "status": self.status,
             "reasons": list(self.reasons),
@@ -91,6 +93,9 @@ class StageRecord:
             "error": self.error,
             "checks": self.checks,
         }
+        if self.where is not None:  # local runs' records stay as they were
+            data["where"] = self.where
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageRecord:
@@ -108,6 +113,7 @@ class StageRecord:
             exit_code=data.get("exit_code"),
             error=data.get("error") or "",
             checks=data.get("checks"),
+            where=data.get("where"),
         )
 
 

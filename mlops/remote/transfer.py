@@ -192,6 +192,19 @@ def fetch_objects(
     return fetch(repo, Roots(lambda store: set(oids), folders=False), remote, jobs, progress)
 
 
+def send_objects(store: Store, backend: Backend, oids: set[str], jobs: int) -> TransferResult:
+    """Push ``oids`` (with the files of the folders among them) to an opened ``backend``,
+    for callers that keep one open across many transfers (a pipeline executor's). No
+    repository lock: the caller holds what it needs."""
+    return _push(store, backend, Roots(lambda _store: oids), jobs, None)
+
+
+def receive_objects(store: Store, backend: Backend, oids: set[str], jobs: int) -> TransferResult:
+    """Fetch ``oids`` (with the files of the folders among them) from an opened ``backend``
+    into ``store``: ``send_objects``'s other half."""
+    return _fetch(store, backend, Roots(lambda _store: oids), jobs, None)
+
+
 def _describe(store: Store, roots: Roots, oid: str) -> str:
     """A tracked path that needs ``oid`` (for messages), or the bare id."""
     for target in roots.targets():

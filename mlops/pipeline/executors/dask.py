@@ -147,6 +147,7 @@ def connect(
             address = local.scheduler_address
         else:
             address = scheduler
+            _probe(scheduler, timeout)
         client = distributed.Client(  # type: ignore[no-untyped-call]
             address, timeout=timeout, set_as_default=False
         )
@@ -159,6 +160,22 @@ def connect(
             "start it with `dask scheduler`, or check --scheduler"
         ) from None
     return Cluster(client, spec, backend, address, remote_cache, local)
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Fail at once when nothing listens at a ``tcp://HOST:PORT`` scheduler address (Dask
+    itself retries a refused connection until its timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls") or not parts.hostname:
+        return  # another transport: Dask reaches it (or says why)
+    try:
+        port = parts.port or 8786
+    except ValueError:
+        raise PipelineError(f"--scheduler {address!r}: not an address tcp://HOST:PORT") from None
+    socket.create_connection((parts.hostname, port), timeout=timeout).close()
 
 
 def task_remote(spec: RemoteSpec) -> dict[str, Any]:

@@ -305,3 +305,50 @@ def test_config_names_the_executor_and_scheduler(tmp_path: Path, cluster: Any) -
     result = run_cli(repo, "run")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert all("worker" in s["where"] for s in runs_json(repo)[0]["stages"])
+
+
+def test_push_run_cache_lets_a_cluster_run_restore_a_local_run(
+    tmp_path: Path, cluster: Any
+) -> None:
+    remote = tmp_path / "remote"
+    repo = _project(tmp_path / "a", remote)
+    assert run_cli(repo, "run").exit_code == 0  # on this machine, not the cluster
+    pushed = run_cli(repo, "push", "--run-cache")
+    assert pushed.exit_code == 0, pushed.stderr
+    assert "pushed 3 run-cache entries" in pushed.stdout
+    assert run_cli(repo, "push", "--run-cache").stdout.count("run-cache") == 0  # all there
+    mate = clone(repo, tmp_path / "b")
+    assert run_cli(mate, "init").exit_code == 0
+    result = _run(mate, cluster)
+    assert result.exit_code == 0, result.stderr
+    restored = dict.fromkeys(("prepare", "train", "evaluate"), "restored")
+    assert statuses(runs_json(mate)[0]) == restored
+    assert (mate / "metrics.json").read_text() == (repo / "metrics.json").read_text()
+
+
+def test_each_worker_fetches_a_dep_once(tmp_path: Path, cluster: Any) -> None:
+    repo = _project(tmp_path, tmp_path / "remote")
+    write(repo, "big.bin", "x" * 200_000)
+    assert run_cli(repo, "add", "big.bin").exit_code == 0
+    write(
+        repo,
+        "mlops.yaml",
+        "stages:\n"
+        "  use:\n"
+        "    foreach: [a, b, c, d, e, f]\n"
+        "    do:\n"
+        "      cmd: wc -c < big.bin > n-${item}.txt\n"
+        "      deps: [big.bin]\n"
+        '      outs: ["n-${item}.txt"]\n',
+    )
+    commit_all(repo, "fan out")
+    result = _run(repo, cluster, "-j", "6")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    stages = runs_json(repo)[0]["stages"]
+    assert {(repo / f"n-{i}.txt").read_text().strip() for i in "abcdef"} == {"200000"}
+    by_worker: dict[str, int] = {}
+    for stage in stages:
+        by_worker[stage["where"]["worker"]] = (
+            by_worker.get(stage["where"]["worker"], 0) + stage["where"]["fetched"]
+        )
+    assert all(n == 1 for n in by_worker.values()), by_worker

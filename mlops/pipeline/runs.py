@@ -335,6 +335,13 @@ class RunsDB:
         )
         return json.loads(row[0]) if row else None
 
+    def cache_entries(self) -> dict[str, dict[str, Any]]:
+        """Every run-cache entry, by key."""
+        if self._db is None and not self.path.exists():
+            return {}
+        rows = self._connect().execute("SELECT key, entry FROM run_cache").fetchall()
+        return {key: json.loads(entry) for key, entry in rows}
+
     def records(self, limit: int | None = None) -> list[RunRecord]:
         """Runs, newest first."""
         if not self.path.exists():

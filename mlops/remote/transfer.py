@@ -69,9 +69,13 @@ class TransferResult:
     bytes: int
     present: int  # needed objects the destination already had
     packs: int  # packs written (push) or read from (fetch)
+    run_cache: int = 0  # run-cache entries pushed (``push --run-cache``)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.run_cache:
+            del data["run_cache"]
+        return data
 
 
 @dataclass(frozen=True)

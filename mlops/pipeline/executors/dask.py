@@ -30,15 +30,11 @@ from mlops.core.secrets import SECRET_KEYS
 from mlops.errors import MlopsError, PipelineError
 from mlops.pipeline.execute import OnLine
 from mlops.pipeline.executors.base import JobOutcome, OutputLine, Report, StageJob
-from mlops.pipeline.executors.dask_task import (
-    TASK_VERSION,
-    object_ids,
-    read_run_cache,
-    run_stage,
-)
+from mlops.pipeline.executors.dask_task import TASK_VERSION, run_stage
 from mlops.pipeline.executors.local import LocalExecutor
 from mlops.pipeline.lock import FileHash, output_target
 from mlops.pipeline.schema import Stage
+from mlops.pipeline.shared_cache import object_ids, read_entry
 from mlops.pipeline.work import Workspace, clear_outputs, run_job
 from mlops.remote.backend import Backend
 from mlops.remote.config import RemoteSpec
@@ -93,7 +89,7 @@ class Cluster:
 
     def cached(self, key: str) -> tuple[FileHash, ...] | None:
         """The outputs the remote's run cache names for ``key``, or None."""
-        return read_run_cache(self.backend, key) if self.remote_cache else None
+        return read_entry(self.backend, key) if self.remote_cache else None
 
     def bring(self, outs: tuple[FileHash, ...]) -> bool:
         """Fetch the objects of ``outs`` into the controller's cache (``SharedRunCache``)."""
@@ -290,7 +286,7 @@ class DaskExecutor:
         finally:
             self.futures.pop(stage.name, None)
         where = dict(result.get("where") or {})
-        started = where.pop("started", submitted)
+        started = where.get("started", submitted)
         where["waited"] = round(max(0.0, started - submitted), 6)
         if not result["ok"]:
             return JobOutcome(

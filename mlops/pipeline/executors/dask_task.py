@@ -34,45 +34,17 @@ from mlops.pipeline.executors.base import JobOutcome, StageJob
 from mlops.pipeline.lock import FileHash, output_target
 from mlops.pipeline.plan import Hasher
 from mlops.pipeline.schema import Output, Stage
+from mlops.pipeline.shared_cache import entry_bytes, entry_key, object_ids, read_entry
 from mlops.pipeline.work import Workspace, produce_outputs
-from mlops.remote.backend import Backend, open_backend
+from mlops.remote.backend import open_backend
 from mlops.remote.config import RemoteSpec
 from mlops.remote.transfer import default_transfer_jobs, receive_objects, send_objects
-from mlops.storage.store import Store, expand_folders
+from mlops.storage.store import Store
 
-# Where run-cache entries live on a remote: beside the objects, under their own folder.
-RUN_CACHE_FOLDER = "runcache"
 # The version of the task description; a worker refuses one it does not know.
 TASK_VERSION = 1
 # How a worker links deps from its cache into a stage's scratch folder.
 _WORKER_LINKS = ["reflink", "hardlink", "copy"]
-
-
-def run_cache_key_path(key: str) -> str:
-    """The remote key of the run-cache entry ``key``."""
-    return f"{RUN_CACHE_FOLDER}/{key[:2]}/{key[2:]}"
-
-
-def read_run_cache(backend: Backend, key: str) -> tuple[FileHash, ...] | None:
-    """The outputs the remote's run cache names for ``key``, or None."""
-    try:
-        data = backend.read(run_cache_key_path(key))
-    except FileNotFoundError:
-        return None
-    try:
-        return tuple(FileHash(**o) for o in json.loads(data)["outs"])
-    except (ValueError, KeyError, TypeError):
-        return None  # a damaged entry: the stage runs
-
-
-def run_cache_entry(outs: tuple[FileHash, ...]) -> bytes:
-    """A run-cache entry as stored on a remote (the local run cache's form)."""
-    return json.dumps({"outs": [vars(o) for o in outs]}, sort_keys=True).encode()
-
-
-def object_ids(store: Store, outs: tuple[FileHash, ...] | list[FileHash]) -> set[str]:
-    """Every object ``outs`` need: their ids and the files of their folders' manifests."""
-    return expand_folders(store.cache, {o.oid for o in outs})
 
 
 def own_options(name: str, environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -205,7 +177,7 @@ def run_stage(desc: dict[str, Any]) -> dict[str, Any]:
         home = _home(worker.local_directory, desc["remote"])
         key = desc["key"]
         if key and desc["remote_cache"]:
-            cached = read_run_cache(home.backend, key)
+            cached = read_entry(home.backend, key)
             if cached is not None:
                 return done({"ok": True, "restored": True, "outs": [vars(o) for o in cached]})
         stage = _stage_of(desc)
@@ -230,7 +202,7 @@ def run_stage(desc: dict[str, Any]) -> dict[str, Any]:
             home.keep(scratch, stage, made)
             where["pushed"] = home.send(made)
             if key:
-                home.backend.write(run_cache_key_path(key), run_cache_entry(made))
+                home.backend.write(entry_key(key), entry_bytes(made))
             home.store.state.flush()
             return done({"ok": True, "outs": [vars(o) for o in made]})
         finally:

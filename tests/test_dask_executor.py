@@ -352,3 +352,50 @@ def test_each_worker_fetches_a_dep_once(tmp_path: Path, cluster: Any) -> None:
             by_worker.get(stage["where"]["worker"], 0) + stage["where"]["fetched"]
         )
     assert all(n == 1 for n in by_worker.values()), by_worker
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_cancels_the_cluster_tasks_and_records_an_interrupted_run(
+    tmp_path: Path, cluster: Any
+) -> None:
+    repo = _project(tmp_path, tmp_path / "remote")
+    pid_file = tmp_path / "sleeper"
+    write(
+        repo,
+        "mlops.yaml",
+        "stages:\n"
+        "  long:\n"
+        f"    cmd: echo $$ > {pid_file} && exec sleep 60\n"
+        "    outs: [never.txt]\n",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops", "run", "--executor", "dask", "--scheduler",
+         cluster.scheduler_address],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (pid_file.exists() and pid_file.read_text().strip()):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        sleeper = int(pid_file.read_text())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    run = runs_json(repo)[0]
+    assert run["status"] == "interrupted"
+    assert statuses(run) == {"long": "interrupted"}
+    deadline = time.monotonic() + 15
+    while _alive(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(sleeper)  # the worker's command was killed, not left to run

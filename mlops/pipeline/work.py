@@ -121,7 +121,7 @@ def produce_outputs(
     env.update({"MLOPS_RUN_ID": job.run_id, "MLOPS_STAGE": name})
     env.setdefault("PYTHONUNBUFFERED", "1")  # so that output streams line by line
     for command in stage.cmd:
-        result = run_command(command, cwd, env, on_line)
+        result = run_command(command, cwd, env, on_line, job.run_id)
         if result.exit_code != 0:
             return JobOutcome(
                 False,

@@ -30,7 +30,7 @@ from mlops.core.secrets import SECRET_KEYS
 from mlops.errors import MlopsError, PipelineError
 from mlops.pipeline.execute import OnLine
 from mlops.pipeline.executors.base import JobOutcome, OutputLine, Report, StageJob
-from mlops.pipeline.executors.dask_task import TASK_VERSION, run_stage
+from mlops.pipeline.executors.dask_task import TASK_VERSION, run_stage, stop_run
 from mlops.pipeline.executors.local import LocalExecutor
 from mlops.pipeline.lock import FileHash, output_target
 from mlops.pipeline.schema import Stage
@@ -230,6 +230,7 @@ class DaskExecutor:
         self.remote = task_remote(cluster.spec)
         self.topic = f"mlops-{os.getpid()}-{next(_runs)}-{uuid.uuid4().hex[:8]}"
         self.futures: dict[str, Any] = {}  # distributed.Future
+        self.run_ids: set[str] = set()
         self.lines: dict[str, deque[str]] = {}
         self.threads: list[threading.Thread] = []
         self.push_lock = threading.Lock()
@@ -271,6 +272,7 @@ class DaskExecutor:
         self._ensure_on_remote(deps)
         desc = describe(job, deps, self.remote, self.topic, self.cluster.remote_cache)
         submitted = time.time()
+        self.run_ids.add(job.run_id)
         future = self.cluster.client.submit(
             run_stage,
             desc,
@@ -306,11 +308,15 @@ class DaskExecutor:
             return JobOutcome(False, error=f"stage {stage.name!r}: interrupted")
         lines = tuple(self.lines.get(stage.name, ()))
         last = f"; its last lines: {' | '.join(lines[-3:])}" if lines else ""
-        kind = type(exc).__name__
-        if kind == "KilledWorker":
+        import asyncio
+        import concurrent.futures
+
+        if type(exc).__name__ == "KilledWorker":
             why = "its workers died running it too many times"
-        elif kind == "CancelledError":
+        elif isinstance(exc, concurrent.futures.CancelledError | asyncio.CancelledError):
             why = "its task was cancelled (the scheduler or its workers went away)"
+        elif isinstance(exc, OSError):
+            why = f"the connection to the scheduler was lost ({exc})"
         else:
             raise exc  # a bug in the task: surfaced as an internal error
         return JobOutcome(False, error=f"stage {stage.name!r}: {why}{last}", stderr_tail=lines)
@@ -403,6 +409,9 @@ class DaskExecutor:
         if futures:
             with contextlib.suppress(Exception):
                 self.cluster.client.cancel(futures, force=True)
+            for run_id in self.run_ids:  # a cancelled task's command still runs: kill it
+                with contextlib.suppress(Exception):
+                    self.cluster.client.run(stop_run, run_id)
         self.local.stop_all()
         deadline = time.monotonic() + 5.0
         for thread in self.threads:

@@ -146,6 +146,13 @@ def _stage_of(desc: dict[str, Any]) -> Stage:
     )
 
 
+def stop_run(run_id: str) -> int:
+    """Kill this worker's commands of run ``run_id`` (the controller was interrupted)."""
+    from mlops.core.processes import GROUPS
+
+    return GROUPS.stop_tagged(run_id)
+
+
 def run_stage(desc: dict[str, Any]) -> dict[str, Any]:
     """Run one described stage on this Dask worker; a plain result for the controller:
     ok, outs, exit_code, error, stderr_tail, restored, where (worker, host, times)."""

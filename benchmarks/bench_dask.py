@@ -51,7 +51,7 @@ def trivial_project(path: Path, stages: int, remote: Path) -> None:
         f"    foreach: [{items}]\n"
         "    do:\n"
         "      cmd: echo ${item} > out-${item}.txt\n"
-        "      outs: [\"out-${item}.txt\"]\n"
+        '      outs: ["out-${item}.txt"]\n'
     )
     _finish(path, remote)
 
@@ -72,7 +72,7 @@ def cpu_project(path: Path, seconds: float, remote: Path, loops: int) -> None:
         "    do:\n"
         f"      cmd: {sys.executable} burn.py ${{item}} {loops}\n"
         "      deps: [burn.py]\n"
-        "      outs: [\"burn-${item}.txt\"]\n"
+        '      outs: ["burn-${item}.txt"]\n'
     )
     _finish(path, remote)
 

@@ -42,6 +42,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "AWS_CONFIG_FILE": str(folder / "no-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-aws-credentials"),
         "NO_PROXY": "127.0.0.1,localhost",
+        # The stages call `python`: the interpreter the tests run in.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     saved = {k: os.environ.get(k) for k in own}
     os.environ.update(own)
@@ -399,3 +401,39 @@ def test_ctrl_c_cancels_the_cluster_tasks_and_records_an_interrupted_run(
     while _alive(sleeper) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(sleeper)  # the worker's command was killed, not left to run
+
+
+def test_example_pipeline_on_the_cluster_writes_the_local_lock(
+    tmp_path: Path, cluster: Any
+) -> None:
+    import shutil
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "get-started"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    repos = []
+    for name in ("local", "cluster"):
+        repo = init_git(tmp_path / name)
+        shutil.copytree(example, repo, dirs_exist_ok=True)
+        assert run_cli(repo, "init").exit_code == 0
+        repos.append(repo)
+    made = subprocess.run(
+        [sys.executable, "src/make_data.py"], cwd=repos[0], capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    (repos[1] / "data").mkdir(exist_ok=True)
+    shutil.copy(repos[0] / "data" / "data.xml", repos[1] / "data" / "data.xml")
+    for repo in repos:
+        assert run_cli(repo, "add", "data/data.xml").exit_code == 0
+    added = run_cli(repos[1], "remote", "add", "storage", str(tmp_path / "storage"), "--default")
+    assert added.exit_code == 0
+    commit_all(repos[1], "example")
+    local = run_subprocess(repos[0], "run", env=env)
+    assert local.returncode == 0, local.stderr
+    remote = run_subprocess(
+        repos[1], "run", "--executor", "dask", "--scheduler", cluster.scheduler_address,
+        "-j", "2", env=env,
+    )  # fmt: skip
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    assert _without_runs(read_lock(repos[1])) == _without_runs(read_lock(repos[0]))
+    for rel in ("model.pkl", "eval/metrics.json", "eval/importance.csv", "eval/plots/roc.csv"):
+        assert (repos[1] / rel).read_bytes() == (repos[0] / rel).read_bytes(), rel

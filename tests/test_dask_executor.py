@@ -437,3 +437,31 @@ def test_example_pipeline_on_the_cluster_writes_the_local_lock(
     assert _without_runs(read_lock(repos[1])) == _without_runs(read_lock(repos[0]))
     for rel in ("model.pkl", "eval/metrics.json", "eval/importance.csv", "eval/plots/roc.csv"):
         assert (repos[1] / rel).read_bytes() == (repos[0] / rel).read_bytes(), rel
+
+
+def test_local_flag_starts_a_cluster_on_this_machine(tmp_path: Path) -> None:
+    repo = _project(tmp_path, tmp_path / "remote")
+    result = run_subprocess(repo, "run", "--executor", "dask", "--local", "-j", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = runs_json(repo)[0]
+    assert set(statuses(record).values()) == {"ran"}
+    assert all(s["where"]["worker"].startswith("tcp://127.0.0.1:") for s in record["stages"])
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ("{gpu: 1}", "stage 'fit': unknown key 'gpu' in 'resources'"),
+        ("{memory: lots}", "field 'resources.memory' must be a size such as 8GB"),
+        ("{cpus: 0}", "field 'resources.cpus' must be a number above 0"),
+        ("[gpus]", "field 'resources' must be a mapping of cpus, memory and gpus"),
+    ],
+)
+def test_bad_resources_are_one_line_errors(tmp_path: Path, resources: str, message: str) -> None:
+    repo = _project(tmp_path)
+    write(repo, "mlops.yaml", f"stages:\n  fit:\n    cmd: echo hi\n    resources: {resources}\n")
+    result = run_cli(repo, "run")
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlops: error: mlops.yaml:4"), lines
+    assert message in lines[0], lines

@@ -647,7 +647,11 @@ class _Checker:
             amount = _resource_amount(key, raw)
             if amount is None:
                 what = "a size such as 8GB" if key == "memory" else "a number above 0"
-                raise self.wrong(f"resources.{key}", raw, what)
+                raise _Invalid(
+                    (*self.keys, "resources", key),
+                    f"stage {self.stage!r}: field 'resources.{key}' must be {what}, "
+                    f"not {_kind(raw)}",
+                )
             found.append((str(key), amount))
         return tuple(sorted(found))
 

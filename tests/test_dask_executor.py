@@ -48,7 +48,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     saved = {k: os.environ.get(k) for k in own}
     os.environ.update(own)
     try:
+        # ``env``: also for a worker its nanny starts again (after a SIGKILL).
         local = distributed.LocalCluster(
+            env=own,
             n_workers=2,
             threads_per_worker=1,
             processes=True,
@@ -465,3 +467,18 @@ def test_bad_resources_are_one_line_errors(tmp_path: Path, resources: str, messa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mlops: error: mlops.yaml:4"), lines
     assert message in lines[0], lines
+
+
+def test_outputs_the_lock_names_come_from_the_remote(tmp_path: Path, cluster: Any) -> None:
+    repo = _project(tmp_path / "a", tmp_path / "remote")
+    assert _run(repo, cluster).exit_code == 0
+    commit_all(repo, "lock")
+    mate = clone(repo, tmp_path / "b")  # the lock, no outputs, an empty cache
+    assert run_cli(mate, "init").exit_code == 0
+    result = _run(mate, cluster, "--no-remote-cache")
+    assert result.exit_code == 0, result.stderr
+    # metrics.json is kept by Git: the clone has it already.
+    expected = {"prepare": "restored", "train": "restored", "evaluate": "skipped"}
+    assert statuses(runs_json(mate)[0]) == expected
+    assert (mate / "model.bin").read_bytes() == (repo / "model.bin").read_bytes()
+    assert (mate / "mlops.lock").read_bytes() == (repo / "mlops.lock").read_bytes()

@@ -102,7 +102,7 @@ def run_pipeline(
                     executor,
                     events,
                     emit,
-                    cluster if cluster is not None and options.remote_cache else None,
+                    cluster,  # None runs locally; its run cache obeys --no-remote-cache
                 )
                 return scheduler.go()
             finally:

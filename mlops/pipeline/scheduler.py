@@ -217,10 +217,10 @@ class Scheduler:
                 candidate = tuple(FileHash(**o) for o in cached["outs"])
             elif self.shared_cache is not None and restorable(stage):
                 candidate = self.shared_cache.cached(key)
-        if candidate is not None and self.shared_cache is not None:
-            # The outputs the lock (or a run cache) names may be on the remote only.
-            if not self.shared_cache.bring(candidate):
-                candidate = None
+        # The outputs the lock (or a run cache) names may be on the remote only.
+        shared = self.shared_cache
+        if candidate is not None and shared is not None and not shared.bring(candidate):
+            candidate = None
         planned = PlannedStage(stage, reasons, deps, params, checks, key)
         if self.stopping:
             record.set(stage, StageState.CANCELLED, _STOPPED, planned=planned)

@@ -9,7 +9,9 @@ usage: python benchmarks/bench_dask.py [--rounds N] [--stages N] [--seconds S]
    Target: at most 25 ms.
 2. Speed-up: a 4-wide ``foreach`` of CPU-bound stages (about ``--seconds`` of Python
    arithmetic each), serial ``mlops run -j 1`` against ``--executor dask -j 4`` on the
-   same 2 workers. Target: at least 1.8x on a 2-core machine.
+   same 2 workers. Target: at least 1.8x on a 2-core machine. Each round also times the
+   same four burns as bare processes, serial against two at a time: the most a 2-worker
+   run can reach on the machine as loaded right now.
 
 Each round uses fresh repositories (and a fresh remote) so nothing is restored from a
 cache; rounds alternate local and dask. Wall times, medians and ranges are printed,
@@ -107,6 +109,22 @@ def calibrate(seconds: float) -> int:
     return int(n * seconds / (time.perf_counter() - start))
 
 
+def raw_ceiling(path: Path, loops: int) -> float:
+    """What this machine gives right now: the same four burns as bare processes, one after
+    another against two at a time (no mlops, no Dask); the best a 2-worker run can do."""
+    burn = [sys.executable, str(path / "burn.py")]
+    start = time.perf_counter()
+    for item in "abcd":
+        subprocess.run([*burn, item, str(loops)], cwd=path, check=True)
+    serial = time.perf_counter() - start
+    start = time.perf_counter()
+    for pair in ("ab", "cd"):
+        procs = [subprocess.Popen([*burn, item, str(loops)], cwd=path) for item in pair]
+        for proc in procs:
+            proc.wait()
+    return serial / (time.perf_counter() - start)
+
+
 def spread(values: list[float]) -> str:
     return f"median {statistics.median(values):.3f} (range {min(values):.3f}-{max(values):.3f})"
 
@@ -152,7 +170,7 @@ def main() -> None:
             print(f"dask/local wall ratio: {spread(ratios)}")
         if args.skip != "speedup":
             loops = calibrate(args.seconds)
-            speedups = []
+            speedups, ceilings = [], []
             for r in range(args.rounds):
                 times = {}
                 for kind in ("serial", "dask") if r % 2 == 0 else ("dask", "serial"):
@@ -163,12 +181,15 @@ def main() -> None:
                     else:
                         times[kind] = timed_run(repo, "-j", "1")
                 speedups.append(times["serial"] / times["dask"])
+                ceilings.append(raw_ceiling(work / f"cpu-serial-{r}", loops))
                 print(
                     f"round {r + 1}: 4 x ~{args.seconds:g} s CPU-bound stages: serial "
                     f"{times['serial']:.2f} s, dask on 2 workers {times['dask']:.2f} s, "
-                    f"speed-up {speedups[-1]:.2f}x"
+                    f"speed-up {speedups[-1]:.2f}x (bare processes 2 at a time: "
+                    f"{ceilings[-1]:.2f}x)"
                 )
             print(f"speed-up (serial / dask): {spread(speedups)}; target >= 1.8")
+            print(f"the machine's own 2-way speed-up, bare processes: {spread(ceilings)}")
     finally:
         cluster.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -1,8 +1,9 @@
 """``mlops run``: plan, schedule and record a run of the pipeline.
 
 ``plan`` holds the one staleness rule, ``scheduler`` orders the stages and hands
-them to an executor (``executors.local`` today), ``work`` executes one stage, and
-``recording`` writes the run record, the lock and the run cache once, at the end.
+them to an executor (``executors.local``, or ``executors.dask`` for a Dask
+cluster), ``work`` executes one stage, and ``recording`` writes the run record,
+the lock and the run cache once, at the end.
 """
 
 from __future__ import annotations

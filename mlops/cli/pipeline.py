@@ -100,18 +100,58 @@ def run(
         "-k",
         help="After a failure, still run the stages that do not need it.",
     ),
+    executor: str | None = typer.Option(
+        None,
+        "--executor",
+        help="Where stages run: local, or dask (mlops[dask]); default run.executor in config.",
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="The Dask scheduler's address, tcp://HOST:8786."
+    ),
+    local: bool = typer.Option(
+        False, "--local", help="With --executor dask: start a Dask cluster on this machine."
+    ),
+    remote: str | None = typer.Option(
+        None, "--remote", "-r", help="The remote inputs and outputs move through (dask)."
+    ),
+    no_remote_cache: bool = typer.Option(
+        False, "--no-remote-cache", help="Do not restore outputs from the remote's run cache."
+    ),
     json: bool = JSON,
 ) -> None:
     """Run the pipeline in mlops.yaml, skipping stages whose inputs and outputs are unchanged."""
     from mlops.errors import PipelineError
     from mlops.flows.safeguards import run_with_safeguards
-    from mlops.pipeline.results import RunOptions, StageState
+    from mlops.pipeline.results import ExecutorKind, RunOptions, StageState
 
     flags = {"--force": force, "--dry-run": dry_run, "--keep-going": keep_going, "--json": json}
     argv = ("mlops", "run", *(stages or ()), *(f for f, on in flags.items() if on))
     argv += ("-j", str(jobs)) if jobs > 1 else ()
-    options = RunOptions(tuple(stages or ()), force, dry_run, jobs, keep_going, argv)
-    printer = None if dry_run else _Printer(prefix=jobs > 1, to_stderr=json)
+    argv += ("--executor", executor) if executor else ()
+    argv += ("--local",) if local else ()
+    kind = None
+    if executor is not None:
+        try:
+            kind = ExecutorKind(executor)
+        except ValueError:
+            valid = ", ".join(k.value for k in ExecutorKind)
+            raise PipelineError(
+                f"--executor: unknown executor {executor!r} (valid: {valid})"
+            ) from None
+    options = RunOptions(
+        tuple(stages or ()),
+        force,
+        dry_run,
+        jobs,
+        keep_going,
+        argv,
+        executor=kind,
+        scheduler=scheduler,
+        local_cluster=local,
+        remote=remote,
+        remote_cache=not no_remote_cache,
+    )
+    printer = None if dry_run else _Printer(prefix=jobs > 1 or kind is not None, to_stderr=json)
     result, registered = run_with_safeguards(_repo(), options, printer)
     if json:
         emit_json({**result.to_dict(), "registered": [r.to_dict() for r in registered]})

@@ -110,6 +110,9 @@ def push(
     rev: list[str] = typer.Option(
         None, "--rev", help="Push what these commits need instead of HEAD (repeatable)."
     ),
+    run_cache: bool = typer.Option(
+        False, "--run-cache", help="Also push the run cache, for teammates' and workers' runs."
+    ),
     json: bool = JSON,
 ) -> None:
     """Send the objects the workspace and HEAD need that the remote lacks."""
@@ -117,7 +120,7 @@ def push(
     from mlops.flows.roots import push as do_push
 
     with progress_bar() as report:
-        result = do_push(_repo(), paths or None, remote, jobs, report, rev or None)
+        result = do_push(_repo(), paths or None, remote, jobs, report, rev or None, run_cache)
     _report(result, json)
 
 
@@ -176,6 +179,8 @@ def _report(result: Any, json: bool) -> None:
         f"{verb} {result.objects} object(s) ({human_size(result.bytes)}) {where} remote "
         f"{result.remote!r}{packs}; {result.present} {present}"
     )
+    if result.run_cache:
+        echo(f"pushed {result.run_cache} run-cache entr{'y' if result.run_cache == 1 else 'ies'}")
 
 
 @app.command("install-hooks")

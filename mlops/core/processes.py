@@ -26,15 +26,21 @@ class ProcessGroups:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._procs: dict[int, subprocess.Popen[Any]] = {}
+        self._tags: dict[int, str] = {}  # pid -> the run it belongs to, when told
         self.stopping = False
 
-    def start(self, args: str | list[str], **popen: Any) -> subprocess.Popen[Any]:
-        """``subprocess.Popen(args, **popen)`` in a new session, registered and tied."""
+    def start(
+        self, args: str | list[str], tag: str | None = None, **popen: Any
+    ) -> subprocess.Popen[Any]:
+        """``subprocess.Popen(args, **popen)`` in a new session, registered and tied;
+        ``tag`` names what it belongs to (a run), for ``stop_tagged``."""
         reaper.arm()  # before the group exists: see ``reaper.arm``
         proc: subprocess.Popen[Any] = subprocess.Popen(args, start_new_session=True, **popen)
         reaper.tie(proc.pid)
         with self._lock:
             self._procs[proc.pid] = proc
+            if tag is not None:
+                self._tags[proc.pid] = tag
             stopping = self.stopping
         if stopping:  # started while everything was being stopped
             kill_group(proc.pid)
@@ -44,7 +50,17 @@ class ProcessGroups:
         """The group of ``proc`` has ended (or was killed): forget it."""
         with self._lock:
             self._procs.pop(proc.pid, None)
+            self._tags.pop(proc.pid, None)
         reaper.untie(proc.pid)
+
+    def stop_tagged(self, tag: str) -> int:
+        """Kill the groups started with ``tag`` (a run stopped from another machine, in a
+        process that runs others' too); return how many."""
+        with self._lock:
+            pids = [pid for pid, t in self._tags.items() if t == tag]
+        for pid in pids:
+            kill_group(pid)
+        return len(pids)
 
     def stop_all(self, grace: float = 3.0) -> None:
         """SIGTERM every group, then SIGKILL what is left after ``grace`` seconds; groups

@@ -36,6 +36,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "cache": ("link",),
     "core": ("remote", "fsmonitor"),
     "remote": (),
+    "run": ("executor", "scheduler"),
 }
 
 # What ``.mlops/.gitignore`` keeps out of Git: everything per machine.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 
 from mlops.core.git import (
     all_commits,
@@ -95,10 +96,22 @@ def push(
     jobs: int | None = None,
     progress: Progress | None = None,
     revisions: list[str] | None = None,
+    run_cache: bool = False,
 ) -> TransferResult:
     """Send what the workspace and HEAD (or ``revisions``) need that the remote lacks, with
-    the model versions and monitoring records this clone holds."""
-    return transfer.push(repo, _roots(repo, paths, revisions, True), remote, jobs, progress)
+    the model versions and monitoring records this clone holds (and, with ``run_cache``,
+    its run-cache entries with their outputs, for teammates' and workers' runs)."""
+    result = transfer.push(repo, _roots(repo, paths, revisions, True), remote, jobs, progress)
+    if not run_cache:
+        return result
+    from mlops.pipeline.shared_cache import push_entries
+    from mlops.remote.backend import open_backend
+    from mlops.remote.config import get_remote
+
+    backend = open_backend(get_remote(repo, remote), repo)
+    with repo_lock(repo, wait=30, purpose="push"), open_store(repo) as store:
+        sent = push_entries(repo, store, backend, jobs or transfer.default_transfer_jobs())
+    return replace(result, run_cache=sent)
 
 
 def fetch(

@@ -30,11 +30,14 @@ class CommandResult:
     stderr_tail: tuple[str, ...]
 
 
-def run_command(cmd: str, cwd: Path, env: dict[str, str], on_line: OnLine) -> CommandResult:
-    """Run ``cmd`` with the shell in a group of its own (see ``GROUPS``); call ``on_line``
-    for each output line."""
+def run_command(
+    cmd: str, cwd: Path, env: dict[str, str], on_line: OnLine, tag: str | None = None
+) -> CommandResult:
+    """Run ``cmd`` with the shell in a group of its own (see ``GROUPS``, ``tag`` naming its
+    run there); call ``on_line`` for each output line."""
     proc = GROUPS.start(
         [SHELL, "-c", cmd],
+        tag=tag,
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,

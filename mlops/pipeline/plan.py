@@ -40,9 +40,10 @@ ALWAYS_CHANGED = "always_changed is set"
 class Hasher:
     """Hashes workspace paths through the state cache; a folder's hash is its manifest id."""
 
-    def __init__(self, store: Store, memo: bool = False) -> None:
+    def __init__(self, store: Store, memo: bool = False, root: Path | None = None) -> None:
         self.store = store
-        self.root = str(store.repo.root)
+        # ``root``: another folder than the store's work tree (a worker's scratch folder).
+        self.root = str(root or store.repo.root)
         # Only read-only evaluations (status, dry runs) may remember hashes: a run changes files.
         self._memo: dict[str, FileHash | None] | None = {} if memo else None
 

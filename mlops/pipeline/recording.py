@@ -102,6 +102,7 @@ class Recorder:
             planned=planned,
             outs=outs,
             checks=outcome.checks,
+            where=outcome.placement,
         )
 
     def set(
@@ -118,8 +119,10 @@ class Recorder:
         params: ParamValues | None = None,
         outs: tuple[FileHash, ...] = (),
         checks: dict[str, Any] | None = None,
+        where: dict[str, Any] | None = None,
     ) -> None:
-        """Stage ``stage`` ended as ``status``: its result and its record."""
+        """Stage ``stage`` ended as ``status``: its result and its record (``where``: the
+        worker that ran it, from a remote executor)."""
         if planned is not None:
             deps, params = planned.deps, planned.params
         result = StageResult(
@@ -140,6 +143,7 @@ class Recorder:
             exit_code=exit_code,
             error=error,
             checks=checks or None,
+            where=where,
         )
         if status in _FINISHING:
             self.emit(RunEvent(EventKind.FINISHED, stage.name, result=result))

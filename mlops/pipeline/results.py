@@ -58,6 +58,13 @@ class EventKind(StrEnum):
     FINISHED = "finished"
 
 
+class ExecutorKind(StrEnum):
+    """Where a run's stages execute."""
+
+    LOCAL = "local"  # in this work tree, on this machine
+    DASK = "dask"  # on the workers of a Dask cluster (mlops[dask])
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """What ``mlops run`` was asked to do."""
@@ -68,6 +75,12 @@ class RunOptions:
     jobs: int = 1
     keep_going: bool = False
     argv: tuple[str, ...] = ()
+    # Where stages run: None takes ``run.executor`` of .mlops/config.yaml (else local).
+    executor: ExecutorKind | None = None
+    scheduler: str | None = None  # the Dask scheduler's address (or ``run.scheduler``)
+    local_cluster: bool = False  # --local: a Dask cluster on this machine, started here
+    remote: str | None = None  # the remote inputs and outputs move through (None: default)
+    remote_cache: bool = True  # look up the remote's run cache before running a stage
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,11 @@ class StageRecord:
     exit_code: int | None = None
     error: str = ""
     checks: Any = None
+    # Where it ran when not on this machine: worker address, host, seconds waited and ran.
+    where: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "status": self.status,
             "reasons": list(self.reasons),
@@ -91,6 +93,9 @@ class StageRecord:
             "error": self.error,
             "checks": self.checks,
         }
+        if self.where is not None:  # local runs' records stay as they were
+            data["where"] = self.where
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageRecord:
@@ -108,6 +113,7 @@ class StageRecord:
             exit_code=data.get("exit_code"),
             error=data.get("error") or "",
             checks=data.get("checks"),
+            where=data.get("where"),
         )
 
 
@@ -328,6 +334,13 @@ class RunsDB:
             self._connect().execute("SELECT entry FROM run_cache WHERE key = ?", (key,)).fetchone()
         )
         return json.loads(row[0]) if row else None
+
+    def cache_entries(self) -> dict[str, dict[str, Any]]:
+        """Every run-cache entry, by key."""
+        if self._db is None and not self.path.exists():
+            return {}
+        rows = self._connect().execute("SELECT key, entry FROM run_cache").fetchall()
+        return {key: json.loads(entry) for key, entry in rows}
 
     def records(self, limit: int | None = None) -> list[RunRecord]:
         """Runs, newest first."""

@@ -12,6 +12,7 @@ import queue
 import time
 from collections import deque
 from graphlib import TopologicalSorter
+from typing import Protocol
 
 from mlops.core.fsutil import atomic_write_bytes
 from mlops.core.processes import GROUPS
@@ -37,7 +38,7 @@ from mlops.pipeline.plan import (
     judge,
     run_cache_key,
 )
-from mlops.pipeline.recording import Recorder
+from mlops.pipeline.recording import Recorder, restorable
 from mlops.pipeline.results import (
     UNSUCCESSFUL,
     EventKind,
@@ -56,6 +57,16 @@ from mlops.workspace.tracked import Target
 _STOPPED = ("run stopped by a failure",)
 
 
+class SharedRunCache(Protocol):
+    """A run cache beyond this clone's (a remote's), looked up after the local one."""
+
+    def cached(self, key: str) -> tuple[FileHash, ...] | None:
+        """The outputs recorded for run-cache key ``key``, or None."""
+
+    def bring(self, outs: tuple[FileHash, ...]) -> bool:
+        """Fetch the objects of ``outs`` into the cache; False when that is not possible."""
+
+
 class Scheduler:
     """One run of the pipeline: what is decided, running, and done."""
 
@@ -72,11 +83,13 @@ class Scheduler:
         executor: Executor,
         events: queue.Queue[JobEvent],
         on_event: OnEvent,
+        shared_cache: SharedRunCache | None = None,
     ) -> None:
         self.ws, self.runs, self.dag, self.names = ws, runs, dag, names
         self.params, self.load, self.options = params, load, options
         self.recorder, self.executor, self.events, self.emit = recorder, executor, events, on_event
         self.suites = CheckSuites(ws.repo.root)
+        self.shared_cache = shared_cache
         self.running: dict[str, PlannedStage] = {}
         self.stopping = False  # a stage failed without --keep-going: start nothing new
 
@@ -132,6 +145,8 @@ class Scheduler:
         duration = time.monotonic() - planned.wall
         if outcome.ok:
             status = StageState.RAN if planned.kept is None else StageState.RECHECKED
+            if outcome.restored:
+                status = StageState.RESTORED
             self.recorder.succeeded(
                 planned, outcome.outs, status, planned.reasons, duration, outcome
             )
@@ -147,6 +162,7 @@ class Scheduler:
                 planned=planned,
                 outs=outcome.outs,  # after checks failed: the record names what they judged
                 checks=outcome.checks,
+                where=outcome.placement,
             )
             if not self.options.keep_going:
                 self.stopping = True
@@ -199,6 +215,12 @@ class Scheduler:
             cached = self.runs.cached(key)
             if cached is not None:
                 candidate = tuple(FileHash(**o) for o in cached["outs"])
+            elif self.shared_cache is not None and restorable(stage):
+                candidate = self.shared_cache.cached(key)
+        # The outputs the lock (or a run cache) names may be on the remote only.
+        shared = self.shared_cache
+        if candidate is not None and shared is not None and not shared.bring(candidate):
+            candidate = None
         planned = PlannedStage(stage, reasons, deps, params, checks, key)
         if self.stopping:
             record.set(stage, StageState.CANCELLED, _STOPPED, planned=planned)
@@ -274,4 +296,7 @@ class Scheduler:
         self.running[name] = planned
         kind = EventKind.STARTED if planned.kept is None else EventKind.RECHECKING
         self.emit(RunEvent(kind, name, planned.reasons))
-        self.executor.submit(StageJob(planned.stage, self.recorder.run_id, planned.kept))
+        key = planned.key if restorable(planned.stage) and not self.options.force else ""
+        self.executor.submit(
+            StageJob(planned.stage, self.recorder.run_id, planned.kept, tuple(planned.deps), key)
+        )

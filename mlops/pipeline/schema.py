@@ -52,11 +52,15 @@ STAGE_KEYS = (
     "frozen",
     "checks",
     "register",
+    "resources",
     "vars",
     "matrix",
 )
 FOREACH_KEYS = ("foreach", "do")
 CHECKS_KEYS = ("before", "after")
+# What a stage may ask of the worker that runs it (``mlops run --executor dask``).
+RESOURCE_KEYS = ("cpus", "memory", "gpus")
+_MEMORY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(i?)B?\s*", re.IGNORECASE)
 OUTPUT_OPTIONS = ("cache", "persist")
 # How a plot file is drawn (DVC's names): text options, and ``header`` (a CSV's first row).
 PLOT_OPTIONS = ("x", "y", "template", "title", "x_label", "y_label", "header")
@@ -129,6 +133,8 @@ class Stage:
     group: str | None = None  # the foreach or matrix definition this stage came from
     # The params only its ${...} references read (in ``params`` too, not declared there).
     interpolated: tuple[ParamsRef, ...] = ()
+    # ``resources:`` as (name, amount) pairs; memory in bytes. Where it runs, not what it makes.
+    resources: tuple[tuple[str, float], ...] = ()
 
     @property
     def metrics(self) -> tuple[Output, ...]:
@@ -456,6 +462,7 @@ def _stage(
         checks_after=after,
         register=register,
         group=group,
+        resources=check.resources(body.get("resources")),
     )
 
 
@@ -620,6 +627,31 @@ class _Checker:
             raise self.wrong(field_name, value, "a string")
         return value
 
+    def resources(self, value: Any) -> tuple[tuple[str, float], ...]:
+        """``resources: {cpus: 2, memory: 8GB, gpus: 1}`` as sorted (name, amount) pairs."""
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise self.wrong("resources", value, "a mapping of cpus, memory and gpus")
+        found = []
+        for key, raw in value.items():
+            if key not in RESOURCE_KEYS:
+                raise _Invalid(
+                    (*self.keys, "resources", key),
+                    f"stage {self.stage!r}: unknown key {key!r} in 'resources'"
+                    f"{key_hint(str(key), RESOURCE_KEYS)}",
+                )
+            amount = _resource_amount(key, raw)
+            if amount is None:
+                what = "a size such as 8GB" if key == "memory" else "a number above 0"
+                raise _Invalid(
+                    (*self.keys, "resources", key),
+                    f"stage {self.stage!r}: field 'resources.{key}' must be {what}, "
+                    f"not {_kind(raw)}",
+                )
+            found.append((str(key), amount))
+        return tuple(sorted(found))
+
     def flag(self, value: Any, field_name: str) -> bool:
         if not isinstance(value, bool):
             raise self.wrong(field_name, value, "true or false")
@@ -701,3 +733,20 @@ def line_of(text: str, keys: tuple[Any, ...]) -> int | None:
     except YamlProblem:
         return None
     return line_at(lines, keys)
+
+
+def _resource_amount(key: str, raw: Any) -> float | None:
+    """A resource's amount (memory in bytes: ``8GB``, ``512MiB``, a number), or None."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw) if raw > 0 else None
+    if key != "memory" or not isinstance(raw, str):
+        return None
+    match = _MEMORY.fullmatch(raw)
+    if match is None:
+        return None
+    number, unit, binary = match.groups()
+    base = 1024 if binary else 1000
+    amount = float(number) * base ** "_KMGT".index(unit.upper() or "_")
+    return amount if amount > 0 else None

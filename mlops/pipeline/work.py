@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +35,17 @@ class Workspace:
     guard: Safeguard | None = None
 
 
-def run_job(ws: Workspace, job: StageJob, on_line: OnLine) -> JobDone | JobCrashed:
+# Makes a job's outputs (its outputs' hashes, or how it failed): here, or on another machine.
+MakeOutputs = Callable[["Workspace", StageJob, OnLine], "tuple[FileHash, ...] | JobOutcome"]
+
+
+def run_job(
+    ws: Workspace, job: StageJob, on_line: OnLine, make: MakeOutputs | None = None
+) -> JobDone | JobCrashed:
     """Execute ``job``; a user error becomes a failed outcome, anything else a crash."""
     name = job.stage.name
     try:
-        return JobDone(name, execute_stage(ws, job, on_line))
+        return JobDone(name, execute_stage(ws, job, on_line, make or make_outputs))
     except MlopsError as exc:
         return JobDone(name, JobOutcome(False, error=exc.message))
     except OSError as exc:
@@ -47,8 +54,11 @@ def run_job(ws: Workspace, job: StageJob, on_line: OnLine) -> JobDone | JobCrash
         return JobCrashed(name, exc)
 
 
-def execute_stage(ws: Workspace, job: StageJob, on_line: OnLine) -> JobOutcome:
-    """The safeguard before, the commands (unless the outputs are kept), the safeguard after."""
+def execute_stage(
+    ws: Workspace, job: StageJob, on_line: OnLine, make: MakeOutputs | None = None
+) -> JobOutcome:
+    """The safeguard before, the commands (unless the outputs are kept: ``make`` runs
+    them, in this work tree by default), the safeguard after."""
     stage = job.stage
     name = stage.name
     checks: dict[str, object] = {}
@@ -64,42 +74,54 @@ def execute_stage(ws: Workspace, job: StageJob, on_line: OnLine) -> JobOutcome:
             )
         if GROUPS.stopping:  # interrupted while the checks ran: touch nothing
             return JobOutcome(False, error=f"stage {name!r}: interrupted", checks=checks)
-    outs = job.kept if job.kept is not None else _make_outputs(ws, job, on_line)
-    if isinstance(outs, JobOutcome):  # the command failed, or left an output out
-        return outs._replace(checks=checks)
-    exit_code = 0 if job.kept is None else None  # no command ran for kept outputs
+    made = JobOutcome(True, outs=job.kept, exit_code=None) if job.kept is not None else None
+    if made is None:
+        found = (make or make_outputs)(ws, job, on_line)
+        # A successful outcome (from a remote maker) carries where and how the outputs came.
+        made = found if isinstance(found, JobOutcome) else JobOutcome(True, found, 0)
+    if not made.ok:  # the command failed, or left an output out
+        return made._replace(checks=checks)
+    outs = made.outs
     if ws.guard is not None:
         verdict = ws.guard(GuardContext(ws.repo, job.run_id, stage, Phase.AFTER, outs))
         if verdict.data is not None:
             checks[Phase.AFTER] = verdict.data
         if not verdict.ok:
-            return JobOutcome(
-                False,
-                outs=outs,
-                exit_code=exit_code,
+            return made._replace(
+                ok=False,
                 error=f"stage {name!r}: checks after it failed: {verdict.message}",
                 checks=checks,
             )
-    return JobOutcome(True, outs=outs, exit_code=exit_code, checks=checks)
+    return made._replace(checks=checks)
 
 
-def _make_outputs(
+def make_outputs(
     ws: Workspace, job: StageJob, on_line: OnLine
 ) -> tuple[FileHash, ...] | JobOutcome:
-    """Run the stage's commands and store its outputs; a failure as its ``JobOutcome``."""
+    """Run the stage's commands in this work tree and store its outputs; a failure as
+    its ``JobOutcome``."""
+    repo = ws.repo
+    _refuse_unsafe_outputs(repo, job.stage)
+    clear_outputs(repo.root, job.stage, repo.scratch_dir)
+    return produce_outputs(ws, job, on_line)
+
+
+def produce_outputs(
+    ws: Workspace, job: StageJob, on_line: OnLine, base_env: dict[str, str] | None = None
+) -> tuple[FileHash, ...] | JobOutcome:
+    """Run the stage's commands in ``ws.repo.root`` (made ready for them) and store its
+    outputs in ``ws.store``: the part of a job every machine does the same way."""
     stage, repo = job.stage, ws.repo
     name = stage.name
-    _refuse_unsafe_outputs(repo, stage)
-    _clear_outputs(repo.root, stage, repo.scratch_dir)
     cwd = repo.root / stage.wdir
     if not cwd.is_dir():
         return JobOutcome(False, error=f"stage {name!r}: wdir {stage.wdir!r} does not exist")
-    env = dict(os.environ)
+    env = dict(os.environ if base_env is None else base_env)
     env.update(stage.env)
     env.update({"MLOPS_RUN_ID": job.run_id, "MLOPS_STAGE": name})
     env.setdefault("PYTHONUNBUFFERED", "1")  # so that output streams line by line
     for command in stage.cmd:
-        result = run_command(command, cwd, env, on_line)
+        result = run_command(command, cwd, env, on_line, job.run_id)
         if result.exit_code != 0:
             return JobOutcome(
                 False,
@@ -114,10 +136,11 @@ def _make_outputs(
                 exit_code=0,
                 error=f"stage {name!r} exited 0 but did not produce its {out.kind} {out.path!r}",
             )
-    return tuple(_store_output(ws, out) for out in stage.outputs)
+    return tuple(store_output(ws, out) for out in stage.outputs)
 
 
-def _store_output(ws: Workspace, out: Output) -> FileHash:
+def store_output(ws: Workspace, out: Output) -> FileHash:
+    """Hash output ``out`` (and store it when it is cached, or a small metric or plot)."""
     from mlops.workspace.add import snapshot
 
     path = ws.repo.root / out.path
@@ -156,7 +179,7 @@ def _refuse_unsafe_outputs(repo: Repo, stage: Stage) -> None:
         )
 
 
-def _clear_outputs(root: Path, stage: Stage, scratch: Path) -> None:
+def clear_outputs(root: Path, stage: Stage, scratch: Path) -> None:
     """Remove the outputs a stage will write again; persistent ones become editable
     (through temporaries in ``scratch``)."""
     from mlops.core.fsutil import make_private_copy

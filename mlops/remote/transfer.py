@@ -69,9 +69,13 @@ class TransferResult:
     bytes: int
     present: int  # needed objects the destination already had
     packs: int  # packs written (push) or read from (fetch)
+    run_cache: int = 0  # run-cache entries pushed (``push --run-cache``)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.run_cache:
+            del data["run_cache"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,19 @@ def fetch_objects(
     Takes the repository lock: call it without holding it.
     """
     return fetch(repo, Roots(lambda store: set(oids), folders=False), remote, jobs, progress)
+
+
+def send_objects(store: Store, backend: Backend, oids: set[str], jobs: int) -> TransferResult:
+    """Push ``oids`` (with the files of the folders among them) to an opened ``backend``,
+    for callers that keep one open across many transfers (a pipeline executor's). No
+    repository lock: the caller holds what it needs."""
+    return _push(store, backend, Roots(lambda _store: oids), jobs, None)
+
+
+def receive_objects(store: Store, backend: Backend, oids: set[str], jobs: int) -> TransferResult:
+    """Fetch ``oids`` (with the files of the folders among them) from an opened ``backend``
+    into ``store``: ``send_objects``'s other half."""
+    return _fetch(store, backend, Roots(lambda _store: oids), jobs, None)
 
 
 def _describe(store: Store, roots: Roots, oid: str) -> str:

@@ -14,11 +14,15 @@ from mlops.pipeline.schema import Stage
 class StageJob:
     """A stage to execute for run ``run_id``. ``kept``: its outputs stay as they are and
     only its safeguard judges them again (its check suites changed); the command does
-    not run."""
+    not run. ``deps``: the hashes its deps were judged on; ``key``: its run-cache key
+    when a later run may restore its outputs (else empty), for executors that move
+    inputs and outputs by hash."""
 
     stage: Stage
     run_id: str
     kept: tuple[FileHash, ...] | None = None
+    deps: tuple[FileHash, ...] = ()
+    key: str = ""
 
 
 class JobOutcome(NamedTuple):
@@ -30,6 +34,10 @@ class JobOutcome(NamedTuple):
     error: str = ""
     stderr_tail: tuple[str, ...] = ()
     checks: dict[str, Any] | None = None
+    # The outputs came from a run cache instead of the command (a remote executor's).
+    restored: bool = False
+    # Where the job ran and how long it waited and ran (remote executors), for its record.
+    placement: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

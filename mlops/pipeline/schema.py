@@ -636,7 +636,7 @@ class _Checker:
         found = []
         for key, raw in value.items():
             if key not in RESOURCE_KEYS:
-                raise _Invalid(
+                raise Invalid(
                     (*self.keys, "resources", key),
                     f"stage {self.stage!r}: unknown key {key!r} in 'resources'"
                     f"{key_hint(str(key), RESOURCE_KEYS)}",
@@ -644,7 +644,7 @@ class _Checker:
             amount = _resource_amount(key, raw)
             if amount is None:
                 what = "a size such as 8GB" if key == "memory" else "a number above 0"
-                raise _Invalid(
+                raise Invalid(
                     (*self.keys, "resources", key),
                     f"stage {self.stage!r}: field 'resources.{key}' must be {what}, "
                     f"not {_kind(raw)}",

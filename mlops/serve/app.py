@@ -30,6 +30,9 @@ from mlops.serve.log import Entry, Feedback, PredictionLog
 from mlops.serve.model import ModelHolder, Served, prepare_process
 
 SETTINGS_ENV = "MLOPS_SERVE_SETTINGS"
+# prometheus_client's multiprocess mode: the workers of one server write their values to
+# files in this folder (a private one per server, made and removed by server.serve).
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_THREADS = min(8, 2 * (os.cpu_count() or 1))
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 log = logging.getLogger("mlops.serve")
@@ -60,7 +63,8 @@ class ServeSettings:
 
 
 class _Metrics:
-    """The Prometheus metrics of one server process."""
+    """The Prometheus metrics of one server: of this process, or, with ``--workers N``,
+    of every worker (each writes its values to the shared folder; ``/metrics`` sums them)."""
 
     def __init__(self) -> None:
         from prometheus_client import (
@@ -72,8 +76,14 @@ class _Metrics:
         )
 
         disable_created_metrics()  # type: ignore[no-untyped-call] # a *_created series per label set: noise for this use
+        self.shared = bool(os.environ.get(METRICS_DIR_ENV))
         self.registry = CollectorRegistry()
-        r = self.registry
+        r: CollectorRegistry | None = self.registry
+        if self.shared:
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+            r = None  # the values live in the folder's files, read by the collector
         self.requests = Counter(
             "mlops_requests", "Requests answered.", ["endpoint", "code"], registry=r
         )
@@ -88,10 +98,20 @@ class _Metrics:
             registry=r,
         )
         self.rows = Counter("mlops_rows", "Rows scored.", ["endpoint"], registry=r)
-        self.in_flight = Gauge("mlops_in_flight_requests", "Requests being answered.", registry=r)
-        self.model = Gauge(
-            "mlops_model_info", "The version serving (1).", ["model", "version", "hash"], registry=r
+        self.in_flight = Gauge(
+            "mlops_in_flight_requests",
+            "Requests being answered.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
+        self.model = Gauge(
+            "mlops_model_info",
+            "The version serving (1; 0 once no worker serves it).",
+            ["model", "version", "hash"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self._serving: tuple[str, str, str] | None = None
         self.switches = Counter("mlops_model_switches", "Alias moves followed.", registry=r)
         self.log_rows = Counter(
             "mlops_prediction_log_rows",
@@ -101,9 +121,19 @@ class _Metrics:
         )
 
     def serving(self, served: Served) -> None:
-        self.model.clear()
         v = served.version
-        self.model.labels(v.model, v.label, v.content.oid).set(1)
+        if self._serving is not None:
+            # Set to 0, not removed: a worker's files keep every value it ever wrote.
+            self.model.labels(*self._serving).set(0)
+        self._serving = (v.model, v.label, v.content.oid)
+        self.model.labels(*self._serving).set(1)
+
+    def stop(self) -> None:
+        """This worker's live gauges leave the sums once it has stopped."""
+        if self.shared:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 class _State:
@@ -114,6 +144,7 @@ class _State:
         self.holder = holder
         self.log: PredictionLog | None = None
         self.metrics = _Metrics()
+        self.ready = False  # once the model is loaded and warmed up, and the log is open
         self._logged: tuple[int, ...] = (0, 0, 0)
 
     def start(self) -> None:
@@ -139,8 +170,11 @@ class _State:
                 seconds=self.settings.log_seconds,
                 on_problem=lambda p: log.error("%s", p) if p else log.info("prediction log ok"),
             )
+        self.ready = True  # load_served ran the warm-up prediction
 
     def stop(self) -> None:
+        self.ready = False
+        self.metrics.stop()
         if self.holder is not None:
             self.holder.stop()
         if self.log is not None:
@@ -242,6 +276,8 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
                 {"error": message, "column": None, "request_id": request_id}, code, headers
             )
         finally:
+            if state.log is not None:
+                state.sync_log_metrics()  # here too: with workers, another may answer /metrics
             metrics.in_flight.dec()
             metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
             metrics.requests.labels(endpoint, str(code)).inc()
@@ -274,7 +310,9 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
         return answer({"live": True})
 
     async def ready(request: Request) -> Response:
-        assert state.holder is not None
+        if not state.ready or state.holder is None:
+            data = {"ready": False, "status": "starting", "problems": ["the model is loading"]}
+            return answer(data, 503)
         served = state.holder.current
         problems = state.problems()
         data = {"ready": True, "status": "degraded" if problems else "ok", "problems": problems}

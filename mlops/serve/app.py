@@ -25,6 +25,7 @@ from typing import Any
 
 from mlops.errors import RequestError
 from mlops.monitor.predlog import DEFAULT_LABEL, REQUEST_ID, ROW
+from mlops.serve import codec
 from mlops.serve.inputs import parse_body
 from mlops.serve.log import Entry, Feedback, PredictionLog
 from mlops.serve.model import ModelHolder, Served, prepare_process
@@ -122,7 +123,9 @@ class _Metrics:
 
     def serving(self, served: Served) -> None:
         v = served.version
-        if self._serving is not None:
+        if not self.shared:
+            self.model.clear()
+        elif self._serving is not None:
             # Set to 0, not removed: a worker's files keep every value it ever wrote.
             self.model.labels(*self._serving).set(0)
         self._serving = (v.model, v.label, v.content.oid)
@@ -223,8 +226,7 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
     )
 
     def answer(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        body = json.dumps(data, separators=(",", ":"), allow_nan=False)
-        return Response(body, status, headers, media_type="application/json")
+        return Response(codec.dumps(data), status, headers, media_type="application/json")
 
     async def score(request: Request, mlflow: bool) -> Response:
         endpoint = "/invocations" if mlflow else "/predict"

@@ -17,6 +17,7 @@ from typing import Any
 
 from mlops.errors import RequestError
 from mlops.registry.signature import FeatureType, Signature
+from mlops.serve import codec
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _MISSING = object()
@@ -46,7 +47,7 @@ def parse_body(body: bytes, content_type: str, signature: Signature, mlflow: boo
     if kind in ("text/csv", "application/csv"):
         return from_csv(body, signature)
     try:
-        doc = json.loads(body)
+        doc = codec.loads(body)
     except UnicodeDecodeError:
         raise RequestError("the body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:

@@ -50,3 +50,15 @@ def test_a_log_line_per_row_in_order(tmp_path: Path) -> None:
     counts = [len(p.read_text().splitlines()) for p in files]
     assert sum(counts) == 10 and all(c >= 3 for c in counts[:-1])
     assert log.stats().written == 10 and log.stats().dropped == 0
+
+
+def test_a_log_line_holds_strings_percent_signs_and_non_finite_answers() -> None:
+    rows = Rows(("50% size", "kind"), ([1, 2], ['a "b", c', "%d%s}\n"]), 2)
+    entry = Entry("r%d", 0.0, "m", "1", rows, ["yes, no", math.nan], None, None)
+    lines = [json.loads(line) for line in entry.encode().splitlines()]
+    assert [line["kind"] for line in lines] == ['a "b", c', "%d%s}\n"]
+    assert [line["50% size"] for line in lines] == [1, 2]
+    assert [line["prediction"] for line in lines] == ["yes, no", None]
+    assert lines[0]["request_id"] == "r%d"
+    with pytest.raises(ValueError):  # a model that answers fewer rows than it was given
+        Entry("r", 0.0, "m", "1", rows, [1], None, None).encode()

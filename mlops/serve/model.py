@@ -96,7 +96,7 @@ def _final_step(model: Any) -> Any:
     return model
 
 
-def choose_pass(model: Any, as_array: bool) -> Pass:
+def choose_pass(model: Any, as_array: bool, width: int) -> Pass:
     """How to answer with the fewest passes over the model and the same answers."""
     import numpy as np
 
@@ -109,7 +109,13 @@ def choose_pass(model: Any, as_array: bool) -> Pass:
     if getattr(final, "n_outputs_", 1) != 1:
         return Pass.TWO
     kind = _kind_of(final)
-    if kind in _FORESTS and final is model and as_array and final.n_jobs in (None, 1):
+    if (
+        kind in _FORESTS
+        and final is model
+        and as_array
+        and final.n_jobs in (None, 1)  # in threads the sums' order, so the last bit, varies
+        and getattr(model, "n_features_in_", None) == width  # the trees index x unchecked
+    ):
         return Pass.TREES
     if kind in _ARGMAX_EXACT or kind in _ARGMAX_MONOTONIC:
         return Pass.PROBA
@@ -190,7 +196,9 @@ def _forest_proba(forest: Any, x: Any) -> Any:
 
     total = np.zeros((x.shape[0], int(forest.n_classes_)), dtype=np.float64)
     for tree in forest.estimators_:
-        total += tree.predict_proba(x, check_input=False)
+        # A tree's predict_proba is this, after checks that cost more than the walk: x is
+        # a C-ordered float32 array of the forest's width (choose_pass made sure).
+        total += tree.tree_.predict(x)[:, : tree.n_classes_]
     total /= len(forest.estimators_)
     return total
 
@@ -221,7 +229,7 @@ def load_served(repo: Repo, version: ModelVersion, alias: str | None) -> Served:
     if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
         classes = list(model.classes_.tolist())
     as_array = plain and not is_composite(model)
-    how = choose_pass(model, as_array) if classes is not None else Pass.PREDICT
+    how = choose_pass(model, as_array, len(signature.names)) if classes else Pass.PREDICT
     served = Served(version, alias, model, signature, as_array, classes, how, _final_step(model))
     warm = Rows(
         signature.names,

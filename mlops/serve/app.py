@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -36,6 +36,10 @@ SETTINGS_ENV = "MLOPS_SERVE_SETTINGS"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_THREADS = min(8, 2 * (os.cpu_count() or 1))
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+# Request ids: 32 hex digits, as a uuid4's, but a random prefix per process and a counter
+# (uuid4 reads the OS's random source at every request: a system call each).
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
 log = logging.getLogger("mlops.serve")
 
 
@@ -113,6 +117,7 @@ class _Metrics:
             multiprocess_mode="livemax",
         )
         self._serving: tuple[str, str, str] | None = None
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.switches = Counter("mlops_model_switches", "Alias moves followed.", registry=r)
         self.log_rows = Counter(
             "mlops_prediction_log_rows",
@@ -120,6 +125,14 @@ class _Metrics:
             ["outcome"],
             registry=r,
         )
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: the lookup takes a lock and builds a tuple."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def serving(self, served: Served) -> None:
         v = served.version
@@ -254,7 +267,7 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
                         request_id, time.time(), v.model, v.label, rows, predictions, proba, classes
                     )
                 )
-            metrics.rows.labels(endpoint).inc(rows.count)
+            metrics.child(metrics.rows, endpoint).inc(rows.count)
             if mlflow:
                 return answer({"predictions": predictions}, headers=headers)
             data: dict[str, Any] = {"request_id": request_id, **_who(served)}
@@ -281,10 +294,10 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
             if state.log is not None:
                 state.sync_log_metrics()  # here too: with workers, another may answer /metrics
             metrics.in_flight.dec()
-            metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
-            metrics.requests.labels(endpoint, str(code)).inc()
+            metrics.child(metrics.latency, endpoint).observe(time.perf_counter() - start)
+            metrics.child(metrics.requests, endpoint, str(code)).inc()
             if code >= 400:
-                metrics.errors.labels(endpoint).inc()
+                metrics.child(metrics.errors, endpoint).inc()
 
     async def predict(request: Request) -> Response:
         return await score(request, mlflow=False)
@@ -370,7 +383,7 @@ def _request_id(request: Any) -> str:
     given = request.headers.get("x-request-id")
     if given and _REQUEST_ID.fullmatch(given):
         return str(given)
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def _feedback_records(body: bytes) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import logging
@@ -186,6 +187,10 @@ class _State:
                 seconds=self.settings.log_seconds,
                 on_problem=lambda p: log.error("%s", p) if p else log.info("prediction log ok"),
             )
+        # What is loaded now (libraries, the model) lives as long as the process: out of
+        # the garbage collector's full passes, which the log's queued rows set off, and
+        # which otherwise walk all of it each time.
+        gc.freeze()
         self.ready = True  # load_served ran the warm-up prediction
 
     def stop(self) -> None:

@@ -290,6 +290,11 @@ def soak(work: Path, requests: int) -> None:
     try:
         payload = body(1)
         step = max(1, requests // 10)
+        load(port, payload, 8, 2000)  # warm: first requests fill caches and pools
+        print(
+            f"  after 2000 warm-up requests: RSS {server.rss() / 1024:.1f} MiB (load {_load()})",
+            flush=True,
+        )
         for done in range(0, requests, step):
             load(port, payload, 8, min(step, requests - done))
             print(
@@ -297,6 +302,11 @@ def soak(work: Path, requests: int) -> None:
             )
     finally:
         server.stop()
+
+
+def _load() -> str:
+    """The machine's load averages (1, 5, 15 minutes), as uptime shows them."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -316,9 +326,10 @@ def main() -> None:
         parser.error("--mlflow is required (or --soak)")
     rounds = []
     for i in range(args.rounds):
-        print(f"round {i + 1} of {args.rounds} ...", flush=True)
+        print(f"round {i + 1} of {args.rounds} (load {_load()}) ...", flush=True)
         with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
             rounds.append(one_round(Path(tmp), args.mlflow, args.requests))
+        print(f"  round {i + 1} done (load {_load()})", flush=True)
     print()
     print("Each line is one round. req/s, p50 and p99 (ms) per server; cpu: the server's CPU ms")
     print("per request; x: mlops / MLflow (throughput, p99, cpu); log: throughput lost to logging")

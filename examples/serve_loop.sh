@@ -29,6 +29,14 @@ stop_all() {
 trap 'stop_all; cleanup_work' EXIT
 get() { "$PYTHON" -c "import json, sys, urllib.request as u; print(json.load(u.urlopen(sys.argv[1]))[sys.argv[2]])" "$@"; }
 newest_log() { ls -t incoming/predictions-*.jsonl | head -1; }
+# The log is written off the request path: wait (bounded) until N files are closed.
+wait_logs() {
+    for _ in $(seq 300); do
+        [ "$(ls incoming/predictions-*.jsonl 2>/dev/null | wc -l)" -ge "$1" ] && return 0
+        sleep 0.1
+    done
+    echo "serve_loop.sh: the prediction log did not close" >&2; exit 1
+}
 
 new_example_repo drift
 python src/make_data.py > /dev/null
@@ -58,6 +66,7 @@ echo "ready: $(get "$url/version" model):$(get "$url/version" version)"
 
 step "clean traffic: python src/traffic.py $url batches/clean.csv clean labels-clean.csv"
 python src/traffic.py "$url" batches/clean.csv clean labels-clean.csv
+wait_logs 1
 echo "closed prediction log (400 rows): $(newest_log)"
 step mlops monitor label labels-clean.csv '&&' mlops monitor
 mlops monitor label labels-clean.csv
@@ -65,6 +74,7 @@ expect 0 mlops monitor
 
 step "shifted traffic: python src/traffic.py $url batches/shifted.csv hot labels-hot.csv"
 python src/traffic.py "$url" batches/shifted.csv hot labels-hot.csv
+wait_logs 2
 hot="$(newest_log)"
 step mlops monitor label labels-hot.csv '&&' mlops monitor
 mlops monitor label labels-hot.csv

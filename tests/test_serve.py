@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -362,3 +363,50 @@ def test_a_log_file_closes_after_its_time_with_no_more_traffic(project: Path) ->
     wait_for(lambda: list(folder.glob("predictions-*.jsonl")), "the file to close by time")
     assert len(_log_lines(folder)) == 1
     assert server.stop()
+
+
+def _metric(text: str, name: str) -> float:
+    """The value of the sample line that starts with ``name`` (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_workers_share_their_metrics_in_a_private_folder_removed_at_exit(project: Path) -> None:
+    server = start_server(project, "sensor@production", "--workers", "2", "--log-dir", "logs")
+    shared = Path(wait_for(lambda: re.search(r"share their metrics in (\S+)", server.text()),
+                           "the metrics folder").group(1))  # fmt: skip
+    assert shared.is_dir()
+    sent = 0
+    for _ in range(20):  # a new connection each: the kernel hands them to either worker
+        assert server.post("/predict", json=[ROW, HOT_ROW]).status_code == 200
+        sent += 1
+    served = 'mlops_requests_total{code="200",endpoint="/predict"}'
+    # Each worker writes its own file; both answered.
+    wait_for(lambda: len({p.name.rsplit("_", 1)[-1] for p in shared.glob("counter_*.db")}) == 2,
+             "both workers to count requests")  # fmt: skip
+    for _ in range(10):  # whichever worker answers /metrics, it reports the whole server
+        text = server.get("/metrics").text
+        assert _metric(text, served) == sent
+        assert _metric(text, 'mlops_rows_total{endpoint="/predict"}') == 2 * sent
+        assert _metric(text, "mlops_in_flight_requests") == 0
+        assert 'mlops_model_info{hash="' in text
+    assert server.stop()
+    assert not shared.exists()
+
+
+def test_ready_is_503_until_the_model_is_loaded_and_warmed_up(project: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from mlops.serve.app import ServeSettings, build_app
+
+    app = build_app(ServeSettings(str(project), "sensor@production"))
+    before = TestClient(app)  # no lifespan yet: nothing loaded
+    answer = before.get("/health/ready")
+    assert answer.status_code == 503 and answer.json()["ready"] is False
+    assert before.get("/health/live").status_code == 200
+    with TestClient(app) as started:  # the lifespan loads the model and warms it up
+        ready = started.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["version"] == "1"
+    assert TestClient(app).get("/health/ready").status_code == 503  # stopped

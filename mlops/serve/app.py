@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import itertools
 import json
 import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -25,13 +26,21 @@ from typing import Any
 
 from mlops.errors import RequestError
 from mlops.monitor.predlog import DEFAULT_LABEL, REQUEST_ID, ROW
+from mlops.serve import codec
 from mlops.serve.inputs import parse_body
 from mlops.serve.log import Entry, Feedback, PredictionLog
 from mlops.serve.model import ModelHolder, Served, prepare_process
 
 SETTINGS_ENV = "MLOPS_SERVE_SETTINGS"
+# prometheus_client's multiprocess mode: the workers of one server write their values to
+# files in this folder (a private one per server, made and removed by server.serve).
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_THREADS = min(8, 2 * (os.cpu_count() or 1))
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+# Request ids: 32 hex digits, as a uuid4's, but a random prefix per process and a counter
+# (uuid4 reads the OS's random source at every request: a system call each).
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
 log = logging.getLogger("mlops.serve")
 
 
@@ -60,7 +69,8 @@ class ServeSettings:
 
 
 class _Metrics:
-    """The Prometheus metrics of one server process."""
+    """The Prometheus metrics of one server: of this process, or, with ``--workers N``,
+    of every worker (each writes its values to the shared folder; ``/metrics`` sums them)."""
 
     def __init__(self) -> None:
         from prometheus_client import (
@@ -72,8 +82,14 @@ class _Metrics:
         )
 
         disable_created_metrics()  # type: ignore[no-untyped-call] # a *_created series per label set: noise for this use
+        self.shared = bool(os.environ.get(METRICS_DIR_ENV))
         self.registry = CollectorRegistry()
-        r = self.registry
+        r: CollectorRegistry | None = self.registry
+        if self.shared:
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+            r = None  # the values live in the folder's files, read by the collector
         self.requests = Counter(
             "mlops_requests", "Requests answered.", ["endpoint", "code"], registry=r
         )
@@ -88,10 +104,21 @@ class _Metrics:
             registry=r,
         )
         self.rows = Counter("mlops_rows", "Rows scored.", ["endpoint"], registry=r)
-        self.in_flight = Gauge("mlops_in_flight_requests", "Requests being answered.", registry=r)
-        self.model = Gauge(
-            "mlops_model_info", "The version serving (1).", ["model", "version", "hash"], registry=r
+        self.in_flight = Gauge(
+            "mlops_in_flight_requests",
+            "Requests being answered.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
+        self.model = Gauge(
+            "mlops_model_info",
+            "The version serving (1; 0 once no worker serves it).",
+            ["model", "version", "hash"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self._serving: tuple[str, str, str] | None = None
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.switches = Counter("mlops_model_switches", "Alias moves followed.", registry=r)
         self.log_rows = Counter(
             "mlops_prediction_log_rows",
@@ -100,10 +127,30 @@ class _Metrics:
             registry=r,
         )
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: the lookup takes a lock and builds a tuple."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def serving(self, served: Served) -> None:
-        self.model.clear()
         v = served.version
-        self.model.labels(v.model, v.label, v.content.oid).set(1)
+        if not self.shared:
+            self.model.clear()
+        elif self._serving is not None:
+            # Set to 0, not removed: a worker's files keep every value it ever wrote.
+            self.model.labels(*self._serving).set(0)
+        self._serving = (v.model, v.label, v.content.oid)
+        self.model.labels(*self._serving).set(1)
+
+    def stop(self) -> None:
+        """This worker's live gauges leave the sums once it has stopped."""
+        if self.shared:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 class _State:
@@ -114,6 +161,7 @@ class _State:
         self.holder = holder
         self.log: PredictionLog | None = None
         self.metrics = _Metrics()
+        self.ready = False  # once the model is loaded and warmed up, and the log is open
         self._logged: tuple[int, ...] = (0, 0, 0)
 
     def start(self) -> None:
@@ -139,8 +187,15 @@ class _State:
                 seconds=self.settings.log_seconds,
                 on_problem=lambda p: log.error("%s", p) if p else log.info("prediction log ok"),
             )
+        # What is loaded now (libraries, the model) lives as long as the process: out of
+        # the garbage collector's full passes, which the log's queued rows set off, and
+        # which otherwise walk all of it each time.
+        gc.freeze()
+        self.ready = True  # load_served ran the warm-up prediction
 
     def stop(self) -> None:
+        self.ready = False
+        self.metrics.stop()
         if self.holder is not None:
             self.holder.stop()
         if self.log is not None:
@@ -189,8 +244,7 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
     )
 
     def answer(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        body = json.dumps(data, separators=(",", ":"), allow_nan=False)
-        return Response(body, status, headers, media_type="application/json")
+        return Response(codec.dumps(data), status, headers, media_type="application/json")
 
     async def score(request: Request, mlflow: bool) -> Response:
         endpoint = "/invocations" if mlflow else "/predict"
@@ -218,7 +272,7 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
                         request_id, time.time(), v.model, v.label, rows, predictions, proba, classes
                     )
                 )
-            metrics.rows.labels(endpoint).inc(rows.count)
+            metrics.child(metrics.rows, endpoint).inc(rows.count)
             if mlflow:
                 return answer({"predictions": predictions}, headers=headers)
             data: dict[str, Any] = {"request_id": request_id, **_who(served)}
@@ -242,11 +296,13 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
                 {"error": message, "column": None, "request_id": request_id}, code, headers
             )
         finally:
+            if state.log is not None:
+                state.sync_log_metrics()  # here too: with workers, another may answer /metrics
             metrics.in_flight.dec()
-            metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
-            metrics.requests.labels(endpoint, str(code)).inc()
+            metrics.child(metrics.latency, endpoint).observe(time.perf_counter() - start)
+            metrics.child(metrics.requests, endpoint, str(code)).inc()
             if code >= 400:
-                metrics.errors.labels(endpoint).inc()
+                metrics.child(metrics.errors, endpoint).inc()
 
     async def predict(request: Request) -> Response:
         return await score(request, mlflow=False)
@@ -274,7 +330,9 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
         return answer({"live": True})
 
     async def ready(request: Request) -> Response:
-        assert state.holder is not None
+        if not state.ready or state.holder is None:
+            data = {"ready": False, "status": "starting", "problems": ["the model is loading"]}
+            return answer(data, 503)
         served = state.holder.current
         problems = state.problems()
         data = {"ready": True, "status": "degraded" if problems else "ok", "problems": problems}
@@ -330,7 +388,7 @@ def _request_id(request: Any) -> str:
     given = request.headers.get("x-request-id")
     if given and _REQUEST_ID.fullmatch(given):
         return str(given)
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def _feedback_records(body: bytes) -> list[dict[str, Any]]:

@@ -17,9 +17,11 @@ from typing import Any
 
 from mlops.errors import RequestError
 from mlops.registry.signature import FeatureType, Signature
+from mlops.serve import codec
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _MISSING = object()
+_NUMBERS = {int, float}
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ def parse_body(body: bytes, content_type: str, signature: Signature, mlflow: boo
     if kind in ("text/csv", "application/csv"):
         return from_csv(body, signature)
     try:
-        doc = json.loads(body)
+        doc = codec.loads(body)
     except UnicodeDecodeError:
         raise RequestError("the body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -194,6 +196,12 @@ def _kind(signature: Signature, name: str) -> FeatureType:
 
 def _checked(values: list[Any], kind: FeatureType, name: str) -> list[Any]:
     """``values`` if each fits ``kind``; else the error names the column and the row."""
+    if kind is FeatureType.NUMBER:
+        # The common case at a glance: ints and floats whose sum is finite (so is each).
+        # Anything else (or a sum that overflows) is looked at value by value.
+        types = set(map(type, values))
+        if types <= _NUMBERS and (float not in types or _finite_sum(values)):
+            return values
     for i, value in enumerate(values):
         if not _fits(value, kind):
             raise RequestError(
@@ -202,6 +210,13 @@ def _checked(values: list[Any], kind: FeatureType, name: str) -> list[Any]:
                 name,
             )
     return values
+
+
+def _finite_sum(values: list[Any]) -> bool:
+    try:
+        return math.isfinite(sum(values))
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _fits(value: Any, kind: FeatureType) -> bool:

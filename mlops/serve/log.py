@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import queue
 import threading
@@ -39,7 +38,11 @@ from mlops.monitor.predlog import (
     TIME,
     VERSION,
 )
+from mlops.serve import codec
 from mlops.serve.inputs import Rows
+
+_BATCH = 4096  # queued entries the writer takes at once (the queue is bounded by rows)
+_LINGER = 0.02  # seconds the writer waits, once woken, for more entries to take at once
 
 
 @dataclass(frozen=True)
@@ -55,42 +58,26 @@ class Entry:
     probabilities: list[list[float]] | None
     classes: list[Any] | None
 
-    def lines(self) -> list[str]:
-        """One JSON line per row. Built by hand from pre-encoded keys: this is the writer
-        thread's whole cost, and json.dumps of a dict per row took three times as long."""
+    def encode(self) -> bytes:
+        """One JSON line per row: the request's fields, the row's features and answers.
+
+        Each column is encoded at once (``codec.each``) and the lines filled into one
+        template: three times faster than a dict per row, and this is the whole of the
+        writer thread's work, which holds the GIL the requests need.
+        """
         stamp = datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds")
-        head = (
-            f'{{"{REQUEST_ID}":{json.dumps(self.request_id)},"{TIME}":"{stamp}",'
-            f'"{MODEL}":{json.dumps(self.model)},"{VERSION}":{json.dumps(self.version)},'
-            f'"{ROW}":'
-        )
-        keys = [f",{json.dumps(n)}:" for n in self.rows.names]
-        keys.append(f',"{PREDICTION}":')
-        keys += [f",{json.dumps(f'{PROBA_PREFIX}{c}')}:" for c in self.classes or ()]
+        head = {REQUEST_ID: self.request_id, TIME: stamp, MODEL: self.model, VERSION: self.version}
+        keys = [*self.rows.names, PREDICTION]
+        keys += [f"{PROBA_PREFIX}{c}" for c in self.classes or ()]
         columns: list[list[Any]] = [*self.rows.columns, self.predictions]
         if self.probabilities is not None:
             columns += [list(c) for c in zip(*self.probabilities, strict=True)]
-        out = []
-        for i, values in enumerate(zip(*columns, strict=True)):
-            parts = [head, str(i)]
-            for key, value in zip(keys, values, strict=True):
-                parts.append(key)
-                parts.append(_encode(value))
-            parts.append("}")
-            out.append("".join(parts))
-        return out
-
-
-def _encode(value: Any) -> str:
-    """``value`` as JSON; the checked inputs and a model's outputs are plain scalars."""
-    kind = type(value)
-    if kind is float:
-        return repr(value) if math.isfinite(value) else "null"
-    if kind is int:
-        return str(value)
-    if kind is bool:
-        return "true" if value else "false"
-    return json.dumps(value)
+        parts = [codec.dumps(head)[:-1], f',"{ROW}":'.encode()]
+        parts += [b"," + codec.dumps(k) + b":" for k in keys]
+        template = parts[0].replace(b"%", b"%%") + parts[1] + b"%d"
+        template += b"".join(k.replace(b"%", b"%%") + b"%s" for k in parts[2:]) + b"}\n"
+        encoded = [codec.each(c) for c in columns]
+        return b"".join([template % (i, *v) for i, v in enumerate(zip(*encoded, strict=True))])
 
 
 @dataclass(frozen=True)
@@ -169,27 +156,61 @@ class PredictionLog:
             if self._file is not None:
                 timeout = max(0.0, self._opened + self.seconds - time.monotonic())
             try:
-                entry = self._queue.get(timeout=timeout)
+                first = self._queue.get(timeout=timeout)
             except queue.Empty:
                 self._roll()
                 continue
-            if entry is None:
-                self._roll()
-                return
-            if isinstance(entry, Feedback):
-                self._write_feedback(entry)
-                continue
-            with self._lock:
-                self._pending -= entry.rows.count
-            self._write(entry)
+            # Let a little more arrive, then take what is queued, up to a bound: one wake-up,
+            # one write and one lock for all of it, rather than a thread switch per request.
+            if first is not None:
+                time.sleep(_LINGER)
+            batch = [first]
+            while first is not None and len(batch) < _BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            entries: list[Entry] = []
+            for item in batch:
+                if isinstance(item, Entry):
+                    entries.append(item)
+                    continue
+                self._write(entries)  # in order: what came before the feedback or the end
+                entries = []
+                if item is None:
+                    self._roll()
+                    return
+                self._write_feedback(item)
+            self._write(entries)
 
-    def _write(self, entry: Entry) -> None:
-        n = entry.rows.count
+    def _write(self, entries: list[Entry]) -> None:
+        """Encode ``entries`` and append them, closing a file each time it is full."""
+        if not entries:
+            return
+        with self._lock:
+            self._pending -= sum(e.rows.count for e in entries)
+        chunk: list[bytes] = []
+        n = 0
+        for entry in entries:
+            try:
+                chunk.append(entry.encode())
+            except (TypeError, ValueError) as exc:  # an output JSON cannot hold
+                with self._lock:
+                    self.dropped += entry.rows.count
+                self._report(f"prediction log: cannot encode request {entry.request_id}: {exc}")
+                continue
+            n += entry.rows.count
+            if self._in_file + n >= self.rows:
+                self._append(chunk, n)
+                chunk, n = [], 0
+        if chunk:
+            self._append(chunk, n)
+
+    def _append(self, chunk: list[bytes], n: int) -> None:
         try:
-            lines = entry.lines()
             if self._file is None:
                 self._open()
-            self._file.write("\n".join(lines) + "\n")
+            self._file.write(b"".join(chunk))
         except OSError as exc:
             # The open file's rows go with it: count them as dropped, not written.
             with self._lock:  # submit() counts drops too, from the request path
@@ -228,7 +249,7 @@ class PredictionLog:
         self._seq += 1
         name = f"{LOG_PREFIX}{_stamp()}-{os.getpid()}-{self._seq}{LOG_SUFFIX}"
         self._tmp = self.folder / f".{name}.tmp"
-        self._file = open(self._tmp, "x", encoding="utf-8")  # noqa: SIM115 (open till rolled)
+        self._file = open(self._tmp, "xb")  # noqa: SIM115 (open till rolled)
         self._opened = time.monotonic()
         self._in_file = 0
 

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from mlops.core.repo import Repo
@@ -52,6 +53,75 @@ def prepare_process() -> None:
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
 
 
+class Pass(Enum):
+    """How a version is asked for its answers, chosen once when it is loaded."""
+
+    TREES = "trees"  # a forest: its trees walked once, predictions the argmax of the mean
+    PROBA = "proba"  # predict_proba once, predictions its argmax through classes_
+    TWO = "two"  # predict, then predict_proba: no promise that they agree otherwise
+    PREDICT = "predict"  # no probabilities: predict alone
+
+
+# Classifiers whose predict is, in scikit-learn's own code, the class of the largest
+# predict_proba (classes_.take(argmax(proba))): one call answers both, bit for bit.
+_ARGMAX_EXACT = {
+    ("sklearn.ensemble._forest", "RandomForestClassifier"),
+    ("sklearn.ensemble._forest", "ExtraTreesClassifier"),
+    ("sklearn.tree._classes", "DecisionTreeClassifier"),
+    ("sklearn.tree._classes", "ExtraTreeClassifier"),
+}
+# Classifiers whose predict is the argmax of a score that predict_proba maps monotonically
+# (sigmoid, softmax): the argmax agrees except where rounding makes two probabilities equal,
+# and for those rows predict itself is asked.
+_ARGMAX_MONOTONIC = {("sklearn.linear_model._logistic", "LogisticRegression")}
+_FORESTS = {
+    ("sklearn.ensemble._forest", "RandomForestClassifier"),
+    ("sklearn.ensemble._forest", "ExtraTreesClassifier"),
+}
+_TIE = 1e-9  # probabilities this close are a possible tie: predict decides the row
+
+
+def _kind_of(model: Any) -> tuple[str, str]:
+    """The exact class (a subclass may override predict, so it never matches)."""
+    kind = type(model)
+    return kind.__module__, kind.__qualname__
+
+
+def _final_step(model: Any) -> Any:
+    """A pipeline's last step (what answers predict and predict_proba); else the model."""
+    from sklearn.pipeline import Pipeline
+
+    while type(model) is Pipeline and model.steps:
+        model = model.steps[-1][1]
+    return model
+
+
+def choose_pass(model: Any, as_array: bool, width: int) -> Pass:
+    """How to answer with the fewest passes over the model and the same answers."""
+    import numpy as np
+
+    if not (hasattr(model, "predict_proba") and hasattr(model, "classes_")):
+        return Pass.PREDICT
+    final = _final_step(model)
+    classes = getattr(final, "classes_", None)
+    if not isinstance(classes, np.ndarray) or classes.ndim != 1:
+        return Pass.TWO  # multi-output: predict_proba is a list of arrays
+    if getattr(final, "n_outputs_", 1) != 1:
+        return Pass.TWO
+    kind = _kind_of(final)
+    if (
+        kind in _FORESTS
+        and final is model
+        and as_array
+        and final.n_jobs in (None, 1)  # in threads the sums' order, so the last bit, varies
+        and getattr(model, "n_features_in_", None) == width  # the trees index x unchecked
+    ):
+        return Pass.TREES
+    if kind in _ARGMAX_EXACT or kind in _ARGMAX_MONOTONIC:
+        return Pass.PROBA
+    return Pass.TWO
+
+
 @dataclass(frozen=True)
 class Served:
     """One loaded version: the model object, its signature and how to feed it."""
@@ -62,6 +132,8 @@ class Served:
     signature: Signature
     as_array: bool  # a plain estimator of numbers takes a float array (no frame to build)
     classes: list[Any] | None  # a classifier's class labels, when it has probabilities
+    how: Pass = Pass.TWO
+    final: Any = None  # what answers predict_proba (a pipeline's last step), for classes_
 
     @property
     def label(self) -> str:
@@ -84,7 +156,9 @@ class Served:
         if self.as_array:
             import numpy as np
 
-            return np.array(rows.columns, dtype=float).T
+            # A forest works in float32 (it converts whatever it is given).
+            dtype = np.float32 if self.how is Pass.TREES else np.float64
+            return np.array(rows.columns, dtype=dtype).T.copy()
         import pandas as pd
 
         return pd.DataFrame(dict(zip(rows.names, rows.columns, strict=True)), columns=rows.names)
@@ -93,12 +167,44 @@ class Served:
         self, rows: Rows, probabilities: bool
     ) -> tuple[list[Any], list[list[float]] | None]:
         """Predictions, and class probabilities when asked and the model has them."""
-        x = self.inputs(rows)
-        predictions = self.model.predict(x).tolist()
-        proba = None
-        if probabilities and self.classes is not None:
-            proba = self.model.predict_proba(x).tolist()
-        return predictions, proba
+        predictions, proba = self.answer(self.inputs(rows), probabilities)
+        return predictions.tolist(), None if proba is None else proba.tolist()
+
+    def answer(self, x: Any, probabilities: bool) -> tuple[Any, Any]:
+        """The model's arrays for ``x``, in one pass where ``how`` allows."""
+        import numpy as np
+
+        how, model = self.how, self.model
+        if how is Pass.PREDICT or (how is Pass.TWO and not probabilities):
+            return np.asarray(model.predict(x)), None
+        if how is Pass.TWO:
+            return np.asarray(model.predict(x)), model.predict_proba(x)
+        proba = _forest_proba(model, x) if how is Pass.TREES else model.predict_proba(x)
+        predictions = self.final.classes_.take(np.argmax(proba, axis=1), axis=0)
+        if how is Pass.PROBA and proba.shape[1] > 1 and _kind_of(self.final) in _ARGMAX_MONOTONIC:
+            top = np.sort(proba, axis=1)[:, -2:]
+            close = np.flatnonzero(top[:, 1] - top[:, 0] <= _TIE)
+            if close.size:
+                predictions[close] = model.predict(_take_rows(x, close))
+        return predictions, proba if probabilities else None
+
+
+def _forest_proba(forest: Any, x: Any) -> Any:
+    """A forest's predict_proba without its per-call thread-pool set-up: the trees' own
+    probabilities summed in order, then divided, exactly as the forest does it."""
+    import numpy as np
+
+    total = np.zeros((x.shape[0], int(forest.n_classes_)), dtype=np.float64)
+    for tree in forest.estimators_:
+        # A tree's predict_proba is this, after checks that cost more than the walk: x is
+        # a C-ordered float32 array of the forest's width (choose_pass made sure).
+        total += tree.tree_.predict(x)[:, : tree.n_classes_]
+    total /= len(forest.estimators_)
+    return total
+
+
+def _take_rows(x: Any, index: Any) -> Any:
+    return x.iloc[index] if hasattr(x, "iloc") else x[index]
 
 
 def load_served(repo: Repo, version: ModelVersion, alias: str | None) -> Served:
@@ -122,7 +228,9 @@ def load_served(repo: Repo, version: ModelVersion, alias: str | None) -> Served:
     classes = None
     if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
         classes = list(model.classes_.tolist())
-    served = Served(version, alias, model, signature, plain and not is_composite(model), classes)
+    as_array = plain and not is_composite(model)
+    how = choose_pass(model, as_array, len(signature.names)) if classes else Pass.PREDICT
+    served = Served(version, alias, model, signature, as_array, classes, how, _final_step(model))
     warm = Rows(
         signature.names,
         tuple([_WARM_VALUES[f.type]] for f in signature.features),
@@ -130,11 +238,28 @@ def load_served(repo: Repo, version: ModelVersion, alias: str | None) -> Served:
     )
     try:
         served.predict(warm, probabilities=True)
+        if served.how in (Pass.TREES, Pass.PROBA) and not _agrees(served, warm):
+            served = Served(version, alias, model, signature, as_array, classes, Pass.TWO)
+            log.warning("%s: answering with predict and predict_proba", version.ref)
     except Exception as exc:  # the model's library raises anything
         raise ServeError(
             f"{version.ref}: the warm-up prediction failed: {type(exc).__name__}: {exc}"
         ) from exc
     return served
+
+
+def _agrees(served: Served, rows: Rows) -> bool:
+    """Whether the one-pass answers for ``rows`` are the model's own predict and
+    predict_proba (checked once, at load)."""
+    import numpy as np
+
+    x = served.inputs(rows)
+    predictions, proba = served.answer(x, True)
+    x_plain = served.inputs(rows) if served.how is not Pass.TREES else x.astype(np.float64)
+    return bool(
+        np.array_equal(predictions, np.asarray(served.model.predict(x_plain)))
+        and np.array_equal(proba, served.model.predict_proba(x_plain))
+    )
 
 
 class ModelHolder:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from mlops.core.repo import Repo
@@ -83,7 +85,13 @@ def serve(
     folder = log_folder(repo, log_dir, log)
     import uvicorn
 
-    from mlops.serve.app import DEFAULT_THREADS, SETTINGS_ENV, ServeSettings, build_app
+    from mlops.serve.app import (
+        DEFAULT_THREADS,
+        METRICS_DIR_ENV,
+        SETTINGS_ENV,
+        ServeSettings,
+        build_app,
+    )
     from mlops.serve.model import ModelHolder, prepare_process
 
     threads = DEFAULT_THREADS if threads is None else threads
@@ -117,9 +125,18 @@ def serve(
         uvicorn.run(build_app(settings, holder), **common)  # type: ignore[arg-type]
         return
     os.environ[SETTINGS_ENV] = settings.to_json()
-    uvicorn.run(
-        "mlops.serve.app:app_from_env",
-        factory=True,
-        workers=workers,
-        **common,  # type: ignore[arg-type]
-    )
+    # The workers share their metrics through files in a private folder, removed at exit
+    # (a SIGKILL of this process leaves it in the temporary folder).
+    shared = tempfile.mkdtemp(prefix="mlops-serve-metrics-")
+    os.environ[METRICS_DIR_ENV] = shared
+    logging.getLogger("mlops.serve").info("%d workers share their metrics in %s", workers, shared)
+    try:
+        uvicorn.run(
+            "mlops.serve.app:app_from_env",
+            factory=True,
+            workers=workers,
+            **common,  # type: ignore[arg-type]
+        )
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+        os.environ.pop(METRICS_DIR_ENV, None)

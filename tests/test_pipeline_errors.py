@@ -184,3 +184,17 @@ def test_tracked_but_not_checked_out_dep_gets_a_hint(repo: Path) -> None:
     result = run_cli(repo, "run")
     assert result.exit_code == 1
     assert "run `mlops checkout data.csv`" in error_lines(result)[0]
+
+
+def test_an_unknown_executor_is_one_line_from_the_flag_or_the_config(repo: Path) -> None:
+    write(repo, "mlops.yaml", "stages:\n  a:\n    cmd: echo hi > a.txt\n    outs: [a.txt]\n")
+    result = run_cli(repo, "run", "--executor", "spark")
+    assert result.exit_code == 1
+    assert error_lines(result) == [
+        "mlops: error: --executor: unknown executor 'spark' (valid: local, dask)"
+    ]
+    assert run_cli(repo, "config", "run.executor", "spark").exit_code == 0
+    result = run_cli(repo, "run")
+    assert result.exit_code == 1
+    assert "run.executor in .mlops/config.yaml: unknown executor 'spark'" in result.stderr
+    assert not (repo / "a.txt").exists()

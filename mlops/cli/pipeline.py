@@ -129,15 +129,7 @@ def run(
     argv += ("-j", str(jobs)) if jobs > 1 else ()
     argv += ("--executor", executor) if executor else ()
     argv += ("--local",) if local else ()
-    kind = None
-    if executor is not None:
-        try:
-            kind = ExecutorKind(executor)
-        except ValueError:
-            valid = ", ".join(k.value for k in ExecutorKind)
-            raise PipelineError(
-                f"--executor: unknown executor {executor!r} (valid: {valid})"
-            ) from None
+    kind = None if executor is None else ExecutorKind.named(executor, "--executor")
     options = RunOptions(
         tuple(stages or ()),
         force,

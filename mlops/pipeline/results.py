@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from mlops.core.repo import Repo
+from mlops.errors import ConfigError
 from mlops.pipeline.lock import FileHash
 from mlops.pipeline.schema import Stage
 
@@ -63,6 +64,15 @@ class ExecutorKind(StrEnum):
 
     LOCAL = "local"  # in this work tree, on this machine
     DASK = "dask"  # on the workers of a Dask cluster (mlops[dask])
+
+    @classmethod
+    def named(cls, raw: str, where: str) -> ExecutorKind:
+        """The executor called ``raw``; an unknown one is a ``ConfigError`` naming ``where``."""
+        try:
+            return cls(raw)
+        except ValueError:
+            valid = ", ".join(k.value for k in cls)
+            raise ConfigError(f"{where}: unknown executor {raw!r} (valid: {valid})") from None
 
 
 @dataclass(frozen=True)

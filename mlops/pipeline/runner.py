@@ -118,13 +118,7 @@ def executor_settings(repo: Repo, options: RunOptions) -> tuple[ExecutorKind, st
     .mlops/config.yaml, else the local executor."""
     section = repo.config().get("run") or {}
     raw = options.executor or section.get("executor") or ExecutorKind.LOCAL
-    try:
-        kind = ExecutorKind(raw)
-    except ValueError:
-        valid = ", ".join(k.value for k in ExecutorKind)
-        raise ConfigError(
-            f"run.executor in .mlops/config.yaml: unknown executor {raw!r} (valid: {valid})"
-        ) from None
+    kind = ExecutorKind.named(raw, "run.executor in .mlops/config.yaml")
     scheduler = options.scheduler or section.get("scheduler")
     if scheduler is not None and not isinstance(scheduler, str):
         raise ConfigError(

@@ -72,13 +72,16 @@ def _command(argv: list[str]) -> str:
 # a command over 300,000 files makes millions (entries, stat records, rows) that are not
 # garbage, and the collections grew its time faster than its work: measured on `add` of
 # 300k files, 15-20% of the user time; checkout 12%. Collections still happen, rarely.
+# Not for the server, which runs for days: its cycles must not wait that long.
 _GC_THRESHOLD = (100_000, 50, 100)
+_LONG_RUNNING = frozenset({"serve"})
 
 
 def main() -> None:
     """Console-script entry point."""
-    gc.set_threshold(*_GC_THRESHOLD)
     argv = sys.argv[1:]
+    if _command(argv) not in _LONG_RUNNING:
+        gc.set_threshold(*_GC_THRESHOLD)
     if _command(argv) == "add":
         from mlops.storage.hashing import hash_early
 

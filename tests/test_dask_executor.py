@@ -87,6 +87,15 @@ def _run(repo: Path, cluster: Any, *args: str) -> Any:
     )
 
 
+def _start_run(repo: Path, cluster: Any) -> subprocess.Popen[str]:
+    """``mlops run`` on the cluster as a process of its own, for tests that stop it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlops", "run", "--executor", "dask", "--scheduler",
+         cluster.scheduler_address],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def _without_runs(lock: dict[str, Any]) -> dict[str, Any]:
     for entry in lock["stages"].values():
         entry.pop("run", None)
@@ -219,11 +228,7 @@ def test_worker_killed_mid_stage_runs_again_elsewhere(tmp_path: Path, cluster: A
         f"if [ $(wc -l < {marker}) -lt 2 ]; then echo started; sleep 60; fi; echo done > out.txt\n"
         "    outs: [out.txt]\n",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlops", "run", "--executor", "dask", "--scheduler",
-         cluster.scheduler_address],
-        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _start_run(repo, cluster)
     try:
         deadline = time.monotonic() + 30
         while not pids.exists() and time.monotonic() < deadline:
@@ -379,11 +384,7 @@ def test_ctrl_c_cancels_the_cluster_tasks_and_records_an_interrupted_run(
         f"    cmd: echo $$ > {pid_file} && exec sleep 60\n"
         "    outs: [never.txt]\n",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlops", "run", "--executor", "dask", "--scheduler",
-         cluster.scheduler_address],
-        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _start_run(repo, cluster)
     try:
         deadline = time.monotonic() + 30
         while not (pid_file.exists() and pid_file.read_text().strip()):

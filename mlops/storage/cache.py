@@ -336,8 +336,9 @@ class Cache:
         state = self.state
         self.ensure_generation()  # once, here, rather than once in every worker
         results: list[R] = []
+        mark = state.pending_mark()
         for done, rows in map_shares(
-            lambda share: ([fn(item) for item in share], state.pending_rows()),
+            lambda share: ([fn(item) for item in share], state.pending_rows(mark)),
             items,
             jobs,
             progress,

@@ -10,6 +10,7 @@ fingerprint differs are read, so the work follows what changed, not what exists.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -72,8 +73,10 @@ class StateCache:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: sqlite3.Connection | None = None
-        self._known: dict[int, tuple[int, int, str]] | None = None
-        self._pending: dict[int, tuple[int, int, str]] = {}
+        # Rows by inode, kept whole as SQLite gives them: building a dict of the rows
+        # themselves is twice as fast as unpacking each into a new tuple.
+        self._known: dict[int, StateRow] | None = None
+        self._pending: dict[int, StateRow] = {}
         # path -> (record, whether every group is given, the groups to write)
         self._pending_folders: dict[str, tuple[FolderRecord, bool, dict[str, GroupUpdate]]] = {}
         self._pending_tokens: dict[str, tuple[str, str]] = {}
@@ -108,7 +111,7 @@ class StateCache:
         """Read every row now: for bulk lookups, and before worker threads share this."""
         if self._known is None:
             rows = self._connect().execute("SELECT inode, mtime_ns, size, hash FROM state")
-            self._known = {inode: (mtime, size, h) for inode, mtime, size, h in rows}
+            self._known = {row[0]: row for row in rows.fetchall()}
 
     def get(self, st: os.stat_result) -> str | None:
         """The known hash of a file with this stat, or None."""
@@ -119,11 +122,14 @@ class StateCache:
             else:
                 row = (
                     self._connect()
-                    .execute("SELECT mtime_ns, size, hash FROM state WHERE inode = ?", (st.st_ino,))
+                    .execute(
+                        "SELECT inode, mtime_ns, size, hash FROM state WHERE inode = ?",
+                        (st.st_ino,),
+                    )
                     .fetchone()
                 )
-        if row is not None and row[0] == st.st_mtime_ns and row[1] == st.st_size:
-            return str(row[2])
+        if row is not None and row[1] == st.st_mtime_ns and row[2] == st.st_size:
+            return str(row[3])
         return None
 
     def get_many(self, stats: list[os.stat_result]) -> list[str | None]:
@@ -134,7 +140,7 @@ class StateCache:
             self.preload()
         if self._known is None:
             wanted = [st.st_ino for st in stats if st.st_ino not in self._pending]
-            found: dict[int, tuple[int, int, str]] = {}
+            found: dict[int, StateRow] = {}
             db = self._connect()
             for start in range(0, len(wanted), _BATCH):
                 batch = wanted[start : start + _BATCH]
@@ -143,19 +149,19 @@ class StateCache:
                     f"({','.join('?' * len(batch))})",
                     batch,
                 )
-                found.update((inode, (m, s, h)) for inode, m, s, h in rows)
+                found.update((row[0], row) for row in rows)
         else:
             found = self._known
         result: list[str | None] = []
         for st in stats:
             row = self._pending.get(st.st_ino) or found.get(st.st_ino)
-            ok = row is not None and row[0] == st.st_mtime_ns and row[1] == st.st_size
-            result.append(str(row[2]) if ok and row is not None else None)
+            ok = row is not None and row[1] == st.st_mtime_ns and row[2] == st.st_size
+            result.append(str(row[3]) if ok and row is not None else None)
         return result
 
     def put(self, st: os.stat_result, oid: str) -> None:
         """Remember that the file with this stat has hash ``oid``."""
-        self._pending[st.st_ino] = (st.st_mtime_ns, st.st_size, oid)
+        self._pending[st.st_ino] = (st.st_ino, st.st_mtime_ns, st.st_size, oid)
 
     def hash(self, path: str | os.PathLike[str], st: os.stat_result | None = None) -> str:
         """The file's hash, from the cache when its stat is unchanged."""
@@ -171,13 +177,19 @@ class StateCache:
             self.put(st, oid)
         return oid
 
-    def pending_rows(self) -> list[StateRow]:
-        """What was remembered and not yet written: to carry it out of a worker process."""
-        return [(inode, *row) for inode, row in self._pending.items()]
+    def pending_mark(self) -> int:
+        """A mark for ``pending_rows``: what a forked worker remembers after it is new."""
+        return len(self._pending)
+
+    def pending_rows(self, mark: int = 0) -> list[StateRow]:
+        """What was remembered and not yet written (since ``mark``): to carry it out of a
+        worker process, which would otherwise send back every row it inherited too. A row
+        a worker replaced rather than added is not sent: it only costs a re-hash."""
+        return list(itertools.islice(self._pending.values(), mark, None))
 
     def put_rows(self, rows: Iterable[StateRow]) -> None:
         """Remember rows from ``pending_rows`` (of a worker process)."""
-        self._pending.update((inode, (mtime, size, oid)) for inode, mtime, size, oid in rows)
+        self._pending.update((row[0], row) for row in rows)
 
     def folder(self, path: str) -> FolderRecord | None:
         """What was last recorded for the tracked folder ``path``."""
@@ -284,7 +296,7 @@ class StateCache:
         with db:
             db.executemany(
                 "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
-                [(inode, m, s, h) for inode, (m, s, h) in self._pending.items()],
+                list(self._pending.values()),
             )
             db.executemany(
                 "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?)",

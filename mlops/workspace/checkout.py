@@ -139,7 +139,8 @@ def _plan(store: Store, target: Target, jobs: int | None, progress: Progress | N
 def _verify_objects(
     store: Store, plans: list[_Plan], jobs: int | None, progress: Progress | None
 ) -> None:
-    oids = sorted({e.oid for plan in plans for e in plan.place})
+    # In the manifests' order, each once (sorting a million ids costs a second).
+    oids = list(dict.fromkeys(e.oid for plan in plans for e in plan.place))
     bad = store.cache.corrupt(oids, jobs, progress)
     for oid in bad:
         store.cache.set_aside(oid)

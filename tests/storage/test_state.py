@@ -111,6 +111,22 @@ def test_pending_rows_travel_to_another_state_cache(state: StateCache, tmp_path:
     assert parent.get_many(stats) == [A, B, C]
 
 
+def test_pending_rows_since_a_mark_are_only_the_new_ones(
+    state: StateCache, tmp_path: Path
+) -> None:
+    # A forked worker inherits what its parent remembered; it sends back only its own.
+    old = made(tmp_path / "old", "old")
+    state.put(old, A)
+    mark = state.pending_mark()
+    new = made(tmp_path / "new", "new")
+    state.put(new, B)
+    assert [row[0] for row in state.pending_rows(mark)] == [new.st_ino]
+    assert {row[0] for row in state.pending_rows()} == {old.st_ino, new.st_ino}
+    other = StateCache(tmp_path / "other.db")
+    other.put_rows(state.pending_rows(mark))
+    assert other.get(new) == B and other.get(old) is None
+
+
 def test_flush_with_nothing_pending_makes_no_database(tmp_path: Path) -> None:
     state = StateCache(tmp_path / "sub" / "state.db")
     state.flush()

@@ -111,9 +111,7 @@ def test_pending_rows_travel_to_another_state_cache(state: StateCache, tmp_path:
     assert parent.get_many(stats) == [A, B, C]
 
 
-def test_pending_rows_since_a_mark_are_only_the_new_ones(
-    state: StateCache, tmp_path: Path
-) -> None:
+def test_pending_rows_since_a_mark_are_only_the_new_ones(state: StateCache, tmp_path: Path) -> None:
     # A forked worker inherits what its parent remembered; it sends back only its own.
     old = made(tmp_path / "old", "old")
     state.put(old, A)

@@ -114,6 +114,7 @@ def test_monitor_without_watchdog_is_one_clear_line(repo: Path, tmp_path: Path) 
     (repo / "d").mkdir()
     (repo / "d" / "a").write_text("a\n")
     assert run_cli(repo, "add", "d").exit_code == 0
+    run_cli(repo, "fsmonitor", "stop")  # add asked the monitor, so it started one
     blocker = tmp_path / "nowatchdog"
     blocker.mkdir()
     (blocker / "watchdog.py").write_text("raise ImportError('no watchdog here')\n")
@@ -125,3 +126,104 @@ def test_monitor_without_watchdog_is_one_clear_line(repo: Path, tmp_path: Path) 
     assert "core.fsmonitor needs the watchdog package: pip install 'mlops[fsmonitor]'" in (
         proc.stderr
     )
+
+
+def added(repo: Path) -> str:
+    """``mlops add ds`` in a real process; the snapshot's id."""
+    proc = run_subprocess(repo, "add", "--json", "ds")
+    assert proc.returncode == 0, proc.stderr
+    return str(json.loads(proc.stdout)[0]["oid"])
+
+
+def truly_added(repo: Path) -> str:
+    """The snapshot an add that knows nothing (no state, no monitor) makes of ``ds``."""
+    saved = set_state_aside(repo)
+    assert run_cli(repo, "config", "core.fsmonitor", "false").exit_code == 0
+    try:
+        return added(repo)
+    finally:
+        assert run_cli(repo, "config", "core.fsmonitor", "true").exit_code == 0
+        put_state_back(repo, saved)
+
+
+def test_readd_with_the_monitor_makes_the_snapshot_a_full_scan_makes(monitored: Path) -> None:
+    repo, data = monitored, monitored / "ds"
+    assert status(repo)["workspace"] == "unchanged"  # starts the daemon
+    steps = [
+        lambda: rewrite(data / "g1" / "0.txt", "changed\n"),
+        lambda: (data / "g2" / "0.txt").chmod(0o755),  # the mode alone: no mtime changes
+        lambda: (data / "g2" / "0.txt").chmod(0o644),
+        lambda: os.rename(data / "g2" / "1.txt", data / "g3" / "moved.txt"),
+        lambda: rewrite(data / "top.txt", "new top\n"),
+        lambda: (data / "new-top.txt").write_text("another\n"),
+        lambda: (shutil.rmtree(data / "g0"), (data / "g0").write_text("now a file\n")),
+        lambda: ((data / "g0").unlink(), (data / "g9").mkdir(), (data / "g9" / "a").write_text("")),
+        lambda: os.rename(data / "g9", data / "g8"),
+        lambda: None,  # nothing changed: the same snapshot again
+    ]
+    for i, step in enumerate(steps):
+        step()
+        oid = added(repo)
+        assert oid == truly_added(repo), i
+        assert status(repo)["workspace"] == "unchanged", i
+        assert status(repo) == truth(repo), i
+
+
+def test_readd_with_the_monitor_reads_unchanged_groups_from_the_record(monitored: Path) -> None:
+    """The monitor is what spares the scan: a group it saw no change in is taken as
+    recorded (here a record tampered with, to show it), the changed one from the disk."""
+    import sqlite3
+
+    repo, data = monitored, monitored / "ds"
+    assert status(repo)["workspace"] == "unchanged"
+    before = added(repo)
+    db = sqlite3.connect(repo / ".mlops" / "state.db")
+    with db:
+        (text,) = db.execute("SELECT files FROM folder_groups WHERE grp = 'g3'").fetchone()
+        items = text.split("\n")
+        line, _, oid = items[0].rpartition("\0")
+        relpath, inode, mtime, size, mode = line.split("\0")
+        items[0] = "\0".join([relpath, inode, mtime, str(int(size) + 1000), mode, oid])
+        db.execute("UPDATE folder_groups SET files = ? WHERE grp = 'g3'", ("\n".join(items),))
+    db.close()
+    rewrite(data / "g1" / "0.txt", "changed\n")
+    after = added(repo)
+    from mlops.storage.manifest import parse_manifest
+
+    manifest = parse_manifest(
+        (repo / ".mlops" / "cache" / after[:2] / after[2:]).read_bytes(), after
+    )
+    sizes = {e.path: e.size for e in manifest.entries}
+    assert sizes[relpath] == int(size) + 1000  # as recorded: not looked at
+    assert after != before and sizes["g1/0.txt"] == len("changed\n")  # looked at
+
+
+def test_a_folder_above_the_tracked_one_replaced_is_seen(repo: Path) -> None:
+    """A folder above the tracked one swapped for another (with the same pointer):
+    status and add must not trust what they recorded of the tracked folder."""
+    for top in ("outer", "spare"):
+        (repo / top / "inner" / "g").mkdir(parents=True)
+        (repo / top / "inner" / "g" / "a.txt").write_text(f"{top}\n")
+    assert run_cli(repo, "add", "outer/inner").exit_code == 0
+    shutil.copy(repo / "outer" / "inner.mlops", repo / "spare" / "inner.mlops")
+    assert run_cli(repo, "config", "core.fsmonitor", "true").exit_code == 0
+    try:
+
+        def outer_inner() -> dict[str, object]:
+            found = json.loads(run_subprocess(repo, "status", "--json").stdout)["data"]
+            (inner,) = [s for s in found if s["path"] == "outer/inner"]
+            return dict(inner)
+
+        assert outer_inner()["workspace"] == "unchanged"
+        os.rename(repo / "outer", repo / "old")
+        os.rename(repo / "spare", repo / "outer")  # the same names, other content
+        found = outer_inner()
+        assert found["workspace"] == "modified" and found["modified"] == ["g/a.txt"]
+        proc = run_subprocess(repo, "add", "--json", "outer/inner")
+        oid = json.loads(proc.stdout)[0]["oid"]
+        from mlops.storage.manifest import parse_manifest
+
+        manifest = parse_manifest((repo / ".mlops" / "cache" / oid[:2] / oid[2:]).read_bytes(), oid)
+        assert manifest.entries[0].size == len("spare\n")
+    finally:
+        run_cli(repo, "fsmonitor", "stop")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops.core.fsutil import atomic_write_text
 from mlops.core.git import ignore_pattern, tracked_paths
@@ -18,14 +19,22 @@ from mlops.storage.paths import RESERVED, all_safe, unsafe_reason
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
 from mlops.storage.store import Store, open_store
 from mlops.workspace.tracked import (
+    DIFFERS,
     FolderScan,
     ScannedFile,
+    changed_inside,
+    file_monitor,
     find_targets,
+    groups_touched,
     remember_folder,
     scan_folder,
+    scan_groups,
     scan_lines,
     split_scan,
 )
+
+if TYPE_CHECKING:
+    from mlops.workspace.fsmonitor import Monitor
 
 # The longest file name the usual file systems (ext4, XFS, Btrfs, APFS) take, in bytes.
 _NAME_MAX = 255
@@ -50,10 +59,11 @@ def add(
     if not paths:
         raise InputError("nothing to add: name at least one file or folder")
     targets = [_validate(repo, raw) for raw in paths]
+    monitor = file_monitor(repo)
     results = []
     with repo_lock(repo, wait=30, purpose="add"), open_store(repo) as store:
         for path in targets:
-            results.append(_add_one(store, path, jobs, progress))
+            results.append(_add_one(store, path, jobs, progress, monitor))
     return results
 
 
@@ -100,9 +110,11 @@ def _validate(repo: Repo, raw: str) -> Path:
     return path
 
 
-def _add_one(store: Store, path: Path, jobs: int | None, progress: Progress | None) -> AddResult:
+def _add_one(
+    store: Store, path: Path, jobs: int | None, progress: Progress | None, monitor: Monitor | None
+) -> AddResult:
     repo = store.repo
-    pointer, stored = snapshot(store, path, jobs, progress)
+    pointer, stored = snapshot(store, path, jobs, progress, monitor)
     # The pointer is written last: until it lands, the previous snapshot stays current.
     pointer_file = pointer_path(path)
     write_pointer(pointer_file, pointer, repo.scratch_dir)
@@ -118,11 +130,17 @@ def _add_one(store: Store, path: Path, jobs: int | None, progress: Progress | No
 
 
 def snapshot(
-    store: Store, path: Path, jobs: int | None = None, progress: Progress | None = None
+    store: Store,
+    path: Path,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    monitor: Monitor | None = None,
 ) -> tuple[Pointer, int]:
     """Store a file or folder in the cache; return its pointer and how many objects were new.
 
     Takes no lock and writes no pointer file: callers (``add``, the pipeline) do both.
+    With the file-system ``monitor``, a folder stored before is scanned only where the
+    monitor saw changes.
     """
     if store.linker.chosen is None:
         store.linker.probe(store.repo.cache_dir, store.repo.mlops_dir)
@@ -133,7 +151,7 @@ def snapshot(
     rel = store.repo.relpath(path)
     if progress:
         progress("scanning", 0, 0)  # how many files is known only once it is done
-    folder = _scan_for_add(store, path, rel, jobs)
+    folder, token = _scan_for_add(store, path, rel, jobs, monitor)
     check_restorable([f.relpath for f in folder.files], rel)
     if progress:
         progress("scanning", len(folder.files), len(folder.files))
@@ -152,6 +170,8 @@ def snapshot(
             folder.groups,
             [entry.oid for entry in entries],
         )
+        if token is not None:  # every group now matches the record: none is dirty
+            store.state.put_monitor_token(rel, token, [])
     return Pointer(path.name, oid, manifest.size, len(manifest.entries)), stored
 
 
@@ -184,29 +204,47 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def _scan_for_add(store: Store, path: Path, rel: str, jobs: int | None) -> FolderScan:
-    """Scan folder ``path`` (``rel`` in the repository) for ``snapshot``.
+def _scan_for_add(
+    store: Store, path: Path, rel: str, jobs: int | None, monitor: Monitor | None
+) -> tuple[FolderScan, str | None]:
+    """Scan folder ``path`` (``rel`` in the repository) for ``snapshot``; with the
+    ``monitor``, also its token from before anything was looked at.
 
     When it was stored before, only its stat lines are scanned, in worker processes
     for a big folder (``scan_lines``), and only the files whose line changed are
-    looked at (``split_scan``).
+    looked at (``split_scan``). With the monitor, only the groups it saw changed (or
+    that differed when last compared) are scanned; the others are as recorded.
     """
-    kind = store.linker.chosen
-    before = _last_hashes(store, rel)
-    if not before or kind == "symlink":  # symlinks: every file's link is checked anyway
-        return FolderScan.of_files(scan_folder(path))
-    return split_scan(path, scan_lines(path, jobs, links=kind == "hardlink"), before)
+    state, kind = store.state, store.linker.chosen
+    links = kind == "hardlink"
+    saved = state.monitor_token(rel) if monitor is not None else None
+    token, changed = monitor.since(saved[0] if saved else None) if monitor else (None, None)
+    recorded = _last_files(store, rel)
+    if not recorded or kind == "symlink":  # symlinks: every file's link is checked anyway
+        return FolderScan.of_files(scan_folder(path)), token
+    before = {line: oid for _, files in recorded.values() for line, oid in files.items()}
+    inside = None if changed is None else changed_inside(changed, rel)
+    if saved is None or inside is None:
+        return split_scan(path, scan_lines(path, jobs, links=links), before), token
+    touched = groups_touched(inside) | set(saved[1])
+    touched |= {name for name, (fp, _) in recorded.items() if fp == DIFFERS}
+    scan = scan_groups(path, touched, links)
+    for name, (_, files) in recorded.items():
+        if name not in touched:  # unchanged since its lines were recorded
+            scan.lines.extend(files)
+            scan.groups.append((name, len(files)))
+    return split_scan(path, scan, before), token
 
 
-def _last_hashes(store: Store, rel: str) -> dict[str, str]:
-    """Stat line -> hash of each file of folder ``rel`` when it last matched its
-    snapshot (empty when unknown). Their objects are still present if no object was
-    deleted since: the cache's generation is the same."""
+def _last_files(store: Store, rel: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """Folder ``rel``'s files when it last matched its snapshot, by group (see
+    ``StateCache.folder_files``; empty when unknown). Their objects are still present
+    if no object was deleted since: the cache's generation is the same."""
     state, cache = store.state, store.cache
     record = state.folder(rel)
     if record is None or record.generation != cache.generation():
         return {}
-    return state.folder_hashes(rel)
+    return state.folder_files(rel)
 
 
 def _hash_and_store(

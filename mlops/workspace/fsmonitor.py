@@ -227,6 +227,21 @@ def changes_since(root: Path, token: str | None) -> tuple[str, list[str] | None]
     return str(answer["token"]), [str(p) for p in paths] if isinstance(paths, list) else None
 
 
+class Monitor:
+    """The monitor's answers for one command: the daemon is asked once per token, so
+    that folders compared at the same token share one answer."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._answers: dict[str | None, tuple[str, list[str] | None]] = {}
+
+    def since(self, token: str | None) -> tuple[str, list[str] | None]:
+        """As ``changes_since``."""
+        if token not in self._answers:
+            self._answers[token] = changes_since(self.root, token)
+        return self._answers[token]
+
+
 def start(root: Path) -> None:
     """Start the daemon for ``root`` (in the background, outliving this command)."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops.core.parallel import Progress
 from mlops.core.repo import Repo
@@ -15,17 +15,23 @@ from mlops.storage.store import Store, load_manifest, open_store
 from mlops.workspace.tracked import (
     LineScan,
     Target,
+    changed_inside,
+    file_monitor,
     find_targets,
     fingerprint,
     group_fingerprints,
     group_of,
     group_slices,
+    groups_touched,
     hash_files,
     remember_folder,
     scan_groups,
     scan_lines,
     split_scan,
 )
+
+if TYPE_CHECKING:
+    from mlops.workspace.fsmonitor import Monitor
 
 
 class WorkspaceState(StrEnum):
@@ -83,30 +89,15 @@ def data_status(
     progress: Progress | None = None,
 ) -> list[DataStatus]:
     """The status of every tracked path (or those under ``paths``)."""
-    monitor = _Monitor(repo.root) if repo.config().get("core", {}).get("fsmonitor") else None
+    monitor = file_monitor(repo)
     with open_store(repo) as store:
         return [_status_of(store, t, monitor, jobs, progress) for t in find_targets(repo, paths)]
-
-
-class _Monitor:
-    """The file-system monitor's answers for one status (one per token asked about)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._answers: dict[str | None, tuple[str, list[str] | None]] = {}
-
-    def since(self, token: str | None) -> tuple[str, list[str] | None]:
-        if token not in self._answers:
-            from mlops.workspace.fsmonitor import changes_since
-
-            self._answers[token] = changes_since(self.root, token)
-        return self._answers[token]
 
 
 def _status_of(
     store: Store,
     target: Target,
-    monitor: _Monitor | None,
+    monitor: Monitor | None,
     jobs: int | None,
     progress: Progress | None,
 ) -> DataStatus:
@@ -144,16 +135,10 @@ def _status_of(
         and found.cache == CacheState.OK
     ):
         # The groups that differ now are looked at again next time, changed or not.
-        differ = sorted(_groups_touched([*found.added, *found.modified, *found.deleted]))
+        differ = sorted(groups_touched([*found.added, *found.modified, *found.deleted]))
         if saved != (now, differ):  # nothing new: no write at all
             store.state.put_monitor_token(rel, now, differ)
     return found
-
-
-def _groups_touched(paths: list[str]) -> set[str]:
-    """The groups a change of ``paths`` (inside a folder) may have changed: an entry at
-    the top may be a file of the group "" or a group of its own."""
-    return {group_of(p) for p in paths} | {p for p in paths if "/" not in p}
 
 
 def _folder_status(
@@ -226,7 +211,7 @@ def _folder_status(
         # Recorded even when modified: the groups that differ are compared next time,
         # the others known from their stats.
         names = {g for g, _ in folder.groups} | {group_of(p) for p in wanted}
-        touched = _groups_touched([*added, *modified, *deleted]) & names
+        touched = groups_touched([*added, *modified, *deleted]) & names
         stale: dict[str, list[tuple[str, str]]] = {g: [] for g in touched}
         for wanted_path, wanted_hash in wanted.items():
             if group_of(wanted_path) in stale:
@@ -254,18 +239,15 @@ def _monitored(
     itself was replaced, or the record has no groups)."""
     repo = store.repo
     rel, pointer_rel = target.relpath(repo), repo.relpath(target.pointer_file)
-    inside: list[str] = []
-    for changed_path in changed:
-        if changed_path == rel:
-            return None  # the folder itself was made, removed or replaced
-        if changed_path.startswith(rel + "/"):
-            inside.append(changed_path[len(rel) + 1 :])
+    inside = changed_inside(changed, rel)
+    if inside is None:
+        return None
     if not inside and not dirty:
         return DataStatus(rel, pointer_rel, WorkspaceState.UNCHANGED, CacheState.OK)
     known = store.state.folder_groups(rel)
     if not known:
         return None
-    touched = _groups_touched(inside) | set(dirty)
+    touched = groups_touched(inside) | set(dirty)
     scan = scan_groups(target.data_path, touched)
     groups = group_fingerprints(scan.lines, scan.groups)
     differ = sorted(g for g in touched if groups.get(g) != known.get(g))
@@ -295,7 +277,6 @@ def _changed_groups(
     present = [g for g in changed if g in where]
     part = LineScan(
         [line for g in present for line in scan.lines[where[g]]],
-        scan.executable,
         scan.single_link,
         [(g, where[g].stop - where[g].start) for g in present],
     )

@@ -7,7 +7,7 @@ import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from mlops.core.git import worktree_files
 from mlops.core.parallel import Progress, map_shares
@@ -20,6 +20,9 @@ from mlops.storage.paths import unsafe_reason
 from mlops.storage.pointer import SUFFIX, Pointer, read_pointer
 from mlops.storage.state import FolderRecord, GroupUpdate, StateCache, group_text
 from mlops.storage.store import Store, load_sound_manifest
+
+if TYPE_CHECKING:
+    from mlops.workspace.fsmonitor import Monitor
 
 T = TypeVar("T")
 
@@ -88,20 +91,48 @@ def scan_folder(folder: Path) -> list[ScannedFile]:
 
 
 def stat_lines(files: list[ScannedFile]) -> list[str]:
-    """A line per file of its path, inode, mtime and size: an equal line, an unchanged file."""
+    """A line per file of its path, inode, mtime, size and executable bit: an equal line,
+    an unchanged file."""
     return [_stat_line(f.relpath, f.st) for f in files]
 
 
 class LineScan(NamedTuple):
     """A folder's stat lines (as ``stat_lines``), and the relative paths of its files
-    with what the lines leave out: executable ones, and (when asked for) ones with a
-    single link, which share no inode with the cache. ``groups``: the lines' groups
-    (see ``line_groups``) in scan order, each with its number of lines."""
+    with what the lines leave out: (when asked for) the ones with a single link, which
+    share no inode with the cache. ``groups``: the lines' groups (see ``line_groups``)
+    in scan order, each with its number of lines."""
 
     lines: list[str]
-    executable: set[str]
     single_link: set[str]
     groups: list[tuple[str, int]]
+
+
+def file_monitor(repo: Repo) -> Monitor | None:
+    """The file-system monitor's client when ``core.fsmonitor`` is on, else None."""
+    if not repo.config().get("core", {}).get("fsmonitor"):
+        return None
+    from mlops.workspace.fsmonitor import Monitor
+
+    return Monitor(repo.root)
+
+
+def changed_inside(changed: list[str], rel: str) -> list[str] | None:
+    """The paths among ``changed`` (the monitor's, relative to the work tree) inside the
+    folder ``rel``, relative to it; None when the folder itself, or a folder above it,
+    was made, removed or replaced: nothing recorded of it can be trusted then."""
+    inside: list[str] = []
+    for path in changed:
+        if path == rel or rel.startswith(path + "/"):
+            return None
+        if path.startswith(rel + "/"):
+            inside.append(path[len(rel) + 1 :])
+    return inside
+
+
+def groups_touched(paths: list[str]) -> set[str]:
+    """The groups a change of ``paths`` (inside a folder) may have changed: an entry at
+    the top may be a file of the group "" or a group of its own."""
+    return {group_of(p) for p in paths} | {p for p in paths if "/" not in p}
 
 
 def group_of(relpath: str) -> str:
@@ -160,14 +191,14 @@ def remember_folder(
         if name not in differ
     }
     for name, wanted in differ.items():
-        fps[name] = _DIFFERS
-        placeholders = [f"{path}\0-\0-\0-" for path, _ in wanted]
-        updates[name] = (_DIFFERS, group_text(placeholders, [h for _, h in wanted]))
+        fps[name] = DIFFERS
+        placeholders = [f"{path}\0-\0-\0-\0-" for path, _ in wanted]
+        updates[name] = (DIFFERS, group_text(placeholders, [h for _, h in wanted]))
     state.put_folder(rel, FolderRecord(fingerprint(fps), oid, generation), updates)
 
 
 # The fingerprint of a group whose files differ from the snapshot: no scan gives it.
-_DIFFERS = "differs"
+DIFFERS = "differs"
 
 
 def group_slices(groups: list[tuple[str, int]]) -> dict[str, slice]:
@@ -219,17 +250,16 @@ def scan_lines(folder: Path, jobs: int | None = None, links: bool = False) -> Li
     scan = top.result
     for share in shares:
         scan.lines.extend(share.lines)
-        scan.executable.update(share.executable)
         scan.single_link.update(share.single_link)
         scan.groups.extend(share.groups)
     return scan
 
 
-def scan_groups(folder: Path, names: Iterable[str]) -> LineScan:
+def scan_groups(folder: Path, names: Iterable[str], links: bool = False) -> LineScan:
     """The stat lines of only the groups ``names`` of ``folder``, as ``scan_lines`` gives
     them. A name that is not a subfolder (any more) gives no group: it is then an entry
     at the top, which the group "" holds."""
-    visitor = _LineVisitor(False)
+    visitor = _LineVisitor(links)
     result = visitor.result
     for name in sorted(set(names)):
         if name == "":
@@ -251,15 +281,13 @@ class _LineVisitor:
     """The ``visit`` of ``_walk`` that gives stat lines and notes what they leave out."""
 
     def __init__(self, links: bool) -> None:
-        self.result = LineScan([], set(), set(), [])
+        self.result = LineScan([], set(), [])
         self._links = links
 
     def visit(self, relpath: str, entry: os.DirEntry[str]) -> str:
         if entry.is_symlink():
             _check_symlink(entry.path)
         st = entry.stat()
-        if st.st_mode & stat.S_IXUSR:
-            self.result.executable.add(relpath)
         if self._links and st.st_nlink == 1:
             self.result.single_link.add(relpath)
         return _stat_line(relpath, st)
@@ -296,10 +324,10 @@ def split_scan(folder: Path, scan: LineScan, before: dict[str, str]) -> FolderSc
     result = FolderScan(scan.lines, scan.groups, [], [], {})
     top = str(folder)
     for i, line in enumerate(scan.lines):
-        relpath, _, _, size = line.split("\0")
+        relpath, _, _, size, mode = line.split("\0")
         oid = before.get(line)
         if oid is not None and relpath not in scan.single_link:
-            result.entries.append(Entry(relpath, oid, int(size), relpath in scan.executable))
+            result.entries.append(Entry(relpath, oid, int(size), mode == _EXECUTABLE))
             continue
         abspath = f"{top}/{relpath}"
         st = os.stat(abspath)
@@ -337,7 +365,12 @@ def _scanned_file(relpath: str, entry: os.DirEntry[str]) -> ScannedFile:
 
 
 def _stat_line(relpath: str, st: os.stat_result) -> str:
-    return f"{relpath}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}"
+    # The executable bit too: a chmod changes no mtime, and a snapshot records the bit.
+    mode = _EXECUTABLE if st.st_mode & stat.S_IXUSR else _PLAIN
+    return f"{relpath}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}\0{mode}"
+
+
+_EXECUTABLE, _PLAIN = "x", "-"
 
 
 def fingerprint(groups: dict[str, str]) -> str:

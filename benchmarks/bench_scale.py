@@ -9,8 +9,8 @@ size, both tools (hardlink cache links) run, in turn: add, status with nothing
 changed, status after one file changed, re-add after that change, and checkout into
 an empty workspace; mlops also times status after the change relative to the clean
 status (the target is at most 1.3x) and `mlops diff` of two snapshots that differ by
-ten files, and status after one change with the file-system monitor on. At the sizes
-of ``--s3-sizes`` both push the folder to moto's S3 server on 127.0.0.1 (started
+ten files, and status and re-add after one change with the file-system monitor on.
+At the sizes of ``--s3-sizes`` both push the folder to moto's S3 server on 127.0.0.1 (started
 here; DVC needs dvc-s3), push again with nothing to send, and pull into a fresh clone.
 Each step is the median of ``--rounds`` runs; peak memory is the largest resident set
 of any of mlops's runs at that size. The last columns give each step's growth per
@@ -31,7 +31,11 @@ from workload import AWS_ENV, make_bucket, mlops_cmd, new_git_repo, start_moto, 
 
 STEPS = ("add", "status clean", "status after 1 change", "re-add after 1 change", "checkout")
 TRANSFERS = ("push to S3", "push to S3, nothing to send", "pull from S3 into a clone")
-MLOPS_ONLY = ("diff of 10 files", "status after 1 change, fsmonitor")
+MLOPS_ONLY = (
+    "diff of 10 files",
+    "status after 1 change, fsmonitor",
+    "re-add after 1 change, fsmonitor",
+)
 
 
 def make_files(root: Path, count: int) -> None:
@@ -79,7 +83,7 @@ def run_tool(
     times["checkout"] = timed(checkout, repo)
     if name == "mlops":
         times["diff of 10 files"] = mlops_diff(cli, repo)
-        times["status after 1 change, fsmonitor"] = fsmonitor_status(cli, repo, rounds)
+        times.update(fsmonitor_steps(cli, repo, rounds))
     subprocess.run(["chmod", "-R", "u+w", str(repo)], check=False)
     shutil.rmtree(repo)
     return times
@@ -110,8 +114,9 @@ def transfers(name: str, cli: list[str], repo: Path, work: Path, endpoint: str) 
     return times
 
 
-def fsmonitor_status(cli: list[str], repo: Path, rounds: int) -> float:
-    """Status after one change with ``core.fsmonitor`` on (the daemon started and warm)."""
+def fsmonitor_steps(cli: list[str], repo: Path, rounds: int) -> dict[str, float]:
+    """Status, and re-add, after one change with ``core.fsmonitor`` on (the daemon
+    started and warm)."""
     env = tool_env()
     subprocess.run([*cli, "config", "core.fsmonitor", "true"], cwd=repo, check=True, env=env)
     timed([*cli, "status"], repo)  # starts the daemon and records the fingerprints
@@ -121,8 +126,15 @@ def fsmonitor_status(cli: list[str], repo: Path, rounds: int) -> float:
         timed([*cli, "status"], repo)  # the first answer after a change records it
         change_one(repo, 200 + n)
         samples.append(timed([*cli, "status"], repo))
+    adds = []
+    for n in range(rounds):
+        change_one(repo, 300 + n)
+        adds.append(timed([*cli, "add", "ds"], repo))
     subprocess.run([*cli, "fsmonitor", "stop"], cwd=repo, check=False, capture_output=True, env=env)
-    return sorted(samples)[len(samples) // 2]
+    return {
+        "status after 1 change, fsmonitor": sorted(samples)[len(samples) // 2],
+        "re-add after 1 change, fsmonitor": sorted(adds)[len(adds) // 2],
+    }
 
 
 def mlops_diff(cli: list[str], repo: Path) -> float:

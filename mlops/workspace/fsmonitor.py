@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -61,7 +60,7 @@ class Journal:
         self._restart()
 
     def _restart(self) -> None:
-        self.epoch = secrets.token_hex(8)
+        self.epoch = os.urandom(8).hex()
         self.clock = 0
         self._floor = 0  # tokens before this clock were trimmed away
         self._events: list[tuple[int, str]] = []
@@ -116,7 +115,7 @@ def serve(root: Path) -> None:
 
     def answer(token: str | None) -> tuple[str, list[str] | None]:
         # Wait for the event of a file written now: every earlier event is then noted.
-        name = f"{_COOKIE}{secrets.token_hex(6)}"
+        name = f"{_COOKIE}{os.urandom(6).hex()}"
         seen = cookies[name] = threading.Event()
         cookie = Path(top) / name
         try:

@@ -179,12 +179,12 @@ def test_readd_with_the_monitor_reads_unchanged_groups_from_the_record(monitored
     before = added(repo)
     db = sqlite3.connect(repo / ".mlops" / "state.db")
     with db:
-        (text,) = db.execute("SELECT files FROM folder_groups WHERE grp = 'g3'").fetchone()
+        (text,) = db.execute("SELECT files FROM file_groups WHERE grp = 'g3'").fetchone()
         items = text.split("\n")
         line, _, oid = items[0].rpartition("\0")
         relpath, inode, mtime, size, mode = line.split("\0")
         items[0] = "\0".join([relpath, inode, mtime, str(int(size) + 1000), mode, oid])
-        db.execute("UPDATE folder_groups SET files = ? WHERE grp = 'g3'", ("\n".join(items),))
+        db.execute("UPDATE file_groups SET files = ? WHERE grp = 'g3'", ("\n".join(items),))
     db.close()
     rewrite(data / "g1" / "0.txt", "changed\n")
     after = added(repo)
@@ -227,3 +227,36 @@ def test_a_folder_above_the_tracked_one_replaced_is_seen(repo: Path) -> None:
         assert manifest.entries[0].size == len("spare\n")
     finally:
         run_cli(repo, "fsmonitor", "stop")
+
+
+def test_status_with_the_monitor_looks_only_at_the_files_that_changed(
+    monitored: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a file changes, status stats that file alone (and lists its folder), not
+    its whole group; what differed last time is looked at again by name."""
+    import mlops.workspace.status as status_module
+    from mlops.core.repo import find_repo
+    from mlops.workspace.status import data_status
+
+    repo, data = monitored, monitored / "ds"
+    assert status(repo)["workspace"] == "unchanged"
+    scanned: list[object] = []
+    real_scan = status_module.scan_groups
+
+    def counted(*args: object, **kwargs: object) -> object:
+        scanned.append(args[1])
+        return real_scan(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(status_module, "scan_groups", counted)
+    steps = [
+        lambda: rewrite(data / "g1" / "0.txt", "changed\n"),
+        lambda: (data / "g1" / "new.txt").write_text("new\n"),
+        lambda: (data / "g2" / "2.txt").unlink(),
+        lambda: os.rename(data / "g3" / "0.txt", data / "g3" / "renamed.txt"),
+        lambda: rewrite(data / "g1" / "0.txt", "1-0\n"),  # back as it was
+    ]
+    for i, step in enumerate(steps):
+        step()
+        (found,) = data_status(find_repo(repo))
+        assert scanned == [], i
+        assert found.to_dict() == truth(repo), i

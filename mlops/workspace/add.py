@@ -17,6 +17,7 @@ from mlops.storage.links import SHARED
 from mlops.storage.manifest import build_manifest
 from mlops.storage.paths import RESERVED, all_safe, unsafe_reason
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
+from mlops.storage.state import MonitorToken
 from mlops.storage.store import Store, open_store
 from mlops.workspace.tracked import (
     DIFFERS,
@@ -171,7 +172,7 @@ def snapshot(
             [entry.oid for entry in entries],
         )
         if token is not None:  # every group now matches the record: none is dirty
-            store.state.put_monitor_token(rel, token, [])
+            store.state.put_monitor_token(rel, MonitorToken(token, [], []))
     return Pointer(path.name, oid, manifest.size, len(manifest.entries)), stored
 
 
@@ -218,7 +219,7 @@ def _scan_for_add(
     state, kind = store.state, store.linker.chosen
     links = kind == "hardlink"
     saved = state.monitor_token(rel) if monitor is not None else None
-    token, changed = monitor.since(saved[0] if saved else None) if monitor else (None, None)
+    token, changed = monitor.since(saved.token if saved else None) if monitor else (None, None)
     recorded = _last_files(store, rel)
     if not recorded or kind == "symlink":  # symlinks: every file's link is checked anyway
         return FolderScan.of_files(scan_folder(path)), token
@@ -226,7 +227,7 @@ def _scan_for_add(
     inside = None if changed is None else changed_inside(changed, rel)
     if saved is None or inside is None:
         return split_scan(path, scan_lines(path, jobs, links=links), before), token
-    touched = groups_touched(inside) | set(saved[1])
+    touched = groups_touched(inside) | set(saved.groups)
     touched |= {name for name, (fp, _) in recorded.items() if fp == DIFFERS}
     scan = scan_groups(path, touched, links)
     for name, (_, files) in recorded.items():

@@ -135,6 +135,10 @@ def serve(root: Path) -> None:
         def on_any_event(self, event: FileSystemEvent) -> None:
             if event.event_type in ("opened", "closed_no_write"):
                 return
+            if event.is_directory and event.event_type == "modified":
+                # Its entries changed: each is named by an event of its own. Noting the
+                # folder too would make a status look at all of it.
+                return
             note(event.src_path)
             if event.dest_path:
                 note(event.dest_path)

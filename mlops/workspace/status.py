@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -10,10 +12,18 @@ from mlops.core.parallel import Progress
 from mlops.core.repo import Repo
 from mlops.errors import CacheError
 from mlops.storage.cache import SHARE_MIN_FILES
-from mlops.storage.state import FolderRecord, GroupUpdate, group_text
+from mlops.storage.state import (
+    FolderRecord,
+    GroupUpdate,
+    MonitorToken,
+    group_file,
+    group_files,
+    group_text,
+)
 from mlops.storage.store import Store, load_manifest, open_store
 from mlops.workspace.tracked import (
     LineScan,
+    ScannedFile,
     Target,
     changed_inside,
     file_monitor,
@@ -28,6 +38,7 @@ from mlops.workspace.tracked import (
     scan_groups,
     scan_lines,
     split_scan,
+    stat_lines,
 )
 
 if TYPE_CHECKING:
@@ -124,34 +135,41 @@ def _status_of(
             corrupt_objects=corrupt,
         )
     if monitor is None:
-        return _folder_status(store, target, None, [], jobs, progress)
+        return _folder_status(store, target, None, None, jobs, progress)
     # The monitor's token is taken before anything is looked at: a change made while
     # this status runs is in its next answer.
     saved = store.state.monitor_token(rel)
-    now, changed = monitor.since(saved[0] if saved else None)
-    found = _folder_status(store, target, changed, saved[1] if saved else [], jobs, progress)
+    now, changed = monitor.since(saved.token if saved else None)
+    found = _folder_status(store, target, changed, saved, jobs, progress)
     if (
         found.workspace in (WorkspaceState.UNCHANGED, WorkspaceState.MODIFIED)
         and found.cache == CacheState.OK
     ):
-        # The groups that differ now are looked at again next time, changed or not.
-        differ = sorted(groups_touched([*found.added, *found.modified, *found.deleted]))
-        if saved != (now, differ):  # nothing new: no write at all
-            store.state.put_monitor_token(rel, now, differ)
+        # What differs now is looked at again next time, changed or not.
+        paths = sorted([*found.added, *found.modified, *found.deleted])
+        listed = paths if len(paths) <= _LISTED else None
+        token = MonitorToken(now, sorted(groups_touched(paths)), listed)
+        if saved != token:  # nothing new: no write at all
+            store.state.put_monitor_token(rel, token)
     return found
+
+
+# The most files that differ from the snapshot for a token to list them: past that, the
+# groups that hold them are scanned again each time instead.
+_LISTED = 1000
 
 
 def _folder_status(
     store: Store,
     target: Target,
     changed: list[str] | None,
-    dirty: list[str],
+    saved: MonitorToken | None,
     jobs: int | None,
     progress: Progress | None,
 ) -> DataStatus:
     """A tracked folder's status; ``changed``: the paths the file-system monitor says
     changed since the folder was last compared with its record (None: unknown, so it is
-    scanned), and ``dirty``: the groups that differed from it then."""
+    scanned), at the token ``saved``, which says what differed from it then."""
     repo, cache = store.repo, store.cache
     rel, pointer_rel = target.relpath(repo), repo.relpath(target.pointer_file)
     path, oid = target.data_path, target.pointer.oid
@@ -160,8 +178,8 @@ def _folder_status(
     if path.is_dir():
         record = store.state.folder(rel)
         current = record is not None and bool(generation) and record[1:] == (oid, generation)
-        if current and changed is not None:
-            found = _monitored(store, target, changed, dirty, jobs, progress)
+        if current and changed is not None and saved is not None:
+            found = _monitored(store, target, changed, saved, jobs, progress)
             if found is not None:
                 return found
         # Unchanged stats since the folder last matched its snapshot: nothing to read. Only
@@ -229,31 +247,129 @@ def _monitored(
     store: Store,
     target: Target,
     changed: list[str],
-    dirty: list[str],
+    saved: MonitorToken,
     jobs: int | None,
     progress: Progress | None,
 ) -> DataStatus | None:
     """A folder's status from the paths the monitor says changed since the folder was
-    last compared with its record (which is its pointer's), and the ``dirty`` groups that
-    differed then: only those groups are scanned. None when that cannot tell (the folder
-    itself was replaced, or the record has no groups)."""
+    last compared with its record (which is its pointer's), at the token ``saved``, and
+    what differed then: only those files are looked at (``_listed``), or else only their
+    groups are scanned. None when that cannot tell (the folder itself was replaced, or
+    the record has no groups)."""
     repo = store.repo
     rel, pointer_rel = target.relpath(repo), repo.relpath(target.pointer_file)
     inside = changed_inside(changed, rel)
     if inside is None:
         return None
-    if not inside and not dirty:
+    if not inside and not saved.groups:
         return DataStatus(rel, pointer_rel, WorkspaceState.UNCHANGED, CacheState.OK)
     known = store.state.folder_groups(rel)
     if not known:
         return None
-    touched = groups_touched(inside) | set(dirty)
+    if saved.paths is not None:
+        found = _listed(store, target, {*inside, *saved.paths}, jobs, progress)
+        if found is not None:
+            return found
+    touched = groups_touched(inside) | set(saved.groups)
     scan = scan_groups(target.data_path, touched)
     groups = group_fingerprints(scan.lines, scan.groups)
     differ = sorted(g for g in touched if groups.get(g) != known.get(g))
     if not differ:
         return DataStatus(rel, pointer_rel, WorkspaceState.UNCHANGED, CacheState.OK)
     return _changed_groups(store, target, scan, groups, known, differ, jobs, progress)
+
+
+def _listed(
+    store: Store,
+    target: Target,
+    paths: set[str],
+    jobs: int | None,
+    progress: Progress | None,
+) -> DataStatus | None:
+    """A folder's status from the only ``paths`` (relative to it) that can differ from
+    its snapshot: those the monitor saw change and those that differed before, looked at
+    one by one (a folder that appeared, by its listing). None when that cannot tell: too
+    many paths, a new subfolder, something that is not a file, or stats that changed
+    with no change of content (the group scan then brings the record up to date)."""
+    if len(paths) > _LISTED or "" in paths:
+        return None
+    repo = store.repo
+    rel, pointer_rel = target.relpath(repo), repo.relpath(target.pointer_file)
+    top = str(target.data_path)
+    snapshot = _Recorded(store.state.folder_texts(rel, groups_touched(list(paths))))
+    present: dict[str, os.stat_result] = {}
+    gone: set[str] = set()
+    for path in sorted(paths):
+        recorded = snapshot.get(path)
+        # Not a file of the snapshot: new, or one of its folders, whose files then went.
+        below = snapshot.below(f"{path}/") if recorded is None else []
+        try:
+            st = os.lstat(f"{top}/{path}")
+        except (FileNotFoundError, NotADirectoryError):
+            gone.update([path] if recorded else below)
+            continue
+        if stat.S_ISREG(st.st_mode):
+            present[path] = st
+            gone.update(below)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            return None
+        # A folder made or moved here (the monitor names each file in it too): its
+        # files are looked at, a subfolder is left to the group scan.
+        if recorded:
+            gone.add(path)
+        names = os.listdir(f"{top}/{path}")
+        for name in names:
+            inner = os.lstat(f"{top}/{path}/{name}")
+            if not stat.S_ISREG(inner.st_mode):
+                return None
+            present.setdefault(f"{path}/{name}", inner)
+        listed, start = set(names), len(path) + 1
+        gone.update(p for p in below if p[start:].partition("/")[0] not in listed)
+    looked_at = [ScannedFile(p, f"{top}/{p}", st) for p, st in sorted(present.items())]
+    added, modified, restatted = [], [], False
+    hashed = hash_files(store, looked_at, jobs, progress)
+    for file, entry in zip(looked_at, hashed, strict=True):
+        recorded = snapshot.get(file.relpath)
+        if recorded is None:
+            added.append(file.relpath)
+        elif recorded[1] != entry.oid:
+            modified.append(file.relpath)
+        elif stat_lines([file])[0] != recorded[0]:
+            restatted = True
+    if added or modified or gone:
+        return DataStatus(
+            rel,
+            pointer_rel,
+            WorkspaceState.MODIFIED,
+            CacheState.OK,
+            tuple(added),
+            tuple(modified),
+            tuple(sorted(gone)),
+        )
+    if restatted:
+        return None
+    return DataStatus(rel, pointer_rel, WorkspaceState.UNCHANGED, CacheState.OK)
+
+
+class _Recorded:
+    """The record's files of a few groups (its pointer's snapshot), looked up by path."""
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self.texts = texts
+
+    def get(self, path: str) -> tuple[str, str] | None:
+        """The recorded stat line and the snapshot's hash of the file ``path``."""
+        text = self.texts.get(group_of(path))
+        return None if text is None else group_file(text, path)
+
+    def below(self, prefix: str) -> list[str]:
+        """The snapshot's files whose paths start with ``prefix`` (a folder's, with "/")."""
+        text = self.texts.get(group_of(f"{prefix}-"))
+        if not text or (not text.startswith(prefix) and f"\n{prefix}" not in text):
+            return []  # one search of the text, rather than parsing all of it
+        paths = (line[: line.index("\0")] for line in group_files(text))
+        return [p for p in paths if p.startswith(prefix)]
 
 
 def _changed_groups(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlops.storage.hashing import hash_file
-from mlops.storage.state import FolderRecord, StateCache, group_text
+from mlops.storage.state import FolderRecord, MonitorToken, StateCache, group_text
 
 # Any 64 hex digits serve as a hash: the state cache stores what it is told.
 A, B, C = "a" * 64, "b" * 64, "c" * 64
@@ -203,10 +203,11 @@ def test_a_complete_update_replaces_every_group(state: StateCache) -> None:
 
 def test_monitor_tokens_keep_the_top_group(state: StateCache, tmp_path: Path) -> None:
     assert state.monitor_token("data") is None
-    state.put_monitor_token("data", "c:1:42", ["", "images"])
-    assert state.monitor_token("data") == ("c:1:42", ["", "images"])  # before the flush
+    saved = MonitorToken("c:1:42", ["", "images"], ["a", "images/b"])
+    state.put_monitor_token("data", saved)
+    assert state.monitor_token("data") == saved  # before the flush
     state.flush()
-    assert StateCache(tmp_path / "state.db").monitor_token("data") == ("c:1:42", ["", "images"])
+    assert StateCache(tmp_path / "state.db").monitor_token("data") == saved
 
 
 def test_a_state_file_that_is_not_a_database_starts_again_empty(tmp_path: Path) -> None:
@@ -237,3 +238,16 @@ def test_a_write_that_fails_costs_only_the_rows(tmp_path: Path) -> None:
     state.put(st, B)
     assert state.get(st) == B
     state.close()
+
+
+def test_one_file_is_found_in_a_group_text_without_parsing_it() -> None:
+    from mlops.storage.state import group_file, group_files
+
+    lines = ["a\x001\x002\x003\x00-", "ab\x001\x002\x003\x00x", "b/a\x001\x002\x003\x00-"]
+    text = group_text(lines, [A, B, C])
+    assert group_files(text) == dict(zip(lines, [A, B, C], strict=True))
+    assert group_file(text, "a") == (lines[0], A)  # not "ab", which starts the same
+    assert group_file(text, "ab") == (lines[1], B)
+    assert group_file(text, "b/a") == (lines[2], C)  # the last line
+    assert group_file(text, "b") is None and group_file(text, "") is None
+    assert group_file("", "a") is None

@@ -265,7 +265,9 @@ def _hash_and_store(
     cache, state, linker = store.cache, store.state, store.linker
     if len(files) - len(unchanged) > 100:
         state.preload()  # one read of every row beats many single lookups
-    known = [unchanged.get(i) or state.get(f.st) for i, f in enumerate(files)]
+    known = state.get_many([f.st for f in files])
+    for i, oid in unchanged.items():
+        known[i] = oid
     present = set(unchanged.values()) | cache.existing(
         oid for i, oid in enumerate(known) if oid and i not in unchanged
     )

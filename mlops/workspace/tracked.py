@@ -312,6 +312,12 @@ class FolderScan:
 
     def completed(self, oids: list[str]) -> list[Entry]:
         """Every file's entry, in scan order, given the hashes of ``files``."""
+        if len(self.files) == len(self.entries):
+            # Every file looked at (a first add): one pass, without a call per file.
+            return [
+                Entry(f.relpath, oid, f.st.st_size, f.st.st_mode & stat.S_IXUSR != 0)
+                for f, oid in zip(self.files, oids, strict=True)
+            ]
         looked_at = iter(zip(self.files, oids, strict=True))
         return [entry or _entry(*next(looked_at)) for entry in self.entries]
 

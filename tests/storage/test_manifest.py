@@ -159,3 +159,33 @@ def test_manifest_changes_of_one_row_among_many() -> None:
     )
     assert removed == [entries[7], entries[9000]]
     assert added == [Entry("000/7.txt", B, 501), Entry("new.txt", B, 1)]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_manifest_changes_of_big_manifests_agree_with_comparing_every_entry(seed: int) -> None:
+    """Thousands of rows and a few changes anywhere (first row, last row, runs of them):
+    the skipped stretches and the rows where the two part give the full comparison."""
+    import random
+
+    rng = random.Random(seed)
+    entries = [
+        Entry(f"{i % 37:02d}/{i}.bin", hash_bytes(bytes([i % 251])), i, False) for i in range(6000)
+    ]
+    changed = list(entries)
+    for _ in range(rng.randint(1, 12)):
+        k = rng.choice([0, len(changed) - 1, rng.randrange(len(changed))])
+        kind = rng.choice(["content", "mode", "delete", "add", "run"])
+        if kind == "content":
+            changed[k] = changed[k]._replace(oid=hash_bytes(b"x%d" % k), size=changed[k].size + 1)
+        elif kind == "mode":
+            changed[k] = changed[k]._replace(executable=not changed[k].executable)
+        elif kind == "delete" and len(changed) > 1:
+            del changed[k]
+        elif kind == "add":
+            changed.append(Entry(f"{rng.choice(['', '00/', 'zz/'])}new{k}.bin", A, 1))
+        else:
+            del changed[k : k + rng.randint(1, 300)]
+    old, new = build_manifest(entries), build_manifest(list(dict.fromkeys(changed)))
+    got = manifest_changes(old.to_bytes(), new.to_bytes())
+    assert got == _expected(list(old.entries), list(new.entries))
+    assert manifest_changes(new.to_bytes(), old.to_bytes()) == (got[1], got[0])

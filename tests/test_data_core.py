@@ -382,6 +382,18 @@ def test_checkout_with_object_missing_from_cache(repo: Path) -> None:
     assert "f.txt" in result.stderr and "mlops pull" in result.stderr
 
 
+def test_checkout_of_a_folder_with_one_object_missing_places_nothing(repo: Path) -> None:
+    data = make_folder(repo)
+    assert run_cli(repo, "add", "data").exit_code == 0
+    cache_path(repo, blake3((data / "a.txt").read_bytes()).hexdigest()).unlink()
+    shutil.rmtree(data)
+    result = run_cli(repo, "checkout", "data")
+    assert result.exit_code == 1
+    assert "data: 1 object(s) are not in the cache" in result.stderr
+    assert "mlops pull" in result.stderr
+    assert not data.exists()  # not one of the files whose objects are there
+
+
 # --- diff ---------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from enum import IntEnum
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,6 +33,14 @@ _TMP = "tmp"
 # From this many files to hash, link or copy, worker processes beat the cost of forking.
 SHARE_MIN_FILES = 1000
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
+class Soundness(IntEnum):
+    """What ``Cache.soundness`` found of an object."""
+
+    SOUND = 0
+    MISSING = 1
+    CORRUPT = 2  # its bytes no longer hash to its id
 
 
 class Cache:
@@ -287,12 +296,12 @@ class Cache:
 
     def verify(self, oid: str) -> bool:
         """Whether the object's bytes still hash to its id (trusting an unchanged stat)."""
-        return not self.corrupt([oid])
+        return self.soundness([oid]) == [Soundness.SOUND]
 
-    def corrupt(
+    def soundness(
         self, oids: list[str], jobs: int | None = None, progress: Progress | None = None
-    ) -> list[str]:
-        """The objects among ``oids`` that are missing or whose bytes do not match their id.
+    ) -> list[Soundness]:
+        """Whether each of ``oids`` is present with bytes that match its id.
 
         An object whose stat the state cache knows is trusted (one ``stat``);
         only the others are read and hashed.
@@ -300,23 +309,22 @@ class Cache:
         if len(oids) > 1:
             self.state.preload()
 
-        def intact(oid: str) -> bool:
+        def judged(oid: str) -> Soundness:
             path = self.path(oid)
             try:
                 st = os.stat(path)
             except FileNotFoundError:
-                return False
+                return Soundness.MISSING
             digest = oid.removesuffix(DIR_SUFFIX)
             known = self.state.get(st)
             if known is not None:
-                return known == digest
+                return Soundness.SOUND if known == digest else Soundness.CORRUPT
             if hash_file(path, st.st_size) != digest:
-                return False
+                return Soundness.CORRUPT
             self.state.put(st, digest)
-            return True
+            return Soundness.SOUND
 
-        good = self.map_files(intact, oids, jobs, progress, "verifying")
-        return [oid for oid, ok in zip(oids, good, strict=True) if not ok]
+        return self.map_files(judged, oids, jobs, progress, "verifying")
 
     def map_files(
         self,

@@ -12,6 +12,7 @@ from mlops.core.fsutil import make_writable
 from mlops.core.parallel import Progress
 from mlops.core.repo import Repo, repo_lock
 from mlops.errors import CacheError, WorkspaceConflict
+from mlops.storage.cache import Soundness
 from mlops.storage.links import SHARED
 from mlops.storage.manifest import Entry
 from mlops.storage.paths import refuse_symlinks
@@ -100,13 +101,8 @@ def _plan(store: Store, target: Target, jobs: int | None, progress: Progress | N
     cache, repo = store.cache, store.repo
     # Before anything is read or written: never through a symbolic link, --force or not.
     refuse_symlinks(repo.root, target.data_path, repo.cache_dir)
+    # Whether the objects to place are in the cache is asked as they are verified.
     wanted = desired_entries(cache, target, target.relpath(repo))
-    missing = {e.oid for e in wanted} - cache.existing(e.oid for e in wanted)
-    if missing:
-        raise CacheError(
-            f"{target.relpath(store.repo)}: {len(missing)} object(s) are not in the cache; "
-            "run `mlops pull` (or `mlops fetch`) first"
-        )
     path = target.data_path
     if path.is_dir():
         current, same_shape = scan_folder(path), target.pointer.is_dir
@@ -141,9 +137,17 @@ def _verify_objects(
 ) -> None:
     # In the manifests' order, each once (sorting a million ids costs a second).
     oids = list(dict.fromkeys(e.oid for plan in plans for e in plan.place))
-    bad = store.cache.corrupt(oids, jobs, progress)
+    found = store.cache.soundness(oids, jobs, progress)
+    bad = [oid for oid, judged in zip(oids, found, strict=True) if judged == Soundness.CORRUPT]
     for oid in bad:
         store.cache.set_aside(oid)
+    missing = {oid for oid, judged in zip(oids, found, strict=True) if judged == Soundness.MISSING}
+    if missing:
+        first = next(p for p in plans if any(e.oid in missing for e in p.place))
+        raise CacheError(
+            f"{first.target.relpath(store.repo)}: {len(missing)} object(s) are not in the "
+            "cache; run `mlops pull` (or `mlops fetch`) first"
+        )
     if bad:
         raise CacheError(
             f"{len(bad)} cache object(s) are corrupt (first: {bad[0]}) and were set aside; "

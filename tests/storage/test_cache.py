@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlops.errors import CacheError
-from mlops.storage.cache import Cache
+from mlops.storage.cache import Cache, Soundness
 from mlops.storage.hashing import hash_bytes
 from mlops.storage.links import Linker
 from mlops.storage.state import StateCache
@@ -148,7 +148,11 @@ def test_corrupt_objects_are_found_by_reading(cache: Cache, tmp_path: Path) -> N
     assert cache.rehash(good) and not cache.rehash(bad) and not cache.rehash(missing)
     # A state cache that never saw them reads every byte.
     fresh = Cache(cache.root, StateCache(tmp_path / "other-state.db"))
-    assert fresh.corrupt([good, bad, missing]) == [bad, missing]
+    assert fresh.soundness([good, bad, missing]) == [
+        Soundness.SOUND,
+        Soundness.CORRUPT,
+        Soundness.MISSING,
+    ]
 
 
 def test_set_aside_moves_the_object_out_and_changes_the_generation(cache: Cache) -> None:

@@ -190,7 +190,7 @@ def main() -> None:
             print(
                 f"\n{size:,} files (peak RSS of mlops's runs: {rss:.0f} MiB, before: {before:.0f})"
             )
-            print(f"{'step':<26} {'mlops s':>9} {'dvc s':>9} {'ratio':>7}")
+            print(f"{'step':<36} {'mlops s':>9} {'dvc s':>9} {'ratio':>7}")
             ours, theirs = results[size]["mlops"], results[size].get("dvc", {})
             for step in (*STEPS, *TRANSFERS, *MLOPS_ONLY):
                 if step not in ours:
@@ -198,7 +198,7 @@ def main() -> None:
                 dvc = theirs.get(step)
                 ratio = f"{ours[step] / dvc:.3f}" if dvc else "-"
                 shown = f"{dvc:.3f}" if dvc else "-"
-                print(f"{step:<26} {ours[step]:>9.3f} {shown:>9} {ratio:>7}")
+                print(f"{step:<36} {ours[step]:>9.3f} {shown:>9} {ratio:>7}")
             clean = ours["status clean"]
             print(
                 f"status after 1 change / clean status: {ours['status after 1 change'] / clean:.2f}"

@@ -15,6 +15,10 @@ here; DVC needs dvc-s3), push again with nothing to send, and pull into a fresh 
 Each step is the median of ``--rounds`` runs; peak memory is the largest resident set
 of any of mlops's runs at that size. The last columns give each step's growth per
 file between the two largest sizes. Not part of the tests.
+
+mlops runs from the environment of the Python that runs this script: install it there
+as users do (``pip install ".[fsmonitor]"``, not ``-e``: an editable install's import
+hook adds about 15 ms to every command, which is most of a status with the monitor).
 """
 
 from __future__ import annotations

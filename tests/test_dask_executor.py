@@ -483,3 +483,97 @@ def test_outputs_the_lock_names_come_from_the_remote(tmp_path: Path, cluster: An
     assert statuses(runs_json(mate)[0]) == expected
     assert (mate / "model.bin").read_bytes() == (repo / "model.bin").read_bytes()
     assert (mate / "mlops.lock").read_bytes() == (repo / "mlops.lock").read_bytes()
+
+
+def _homes(dask_worker: Any) -> list[str]:
+    """The remotes (URLs) a worker's mlops has opened a folder for."""
+    from mlops.pipeline.executors import dask_task
+
+    return sorted(json.loads(remote)["url"] for _, remote in dask_task._HOMES)
+
+
+def test_every_worker_is_prepared_as_the_run_connects(tmp_path: Path, cluster: Any) -> None:
+    remote = tmp_path / "remote"
+    repo = _project(tmp_path, remote)
+    write(repo, "mlops.yaml", "stages:\n  one:\n    cmd: echo 1 > one.txt\n    outs: [one.txt]\n")
+    result = _run(repo, cluster)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    (stage,) = runs_json(repo)[0]["stages"]
+    client = distributed.Client(cluster.scheduler_address, timeout=30)
+    try:
+        homes = client.run(_homes)
+    finally:
+        client.close()
+    # The worker that ran no stage has its folder for this remote open too.
+    assert len(homes) == 2 and stage["where"]["worker"] in homes
+    assert all(str(remote) in urls for urls in homes.values()), homes
+
+
+# A worker started with this preload cannot import mlops (as if it were not installed).
+_HIDE_MLOPS = """
+import sys
+
+class Hide:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "mlops" or name.startswith("mlops."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Hide)
+"""
+
+
+def test_a_worker_that_cannot_load_mlops_is_one_clear_error(tmp_path: Path) -> None:
+    repo = _project(tmp_path, tmp_path / "remote")
+    write(repo, "mlops.yaml", "stages:\n  one:\n    cmd: echo 1 > one.txt\n    outs: [one.txt]\n")
+    preload = write(tmp_path, "hide_mlops.py", _HIDE_MLOPS)
+    local = distributed.LocalCluster(
+        n_workers=0, processes=True, dashboard_address=None, silence_logs=50
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", local.scheduler_address,
+         "--nthreads", "1", "--no-nanny", "--no-dashboard", "--preload", str(preload),
+         "--local-directory", str(tmp_path / "worker")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        client = distributed.Client(local.scheduler_address, timeout=30)
+        try:
+            client.wait_for_workers(1, timeout=30)
+        finally:
+            client.close()
+        result = _run(repo, local)
+        assert result.exit_code == 1
+        (address,) = local.scheduler_info["workers"]
+        assert f"Dask worker {address}: it cannot load mlops (" in result.stdout + result.stderr
+        assert "No module named 'mlops'" in result.stdout + result.stderr
+        assert "install the same mlops" in result.stdout + result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+        assert statuses(runs_json(repo)[0]) == {"one": "failed"}
+        assert not (repo / "one.txt").exists()
+        assert worker.poll() is None  # no task was sent that would have killed it
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        local.close()
+
+
+def test_a_stages_lines_are_all_reported_before_its_end(tmp_path: Path, cluster: Any) -> None:
+    repo = _project(tmp_path, tmp_path / "remote")
+    write(
+        repo,
+        "mlops.yaml",
+        "stages:\n"
+        "  talk:\n"
+        "    cmd: seq 1 300 | sed 's/^/line-/' && echo done > talk.txt\n"
+        "    outs: [talk.txt]\n",
+    )
+    result = run_subprocess(
+        repo, "run", "--executor", "dask", "--scheduler", cluster.scheduler_address
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    end = out.index("Stage 'talk' done")
+    assert all(f"[talk] line-{i}\n" in out[:end] for i in range(1, 301)), out[end - 500 :]
+    assert "line-" not in out[end:]

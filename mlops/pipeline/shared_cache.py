@@ -11,7 +11,7 @@ from mlops.core.repo import Repo
 from mlops.pipeline.lock import FileHash
 from mlops.pipeline.runs import open_runs
 from mlops.remote.backend import Backend
-from mlops.remote.transfer import send_objects
+from mlops.remote.transfer import remote_has, send_objects
 from mlops.storage.store import Store, expand_folders
 
 # Where run-cache entries live on a remote: beside the objects, under their own folder.
@@ -19,7 +19,7 @@ RUN_CACHE_FOLDER = "runcache"
 
 
 def entry_key(key: str) -> str:
-    """The remote key of the run-cache entry ``key``."""
+    """The remote key of the run-cache entry ``key`` (the objects' fan-out, in its folder)."""
     return f"{RUN_CACHE_FOLDER}/{key[:2]}/{key[2:]}"
 
 
@@ -56,9 +56,9 @@ def push_entries(repo: Repo, store: Store, backend: Backend, jobs: int) -> int:
     if not entries:
         return 0
     wanted = {}
-    for key in sorted(entries):
-        if backend.exists(entry_key(key)):
-            continue
+    # Which entries the remote has: asked together (in parallel, or by listing its folders).
+    have = remote_has(backend, sorted(entries), jobs, f"{RUN_CACHE_FOLDER}/")
+    for key in sorted(set(entries) - have):
         outs = tuple(FileHash(**o) for o in entries[key]["outs"])
         needed = object_ids(store, outs)
         if store.cache.existing(needed) == needed:

@@ -267,43 +267,47 @@ def _kept_index(store: Store, pack_id: str) -> Path:
     return store.repo.tmp_dir / "pack-index" / f"{pack_id}.idx"
 
 
-def remote_has(backend: Backend, oids: list[str], jobs: int) -> set[str]:
+def remote_has(backend: Backend, oids: list[str], jobs: int, folder: str = "") -> set[str]:
     """Which loose ``oids`` the remote holds: asking per object, or listing, whichever is cheaper.
 
     Asking costs a request per object; listing the wanted folders costs a request
     per folder and page; listing the whole remote costs one request per page, one
     after another. The fullest wanted folder is listed first to estimate the
     remote's size, then the way with the fewest rounds of requests is taken.
+    ``folder``: ids fanned out under that folder instead (``runcache/``, say), which
+    the whole remote's listing does not cover.
     """
     if len(oids) <= _ASK_EACH:
-        return _ask_each(backend, oids, jobs)
+        return _ask_each(backend, oids, jobs, folder)
     by_prefix: dict[str, list[str]] = {}
     for oid in oids:
         by_prefix.setdefault(oid[:2], []).append(oid)
     sample = max(by_prefix, key=lambda p: len(by_prefix[p]))
-    sample_names = backend.list_names(sample)
+    sample_names = backend.list_names(folder + sample)
     found = {sample + name for name in sample_names} & set(by_prefix.pop(sample))
     rest = [oid for group in by_prefix.values() for oid in group]
     pages = max(1, math.ceil(len(sample_names) / backend.page_size))
     rounds = {
         "ask": len(rest) / jobs,
         "folders": len(by_prefix) * pages / jobs,
-        "all": max(1, math.ceil(256 * len(sample_names) / backend.page_size)),
     }
+    if not folder:
+        rounds["all"] = max(1, math.ceil(256 * len(sample_names) / backend.page_size))
     way = min(rounds, key=lambda k: rounds[k])
     if way == "ask":
-        return found | _ask_each(backend, rest, jobs)
+        return found | _ask_each(backend, rest, jobs, folder)
     if way == "all":
         return found | (set(rest) & backend.list_all())
     prefixes = sorted(by_prefix)
-    listed = _run_parallel([partial(backend.list_names, p) for p in prefixes], jobs)
+    listed = _run_parallel([partial(backend.list_names, folder + p) for p in prefixes], jobs)
     for prefix, names in zip(prefixes, listed, strict=True):
         found.update(set(by_prefix[prefix]) & {prefix + name for name in names})
     return found
 
 
-def _ask_each(backend: Backend, oids: list[str], jobs: int) -> set[str]:
-    flags = _run_parallel([partial(backend.exists, _key(oid)) for oid in oids], jobs)
+def _ask_each(backend: Backend, oids: list[str], jobs: int, folder: str = "") -> set[str]:
+    keys = [folder + _key(oid) for oid in oids]
+    flags = _run_parallel([partial(backend.exists, key) for key in keys], jobs)
     return {oid for oid, flag in zip(oids, flags, strict=True) if flag}
 
 

@@ -10,6 +10,11 @@ workspace are written here alone, as for a local run.
 
 A worker that dies mid-stage makes Dask run the task again elsewhere (the scheduler's
 ``allowed-failures``); a retry is harmless as outputs are content-addressed.
+
+As it connects, the controller prepares every worker (``prepare_worker``: the task
+module imported, the worker's store and remote opened) while it plans and pushes the
+deps; the first task is sent once the workers have answered, so that a worker that
+cannot load mlops is one clear error instead of a worker that dies on the task.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from mlops.core.secrets import SECRET_KEYS
 from mlops.errors import MlopsError, PipelineError
 from mlops.pipeline.execute import OnLine
 from mlops.pipeline.executors.base import JobOutcome, OutputLine, Report, StageJob
-from mlops.pipeline.executors.dask_task import TASK_VERSION, run_stage, stop_run
+from mlops.pipeline.executors.dask_task import TASK_VERSION, prepare_worker, run_stage, stop_run
 from mlops.pipeline.executors.local import LocalExecutor
 from mlops.pipeline.lock import FileHash, output_target
 from mlops.pipeline.schema import Stage
@@ -47,6 +52,13 @@ from mlops.storage.store import Store
 CONNECT_TIMEOUT = 10.0
 # How many lines of a stage's output are kept to explain a worker's death.
 _KEPT_LINES = 20
+# Seconds a finished stage waits for the output lines its worker sent to arrive (they
+# travel apart from its result), so that they are reported before its end.
+LINES_WAIT = 5.0
+# Dask settings for the clusters mlops starts itself (--local): the worker's profiler
+# would only sample a thread waiting for the stage's process, 100 times a second, on
+# the cores the stages need (README: the same for a cluster of your own).
+LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False}
 _runs = itertools.count()
 
 
@@ -63,6 +75,39 @@ class Cluster:
     local: Any = None  # the LocalCluster started for --local
     known: set[str] = field(default_factory=set)  # objects known to be on the remote
     store: Store | None = None  # the controller's store, once the run opened it
+    # The workers' answers to ``prepare_worker`` (address -> version, or the error).
+    prepared: dict[str, Any] = field(default_factory=dict)
+    preparing: threading.Thread | None = None
+
+    def prepare(self, remote: dict[str, Any]) -> None:
+        """Start preparing every worker for this run (``prepare_worker``), in the
+        background; ``ready`` waits for their answers."""
+
+        def ask() -> None:
+            with contextlib.suppress(Exception):  # unanswered: the tasks say what is wrong
+                self.prepared = self.client.run(prepare_worker, remote, on_error="return")
+
+        self.preparing = threading.Thread(target=ask, name="dask-prepare", daemon=True)
+        self.preparing.start()
+
+    def ready(self, timeout: float = CONNECT_TIMEOUT) -> None:
+        """Wait (up to ``timeout``) for the workers to be prepared; PipelineError naming
+        a worker that cannot run mlops's tasks."""
+        if self.preparing is not None:
+            self.preparing.join(timeout)
+        for address, answer in sorted(self.prepared.items()):
+            if answer == TASK_VERSION:
+                continue
+            if isinstance(answer, BaseException):
+                if not _cannot_load(answer):
+                    continue  # a worker leaving, say: the tasks go to the others
+                why = f"it cannot load mlops ({_first_line(answer)})"
+            else:
+                why = f"its mlops runs tasks of version {answer!r}, this one {TASK_VERSION}"
+            raise PipelineError(
+                f"Dask worker {address}: {why}; install the same mlops "
+                "(pip install 'mlops[dask]') in the workers' environment"
+            )
 
     def workers(self) -> dict[str, dict[str, float]]:
         """Each worker's address and declared resources."""
@@ -71,6 +116,8 @@ class Cluster:
 
     def check_resources(self, stages: list[Stage]) -> None:
         """Fail before anything runs on a stage no worker can take."""
+        if not any(stage.resources for stage in stages):
+            return  # any worker takes them: no need to ask the scheduler
         workers = self.workers()
         for stage in stages:
             if not stage.resources:
@@ -133,13 +180,16 @@ def connect(
     local = None
     try:
         if scheduler is None:
-            local = distributed.LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=jobs,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=40,
-            )
+            import dask.config
+
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):  # the workers start with it
+                local = distributed.LocalCluster(  # type: ignore[no-untyped-call]
+                    n_workers=jobs,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=40,
+                )
             address = local.scheduler_address
         else:
             address = scheduler
@@ -150,12 +200,25 @@ def connect(
     except (OSError, TimeoutError) as exc:
         if local is not None:
             local.close()
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        why = _first_line(exc)
         raise PipelineError(
             f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s ({why}); "
             "start it with `dask scheduler`, or check --scheduler"
         ) from None
     return Cluster(client, spec, backend, address, remote_cache, local)
+
+
+def _cannot_load(exc: BaseException) -> bool:
+    """Whether a worker's error says it cannot unpickle mlops's functions (Dask hands
+    such an error back as a plain Exception naming the original)."""
+    loading = (ImportError, AttributeError)
+    return isinstance(exc, loading) or str(exc).startswith(
+        tuple(kind.__name__ for kind in (ModuleNotFoundError, *loading))
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _probe(address: str, timeout: float) -> None:
@@ -232,17 +295,31 @@ class DaskExecutor:
         self.futures: dict[str, Any] = {}  # distributed.Future
         self.run_ids: set[str] = set()
         self.lines: dict[str, deque[str]] = {}
+        self.received: dict[str, int] = {}  # output lines reported, by task attempt
+        self.arrived = threading.Condition()
         self.threads: list[threading.Thread] = []
         self.push_lock = threading.Lock()
         self.stopping = False
         self.jobs = default_transfer_jobs()
         cluster.client.subscribe_topic(self.topic, self._on_event)
+        cluster.prepare(self.remote)
 
     def _on_event(self, event: Any) -> None:
         _, msg = event
         name = msg["stage"]
         self.lines.setdefault(name, deque(maxlen=_KEPT_LINES)).append(msg["text"])
         self.report(OutputLine(name, msg["text"], bool(msg["err"])))
+        with self.arrived:
+            attempt = str(msg.get("attempt"))
+            self.received[attempt] = self.received.get(attempt, 0) + 1
+            self.arrived.notify_all()
+
+    def _await_lines(self, result: dict[str, Any]) -> None:
+        """Wait (a little) until every output line the task's attempt sent is reported."""
+        attempt, sent = str(result.get("attempt")), int(result.get("lines") or 0)
+        with self.arrived:
+            self.arrived.wait_for(lambda: self.received.get(attempt, 0) >= sent, LINES_WAIT)
+            self.received.pop(attempt, None)
 
     def submit(self, job: StageJob) -> None:
         if job.kept is not None or any(o.persist for o in job.stage.outputs):
@@ -270,6 +347,7 @@ class DaskExecutor:
         stage = job.stage
         deps = self._inputs(job)
         self._ensure_on_remote(deps)
+        self.cluster.ready()  # a worker that cannot run the task: one line, nothing sent
         desc = describe(job, deps, self.remote, self.topic, self.cluster.remote_cache)
         submitted = time.time()
         self.run_ids.add(job.run_id)
@@ -287,6 +365,7 @@ class DaskExecutor:
             return self._lost(stage, exc)
         finally:
             self.futures.pop(stage.name, None)
+        self._await_lines(result)
         where = dict(result.get("where") or {})
         started = where.get("started", submitted)
         where["waited"] = round(max(0.0, started - submitted), 6)

@@ -11,11 +11,14 @@ pushed to the remote by hash. Credentials are the worker's own: its environment
 ``MLOPS_REMOTE_<NAME>_<OPTION>`` variables.
 
 This module is imported once per worker process; each task reuses the worker's open
-store and remote connection.
+store and remote connection. As the controller connects, it calls ``prepare_worker`` on
+every worker (``Client.run``), so that these imports and the opening of the store and
+remote are done while it plans, not when the first stage arrives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +26,7 @@ import socket
 import tempfile
 import threading
 import time
+import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -134,6 +138,28 @@ def _home(local_directory: str, remote: dict[str, Any]) -> WorkerHome:
         return home
 
 
+def prepare_worker(remote: dict[str, Any], dask_worker: Any) -> int:
+    """Make this worker ready for the stages of a run about to start (the controller
+    calls it through ``Client.run`` as it connects; by then this module is imported):
+    its mlops folder for ``remote`` (store and remote connection) opens on a thread of
+    its own, with the modules a stage needs, so that the worker's event loop is not held
+    up; the first stage waits for it if it comes sooner. Return ``TASK_VERSION``."""
+    thread = threading.Thread(
+        target=_prepare, args=(dask_worker.local_directory, remote), daemon=True
+    )
+    thread.start()
+    return TASK_VERSION
+
+
+def _prepare(local_directory: str, remote: dict[str, Any]) -> None:
+    import mlops.core.processes
+    import mlops.workspace.add
+    import mlops.workspace.checkout  # noqa: F401
+
+    with contextlib.suppress(MlopsError, OSError):  # the first stage opens it, or says why
+        _home(local_directory, remote)
+
+
 def _stage_of(desc: dict[str, Any]) -> Stage:
     return Stage(
         name=desc["stage"],
@@ -155,7 +181,9 @@ def stop_run(run_id: str) -> int:
 
 def run_stage(desc: dict[str, Any]) -> dict[str, Any]:
     """Run one described stage on this Dask worker; a plain result for the controller:
-    ok, outs, exit_code, error, stderr_tail, restored, where (worker, host, times)."""
+    ok, outs, exit_code, error, stderr_tail, restored, where (worker, host, times), and
+    ``lines``: how many output lines this attempt sent, each event tagged ``attempt``, so
+    that the controller reports them all before the stage's end."""
     from distributed import get_worker
 
     started = time.time()
@@ -170,15 +198,22 @@ def run_stage(desc: dict[str, Any]) -> dict[str, Any]:
     name = desc["stage"]
     topic = desc["topic"]
     tail: deque[str] = deque(maxlen=TAIL_LINES)
+    attempt = uuid.uuid4().hex
+    sent = [0]
+    sending = threading.Lock()  # stdout and stderr are read on threads of their own
 
     def on_line(text: str, is_err: bool) -> None:
-        if is_err:
-            tail.append(text)
-        worker.log_event(topic, {"stage": name, "text": text, "err": is_err})
+        with sending:
+            if is_err:
+                tail.append(text)
+            sent[0] += 1
+            event = {"stage": name, "text": text, "err": is_err, "attempt": attempt}
+            worker.log_event(topic, event)
 
     def done(result: dict[str, Any]) -> dict[str, Any]:
         where["ran"] = round(time.time() - started, 6)
-        return {**result, "where": where}
+        with sending:
+            return {**result, "where": where, "attempt": attempt, "lines": sent[0]}
 
     try:
         home = _home(worker.local_directory, desc["remote"])

@@ -261,15 +261,24 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
             rows = parse_body(
                 body, request.headers.get("content-type", ""), served.signature, mlflow
             )
-            predictions, proba = await asyncio.get_running_loop().run_in_executor(
-                pool, served.predict, rows, not mlflow
+            scored = await asyncio.get_running_loop().run_in_executor(
+                pool, served.score, rows, not mlflow
             )
+            predictions, proba = scored.predictions, scored.probabilities
             classes = served.classes if proba is not None else None
             if state.log is not None:
                 v = served.version
                 state.log.submit(
                     Entry(
-                        request_id, time.time(), v.model, v.label, rows, predictions, proba, classes
+                        request_id,
+                        time.time(),
+                        v.model,
+                        v.label,
+                        rows,
+                        scored.predicted,  # the arrays: the log takes them as they are
+                        scored.proba,
+                        classes,
+                        scored.features,
                     )
                 )
             metrics.child(metrics.rows, endpoint).inc(rows.count)

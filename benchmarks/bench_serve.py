@@ -351,13 +351,16 @@ def report(rounds: list[Results]) -> None:
         head += " thr x | p99 x | cpu x |"
     print(head + " log")
     costs: dict[tuple[int, int], list[float]] = {}
+    cpus: dict[tuple[int, int], list[float]] = {}
     for rows in ROWS:
         for clients in CLIENTS:
             key = (rows, clients)
             for r in rounds:
                 offs, ons = r["mlops"][key], r["mlops+log"][key]
-                pair = [1 - g.throughput / o.throughput for o, g in zip(offs, ons, strict=True)]
+                pairs = list(zip(offs, ons, strict=True))
+                pair = [1 - g.throughput / o.throughput for o, g in pairs]
                 costs.setdefault(key, []).extend(pair)
+                cpus.setdefault(key, []).extend(g.cpu / o.cpu - 1 for o, g in pairs)
                 o = Cell(*(_median([getattr(c, f) for c in offs]) for f in Cell.__annotations__))
                 g = Cell(*(_median([getattr(c, f) for c in ons]) for f in Cell.__annotations__))
                 errors = sum(c.errors for c in [*offs, *ons])
@@ -378,11 +381,15 @@ def report(rounds: list[Results]) -> None:
                 line += f" {_median(pair):+4.0%}" + (f" | {errors} errors" if errors else "")
                 print(line)
     print()
-    print("Logging's cost per cell, every pair of every round: median (range)")
+    print("Logging's cost per cell, every pair of every round: median (range) of the")
+    print("throughput lost, and of the server's CPU per request added")
     for (rows, clients), values in costs.items():
+        cpu = cpus[(rows, clients)]
         print(
             f"{rows:>4} rows {clients:>3} clients: {_median(values):+4.0%} "
-            f"({min(values):+4.0%} .. {max(values):+4.0%}), {len(values)} pairs"
+            f"({min(values):+4.0%} .. {max(values):+4.0%}) throughput, "
+            f"{_median(cpu):+4.0%} ({min(cpu):+4.0%} .. {max(cpu):+4.0%}) cpu, "
+            f"{len(values)} pairs"
         )
 
 

@@ -396,6 +396,28 @@ def test_workers_share_their_metrics_in_a_private_folder_removed_at_exit(project
     assert not shared.exists()
 
 
+def test_a_killed_servers_metrics_folder_is_removed_by_the_next_to_start(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))  # the server's temporary folder, not /tmp
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = temp / f"mlops-serve-metrics-{gone.stdout.strip()}-abc"  # as a SIGKILL leaves it
+    dead.mkdir()
+    (dead / "counter_1.db").write_bytes(b"")
+    other = temp / "mlops-serve-metrics-notapid"  # not ours to judge: kept
+    other.mkdir()
+    server = start_server(project, "--no-log", "--workers", "2")
+    shared = Path(wait_for(lambda: re.search(r"share their metrics in (\S+)", server.text()),
+                           "the metrics folder").group(1))  # fmt: skip
+    assert not dead.exists() and other.is_dir()
+    assert shared.parent == temp and f"-{server.proc.pid}-" in shared.name
+    assert server.stop()
+    assert not shared.exists()
+
+
 def test_ready_is_503_until_the_model_is_loaded_and_warmed_up(project: Path) -> None:
     from starlette.testclient import TestClient
 

@@ -214,7 +214,7 @@ class _State:
             ("written", "dropped", "feedback_dropped"), now, self._logged, strict=True
         ):
             if value > before:
-                self.metrics.log_rows.labels(outcome).inc(value - before)
+                self.metrics.child(self.metrics.log_rows, outcome).inc(value - before)
         self._logged = tuple(max(a, b) for a, b in zip(now, self._logged, strict=True))
 
     def problems(self) -> list[str]:

@@ -45,7 +45,7 @@ from mlops.monitor.predlog import (
 from mlops.serve.inputs import Rows
 
 _BATCH = 4096  # queued entries the writer takes at once (the queue is bounded by rows)
-_LINGER = 0.02  # seconds the writer waits, once woken, for more entries to take at once
+_LINGER = 0.1  # seconds the writer waits, once woken, for more entries to take at once
 # Rows held as Arrow columns before they go to the open file as one Parquet row group.
 _GROUP = 10_000
 

@@ -49,6 +49,7 @@ _LINGER = 0.1  # seconds the writer waits, once woken, for more entries to take 
 # Rows held as Arrow columns before they go to the open file as one Parquet row group.
 _GROUP = 10_000
 
+_PER_REQUEST = (REQUEST_ID, TIME, MODEL, VERSION)  # a request's fields, the same on its rows
 Shape = tuple[tuple[str, ...], tuple[Any, ...] | None]  # feature names, classes
 
 
@@ -109,7 +110,8 @@ def log_table(entries: list[Entry]) -> Any:
     which = pa.array(np.repeat(np.arange(len(entries), dtype=np.int32), counts))
 
     def per_request(values: list[str]) -> Any:
-        return pa.DictionaryArray.from_arrays(which, pa.array(values, type=pa.string()))
+        dictionary = pa.array(values, type=pa.string())
+        return pa.DictionaryArray.from_arrays(which, dictionary, safe=False)  # ours: in range
 
     columns: dict[str, Any] = {
         REQUEST_ID: per_request([e.request_id for e in entries]),
@@ -346,9 +348,18 @@ class PredictionLog:
         tables, self._held, self._held_rows = self._held, [], 0
         try:
             if self._writer is None:
-                # No Arrow schema in the file: readers see plain text, not dictionaries.
-                self._writer = pq.ParquetWriter(self._file, self._schema, store_schema=False)
-            self._writer.write_table(pa.concat_tables(tables))
+                # No Arrow schema in the file: readers see plain text, not dictionaries. Only
+                # the request's own fields are dictionary-encoded, and no statistics kept:
+                # a third less of the writer's CPU, for files a third larger.
+                self._writer = pq.ParquetWriter(
+                    self._file,
+                    self._schema,
+                    store_schema=False,
+                    use_dictionary=list(_PER_REQUEST),
+                    write_statistics=False,
+                )
+            # One chunk a column: a table of many small ones writes three times slower.
+            self._writer.write_table(pa.concat_tables(tables).combine_chunks())
         except OSError as exc:
             self._fail(f"cannot write: {exc.strerror or exc}")
             return False

@@ -69,6 +69,8 @@ def test_the_model_arrays_log_as_their_lists_do() -> None:
     as_arrays = Entry("r1", 0.0, "m", "2", rows, np.array([0, 1]), proba, [0, 1], features)
     assert _rows([as_arrays]) == _rows([as_lists])
     assert _rows([as_arrays, as_lists]) == _rows([as_lists]) * 2  # of both kinds at once
+    shell = Entry("r1", 0.0, "m", "2", rows.names_only(), np.array([0, 1]), proba, [0, 1], features)
+    assert shell.problem() is None and _rows([shell, as_lists]) == _rows([as_lists]) * 2
     labels = Entry("r2", 0.0, "m", "2", rows, np.array(["yes", "no"]), None, None, features)
     assert [r["prediction"] for r in _rows([labels])] == ["yes", "no"]
 

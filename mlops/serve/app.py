@@ -268,14 +268,18 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
             classes = served.classes if proba is not None else None
             if state.log is not None:
                 v = served.version
+                # The arrays go to the log as they are; with the features in one, the
+                # request's lists of values are freed here, while they are in the cache,
+                # rather than kept till the writer has taken them.
+                kept = rows if scored.features is None else rows.names_only()
                 state.log.submit(
                     Entry(
                         request_id,
                         time.time(),
                         v.model,
                         v.label,
-                        rows,
-                        scored.predicted,  # the arrays: the log takes them as they are
+                        kept,
+                        scored.predicted,
                         scored.proba,
                         classes,
                         scored.features,

@@ -59,7 +59,8 @@ class Entry:
 
     ``predictions`` and ``probabilities`` are lists or the model's own arrays; ``features``
     is the rows' values as a (feature, row) array of floats when the model took one: the
-    writer then copies no value one by one (and holds the GIL the requests need the less).
+    writer then copies no value one by one (and holds the GIL the requests need the less),
+    and ``rows`` need hold only the names and count (``Rows.names_only``).
     """
 
     request_id: str
@@ -80,7 +81,8 @@ class Entry:
     def problem(self) -> str | None:
         """Why the entry cannot be logged (answers and rows disagree), or None."""
         n = self.rows.count
-        if any(len(c) != n for c in self.rows.columns) or len(self.predictions) != n:
+        columns = self.rows.columns if self.features is None else ()
+        if any(len(c) != n for c in columns) or len(self.predictions) != n:
             return f"{len(self.predictions)} predictions for {n} rows"
         if (self.probabilities is None) != (self.classes is None):
             return "probabilities without their classes"
@@ -126,7 +128,8 @@ def log_table(entries: list[Entry]) -> Any:
             columns[name] = pa.array(matrix[j])
     else:
         for j, name in enumerate(names):
-            column = _column(list(chain.from_iterable(e.rows.columns[j] for e in entries)))
+            parts = (e.rows.columns[j] if e.features is None else e.features[j] for e in entries)
+            column = _column(list(chain.from_iterable(map(_listed, parts))))
             if pa.types.is_integer(column.type):
                 column = pa.array(np.asarray(column, dtype=np.float64))
             columns[name] = column

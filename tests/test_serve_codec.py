@@ -93,7 +93,9 @@ def test_a_file_closes_early_for_rows_its_columns_cannot_hold(tmp_path: Path) ->
     log = PredictionLog(tmp_path / "two", rows=100)
     for i, answer in enumerate([1, 1, 0.5, "text", None]):
         log.submit(Entry(f"r{i}", 0.0, "m", "1", rows, [answer], None, None))
-        time.sleep(0.1)  # one batch each: the writer takes each alone
+        deadline = time.monotonic() + 60
+        while log.stats().written <= i and time.monotonic() < deadline:
+            time.sleep(0.01)  # taken before the next comes: a batch each
     other = Rows(("z",), ([2.0],), 1)  # another model's features: another file
     log.submit(Entry("z", 0.0, "m", "2", other, [1], None, None))
     log.close()

@@ -1,6 +1,7 @@
 """Benchmark: ``mlops serve`` against ``mlflow models serve`` on the same model and load.
 
     python benchmarks/bench_serve.py --mlflow /tmp/mlflowenv/bin/mlflow --rounds 2
+    python benchmarks/bench_serve.py --rounds 3 --pairs 4    # logging's cost alone
 
 MLflow runs in its own virtual environment (with the same scikit-learn as ours, so that
 both load the very same pickled model):
@@ -11,9 +12,12 @@ The model is a 50-tree random forest fitted on iris. Both servers run one worker
 127.0.0.1 and are driven by the same bounded load generator in this process (a fixed
 number of requests over persistent connections, 1, 8 and 32 concurrent clients, bodies
 of 1 and 100 rows in MLflow's ``dataframe_split`` form on ``/invocations``). Ours runs
-twice: without and with prediction logging. Printed: requests/s and p50/p99 latency of
-each, and the ratios ours / MLflow. The client shares the machine's cores with the
-server under test, as it did when the issue's reference figures were taken.
+twice: without and with prediction logging, measured in ``--pairs`` interleaved pairs per
+cell (off then on, then on then off, ...), so that both see the same drift of a shared
+machine's load. Printed: requests/s and p50/p99 latency of each, the ratios ours /
+MLflow, and logging's cost per cell (1 - throughput with / without, per pair: median and
+range). The client shares the machine's cores with the server under test, as it did
+when the issue's reference figures were taken.
 """
 
 from __future__ import annotations
@@ -228,26 +232,31 @@ def registered_repo(work: Path) -> tuple[Path, Path]:
     return model, repo
 
 
-def one_round(work: Path, mlflow: str, requests: int) -> dict[str, dict[tuple[int, int], Cell]]:
-    """Start the three servers, then measure each cell on each server in turn, so that the
-    machine's drifting load falls on all of them alike."""
+Results = dict[str, dict[tuple[int, int], list[Cell]]]
+
+
+def one_round(work: Path, mlflow: str | None, requests: int, pairs: int) -> Results:
+    """Start the servers, then measure each cell on each server in turn, so that the
+    machine's drifting load falls on all of them alike; ours without and with logging in
+    ``pairs`` interleaved pairs."""
     model, repo = registered_repo(work)
     mlops = [sys.executable, "-m", "mlops"]
-    mlflow_python = str(Path(mlflow).parent / "python")
-    subprocess.run(
-        [mlflow_python, "-c", MLFLOW_SAVE, str(model), str(work / "mlflow-model")],
-        check=True,
-        capture_output=True,
-    )
     servers = []
     try:
-        port = free_port()
-        servers.append(Running(
-            "mlflow",
-            [mlflow, "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager",
-             "local", "-h", "127.0.0.1", "-p", str(port)],
-            work, port, "/ping",
-        ))  # fmt: skip
+        if mlflow is not None:
+            mlflow_python = str(Path(mlflow).parent / "python")
+            subprocess.run(
+                [mlflow_python, "-c", MLFLOW_SAVE, str(model), str(work / "mlflow-model")],
+                check=True,
+                capture_output=True,
+            )
+            port = free_port()
+            servers.append(Running(
+                "mlflow",
+                [mlflow, "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager",
+                 "local", "-h", "127.0.0.1", "-p", str(port)],
+                work, port, "/ping",
+            ))  # fmt: skip
         for name, extra in (
             ("mlops", ["--no-log"]),
             ("mlops+log", ["--log-dir", str(work / "logs")]),
@@ -257,25 +266,38 @@ def one_round(work: Path, mlflow: str, requests: int) -> dict[str, dict[tuple[in
                 name, [*mlops, "serve", "iris@production", "--port", str(port), *extra],
                 repo, port, "/health/ready",
             ))  # fmt: skip
-        results: dict[str, dict[tuple[int, int], Cell]] = {s.name: {} for s in servers}
+        results: Results = {s.name: {} for s in servers}
+        ours = [s for s in servers if s.name != "mlflow"]
         for rows in ROWS:
             payload = body(rows)
             for server in servers:
                 load(server.port, payload, 4, 40)  # warm up
             for clients in CLIENTS:
                 for server in servers:
-                    results[server.name][(rows, clients)] = server.measure(
-                        payload, clients, requests
-                    )
+                    results[server.name][(rows, clients)] = []
+                for i in range(pairs):
+                    order = servers if i % 2 == 0 else [*servers[:-2], *reversed(ours)]
+                    for server in order:
+                        if server.name == "mlflow" and i > 0:
+                            continue  # once a cell: the comparison with MLflow is coarser
+                        cell = server.measure(payload, clients, requests)
+                        results[server.name][(rows, clients)].append(cell)
     finally:
         for server in servers:
             server.stop()
-    logged = sum(
-        len(p.read_text().splitlines()) for p in (work / "logs").glob("predictions-*.jsonl")
-    )
-    sent = sum(r * (requests * len(CLIENTS) + 40) for r in ROWS)
+    logged = sum(_rows_in(path) for path in (work / "logs").glob("predictions-*"))
+    sent = sum(r * (requests * len(CLIENTS) * pairs + 40) for r in ROWS)
     print(f"  rows in closed prediction logs after SIGTERM: {logged} of {sent} sent", flush=True)
     return results
+
+
+def _rows_in(log: Path) -> int:
+    """The rows of a closed prediction log (Parquet; JSON lines before)."""
+    if log.suffix == ".jsonl":
+        return len(log.read_bytes().splitlines())
+    import pyarrow.parquet as pq
+
+    return int(pq.read_metadata(log).num_rows)
 
 
 def soak(work: Path, requests: int) -> None:
@@ -309,11 +331,76 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def report(rounds: list[Results]) -> None:
+    """One line per cell and round, then logging's cost per cell over every round."""
+    with_mlflow = "mlflow" in rounds[0]
+    print()
+    print("Each line is one round. req/s, p50 and p99 (ms) per server (ours: the median of")
+    print("its pairs); cpu: the server's CPU ms per request; x: mlops / MLflow (throughput,")
+    print("p99, cpu); log: throughput lost to logging, median of the round's pairs")
+    print()
+    head = "rows clients |"
+    if with_mlflow:
+        head += " MLflow req/s  p50   p99   cpu |"
+    head += " mlops req/s  p50   p99   cpu | +log req/s  cpu |"
+    if with_mlflow:
+        head += " thr x | p99 x | cpu x |"
+    print(head + " log")
+    costs: dict[tuple[int, int], list[float]] = {}
+    cpus: dict[tuple[int, int], list[float]] = {}
+    for rows in ROWS:
+        for clients in CLIENTS:
+            key = (rows, clients)
+            for r in rounds:
+                offs, ons = r["mlops"][key], r["mlops+log"][key]
+                pairs = list(zip(offs, ons, strict=True))
+                pair = [1 - g.throughput / o.throughput for o, g in pairs]
+                costs.setdefault(key, []).extend(pair)
+                cpus.setdefault(key, []).extend(g.cpu / o.cpu - 1 for o, g in pairs)
+                o = Cell(*(_median([getattr(c, f) for c in offs]) for f in Cell.__annotations__))
+                g = Cell(*(_median([getattr(c, f) for c in ons]) for f in Cell.__annotations__))
+                errors = sum(c.errors for c in [*offs, *ons])
+                line = f"{rows:>4} {clients:>7} |"
+                if with_mlflow:
+                    m = r["mlflow"][key][0]
+                    errors += m.errors
+                    line += f" {m.throughput:11.0f} {m.p50:5.1f} {m.p99:5.0f} {m.cpu:5.2f} |"
+                line += (
+                    f" {o.throughput:10.0f} {o.p50:5.1f} {o.p99:5.0f} {o.cpu:5.2f} |"
+                    f" {g.throughput:10.0f} {g.cpu:4.2f} |"
+                )
+                if with_mlflow:
+                    line += (
+                        f" {o.throughput / m.throughput:5.2f} | {o.p99 / m.p99:5.2f} |"
+                        f" {o.cpu / m.cpu:5.2f} |"
+                    )
+                line += f" {_median(pair):+4.0%}" + (f" | {errors} errors" if errors else "")
+                print(line)
+    print()
+    print("Logging's cost per cell, every pair of every round: median (range) of the")
+    print("throughput lost, and of the server's CPU per request added")
+    for (rows, clients), values in costs.items():
+        cpu = cpus[(rows, clients)]
+        print(
+            f"{rows:>4} rows {clients:>3} clients: {_median(values):+4.0%} "
+            f"({min(values):+4.0%} .. {max(values):+4.0%}) throughput, "
+            f"{_median(cpu):+4.0%} ({min(cpu):+4.0%} .. {max(cpu):+4.0%}) cpu, "
+            f"{len(values)} pairs"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mlflow", help="the mlflow command of its own venv")
+    parser.add_argument("--mlflow", help="the mlflow command of its own venv (else: ours only)")
     parser.add_argument("--requests", type=int, default=600, help="requests per measurement")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--pairs", type=int, default=2, help="interleaved logging off/on pairs per cell"
+    )
     parser.add_argument(
         "--soak", type=int, default=0, help="instead: our memory over this many requests"
     )
@@ -322,34 +409,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
             soak(Path(tmp), args.soak)
         return
-    if not args.mlflow:
-        parser.error("--mlflow is required (or --soak)")
     rounds = []
     for i in range(args.rounds):
         print(f"round {i + 1} of {args.rounds} (load {_load()}) ...", flush=True)
         with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
-            rounds.append(one_round(Path(tmp), args.mlflow, args.requests))
+            rounds.append(one_round(Path(tmp), args.mlflow, args.requests, args.pairs))
         print(f"  round {i + 1} done (load {_load()})", flush=True)
-    print()
-    print("Each line is one round. req/s, p50 and p99 (ms) per server; cpu: the server's CPU ms")
-    print("per request; x: mlops / MLflow (throughput, p99, cpu); log: throughput lost to logging")
-    print()
-    print("rows clients | MLflow req/s  p50   p99   cpu | mlops req/s  p50   p99   cpu |"
-          " +log req/s  cpu | thr x | p99 x | cpu x | log")  # fmt: skip
-    for rows in ROWS:
-        for clients in CLIENTS:
-            key = (rows, clients)
-            for r in rounds:
-                m, o, g = r["mlflow"][key], r["mlops"][key], r["mlops+log"][key]
-                errors = m.errors + o.errors + g.errors
-                print(
-                    f"{rows:>4} {clients:>7} | {m.throughput:11.0f} {m.p50:5.1f} {m.p99:5.0f} "
-                    f"{m.cpu:5.2f} | {o.throughput:10.0f} {o.p50:5.1f} {o.p99:5.0f} "
-                    f"{o.cpu:5.2f} | {g.throughput:10.0f} {g.cpu:4.2f} | "
-                    f"{o.throughput / m.throughput:5.2f} | {o.p99 / m.p99:5.2f} | "
-                    f"{o.cpu / m.cpu:5.2f} | {1 - g.throughput / o.throughput:+4.0%}"
-                    + (f" | {errors} errors" if errors else "")
-                )
+    report(rounds)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,11 @@ stop_all() {
 }
 trap 'stop_all; cleanup_work' EXIT
 get() { "$PYTHON" -c "import json, sys, urllib.request as u; print(json.load(u.urlopen(sys.argv[1]))[sys.argv[2]])" "$@"; }
-newest_log() { ls -t incoming/predictions-*.jsonl | head -1; }
+newest_log() { ls -t incoming/predictions-*.parquet | head -1; }
 # The log is written off the request path: wait (bounded) until N files are closed.
 wait_logs() {
     for _ in $(seq 300); do
-        [ "$(ls incoming/predictions-*.jsonl 2>/dev/null | wc -l)" -ge "$1" ] && return 0
+        [ "$(ls incoming/predictions-*.parquet 2>/dev/null | wc -l)" -ge "$1" ] && return 0
         sleep 0.1
     done
     echo "serve_loop.sh: the prediction log did not close" >&2; exit 1

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.helpers.cli import run_cli
-from tests.helpers.monitor import build_project, copy_project, write_batch
+from tests.helpers.monitor import build_project, copy_project, log_rows, write_batch
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,7 @@ def test_scores_a_file_in_chunks_and_logs_it(project: Path) -> None:
     expected = model.predict(rows[["temperature", "vibration", "line"]])
     assert out["prediction"].tolist() == expected.tolist()
     assert list(out.columns) == [*rows.columns, "prediction", "proba_0", "proba_1"]
-    logs = sorted((project / "incoming").glob("predictions-*.jsonl"))
-    lines = [json.loads(line) for path in logs for line in path.read_text().splitlines()]
+    lines = log_rows(project / "incoming")
     assert len(lines) == 50 and {line["version"] for line in lines} == {"1"}
     assert "failure" not in lines[0]  # only the features are logged
     monitored = run_cli(project, "monitor", "--json")

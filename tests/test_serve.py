@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import run_cli
-from tests.helpers.monitor import build_project, copy_project, production, write_batch
+from tests.helpers.monitor import (
+    build_project,
+    copy_project,
+    log_files,
+    log_rows,
+    production,
+    write_batch,
+)
 from tests.helpers.serve import HOT_ROW, ROW, Server, httpx, start_server, wait_for
 
 FEATURES = ["temperature", "vibration", "line"]
@@ -275,13 +282,6 @@ def test_server_follows_its_alias_without_failing_a_request(project: Path) -> No
     assert server.stop()
 
 
-def _log_lines(folder: Path) -> list[dict[str, object]]:
-    lines = []
-    for path in sorted(folder.glob("predictions-*.jsonl")):
-        lines += [json.loads(line) for line in path.read_text().splitlines()]
-    return lines
-
-
 def test_predictions_are_logged_to_rolling_batches_flushed_on_sigterm(project: Path) -> None:
     server = start_server(project, "--log-rows", "7")  # the model: monitor.model
     sent = 0
@@ -297,9 +297,9 @@ def test_predictions_are_logged_to_rolling_batches_flushed_on_sigterm(project: P
     assert server.stop()  # SIGTERM: the open file is closed and renamed
     folder = project / "incoming"
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary left
-    files = sorted(folder.glob("predictions-*.jsonl"))
+    files = log_files(folder)
     assert len(files) >= 2  # rolled over at 7 rows
-    lines = _log_lines(folder)
+    lines = log_rows(folder)
     assert len(lines) == sent
     first = lines[0]
     assert first["request_id"] == "r0" and first["row"] == 0 and first["version"] == "1"
@@ -337,11 +337,11 @@ def test_sigkill_loses_only_the_open_file_and_never_a_closed_one(project: Path) 
     for i in range(5):
         assert server.post("/predict", json=[ROW, HOT_ROW], headers={"x-request-id": f"k{i}"})
     folder = project / "incoming"
-    wait_for(lambda: len(list(folder.glob("predictions-*.jsonl"))) == 2, "two closed files")
+    wait_for(lambda: len(log_files(folder)) == 2, "two closed files")
     server.stop(signal.SIGKILL)
-    closed = sorted(folder.glob("predictions-*.jsonl"))
-    assert len(_log_lines(folder)) == 8  # the two closed files are whole
-    assert all(len(p.read_text().splitlines()) == 4 for p in closed)
+    closed = log_files(folder)
+    assert len(log_rows(folder)) == 8  # the two closed files are whole
+    assert all(len(log_rows(p)) == 4 for p in closed)
     hidden = [p.name for p in folder.iterdir() if p.name.startswith(".")]
     assert all(name.endswith(".tmp") for name in hidden)  # the open file, never a batch
     scored = run_cli(project, "monitor", "--json")  # four rows of two kinds: may alert
@@ -360,8 +360,8 @@ def test_a_log_file_closes_after_its_time_with_no_more_traffic(project: Path) ->
     server = start_server(project, "--log-seconds", "0.5")
     assert server.post("/predict", json=ROW).status_code == 200
     folder = project / "incoming"
-    wait_for(lambda: list(folder.glob("predictions-*.jsonl")), "the file to close by time")
-    assert len(_log_lines(folder)) == 1
+    wait_for(lambda: log_files(folder), "the file to close by time")
+    assert len(log_rows(folder)) == 1
     assert server.stop()
 
 
@@ -392,6 +392,28 @@ def test_workers_share_their_metrics_in_a_private_folder_removed_at_exit(project
         assert _metric(text, 'mlops_rows_total{endpoint="/predict"}') == 2 * sent
         assert _metric(text, "mlops_in_flight_requests") == 0
         assert 'mlops_model_info{hash="' in text
+    assert server.stop()
+    assert not shared.exists()
+
+
+def test_a_killed_servers_metrics_folder_is_removed_by_the_next_to_start(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))  # the server's temporary folder, not /tmp
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = temp / f"mlops-serve-metrics-{gone.stdout.strip()}-abc"  # as a SIGKILL leaves it
+    dead.mkdir()
+    (dead / "counter_1.db").write_bytes(b"")
+    other = temp / "mlops-serve-metrics-notapid"  # not ours to judge: kept
+    other.mkdir()
+    server = start_server(project, "--no-log", "--workers", "2")
+    shared = Path(wait_for(lambda: re.search(r"share their metrics in (\S+)", server.text()),
+                           "the metrics folder").group(1))  # fmt: skip
+    assert not dead.exists() and other.is_dir()
+    assert shared.parent == temp and f"-{server.proc.pid}-" in shared.name
     assert server.stop()
     assert not shared.exists()
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.cli import run_cli
-from tests.helpers.monitor import build_project, copy_project, frame
+from tests.helpers.monitor import build_project, copy_project, frame, log_files, log_rows
 from tests.helpers.serve import Server, start_server
 
 FEATURES = ["temperature", "vibration", "line"]
@@ -55,7 +55,7 @@ def test_logged_traffic_is_judged_without_labels_then_with_them(project: Path) -
         == 422
     )
     assert server.stop()
-    [log] = sorted((project / "incoming").glob("predictions-*.jsonl"))
+    [log] = log_files(project / "incoming")
 
     code, result, err = monitor(project)
     assert code == 0, err
@@ -87,7 +87,7 @@ def test_logged_traffic_is_judged_without_labels_then_with_them(project: Path) -
     assert "joined 150 labels into 1 prediction logs (150 read)" in joined.stdout
     code, result, err = monitor(project)
     assert result["record"]["links"]["labels"] == {"rows": 300, "of": 300}
-    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    lines = log_rows(log)
     assert [line["failure"] for line in lines] == [r["failure"] for r in rows]
 
 
@@ -133,3 +133,46 @@ def test_serve_loop_example_runs_end_to_end(tmp_path: Path) -> None:
     assert " 200 1" in answered and " 200 2" in answered  # both served, none failed
     assert "stopped:" in out and "ep-" in out.split("$ mlops monitor history")[1]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_labels_join_parquet_logs_and_the_json_lines_of_older_ones(project: Path) -> None:
+    from mlops.serve.inputs import Rows
+    from mlops.serve.log import Entry, PredictionLog
+
+    rows = json.loads(frame(60, 7, False).to_json(orient="records"))  # type: ignore[attr-defined]
+    folder = project / "incoming"
+    log = PredictionLog(folder)
+    for i in range(2):
+        chunk = rows[i * 30 : (i + 1) * 30]
+        features = Rows(tuple(FEATURES), tuple([r[k] for r in chunk] for k in FEATURES), 30)
+        answers = [r["failure"] for r in chunk]
+        log.submit(Entry(f"p{i}", 0.0, "sensor", "1", features, answers, None, None))
+    log.close()
+    old = folder / "predictions-20200101T000000000000Z-1-1.jsonl"  # as releases before wrote
+    old.write_text("".join(
+        json.dumps({"request_id": f"j{i // 30}", "time": "2020-01-01T00:00:00.000+00:00",
+                    "model": "sensor", "version": "1", "row": i % 30,
+                    **{k: r[k] for k in FEATURES}, "prediction": r["failure"]}) + "\n"
+        for i, r in enumerate(rows)
+    ))  # fmt: skip
+    labels = project / "labels.csv"
+    labels.write_text(
+        "request_id,row,failure\n"
+        + "".join(f"p{i // 30},{i % 30},{r['failure']}\n" for i, r in enumerate(rows))
+        + "".join(f"j{i // 30},{i % 30},{r['failure']}\n" for i, r in enumerate(rows[:30]))
+    )
+    joined = run_cli(project, "monitor", "label", "labels.csv", "--json")
+    assert joined.exit_code == 0, joined.stderr
+    assert json.loads(joined.stdout) == {"labels": 90, "matched": 90, "files": 2, "pending": 0}
+    [parquet] = log_files(folder)
+    assert [r["failure"] for r in log_rows(parquet)] == [r["failure"] for r in rows]
+    lines = [json.loads(line) for line in old.read_text().splitlines()]
+    assert [line.get("failure") for line in lines] == [r["failure"] for r in rows[:30]] + [
+        None
+    ] * 30
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary left
+    code, result, err = monitor(project, "--data", str(parquet.relative_to(project)))
+    assert code in (0, 1) and result, err  # 60 rows may drift; they are read, and judged
+    assert result["record"]["metrics"], result
+    assert result["record"]["links"]["labels"] == {"rows": 60, "of": 60}
+    assert [f["name"] for f in result["record"]["drift"]["features"]] == FEATURES

@@ -3,7 +3,8 @@
 ``mlops monitor label FILE`` reads a table with ``request_id`` (``row`` too, for requests
 of several rows) and the label column (``monitor.label``, or ``label``); without a file it
 takes the feedback the server collected (``POST /feedback``, kept in ``.labels/``). Each
-closed log file that gains labels is rewritten whole (temporary file, then rename), so its
+closed log file (Parquet, or the JSON lines of older logs) that gains labels is rewritten
+whole, in its own format (temporary file, then rename), so its
 content changes and ``mlops monitor`` scores it again, now judging the metric limits.
 Feedback for requests in no closed log yet is kept for the next join.
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mlops.core.repo import Repo
 from mlops.errors import InputError
@@ -22,8 +24,10 @@ from mlops.monitor.config import load_monitor_config
 from mlops.monitor.predlog import (
     DEFAULT_LABEL,
     FEEDBACK_DIR,
+    FEEDBACK_SUFFIX,
     LOG_PREFIX,
     LOG_SUFFIX,
+    LOG_SUFFIXES,
     REQUEST_ID,
     ROW,
     batch_folder,
@@ -59,14 +63,16 @@ def join_labels(repo: Repo, source: str | None = None) -> LabelJoin:
     if source is not None:
         labels = _labels_from_file(Path(source), source, name)
     else:
-        feedback = sorted((folder / FEEDBACK_DIR).glob("*.jsonl"))
+        feedback = sorted((folder / FEEDBACK_DIR).glob(f"*{FEEDBACK_SUFFIX}"))
         labels = {}
         for path in feedback:
             labels.update(_labels_from_feedback(path))
     used: set[Key] = set()
     matched = files = 0
-    for path in sorted(folder.glob(f"{LOG_PREFIX}*{LOG_SUFFIX}")):
-        count = _join_file(path, labels, name, used)
+    logs = [p for p in folder.glob(f"{LOG_PREFIX}*") if p.name.endswith(LOG_SUFFIXES)]
+    for path in sorted(logs):
+        join = _join_parquet if path.name.endswith(LOG_SUFFIX) else _join_lines
+        count = join(path, labels, name, used)
         matched += count
         files += bool(count)
     if source is None:
@@ -119,20 +125,54 @@ def _key(record: dict[str, Any], where: str) -> Key:
     return rid, row
 
 
-def _join_file(path: Path, labels: dict[Key, Any], name: str, used: set[Key]) -> int:
-    """Label the rows of one log file; rewrite it when any changed. Returns how many did."""
+def _label_of(labels: dict[Key, Any], rid: Any, row: Any, used: set[Key]) -> tuple[bool, Any]:
+    """Whether a label came for the logged row (``rid``, ``row``), and which."""
+    for key in ((rid, row), (rid, None)):
+        if key in labels:
+            used.add(key)
+            return True, labels[key]
+    return False, None
+
+
+def _join_parquet(path: Path, labels: dict[Key, Any], name: str, used: set[Key]) -> int:
+    """Label the rows of one Parquet log; rewrite it when any changed. Returns how many did."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    n = table.num_rows
+    ids = table.column(REQUEST_ID).to_pylist()
+    rows = table.column(ROW).to_pylist() if ROW in table.column_names else [None] * n
+    values = table.column(name).to_pylist() if name in table.column_names else [None] * n
+    changed = 0
+    for i, (rid, row) in enumerate(zip(ids, rows, strict=True)):
+        found, label = _label_of(labels, rid, row, used)
+        if found and values[i] != label:
+            values[i] = label
+            changed += 1
+    if changed:
+        try:
+            column = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # labels of mixed kinds: as text
+            column = pa.array([None if v is None else str(v) for v in values], pa.string())
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, column)
+        else:
+            table = table.append_column(name, column)
+        _replace(path, lambda sink: pq.write_table(table, sink))
+    return changed
+
+
+def _join_lines(path: Path, labels: dict[Key, Any], name: str, used: set[Key]) -> int:
+    """Label the rows of one JSON-lines log (as earlier releases wrote them)."""
     lines = path.read_text(encoding="utf-8").splitlines()
     out, changed = [], 0
     for line in lines:
         record = json.loads(line)
-        rid, row = record.get(REQUEST_ID), record.get(ROW)
-        for key in ((rid, row), (rid, None)):
-            if key in labels:
-                used.add(key)
-                if record.get(name) != labels[key]:
-                    record[name] = labels[key]
-                    changed += 1
-                break
+        found, label = _label_of(labels, record.get(REQUEST_ID), record.get(ROW), used)
+        if found and record.get(name) != label:
+            record[name] = label
+            changed += 1
         out.append(json.dumps(record, separators=(",", ":")))
     if changed:
         _replace_text(path, "\n".join(out) + "\n")
@@ -157,9 +197,18 @@ def _keep_pending(feedback: list[Path], used: set[Key]) -> None:
 
 
 def _replace_text(path: Path, text: str) -> None:
+    _replace(path, lambda sink: sink.write(text.encode("utf-8")))
+
+
+def _replace(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Replace ``path`` with what ``write`` writes: a synced temporary file, then renamed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as sink:
-        sink.write(text)
-        sink.flush()
-        os.fsync(sink.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as sink:
+            write(sink)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,11 +1,13 @@
 """The prediction log's format, as ``mlops serve`` and ``mlops predict`` write it and
-``mlops monitor`` reads it: JSON lines, one per scored row.
+``mlops monitor`` reads it: Parquet files of one row per scored row.
 
-Each line holds ``request_id``, ``row`` (its place in the request), ``time``, ``model``,
-``version``, the features, ``prediction`` and one ``proba_<class>`` per class; the label
-(``monitor.label``, else ``label``) is joined later by request id. Closed files are named
-``predictions-*.jsonl``; files still being written and the server's collected feedback
-(``.labels/``) start with a dot, so a batch folder never offers them.
+Each row holds ``request_id``, ``time`` (ISO 8601 text, UTC), ``model``, ``version``,
+``row`` (its place in the request), the features (whole numbers as floats), ``prediction``
+and one ``proba_<class>`` per class; the label (``monitor.label``, else ``label``) is joined
+later by request id. Closed files are named ``predictions-*.parquet`` (logs of earlier
+releases, ``predictions-*.jsonl``, hold the same fields as JSON lines, and are still read
+and labelled); files still being written and the server's collected feedback (``.labels/``,
+JSON lines) start with a dot, so a batch folder never offers them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ PROBA_PREFIX = "proba_"
 DEFAULT_LABEL = "label"
 LOG_COLUMNS = (REQUEST_ID, ROW, TIME, MODEL, VERSION)
 LOG_PREFIX = "predictions-"
-LOG_SUFFIX = ".jsonl"
+LOG_SUFFIX = ".parquet"
+LOG_SUFFIXES = (LOG_SUFFIX, ".jsonl")  # what a log may be named: the older logs were JSON lines
+FEEDBACK_SUFFIX = ".jsonl"
 FEEDBACK_DIR = ".labels"
 
 

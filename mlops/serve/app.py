@@ -214,7 +214,7 @@ class _State:
             ("written", "dropped", "feedback_dropped"), now, self._logged, strict=True
         ):
             if value > before:
-                self.metrics.log_rows.labels(outcome).inc(value - before)
+                self.metrics.child(self.metrics.log_rows, outcome).inc(value - before)
         self._logged = tuple(max(a, b) for a, b in zip(now, self._logged, strict=True))
 
     def problems(self) -> list[str]:
@@ -261,15 +261,28 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
             rows = parse_body(
                 body, request.headers.get("content-type", ""), served.signature, mlflow
             )
-            predictions, proba = await asyncio.get_running_loop().run_in_executor(
-                pool, served.predict, rows, not mlflow
+            scored = await asyncio.get_running_loop().run_in_executor(
+                pool, served.score, rows, not mlflow
             )
+            predictions, proba = scored.predictions, scored.probabilities
             classes = served.classes if proba is not None else None
             if state.log is not None:
                 v = served.version
+                # The arrays go to the log as they are; with the features in one, the
+                # request's lists of values are freed here, while they are in the cache,
+                # rather than kept till the writer has taken them.
+                kept = rows if scored.features is None else rows.names_only()
                 state.log.submit(
                     Entry(
-                        request_id, time.time(), v.model, v.label, rows, predictions, proba, classes
+                        request_id,
+                        time.time(),
+                        v.model,
+                        v.label,
+                        kept,
+                        scored.predicted,
+                        scored.proba,
+                        classes,
+                        scored.features,
                     )
                 )
             metrics.child(metrics.rows, endpoint).inc(rows.count)

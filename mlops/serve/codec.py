@@ -2,7 +2,7 @@
 standard library, with the same output (compact; a non-finite float is ``null``).
 
 orjson parses and writes several times faster than ``json``, which matters on the request
-path and in the prediction log's writer thread (it holds the GIL the requests need).
+path.
 """
 
 from __future__ import annotations
@@ -43,17 +43,6 @@ def dumps_line(record: dict[str, Any]) -> bytes:
     if orjson is not None:
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
     return dumps(record) + b"\n"
-
-
-_SPLITTABLE = {int, float, bool, type(None)}
-
-
-def each(values: list[Any]) -> list[bytes]:
-    """The JSON of each of ``values``: for numbers, one call for the whole list, split at
-    its commas (no number's JSON holds one); else one call per value."""
-    if set(map(type, values)) <= _SPLITTABLE:
-        return dumps(values)[1:-1].split(b",")
-    return [dumps(v) for v in values]
 
 
 def _finite(value: Any) -> Any:

@@ -32,6 +32,10 @@ class Rows:
     columns: tuple[list[Any], ...]
     count: int
 
+    def names_only(self) -> Rows:
+        """The names and count without the values (for whoever holds them elsewhere)."""
+        return Rows(self.names, (), self.count)
+
     def records(self) -> list[dict[str, Any]]:
         """One mapping per row (for the prediction log)."""
         return [

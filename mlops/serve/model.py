@@ -123,6 +123,19 @@ def choose_pass(model: Any, as_array: bool, width: int) -> Pass:
 
 
 @dataclass(frozen=True)
+class Scored:
+    """One pass of the model over some rows: the answers as plain lists (for JSON), and
+    the arrays they came from, with the rows' features as a (feature, row) array of floats
+    when the model took an array (the prediction log takes arrays as they are)."""
+
+    predictions: list[Any]
+    probabilities: list[list[float]] | None
+    predicted: Any
+    proba: Any
+    features: Any
+
+
+@dataclass(frozen=True)
 class Served:
     """One loaded version: the model object, its signature and how to feed it."""
 
@@ -156,19 +169,39 @@ class Served:
         if self.as_array:
             import numpy as np
 
-            # A forest works in float32 (it converts whatever it is given).
-            dtype = np.float32 if self.how is Pass.TREES else np.float64
-            return np.array(rows.columns, dtype=dtype).T.copy()
+            return self._array(np.array(rows.columns, dtype=np.float64))
         import pandas as pd
 
         return pd.DataFrame(dict(zip(rows.names, rows.columns, strict=True)), columns=rows.names)
+
+    def _array(self, features: Any) -> Any:
+        """The model's array of rows from the (feature, row) array of floats."""
+        import numpy as np
+
+        # A forest works in float32 (it converts whatever it is given).
+        dtype = np.float32 if self.how is Pass.TREES else np.float64
+        return features.T.astype(dtype, order="C")
+
+    def score(self, rows: Rows, probabilities: bool) -> Scored:
+        """The model's answers for ``rows``, as lists and as the arrays they came from."""
+        features = None
+        if self.as_array:
+            import numpy as np
+
+            features = np.array(rows.columns, dtype=np.float64)
+            x = self._array(features)
+        else:
+            x = self.inputs(rows)
+        predicted, proba = self.answer(x, probabilities)
+        listed = None if proba is None else proba.tolist()
+        return Scored(predicted.tolist(), listed, predicted, proba, features)
 
     def predict(
         self, rows: Rows, probabilities: bool
     ) -> tuple[list[Any], list[list[float]] | None]:
         """Predictions, and class probabilities when asked and the model has them."""
-        predictions, proba = self.answer(self.inputs(rows), probabilities)
-        return predictions.tolist(), None if proba is None else proba.tolist()
+        scored = self.score(rows, probabilities)
+        return scored.predictions, scored.probabilities
 
     def answer(self, x: Any, probabilities: bool) -> tuple[Any, Any]:
         """The model's arrays for ``x``, in one pass where ``how`` allows."""

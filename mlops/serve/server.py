@@ -7,6 +7,7 @@ each worker process loads it again (uvicorn starts them from an import string).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -61,6 +62,30 @@ def log_folder(repo: Repo, log_dir: str | None, enabled: bool = True) -> Path | 
         return batch_folder(repo.root, batches)
     except ConfigError as exc:
         raise ServeError(f"{exc.message}, or give --log-dir") from None
+
+
+_METRICS_PREFIX = "mlops-serve-metrics-"
+
+
+def _metrics_folder() -> str:
+    """A new private folder for the workers' metrics, named by this process's id; first,
+    the folders of servers killed before they could remove theirs are removed."""
+    for old in Path(tempfile.gettempdir()).glob(f"{_METRICS_PREFIX}*"):
+        pid = old.name.removeprefix(_METRICS_PREFIX).split("-")[0]
+        with contextlib.suppress(OSError):
+            if pid.isdigit() and old.stat().st_uid == os.getuid() and not _alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def serve(
@@ -126,8 +151,8 @@ def serve(
         return
     os.environ[SETTINGS_ENV] = settings.to_json()
     # The workers share their metrics through files in a private folder, removed at exit
-    # (a SIGKILL of this process leaves it in the temporary folder).
-    shared = tempfile.mkdtemp(prefix="mlops-serve-metrics-")
+    # (or, after a SIGKILL, by the next server to start).
+    shared = _metrics_folder()
     os.environ[METRICS_DIR_ENV] = shared
     logging.getLogger("mlops.serve").info("%d workers share their metrics in %s", workers, shared)
     try:

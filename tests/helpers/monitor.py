@@ -11,6 +11,7 @@ import shutil
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from tests.helpers.cli import run_cli
 from tests.helpers.repos import git, init_git
@@ -123,3 +124,16 @@ def production(root: Path) -> str:
     result = run_cli(root, "model", "show", "sensor@production", "--json")
     assert result.exit_code == 0, result.stderr
     return str(json.loads(result.stdout)["version"])
+
+
+def log_files(folder: Path) -> list[Path]:
+    """The closed prediction logs in ``folder``, oldest first."""
+    return sorted(folder.glob("predictions-*.parquet"))
+
+
+def log_rows(where: Path) -> list[dict[str, Any]]:
+    """The rows of one closed prediction log, or of every one in a folder, in order."""
+    import pyarrow.parquet as pq
+
+    paths = log_files(where) if where.is_dir() else [where]
+    return [row for path in paths for row in pq.read_table(path).to_pylist()]

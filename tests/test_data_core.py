@@ -394,6 +394,33 @@ def test_checkout_of_a_folder_with_one_object_missing_places_nothing(repo: Path)
     assert not data.exists()  # not one of the files whose objects are there
 
 
+@pytest.mark.parametrize("harm", ["missing", "corrupt"])
+def test_checkout_of_many_files_verifies_in_worker_processes(repo: Path, harm: str) -> None:
+    """Past SHARE_MIN_FILES objects, worker processes stat them and ask the state about
+    their own share (on connections of their own): a missing or corrupt one among them is
+    still found, and nothing is placed."""
+    from mlops.storage.cache import SHARE_MIN_FILES
+
+    data = repo / "many"
+    for i in range(SHARE_MIN_FILES + 200):
+        (data / f"g{i % 7}").mkdir(parents=True, exist_ok=True)
+        (data / f"g{i % 7}" / f"{i}.txt").write_text(f"file {i}\n")
+    assert run_cli(repo, "add", "many").exit_code == 0
+    victim = cache_path(repo, blake3(b"file 777\n").hexdigest())
+    if harm == "missing":
+        victim.unlink()
+    else:
+        victim.chmod(0o644)
+        victim.write_text("file 778\n")  # a new mtime: the state no longer vouches for it
+    shutil.rmtree(data)
+    result = run_subprocess(repo, "checkout", "many")
+    assert result.returncode == 1
+    expected = "1 object(s) are not in the cache" if harm == "missing" else "corrupt"
+    assert expected in result.stderr
+    assert not data.exists()
+    assert "many: missing" in run_subprocess(repo, "status").stdout  # the state still sound
+
+
 # --- diff ---------------------------------------------------------------------------------
 
 

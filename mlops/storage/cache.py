@@ -306,25 +306,40 @@ class Cache:
         An object whose stat the state cache knows is trusted (one ``stat``);
         only the others are read and hashed.
         """
-        if len(oids) > 1:
-            self.state.preload()
+        state = self.state
 
-        def judged(oid: str) -> Soundness:
-            path = self.path(oid)
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
+        def judged(oid: str, st: os.stat_result | None, known: str | None) -> Soundness:
+            if st is None:
                 return Soundness.MISSING
             digest = oid.removesuffix(DIR_SUFFIX)
-            known = self.state.get(st)
             if known is not None:
                 return Soundness.SOUND if known == digest else Soundness.CORRUPT
-            if hash_file(path, st.st_size) != digest:
+            if hash_file(self.path(oid), st.st_size) != digest:
                 return Soundness.CORRUPT
-            self.state.put(st, digest)
+            state.put(st, digest)
             return Soundness.SOUND
 
-        return self.map_files(judged, oids, jobs, progress, "verifying")
+        def judge_share(share: Sequence[str]) -> list[Soundness]:
+            stats = [_stat_or_none(self.path(oid)) for oid in share]
+            # Each worker asks about its own share's inodes: reading every row first, in
+            # the parent, cost as much as all the stats (0.44 s for 300,000 objects).
+            known = iter(state.get_many([st for st in stats if st is not None], preload=False))
+            return [
+                judged(oid, st, None if st is None else next(known))
+                for oid, st in zip(share, stats, strict=True)
+            ]
+
+        if len(oids) >= SHARE_MIN_FILES:
+            return self.map_shares(judge_share, oids, jobs, progress, "verifying")
+        if len(oids) > 1:
+            state.preload()
+        return self.map_files(
+            lambda oid: judged(oid, st := _stat_or_none(self.path(oid)), st and state.get(st)),
+            oids,
+            jobs,
+            progress,
+            "verifying",
+        )
 
     def map_files(
         self,
@@ -341,16 +356,27 @@ class Cache:
         """
         if len(items) < SHARE_MIN_FILES:
             return parallel_map(fn, items, jobs, progress, task)
+        return self.map_shares(
+            lambda share: [fn(item) for item in share], items, jobs, progress, task
+        )
+
+    def map_shares(
+        self,
+        fn: Callable[[Sequence[T]], list[R]],
+        items: Sequence[T],
+        jobs: int | None,
+        progress: Progress | None,
+        task: str,
+    ) -> list[R]:
+        """The results of ``fn`` over contiguous shares of ``items``, one worker process
+        per core (see ``core.parallel.map_shares``), in order; the rows the workers' state
+        caches learnt come back to this one."""
         state = self.state
         self.ensure_generation()  # once, here, rather than once in every worker
         results: list[R] = []
         mark = state.pending_mark()
         for done, rows in map_shares(
-            lambda share: ([fn(item) for item in share], state.pending_rows(mark)),
-            items,
-            jobs,
-            progress,
-            task,
+            lambda share: (fn(share), state.pending_rows(mark)), items, jobs, progress, task
         ):
             results.extend(done)
             state.put_rows(rows)
@@ -362,6 +388,13 @@ class Cache:
             return hash_file(self.path(oid)) == oid.removesuffix(DIR_SUFFIX)
         except FileNotFoundError:
             return False
+
+
+def _stat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
 
 
 def _beside(dst: str) -> str:

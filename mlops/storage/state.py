@@ -108,6 +108,8 @@ class StateCache:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: sqlite3.Connection | None = None
+        self._pid = os.getpid()  # of the process that opened ``_db``
+        self._inherited: sqlite3.Connection | None = None
         # Rows by inode, kept whole as SQLite gives them: building a dict of the rows
         # themselves is twice as fast as unpacking each into a new tuple.
         self._known: dict[int, StateRow] | None = None
@@ -118,7 +120,13 @@ class StateCache:
         self._pending_sound: set[str] = set()
 
     def _connect(self) -> sqlite3.Connection:
+        if self._db is not None and self._pid != os.getpid():
+            # A forked worker: SQLite connections must not cross a fork, so it opens its
+            # own. The parent's is kept, never used nor closed here: closing it could
+            # checkpoint and delete the write-ahead log under the parent.
+            self._inherited, self._db = self._db, None
         if self._db is None:
+            self._pid = os.getpid()
             self._path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._db = self._open()
@@ -167,11 +175,12 @@ class StateCache:
             return str(row[3])
         return None
 
-    def get_many(self, stats: list[os.stat_result]) -> list[str | None]:
+    def get_many(self, stats: list[os.stat_result], preload: bool = True) -> list[str | None]:
         """``[get(st) for st in stats]``: from memory when preloaded, else a query per
         batch of inodes, so that looking up a few thousand files of a million-row state
-        reads those rows only."""
-        if self._known is None and len(stats) > _PRELOAD_FROM:
+        reads those rows only. ``preload``: read every row first when there are many
+        (not in worker processes that each look up a share of them)."""
+        if self._known is None and preload and len(stats) > _PRELOAD_FROM:
             self.preload()
         if self._known is None:
             wanted = [st.st_ino for st in stats if st.st_ino not in self._pending]

@@ -333,13 +333,12 @@ class Cache:
             return self.map_shares(judge_share, oids, jobs, progress, "verifying")
         if len(oids) > 1:
             state.preload()
-        return self.map_files(
-            lambda oid: judged(oid, st := _stat_or_none(self.path(oid)), st and state.get(st)),
-            oids,
-            jobs,
-            progress,
-            "verifying",
-        )
+
+        def judged_alone(oid: str) -> Soundness:
+            st = _stat_or_none(self.path(oid))
+            return judged(oid, st, None if st is None else state.get(st))
+
+        return self.map_files(judged_alone, oids, jobs, progress, "verifying")
 
     def map_files(
         self,

@@ -38,13 +38,6 @@ def dumps(value: Any) -> bytes:
     return json.dumps(_finite(value), separators=(",", ":"), allow_nan=False).encode()
 
 
-def dumps_line(record: dict[str, Any]) -> bytes:
-    """One JSON line (newline included) of a flat record of scalars."""
-    if orjson is not None:
-        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-    return dumps(record) + b"\n"
-
-
 def _finite(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None

@@ -96,6 +96,13 @@ def _start_run(repo: Path, cluster: Any) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def _worker(address: str, folder: Path, *options: str) -> subprocess.Popen[bytes]:
+    """A worker process of its own (Dask's ``dask worker``), one thread, joining ``address``."""
+    command = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1"]
+    command += ["--no-dashboard", "--local-directory", str(folder), *options]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _without_runs(lock: dict[str, Any]) -> dict[str, Any]:
     for entry in lock["stages"].values():
         entry.pop("run", None)
@@ -267,12 +274,9 @@ def test_resources_route_stages_to_the_worker_that_has_them(tmp_path: Path, clus
     assert len(refused.stderr.strip().splitlines()) == 1
     assert not (repo / "model.txt").exists() and runs_json(repo) == []
     # The README's way: a worker joining the scheduler with a GPU (and memory) declared.
-    gpu = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address,
-         "--nthreads", "1", "--resources", "gpus=1,memory=4e9", "--no-dashboard",
-         "--local-directory", str(tmp_path / "gpu-worker")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    gpu = _worker(
+        cluster.scheduler_address, tmp_path / "gpu-worker", "--resources", "gpus=1,memory=4e9"
+    )
     try:
         client = distributed.Client(cluster.scheduler_address, timeout=30)
         try:
@@ -531,12 +535,9 @@ def test_a_worker_that_cannot_load_mlops_is_one_clear_error(tmp_path: Path) -> N
     local = distributed.LocalCluster(
         n_workers=0, processes=True, dashboard_address=None, silence_logs=50
     )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_worker", local.scheduler_address,
-         "--nthreads", "1", "--no-nanny", "--no-dashboard", "--preload", str(preload),
-         "--local-directory", str(tmp_path / "worker")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    worker = _worker(
+        local.scheduler_address, tmp_path / "worker", "--no-nanny", "--preload", str(preload)
+    )
     try:
         client = distributed.Client(local.scheduler_address, timeout=30)
         try:

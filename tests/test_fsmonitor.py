@@ -4,6 +4,7 @@ made while it was down, and a folder replaced by a file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,15 +44,22 @@ def status(repo: Path) -> dict[str, object]:
     return dict(found)
 
 
-def truth(repo: Path) -> dict[str, object]:
-    """The status of a command that knows nothing: no state, no monitor."""
+@contextlib.contextmanager
+def knowing_nothing(repo: Path) -> Iterator[None]:
+    """Commands run inside know nothing: no state, no monitor."""
     saved = set_state_aside(repo)
     assert run_cli(repo, "config", "core.fsmonitor", "false").exit_code == 0
     try:
-        return status(repo)
+        yield
     finally:
         assert run_cli(repo, "config", "core.fsmonitor", "true").exit_code == 0
         put_state_back(repo, saved)
+
+
+def truth(repo: Path) -> dict[str, object]:
+    """The status of a command that knows nothing."""
+    with knowing_nothing(repo):
+        return status(repo)
 
 
 def test_status_with_the_monitor_follows_every_kind_of_change(monitored: Path) -> None:
@@ -136,14 +144,9 @@ def added(repo: Path) -> str:
 
 
 def truly_added(repo: Path) -> str:
-    """The snapshot an add that knows nothing (no state, no monitor) makes of ``ds``."""
-    saved = set_state_aside(repo)
-    assert run_cli(repo, "config", "core.fsmonitor", "false").exit_code == 0
-    try:
+    """The snapshot an add that knows nothing makes of ``ds``."""
+    with knowing_nothing(repo):
         return added(repo)
-    finally:
-        assert run_cli(repo, "config", "core.fsmonitor", "true").exit_code == 0
-        put_state_back(repo, saved)
 
 
 def test_readd_with_the_monitor_makes_the_snapshot_a_full_scan_makes(monitored: Path) -> None:

@@ -266,41 +266,34 @@ class StateCache:
         )
         return dict(rows)
 
+    def _group_rows(
+        self, path: str, groups: Iterable[str] | None
+    ) -> Iterable[tuple[str, str, str]]:
+        """(group, fingerprint, files as stored) of folder ``path``: all its groups, or
+        those of ``groups``."""
+        query = "SELECT grp, fingerprint, files FROM file_groups WHERE path = ?"
+        if groups is None:
+            return self._connect().execute(query, (path,))
+        wanted = list(groups)
+        marks = ",".join("?" * len(wanted))
+        return self._connect().execute(f"{query} AND grp IN ({marks})", (path, *wanted))
+
     def folder_files(self, path: str) -> dict[str, tuple[str, dict[str, str]]]:
         """Group -> (its fingerprint, stat line -> hash of each of its files) of folder
         ``path`` when it last matched its snapshot; each group's lines in scan order."""
-        rows = self._connect().execute(
-            "SELECT grp, fingerprint, files FROM file_groups WHERE path = ?", (path,)
-        )
-        return {grp: (fp, group_files(text)) for grp, fp, text in rows}
+        return {grp: (fp, group_files(text)) for grp, fp, text in self._group_rows(path, None)}
 
     def folder_texts(self, path: str, groups: Iterable[str]) -> dict[str, str]:
         """Group -> its files as stored (a ``group_text``), of the ``groups`` of folder
         ``path``: for looking a few files up (``group_file``)."""
-        wanted = list(groups)
-        marks = ",".join("?" * len(wanted))
-        rows = self._connect().execute(
-            f"SELECT grp, files FROM file_groups WHERE path = ? AND grp IN ({marks})",
-            (path, *wanted),
-        )
-        return dict(rows)
+        return {grp: text for grp, _, text in self._group_rows(path, groups)}
 
     def folder_hashes(self, path: str, groups: Iterable[str] | None = None) -> dict[str, str]:
         """Stat line -> hash of every file of folder ``path`` (or of its ``groups``) when
         it last matched its snapshot: a file whose stat line is the same still has that
         content."""
-        db = self._connect()
-        if groups is None:
-            rows = db.execute("SELECT files FROM file_groups WHERE path = ?", (path,))
-        else:
-            wanted = list(groups)
-            marks = ",".join("?" * len(wanted))
-            rows = db.execute(
-                f"SELECT files FROM file_groups WHERE path = ? AND grp IN ({marks})",
-                (path, *wanted),
-            )
         found: dict[str, str] = {}
-        for (text,) in rows:
+        for _, _, text in self._group_rows(path, groups):
             found.update(group_files(text))
         return found
 

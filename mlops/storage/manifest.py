@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as quote
 from typing import NamedTuple
@@ -42,19 +43,29 @@ class Manifest:
         return {entry.path: entry for entry in self.entries}
 
     def to_bytes(self) -> bytes:
-        """The canonical serialisation whose hash is the folder's id.
+        """The canonical serialisation whose hash is the folder's id (``manifest_bytes``)."""
+        return manifest_bytes(manifest_rows(self.entries))
 
-        Byte for byte what ``json.dumps(doc, separators=(",", ":"))`` writes, where doc
-        is ``{"algo", "fields", "files": [[path, hash, size, exec], ...]}``, built as
-        text directly: three times faster for the tens of thousands of rows of a folder.
-        """
-        rows = ",".join(
-            [
-                f'[{quote(path)},"{oid}",{size:d},{1 if executable else 0}]'
-                for path, oid, size, executable in self.entries
-            ]
-        )
-        return f'{{"algo":"{ALGORITHM}","fields":{_FIELDS},"files":[{rows}]}}'.encode()
+
+def manifest_rows(entries: Iterable[Entry]) -> str:
+    """The manifest's rows of ``entries`` (in the order given), comma-separated: joined
+    by commas in path order, the rows of several sets of entries are those of all."""
+    return ",".join(
+        [
+            f'[{quote(path)},"{oid}",{size:d},{1 if executable else 0}]'
+            for path, oid, size, executable in entries
+        ]
+    )
+
+
+def manifest_bytes(rows: str) -> bytes:
+    """The manifest whose rows (all, in path order) are ``rows``.
+
+    Byte for byte what ``json.dumps(doc, separators=(",", ":"))`` writes, where doc
+    is ``{"algo", "fields", "files": [[path, hash, size, exec], ...]}``, built as
+    text directly: three times faster for the tens of thousands of rows of a folder.
+    """
+    return f'{{"algo":"{ALGORITHM}","fields":{_FIELDS},"files":[{rows}]}}'.encode()
 
 
 def build_manifest(entries: list[Entry]) -> Manifest:

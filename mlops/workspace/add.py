@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain, groupby, islice
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mlops.core.fsutil import atomic_write_text
 from mlops.core.git import ignore_pattern, tracked_paths
 from mlops.core.parallel import Progress
 from mlops.core.repo import Repo, repo_lock
 from mlops.errors import InputError
+from mlops.storage.cache import SHARE_MIN_FILES, is_executable
 from mlops.storage.hashing import DIR_SUFFIX, MMAP_THRESHOLD
 from mlops.storage.links import SHARED
-from mlops.storage.manifest import build_manifest
+from mlops.storage.manifest import Entry, build_manifest, manifest_bytes, manifest_rows
 from mlops.storage.paths import RESERVED, all_safe, unsafe_reason
 from mlops.storage.pointer import SUFFIX, Pointer, pointer_path, write_pointer
-from mlops.storage.state import MonitorToken
+from mlops.storage.state import MonitorToken, group_text
 from mlops.storage.store import Store, open_store
 from mlops.workspace.tracked import (
     DIFFERS,
@@ -26,12 +29,17 @@ from mlops.workspace.tracked import (
     changed_inside,
     file_monitor,
     find_targets,
+    group_of,
+    group_updates,
     groups_touched,
-    remember_folder,
-    scan_folder,
+    lines_fingerprint,
+    list_files,
+    remember_groups,
     scan_groups,
     scan_lines,
+    scanned_file,
     split_scan,
+    stat_line,
 )
 
 if TYPE_CHECKING:
@@ -152,28 +160,155 @@ def snapshot(
     rel = store.repo.relpath(path)
     if progress:
         progress("scanning", 0, 0)  # how many files is known only once it is done
-    folder, token = _scan_for_add(store, path, rel, jobs, monitor)
-    check_restorable([f.relpath for f in folder.files], rel)
+    saved = store.state.monitor_token(rel) if monitor is not None else None
+    # The monitor's token from before anything is looked at: what changes after it is
+    # seen next time.
+    token, changed = monitor.since(saved.token if saved else None) if monitor else (None, None)
+    recorded = _last_files(store, rel)
+    if recorded and store.linker.chosen != "symlink":  # symlinks: every link is checked
+        folder = _rescan(store, path, rel, jobs, recorded, saved, changed)
+        check_restorable([f.relpath for f in folder.files], rel)
+    else:
+        found = list_files(path)
+        check_restorable([relpath for relpath, _ in found], rel)
+        if len(found) >= SHARE_MIN_FILES:
+            return _snapshot_in_shares(store, path, found, token, jobs, progress)
+        folder = FolderScan.of_files([scanned_file(*file) for file in found])
     if progress:
         progress("scanning", len(folder.files), len(folder.files))
     oids, stored, replaced = _hash_and_store(store, folder.files, folder.unchanged, jobs, progress)
     entries = folder.completed(oids)
     manifest = build_manifest(entries)
-    cache = store.cache
-    oid = cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
-    if not replaced and cache.generation():  # the scanned stats still hold: next status is quick
-        remember_folder(
-            store.state,
-            rel,
-            oid,
-            cache.generation(),
-            folder.lines,
-            folder.groups,
-            [entry.oid for entry in entries],
-        )
-        if token is not None:  # every group now matches the record: none is dirty
-            store.state.put_monitor_token(rel, MonitorToken(token, [], []))
+    oid = store.cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
+    if not replaced:  # the scanned stats still hold: next status is quick
+        every = [entry.oid for entry in entries]
+        _remember(store, rel, oid, token, lambda: group_updates(folder.lines, folder.groups, every))
     return Pointer(path.name, oid, manifest.size, len(manifest.entries)), stored
+
+
+def _snapshot_in_shares(
+    store: Store,
+    path: Path,
+    found: list[tuple[str, os.DirEntry[str]]],
+    token: str | None,
+    jobs: int | None,
+    progress: Progress | None,
+) -> tuple[Pointer, int]:
+    """``snapshot`` of a folder first seen, whose files ``list_files`` found.
+
+    Each worker process takes a share of the files from their stat to their share of
+    the manifest's rows and of the folder's record (``_store_share``): nothing is done
+    for each file here, where it would be done one file at a time.
+    """
+    if progress:
+        progress("scanning", len(found), len(found))
+    shares = store.cache.map_shares(
+        lambda share: [_store_share(store, share)], found, jobs, progress, "adding"
+    )
+    # Sorted by key, the pieces' rows are in path order (see ``_Share``).
+    pieces = sorted(chain.from_iterable(share.pieces for share in shares))
+    data = manifest_bytes(",".join([rows for _, rows in pieces]))
+    oid = store.cache.add_bytes(data, DIR_SUFFIX)
+    if store.linker.chosen != "symlink":  # symlinks: every link is checked anyway
+
+        def updates() -> dict[str, tuple[str, str]]:
+            lines: dict[str, list[str]] = {}
+            texts: dict[str, list[str]] = {}
+            for share in shares:  # a group's parts in scan order
+                for name, part_lines, part_text in share.parts:
+                    lines.setdefault(name, []).append(part_lines)
+                    texts.setdefault(name, []).append(part_text)
+            return {
+                name: (lines_fingerprint("\n".join(parts)), "\n".join(texts[name]))
+                for name, parts in lines.items()
+            }
+
+        _remember(store, store.repo.relpath(path), oid, token, updates)
+    size = sum(share.size for share in shares)
+    return Pointer(path.name, oid, size, len(found)), sum(share.stored for share in shares)
+
+
+class _Share(NamedTuple):
+    """What a worker of ``_snapshot_in_shares`` sends back of its share of the files.
+
+    ``parts``: for each group (``group_of``) its files are in, in scan order, their stat
+    lines joined by line breaks and their ``group_text``; a group that a share boundary
+    cuts comes in two parts. ``pieces``: (key, manifest rows) such that all pieces, sorted
+    by key, give every row in path order: a group wholly inside the share is one piece
+    under the key ``NAME/`` (which every path in it starts with, and no other path), and
+    the files of the groups at the share's ends (maybe cut), and at the folder's top, a
+    piece each under their path.
+    """
+
+    parts: list[tuple[str, str, str]]
+    pieces: list[tuple[str, str]]
+    size: int
+    stored: int
+
+
+_CHUNK = 512  # files a worker looks up in the state at once
+
+
+def _store_share(store: Store, share: Sequence[tuple[str, os.DirEntry[str]]]) -> _Share:
+    """Stat, hash, store and link the files of ``share`` (of ``list_files``); see ``_Share``."""
+    files: list[ScannedFile] = []
+    oids: list[str] = []
+    now: dict[int, os.stat_result] = {}  # the stats of files replaced by a link
+    stored = 0
+    listed = iter(share)  # read as it goes: the share's progress counts as it is read
+    while chunk := [scanned_file(*file) for file in islice(listed, _CHUNK)]:
+        known = store.state.get_many([f.st for f in chunk], preload=False)
+        present = store.cache.existing(oid for oid in known if oid)
+        chunk_oids, chunk_stored, replaced = _store_missing(
+            store, chunk, known, present, lambda process, items: [process(i) for i in items]
+        )
+        for i in replaced:  # now a link to the object (a copy of another file's bytes)
+            now[len(files) + i] = os.stat(chunk[i].abspath)
+        files += chunk
+        oids += chunk_oids
+        stored += chunk_stored
+    parts: list[tuple[str, str, str]] = []
+    pieces: list[tuple[str, str]] = []
+    start = 0
+    runs = [(name, sum(1 for _ in run)) for name, run in groupby(files, key=_group)]
+    for k, (name, count) in enumerate(runs):
+        part = slice(start, start + count)
+        start += count
+        lines = [
+            stat_line(f.relpath, now.get(i, f.st)) for i, f in enumerate(files[part], part.start)
+        ]
+        parts.append((name, "\n".join(lines), group_text(lines, oids[part])))
+        entries = [
+            Entry(f.relpath, oid, f.st.st_size, is_executable(f.st))
+            for f, oid in zip(files[part], oids[part], strict=True)
+        ]
+        if name and 0 < k < len(runs) - 1:
+            pieces.append((f"{name}/", manifest_rows(sorted(entries))))
+        else:
+            pieces += [(entry.path, manifest_rows([entry])) for entry in entries]
+    return _Share(parts, pieces, sum(f.st.st_size for f in files), stored)
+
+
+def _group(file: ScannedFile) -> str:
+    return group_of(file.relpath)
+
+
+def _remember(
+    store: Store,
+    rel: str,
+    oid: str,
+    token: str | None,
+    updates: Callable[[], dict[str, tuple[str, str]]],
+) -> None:
+    """Record that folder ``rel`` holds snapshot ``oid`` while its files are as scanned
+    (``updates``: its groups, see ``remember_groups``); with the monitor's ``token``,
+    that no group has changed since. Nothing when the cache has no generation yet."""
+    generation = store.cache.generation()
+    if not generation:
+        return
+    remember_groups(store.state, rel, oid, generation, updates())
+    if token is not None:  # every group now matches the record: none is dirty
+        store.state.put_monitor_token(rel, MonitorToken(token, [], []))
 
 
 def check_restorable(paths: list[str], where: str) -> None:
@@ -205,28 +340,29 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def _scan_for_add(
-    store: Store, path: Path, rel: str, jobs: int | None, monitor: Monitor | None
-) -> tuple[FolderScan, str | None]:
-    """Scan folder ``path`` (``rel`` in the repository) for ``snapshot``; with the
-    ``monitor``, also its token from before anything was looked at.
+def _rescan(
+    store: Store,
+    path: Path,
+    rel: str,
+    jobs: int | None,
+    recorded: dict[str, tuple[str, dict[str, str]]],
+    saved: MonitorToken | None,
+    changed: list[str] | None,
+) -> FolderScan:
+    """Scan folder ``path`` (``rel`` in the repository), stored before with the files
+    ``recorded`` (``_last_files``), for ``snapshot``.
 
-    When it was stored before, only its stat lines are scanned, in worker processes
-    for a big folder (``scan_lines``), and only the files whose line changed are
-    looked at (``split_scan``). With the monitor, only the groups it saw changed (or
-    that differed when last compared) are scanned; the others are as recorded.
+    Only its stat lines are scanned, in worker processes for a big folder
+    (``scan_lines``), and only the files whose line changed are looked at
+    (``split_scan``). With the monitor (its token ``saved`` when the folder was last
+    compared, and what it ``changed`` since), only the groups it saw changed (or that
+    differed when last compared) are scanned; the others are as recorded.
     """
-    state, kind = store.state, store.linker.chosen
-    links = kind == "hardlink"
-    saved = state.monitor_token(rel) if monitor is not None else None
-    token, changed = monitor.since(saved.token if saved else None) if monitor else (None, None)
-    recorded = _last_files(store, rel)
-    if not recorded or kind == "symlink":  # symlinks: every file's link is checked anyway
-        return FolderScan.of_files(scan_folder(path)), token
+    links = store.linker.chosen == "hardlink"
     before = {line: oid for _, files in recorded.values() for line, oid in files.items()}
     inside = None if changed is None else changed_inside(changed, rel)
     if saved is None or inside is None:
-        return split_scan(path, scan_lines(path, jobs, links=links), before), token
+        return split_scan(path, scan_lines(path, jobs, links=links), before)
     touched = groups_touched(inside) | set(saved.groups)
     touched |= {name for name, (fp, _) in recorded.items() if fp == DIFFERS}
     scan = scan_groups(path, touched, links)
@@ -234,7 +370,7 @@ def _scan_for_add(
         if name not in touched:  # unchanged since its lines were recorded
             scan.lines.extend(files)
             scan.groups.append((name, len(files)))
-    return split_scan(path, scan, before), token
+    return split_scan(path, scan, before)
 
 
 def _last_files(store: Store, rel: str) -> dict[str, tuple[str, dict[str, str]]]:
@@ -262,7 +398,7 @@ def _hash_and_store(
     Returns the hashes, how many new objects were stored, and whether any
     workspace file was replaced by a link to an object stored before.
     """
-    cache, state, linker = store.cache, store.state, store.linker
+    cache, state = store.cache, store.state
     if len(files) - len(unchanged) > 100:
         state.preload()  # one read of every row beats many single lookups
     known = state.get_many([f.st for f in files])
@@ -271,6 +407,31 @@ def _hash_and_store(
     present = set(unchanged.values()) | cache.existing(
         oid for i, oid in enumerate(known) if oid and i not in unchanged
     )
+    oids, stored, replaced = _store_missing(
+        store,
+        files,
+        known,
+        present,
+        lambda process, items: cache.map_files(process, items, jobs, progress, "adding"),
+    )
+    return oids, stored, bool(replaced) or store.linker.chosen == "symlink"
+
+
+_Outcome = tuple[int, str, bool, bool]  # index, hash, stored, replaced
+
+
+def _store_missing(
+    store: Store,
+    files: list[ScannedFile],
+    known: list[str | None],
+    present: set[str],
+    map_files: Callable[[Callable[[int], _Outcome], list[int]], list[_Outcome]],
+) -> tuple[list[str], int, list[int]]:
+    """Hash the ``files`` whose hash is not ``known``, and store and link back those not
+    settled yet (``present``: the known hashes the cache has), the small ones through
+    ``map_files``. Returns every file's hash, how many objects were new, and which
+    workspace files were replaced by a link to an object stored before."""
+    cache, state, linker = store.cache, store.state, store.linker
     kind = linker.chosen
 
     def settled(f: ScannedFile, oid: str | None) -> bool:
@@ -279,7 +440,7 @@ def _hash_and_store(
 
     work = [i for i, (f, oid) in enumerate(zip(files, known, strict=True)) if not settled(f, oid)]
 
-    def process(i: int) -> tuple[int, str, bool, bool]:
+    def process(i: int) -> _Outcome:
         f = files[i]
         oid = known[i] or state.hash_unknown(f.abspath, f.st)
         return (i, oid, *cache.add_file(f.abspath, oid, f.st, linker, oid in present))
@@ -288,14 +449,15 @@ def _hash_and_store(
     big = [i for i in work if files[i].st.st_size >= MMAP_THRESHOLD]
     small = [i for i in work if files[i].st.st_size < MMAP_THRESHOLD]
     outcomes = [process(i) for i in big]
-    outcomes += cache.map_files(process, small, jobs, progress, "adding")
+    outcomes += map_files(process, small)
     oids = list(known)
-    stored = replaced = 0
+    stored, replaced = 0, []
     for i, oid, new, swapped in outcomes:
         oids[i] = oid
         stored += new
-        replaced += swapped
-    return [oid or "" for oid in oids], stored, bool(replaced) or kind == "symlink"
+        if swapped:
+            replaced.append(i)
+    return [oid or "" for oid in oids], stored, replaced
 
 
 def ignore_in_git(root: Path, paths: list[str], scratch: Path | None = None) -> None:

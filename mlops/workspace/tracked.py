@@ -87,13 +87,25 @@ def find_targets(
 
 def scan_folder(folder: Path) -> list[ScannedFile]:
     """Every file below ``folder`` with its stat; symlinks to files are followed."""
-    return _walk([(str(folder), "")], _scanned_file)
+    return [scanned_file(relpath, entry) for relpath, entry in list_files(folder)]
+
+
+def list_files(folder: Path) -> list[tuple[str, os.DirEntry[str]]]:
+    """Every file below ``folder`` (relative path, directory entry), in scan order, with
+    no stat of its own: the file's stat can be taken later, elsewhere (``scanned_file``).
+    A symbolic link is checked here: it must lead to a file."""
+    return _walk([(str(folder), "")], _listed_file)
+
+
+def scanned_file(relpath: str, entry: os.DirEntry[str]) -> ScannedFile:
+    """A file of ``list_files`` with its stat (through a symbolic link)."""
+    return ScannedFile(relpath, entry.path, entry.stat())
 
 
 def stat_lines(files: list[ScannedFile]) -> list[str]:
     """A line per file of its path, inode, mtime, size and executable bit: an equal line,
     an unchanged file."""
-    return [_stat_line(f.relpath, f.st) for f in files]
+    return [stat_line(f.relpath, f.st) for f in files]
 
 
 class LineScan(NamedTuple):
@@ -161,9 +173,14 @@ def group_fingerprints(lines: list[str], groups: list[tuple[str, int]]) -> dict[
     found: dict[str, str] = {}
     start = 0
     for name, count in groups:
-        found[name] = hash_bytes("\n".join(lines[start : start + count]).encode())
+        found[name] = lines_fingerprint("\n".join(lines[start : start + count]))
         start += count
     return found
+
+
+def lines_fingerprint(lines: str) -> str:
+    """A group's fingerprint from its stat lines joined by line breaks."""
+    return hash_bytes(lines.encode())
 
 
 def remember_folder(
@@ -183,17 +200,36 @@ def remember_folder(
     the snapshot's (path, hash) pairs. Such a group is recorded with those under a stat
     no file has, so that it is compared again every time, while the others are known
     from their stats (a folder being edited stays quick to look at)."""
+    remember_groups(state, rel, oid, generation, group_updates(lines, groups, oids, differ))
+
+
+def group_updates(
+    lines: list[str],
+    groups: list[tuple[str, int]],
+    oids: list[str],
+    differ: dict[str, list[tuple[str, str]]] | None = None,
+) -> dict[str, tuple[str, str]]:
+    """Each group's (fingerprint, ``group_text``) for ``remember_groups``: see
+    ``remember_folder``."""
     differ = differ or {}
     fps = group_fingerprints(lines, groups)
-    updates: dict[str, GroupUpdate] = {
+    updates: dict[str, tuple[str, str]] = {
         name: (fps[name], group_text(lines[part], oids[part]))
         for name, part in group_slices(groups).items()
         if name not in differ
     }
     for name, wanted in differ.items():
-        fps[name] = DIFFERS
         placeholders = [f"{path}\0-\0-\0-\0-" for path, _ in wanted]
         updates[name] = (DIFFERS, group_text(placeholders, [h for _, h in wanted]))
+    return updates
+
+
+def remember_groups(
+    state: StateCache, rel: str, oid: str, generation: str, groups: dict[str, tuple[str, str]]
+) -> None:
+    """``remember_folder`` of every group given as (fingerprint, ``group_text``)."""
+    fps = {name: fp for name, (fp, _) in groups.items()}
+    updates: dict[str, GroupUpdate] = dict(groups)
     state.put_folder(rel, FolderRecord(fingerprint(fps), oid, generation), updates)
 
 
@@ -290,7 +326,7 @@ class _LineVisitor:
         st = entry.stat()
         if self._links and st.st_nlink == 1:
             self.result.single_link.add(relpath)
-        return _stat_line(relpath, st)
+        return stat_line(relpath, st)
 
 
 @dataclass
@@ -337,7 +373,7 @@ def split_scan(folder: Path, scan: LineScan, before: dict[str, str]) -> FolderSc
             continue
         abspath = f"{top}/{relpath}"
         st = os.stat(abspath)
-        result.lines[i] = _stat_line(relpath, st)
+        result.lines[i] = stat_line(relpath, st)
         if oid is not None and result.lines[i] == line:
             result.unchanged[len(result.files)] = oid
         result.files.append(ScannedFile(relpath, abspath, st))
@@ -364,13 +400,14 @@ def _walk(stack: list[tuple[str, str]], visit: Callable[[str, os.DirEntry[str]],
     return found
 
 
-def _scanned_file(relpath: str, entry: os.DirEntry[str]) -> ScannedFile:
+def _listed_file(relpath: str, entry: os.DirEntry[str]) -> tuple[str, os.DirEntry[str]]:
     if entry.is_symlink():
         _check_symlink(entry.path)
-    return ScannedFile(relpath, entry.path, entry.stat())
+    return relpath, entry
 
 
-def _stat_line(relpath: str, st: os.stat_result) -> str:
+def stat_line(relpath: str, st: os.stat_result) -> str:
+    """A file's line of ``stat_lines``."""
     # The executable bit too: a chmod changes no mtime, and a snapshot records the bit.
     mode = _EXECUTABLE if st.st_mode & stat.S_IXUSR else _PLAIN
     return f"{relpath}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}\0{mode}"

@@ -247,6 +247,7 @@ class _Share(NamedTuple):
 
 
 _CHUNK = 512  # files a worker looks up in the state at once
+_WRITE_EVERY = 20_000  # rows a worker learns before it writes them to the state
 
 
 def _store_share(store: Store, share: Sequence[tuple[str, os.DirEntry[str]]]) -> _Share:
@@ -255,9 +256,12 @@ def _store_share(store: Store, share: Sequence[tuple[str, os.DirEntry[str]]]) ->
     oids: list[str] = []
     now: dict[int, os.stat_result] = {}  # the stats of files replaced by a link
     stored = 0
+    state, mark = store.state, store.state.pending_mark()
     listed = iter(share)  # read as it goes: the share's progress counts as it is read
     while chunk := [scanned_file(*file) for file in islice(listed, _CHUNK)]:
-        known = store.state.get_many([f.st for f in chunk], preload=False)
+        if state.pending_mark() - mark >= _WRITE_EVERY:
+            state.write_rows(mark)  # while the other workers hash: not all at the end
+        known = state.get_many([f.st for f in chunk], preload=False)
         present = store.cache.existing(oid for oid in known if oid)
         chunk_oids, chunk_stored, replaced = _store_missing(
             store, chunk, known, present, lambda process, items: [process(i) for i in items]

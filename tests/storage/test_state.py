@@ -125,6 +125,25 @@ def test_pending_rows_since_a_mark_are_only_the_new_ones(state: StateCache, tmp_
     assert other.get(new) == B and other.get(old) is None
 
 
+def test_rows_since_a_mark_are_written_early_and_forgotten(
+    state: StateCache, tmp_path: Path
+) -> None:
+    # A worker in a long share writes what it learnt as it goes, not what it inherited.
+    old = made(tmp_path / "old", "old")
+    state.put(old, A)
+    mark = state.pending_mark()
+    new = [made(tmp_path / f"new{i}", str(i)) for i in range(3)]
+    for st, oid in zip(new, (B, C, A), strict=True):
+        state.put(st, oid)
+    state.write_rows(mark)
+    assert state.pending_mark() == mark and state.pending_rows(mark) == []
+    assert [row[0] for row in state.pending_rows()] == [old.st_ino]
+    reader = StateCache(tmp_path / "state.db")
+    assert reader.get_many([old, *new]) == [None, B, C, A]
+    state.write_rows(mark)  # nothing new: nothing written, nothing forgotten
+    assert [row[0] for row in state.pending_rows()] == [old.st_ino]
+
+
 def test_flush_with_nothing_pending_makes_no_database(tmp_path: Path) -> None:
     state = StateCache(tmp_path / "sub" / "state.db")
     state.flush()

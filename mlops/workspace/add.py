@@ -182,7 +182,7 @@ def snapshot(
     oid = store.cache.add_bytes(manifest.to_bytes(), DIR_SUFFIX)
     if not replaced:  # the scanned stats still hold: next status is quick
         every = [entry.oid for entry in entries]
-        _remember(store, rel, oid, token, lambda: group_updates(folder.lines, folder.groups, every))
+        _remember(store, rel, oid, token, group_updates(folder.lines, folder.groups, every))
     return Pointer(path.name, oid, manifest.size, len(manifest.entries)), stored
 
 
@@ -210,20 +210,7 @@ def _snapshot_in_shares(
     data = manifest_bytes(",".join([rows for _, rows in pieces]))
     oid = store.cache.add_bytes(data, DIR_SUFFIX)
     if store.linker.chosen != "symlink":  # symlinks: every link is checked anyway
-
-        def updates() -> dict[str, tuple[str, str]]:
-            lines: dict[str, list[str]] = {}
-            texts: dict[str, list[str]] = {}
-            for share in shares:  # a group's parts in scan order
-                for name, part_lines, part_text in share.parts:
-                    lines.setdefault(name, []).append(part_lines)
-                    texts.setdefault(name, []).append(part_text)
-            return {
-                name: (lines_fingerprint("\n".join(parts)), "\n".join(texts[name]))
-                for name, parts in lines.items()
-            }
-
-        _remember(store, store.repo.relpath(path), oid, token, updates)
+        _remember(store, store.repo.relpath(path), oid, token, _joined_groups(shares))
     size = sum(share.size for share in shares)
     return Pointer(path.name, oid, size, len(found)), sum(share.stored for share in shares)
 
@@ -293,6 +280,20 @@ def _store_share(store: Store, share: Sequence[tuple[str, os.DirEntry[str]]]) ->
     return _Share(parts, pieces, sum(f.st.st_size for f in files), stored)
 
 
+def _joined_groups(shares: list[_Share]) -> dict[str, tuple[str, str]]:
+    """Each group's (fingerprint, ``group_text``) from its parts in the ``shares``."""
+    lines: dict[str, list[str]] = {}
+    texts: dict[str, list[str]] = {}
+    for share in shares:  # a group's parts in scan order
+        for name, part_lines, part_text in share.parts:
+            lines.setdefault(name, []).append(part_lines)
+            texts.setdefault(name, []).append(part_text)
+    return {
+        name: (lines_fingerprint("\n".join(parts)), "\n".join(texts[name]))
+        for name, parts in lines.items()
+    }
+
+
 def _group(file: ScannedFile) -> str:
     return group_of(file.relpath)
 
@@ -302,15 +303,15 @@ def _remember(
     rel: str,
     oid: str,
     token: str | None,
-    updates: Callable[[], dict[str, tuple[str, str]]],
+    groups: dict[str, tuple[str, str]],
 ) -> None:
     """Record that folder ``rel`` holds snapshot ``oid`` while its files are as scanned
-    (``updates``: its groups, see ``remember_groups``); with the monitor's ``token``,
+    (``groups``: see ``remember_groups``); with the monitor's ``token``,
     that no group has changed since. Nothing when the cache has no generation yet."""
     generation = store.cache.generation()
     if not generation:
         return
-    remember_groups(store.state, rel, oid, generation, updates())
+    remember_groups(store.state, rel, oid, generation, groups)
     if token is not None:  # every group now matches the record: none is dirty
         store.state.put_monitor_token(rel, MonitorToken(token, [], []))
 

@@ -112,11 +112,19 @@ def log_table(entries: list[Entry]) -> Any:
     counts = np.fromiter((e.rows.count for e in entries), dtype=np.int64, count=len(entries))
     total = int(counts.sum())
     starts = np.cumsum(counts) - counts
-    which = pa.array(np.repeat(np.arange(len(entries), dtype=np.int32), counts))
+    rows_of = np.repeat(np.arange(len(entries), dtype=np.int32), counts)  # each row's entry
+    which = pa.array(rows_of)
 
     def per_request(values: list[str]) -> Any:
-        dictionary = pa.array(values, type=pa.string())
-        return pa.DictionaryArray.from_arrays(which, dictionary, safe=False)  # ours: in range
+        # Each value once in the dictionary (most requests share a model, a version, a
+        # millisecond): the Parquet writer would otherwise find the repeats itself, per row.
+        codes: dict[str, int] = {}
+        index = np.fromiter(
+            (codes.setdefault(v, len(codes)) for v in values), np.int32, len(values)
+        )
+        dictionary = pa.array(list(codes), type=pa.string())
+        indices = which if len(codes) == len(values) else pa.array(index[rows_of])
+        return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)  # ours: in range
 
     columns: dict[str, Any] = {
         REQUEST_ID: per_request([e.request_id for e in entries]),

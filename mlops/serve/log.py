@@ -2,10 +2,13 @@
 
 Requests hand their rows to a queue (bounded by rows, so memory stays flat under any
 load: past the bound rows are dropped and counted, never the request); one thread
-takes them, turns each batch it takes into Arrow columns at once (C, not a line per row
-in Python: this thread holds the GIL the requests need), and writes them to a hidden
-temporary file in the log folder, which it closes (Parquet footer, fsync, then rename to
-``predictions-....parquet``) after ``rows`` rows or ``seconds`` seconds, or on shutdown.
+takes them a batch at a time, holds them until a row group is full, turns the row group
+into Arrow columns at once (C, not a line per row in Python, and few calls into Arrow:
+this thread holds the GIL the requests need, and each call lets it go and takes it back),
+and writes it, the GIL let go, to a hidden temporary file in the log folder, which it
+closes (Parquet footer, fsync, then rename to ``predictions-....parquet``) after ``rows``
+rows or ``seconds`` seconds, or on shutdown. After each batch it brings the counters of
+``/metrics`` up to date (``on_counts``), so that the requests need not.
 A closed file is therefore always complete: a crash loses at most the rows of the open
 temporary file, which monitoring never reads (its name starts with a dot). A folder that
 cannot be written is reported, its rows counted as dropped, and tried again for the next

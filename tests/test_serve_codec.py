@@ -151,3 +151,14 @@ def test_the_writer_brings_the_counts_up_to_date_unasked(tmp_path: Path) -> None
     assert not log.submit(_arrays("b", "1", [1, 2, 3, 4]))  # over the bound of 3 rows
     assert seen[-1] == (2, 4)  # a drop is counted at once, on the request's side
     log.close()
+
+
+def test_logged_times_are_the_iso_text_of_each_request_to_the_millisecond() -> None:
+    from datetime import UTC, datetime
+
+    times = [0.0, 1.0015, 1.0019996, 1764700000.1234567, 1764700000.9999996, 1764700000.123]
+    entries = [_arrays(f"r{i}", "1", [1]) for i in range(len(times))]
+    entries = [Entry(e.request_id, t, e.model, e.version, e.rows, e.predictions, None, None,
+                     e.features) for e, t in zip(entries, times, strict=True)]  # fmt: skip
+    expected = [datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds") for t in times]
+    assert [r["time"] for r in _rows(entries)] == expected

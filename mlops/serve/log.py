@@ -483,7 +483,7 @@ class PredictionLog:
         tmp = self.folder / f".{name}.tmp"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             self._file = pa.OSFile(str(tmp), "wb")
         except OSError as exc:
             self._discard_path(tmp)

@@ -386,9 +386,13 @@ def test_workers_share_their_metrics_in_a_private_folder_removed_at_exit(project
     # Each worker writes its own file; both answered.
     wait_for(lambda: len({p.name.rsplit("_", 1)[-1] for p in shared.glob("counter_*.db")}) == 2,
              "both workers to count requests")  # fmt: skip
+    written = 'mlops_prediction_log_rows_total{outcome="written"}'
+    # Each worker's log writer brings its counts up to date after its batch, unasked.
+    wait_for(lambda: _metric(server.get("/metrics").text, written) == 2 * sent, "logged rows")
     for _ in range(10):  # whichever worker answers /metrics, it reports the whole server
         text = server.get("/metrics").text
         assert _metric(text, served) == sent
+        assert _metric(text, written) == 2 * sent
         assert _metric(text, 'mlops_rows_total{endpoint="/predict"}') == 2 * sent
         assert _metric(text, "mlops_in_flight_requests") == 0
         assert 'mlops_model_info{hash="' in text

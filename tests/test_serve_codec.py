@@ -104,3 +104,61 @@ def test_a_file_closes_early_for_rows_its_columns_cannot_hold(tmp_path: Path) ->
     assert [r["request_id"] for r in logged] == ["r0", "r1", "r2", "r3", "r4", "z"]
     assert [r["prediction"] for r in logged[:5]] == [1, 1, 0.5, "text", None]
     assert len(log_files(tmp_path / "two")) >= 3
+
+
+def _arrays(request_id: str, version: str, predictions: list[float]) -> Entry:
+    """An entry as a plain estimator's request makes it: the model's own arrays."""
+    n = len(predictions)
+    features = np.arange(n, dtype=np.float64).reshape(1, n)
+    return Entry(request_id, float(n), "m", version, Rows(("x",), (), n),
+                 np.array(predictions), None, None, features)  # fmt: skip
+
+
+def test_array_entries_held_over_batches_keep_their_kinds_and_values(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, rows=100)
+    answers = [[1, 2], [3], [0.5], [4], [5, 6]]  # whole numbers, then a fraction, then whole
+    for i, predictions in enumerate(answers):
+        log.submit(_arrays(f"r{i}", "1" if i % 2 else "2", predictions))
+        deadline = time.monotonic() + 60
+        while log.stats().written < sum(map(len, answers[: i + 1])):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)  # taken before the next comes: a batch each, all held
+    log.close()
+    assert log.stats().written == 7 and log.stats().dropped == 0
+    logged = log_rows(tmp_path)
+    assert [r["request_id"] for r in logged] == ["r0", "r0", "r1", "r2", "r3", "r4", "r4"]
+    assert [r["prediction"] for r in logged] == [1, 2, 3, 0.5, 4.0, 5.0, 6.0]
+    assert [r["version"] for r in logged] == ["2", "2", "1", "2", "1", "2", "2"]
+    assert [r["model"] for r in logged] == ["m"] * 7
+    assert [r["time"] for r in logged] == ["1970-01-01T00:00:02.000+00:00"] * 2 + [
+        "1970-01-01T00:00:01.000+00:00"] * 3 + ["1970-01-01T00:00:02.000+00:00"] * 2  # fmt: skip
+    assert [r["row"] for r in logged] == [0, 1, 0, 0, 0, 0, 1]
+    assert [r["x"] for r in logged] == [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    files = log_files(tmp_path)  # the fraction closed the file of whole numbers
+    assert [len(log_rows(p)) for p in files] == [3, 4]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_the_writer_brings_the_counts_up_to_date_unasked(tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    log = PredictionLog(tmp_path, max_pending=3, on_counts=lambda: seen.append(
+        (log.written, log.dropped)))  # fmt: skip
+    assert log.submit(_arrays("a", "1", [1, 2]))
+    deadline = time.monotonic() + 60
+    while (2, 0) not in seen:  # after its batch, with no request and no /metrics
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not log.submit(_arrays("b", "1", [1, 2, 3, 4]))  # over the bound of 3 rows
+    assert seen[-1] == (2, 4)  # a drop is counted at once, on the request's side
+    log.close()
+
+
+def test_logged_times_are_the_iso_text_of_each_request_to_the_millisecond() -> None:
+    from datetime import UTC, datetime
+
+    times = [0.0, 1.0015, 1.0019996, 1764700000.1234567, 1764700000.9999996, 1764700000.123]
+    entries = [_arrays(f"r{i}", "1", [1]) for i in range(len(times))]
+    entries = [Entry(e.request_id, t, e.model, e.version, e.rows, e.predictions, None, None,
+                     e.features) for e, t in zip(entries, times, strict=True)]  # fmt: skip
+    expected = [datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds") for t in times]
+    assert [r["time"] for r in _rows(entries)] == expected

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -163,6 +164,7 @@ class _State:
         self.metrics = _Metrics()
         self.ready = False  # once the model is loaded and warmed up, and the log is open
         self._logged: tuple[int, ...] = (0, 0, 0)
+        self._logged_lock = threading.Lock()
 
     def start(self) -> None:
         from mlops.core.repo import Repo
@@ -186,6 +188,7 @@ class _State:
                 rows=self.settings.log_rows,
                 seconds=self.settings.log_seconds,
                 on_problem=lambda p: log.error("%s", p) if p else log.info("prediction log ok"),
+                on_counts=self.sync_log_metrics,
             )
         # What is loaded now (libraries, the model) lives as long as the process: out of
         # the garbage collector's full passes, which the log's queued rows set off, and
@@ -206,16 +209,19 @@ class _State:
             )
 
     def sync_log_metrics(self) -> None:
-        """Bring the log counters up to the writer's figures (read when /metrics is asked)."""
+        """Bring the log counters up to the writer's figures: called by the writer after
+        each batch (and on a drop), so that with ``--workers`` the worker that answers
+        /metrics sums every worker's, and again when /metrics is asked."""
         if self.log is None:
             return
-        now = (self.log.written, self.log.dropped, self.log.feedback_dropped)
-        for outcome, value, before in zip(
-            ("written", "dropped", "feedback_dropped"), now, self._logged, strict=True
-        ):
-            if value > before:
-                self.metrics.child(self.metrics.log_rows, outcome).inc(value - before)
-        self._logged = tuple(max(a, b) for a, b in zip(now, self._logged, strict=True))
+        with self._logged_lock:  # the writer, a dropping request and /metrics
+            now = (self.log.written, self.log.dropped, self.log.feedback_dropped)
+            for outcome, value, before in zip(
+                ("written", "dropped", "feedback_dropped"), now, self._logged, strict=True
+            ):
+                if value > before:
+                    self.metrics.child(self.metrics.log_rows, outcome).inc(value - before)
+            self._logged = tuple(max(a, b) for a, b in zip(now, self._logged, strict=True))
 
     def problems(self) -> list[str]:
         found = []
@@ -309,8 +315,6 @@ def build_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Any
                 {"error": message, "column": None, "request_id": request_id}, code, headers
             )
         finally:
-            if state.log is not None:
-                state.sync_log_metrics()  # here too: with workers, another may answer /metrics
             metrics.in_flight.dec()
             metrics.child(metrics.latency, endpoint).observe(time.perf_counter() - start)
             metrics.child(metrics.requests, endpoint, str(code)).inc()

@@ -2,10 +2,13 @@
 
 Requests hand their rows to a queue (bounded by rows, so memory stays flat under any
 load: past the bound rows are dropped and counted, never the request); one thread
-takes them, turns each batch it takes into Arrow columns at once (C, not a line per row
-in Python: this thread holds the GIL the requests need), and writes them to a hidden
-temporary file in the log folder, which it closes (Parquet footer, fsync, then rename to
-``predictions-....parquet``) after ``rows`` rows or ``seconds`` seconds, or on shutdown.
+takes them a batch at a time, holds them until a row group is full, turns the row group
+into Arrow columns at once (C, not a line per row in Python, and few calls into Arrow:
+this thread holds the GIL the requests need, and each call lets it go and takes it back),
+and writes it, the GIL let go, to a hidden temporary file in the log folder, which it
+closes (Parquet footer, fsync, then rename to ``predictions-....parquet``) after ``rows``
+rows or ``seconds`` seconds, or on shutdown. After each batch it brings the counters of
+``/metrics`` up to date (``on_counts``), so that the requests need not.
 A closed file is therefore always complete: a crash loses at most the rows of the open
 temporary file, which monitoring never reads (its name starts with a dot). A folder that
 cannot be written is reported, its rows counted as dropped, and tried again for the next
@@ -48,6 +51,9 @@ _BATCH = 4096  # queued entries the writer takes at once (the queue is bounded b
 _LINGER = 0.1  # seconds the writer waits, once woken, for more entries to take at once
 # Rows held as Arrow columns before they go to the open file as one Parquet row group.
 _GROUP = 10_000
+# Entries held at most before they go to the file (many single-row requests): a bound on
+# the objects kept alive, which the garbage collector's passes walk.
+_HELD_ENTRIES = 2_000
 
 _PER_REQUEST = (REQUEST_ID, TIME, MODEL, VERSION)  # a request's fields, the same on its rows
 Shape = tuple[tuple[str, ...], tuple[Any, ...] | None]  # feature names, classes
@@ -109,15 +115,27 @@ def log_table(entries: list[Entry]) -> Any:
     counts = np.fromiter((e.rows.count for e in entries), dtype=np.int64, count=len(entries))
     total = int(counts.sum())
     starts = np.cumsum(counts) - counts
-    which = pa.array(np.repeat(np.arange(len(entries), dtype=np.int32), counts))
+    rows_of = np.repeat(np.arange(len(entries), dtype=np.int32), counts)  # each row's entry
+    which = pa.array(rows_of)
 
-    def per_request(values: list[str]) -> Any:
-        dictionary = pa.array(values, type=pa.string())
-        return pa.DictionaryArray.from_arrays(which, dictionary, safe=False)  # ours: in range
+    def per_request(values: list[str], once: bool = True) -> Any:
+        # Each value once in the dictionary (most requests share a model, a version, a
+        # millisecond): the Parquet writer would otherwise find the repeats itself, per row.
+        # Request ids are each a request's own: no repeats to look for.
+        if not once:
+            dictionary = pa.array(values, type=pa.string())
+            return pa.DictionaryArray.from_arrays(which, dictionary, safe=False)
+        codes: dict[str, int] = {}
+        index = np.fromiter(
+            (codes.setdefault(v, len(codes)) for v in values), np.int32, len(values)
+        )
+        dictionary = pa.array(list(codes), type=pa.string())
+        indices = which if len(codes) == len(values) else pa.array(index[rows_of])
+        return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)  # ours: in range
 
     columns: dict[str, Any] = {
-        REQUEST_ID: per_request([e.request_id for e in entries]),
-        TIME: per_request([_iso(e.time) for e in entries]),
+        REQUEST_ID: per_request([e.request_id for e in entries], once=False),
+        TIME: per_request(_iso_times(np.fromiter((e.time for e in entries), np.float64))),
         MODEL: per_request([e.model for e in entries]),
         VERSION: per_request([e.version for e in entries]),
         ROW: pa.array(np.arange(total) - np.repeat(starts, counts)),
@@ -144,6 +162,41 @@ def log_table(entries: list[Entry]) -> Any:
         for i, c in enumerate(classes):
             columns[f"{PROBA_PREFIX}{c}"] = pa.array(proba[i])
     return pa.Table.from_arrays(list(columns.values()), names=list(columns))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Entries held for the open file that become one table: ``key`` says what kind of
+    arrays they hold (None: not only arrays, so this run alone)."""
+
+    key: tuple[str, str] | None
+    entries: list[Entry]
+
+
+def _run_key(entry: Entry) -> tuple[str, str] | None:
+    """The kinds of an entry's arrays when its columns come from arrays alone (entries of
+    one key make columns of one type); None otherwise."""
+    import numpy as np
+
+    predicted, proba = entry.predictions, entry.probabilities
+    if (
+        entry.features is None
+        or not isinstance(predicted, np.ndarray)
+        or predicted.dtype.kind not in "biuf"
+    ):
+        return None
+    if proba is None:
+        return predicted.dtype.str, ""
+    return (predicted.dtype.str, proba.dtype.str) if isinstance(proba, np.ndarray) else None
+
+
+def _sync(path: Path) -> None:
+    """Write ``path``'s data to the disk (closed already: its own descriptor)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _listed(values: Any) -> list[Any]:
@@ -186,6 +239,7 @@ class PredictionLog:
         seconds: float = 300.0,
         max_pending: int = 100_000,
         on_problem: Callable[[str | None], None] | None = None,
+        on_counts: Callable[[], None] | None = None,
     ) -> None:
         import pyarrow.parquet  # noqa: F401 (here, not at the writer's first rows)
 
@@ -194,6 +248,7 @@ class PredictionLog:
         self.seconds = seconds
         self.max_pending = max_pending
         self.on_problem = on_problem
+        self.on_counts = on_counts
         self.written = 0
         self.dropped = 0
         self.feedback_dropped = 0
@@ -209,8 +264,9 @@ class PredictionLog:
         self._tmp: Path | None = None
         self._shape: Shape | None = None
         self._schema: Any = None
-        self._held: list[Any] = []
+        self._held: list[_Run] = []
         self._held_rows = 0
+        self._held_entries = 0
         self._opened = 0.0
         self._in_file = 0
         self._seq = 0
@@ -221,10 +277,14 @@ class PredictionLog:
         """Queue ``entry``; False (its rows counted as dropped) when the queue is full."""
         n = entry.rows.count
         with self._lock:
-            if self._pending + n > self.max_pending:
+            full = self._pending + n > self.max_pending
+            if full:
                 self.dropped += n
-                return False
-            self._pending += n
+            else:
+                self._pending += n
+        if full:
+            self._counted()  # rare: the writer is behind, and may be stuck
+            return False
         self._queue.put(entry)
         return True
 
@@ -274,6 +334,13 @@ class PredictionLog:
             self._write(entries)
             if self._file is not None and time.monotonic() - self._opened >= self.seconds:
                 self._roll()
+            self._counted()
+
+    def _counted(self) -> None:
+        """The counts changed: ``on_counts`` brings whoever shows them up to date (the
+        writer calls it after each batch, so the requests need not)."""
+        if self.on_counts is not None:
+            self.on_counts()
 
     def _write(self, entries: list[Entry]) -> None:
         """Take ``entries`` into the open file, closing it each time it is full."""
@@ -307,48 +374,83 @@ class PredictionLog:
         self._hold(run)
 
     def _hold(self, entries: list[Entry]) -> None:
-        """Turn ``entries`` (taken into the open file) into Arrow columns, kept until a
-        row group is full; rows the file's schema cannot take close it and open the next."""
+        """Keep ``entries`` (taken into the open file) until a row group is full.
+
+        Entries of the model's arrays join the run held before them while their answers
+        are of one kind: a row group of them becomes Arrow columns at once, in one
+        ``log_table`` (few calls into Arrow, each of which lets the GIL go and takes it
+        back from the requests). Other entries are a run of their own, as taken.
+        """
         if not entries or self._file is None:
             return
-        import pyarrow as pa
-
-        n = sum(e.rows.count for e in entries)
-        try:
-            table = log_table(entries)
-        except (TypeError, ValueError, pa.ArrowException) as exc:
-            self._lose(n)
-            self._report(f"prediction log: cannot log {len(entries)} requests: {exc}")
-            return
-        if self._schema is not None and not table.schema.equals(self._schema):
-            try:
-                table = table.cast(self._schema)
-            except (TypeError, ValueError, pa.ArrowException):
-                # Kinds a written row group cannot take (a whole-number prediction, then a
-                # fraction): the file closes without these rows, and they open the next.
-                shape = self._shape
-                self._in_file -= n
-                self._roll()
-                if shape is None or not self._open(shape):
-                    self._lose(n, in_file=False)
-                    return
-                self._in_file = n
-        if self._schema is None:
-            self._schema = table.schema
-        self._held.append(table)
-        self._held_rows += n
-        if self._held_rows >= _GROUP:
+        runs = self._held
+        slow: list[Entry] = []
+        for entry in entries:
+            key = _run_key(entry)
+            if key is None:
+                slow.append(entry)
+                continue
+            if slow:
+                runs.append(_Run(None, slow))
+                slow = []
+            if not runs or runs[-1].key != key:
+                runs.append(_Run(key, []))
+            runs[-1].entries.append(entry)
+        if slow:
+            runs.append(_Run(None, slow))
+        self._held_rows += sum(e.rows.count for e in entries)
+        self._held_entries += len(entries)
+        if self._held_rows >= _GROUP or self._held_entries >= _HELD_ENTRIES:
             self._flush()
 
     def _flush(self) -> bool:
         """Write the held rows to the open file as one row group; False if that failed
-        (the file and its rows are then gone, counted as dropped)."""
+        (the file and its rows are then gone, counted as dropped).
+
+        Rows the file's columns cannot take (a whole-number prediction, then a fraction)
+        close it without them, and they open the next.
+        """
         if not self._held or self._file is None:
             return self._file is not None
         import pyarrow as pa
+
+        runs, self._held, self._held_rows, self._held_entries = self._held, [], 0, 0
+        counts = [sum(e.rows.count for e in run.entries) for run in runs]
+        tables: list[Any] = []
+        for i, run in enumerate(runs):
+            try:
+                table = log_table(run.entries)
+            except (TypeError, ValueError, pa.ArrowException) as exc:
+                self._lose(counts[i])
+                self._report(f"prediction log: cannot log {len(run.entries)} requests: {exc}")
+                continue
+            if self._schema is None:
+                self._schema = table.schema
+            elif not table.schema.equals(self._schema):
+                try:
+                    table = table.cast(self._schema)
+                except (TypeError, ValueError, pa.ArrowException):
+                    rest = sum(counts[i:])
+                    shape = self._shape
+                    self._in_file -= rest
+                    if not self._write_group(tables):
+                        self._lose(rest, in_file=False)
+                        return False
+                    self._close()
+                    if shape is None or not self._open(shape):
+                        self._lose(rest, in_file=False)
+                        return False
+                    self._in_file, self._schema, tables = rest, table.schema, []
+            tables.append(table)
+        return self._write_group(tables)
+
+    def _write_group(self, tables: list[Any]) -> bool:
+        """``tables`` (of the file's schema) to the open file as one row group."""
+        if not tables:
+            return True
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        tables, self._held, self._held_rows = self._held, [], 0
         try:
             if self._writer is None:
                 # No Arrow schema in the file: readers see plain text, not dictionaries. Only
@@ -369,18 +471,26 @@ class PredictionLog:
         return True
 
     def _open(self, shape: Shape) -> bool:
-        """Open a file for rows of ``shape``; False (reported) when the folder cannot."""
+        """Open a file for rows of ``shape``; False (reported) when the folder cannot.
+
+        The file is Arrow's own (not a Python file object): Parquet writes it with the
+        GIL let go, rather than taking the GIL back for every write of a column chunk.
+        """
+        import pyarrow as pa
+
         self._seq += 1
         name = f"{LOG_PREFIX}{_stamp()}-{os.getpid()}-{self._seq}{LOG_SUFFIX}"
         tmp = self.folder / f".{name}.tmp"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._file = open(tmp, "xb")  # noqa: SIM115 (open till rolled)
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            self._file = pa.OSFile(str(tmp), "wb")
         except OSError as exc:
+            self._discard_path(tmp)
             self._report(f"prediction log {self.folder}: cannot write: {exc.strerror or exc}")
             return False
         self._tmp, self._shape, self._schema, self._writer = tmp, shape, None, None
-        self._held, self._held_rows = [], 0
+        self._held, self._held_rows, self._held_entries = [], 0, 0
         self._opened = time.monotonic()
         self._in_file = 0
         return True
@@ -389,8 +499,14 @@ class PredictionLog:
         """Close the open file under its final name (complete, synced) if it has rows."""
         if self._file is None or self._tmp is None or not self._flush():
             return
+        self._close()
+
+    def _close(self) -> None:
+        """Close the open file (its held rows written): footer, sync, final name."""
         tmp, file, writer, rows = self._tmp, self._file, self._writer, self._in_file
         self._file, self._tmp, self._writer, self._shape, self._schema = (None,) * 5
+        if tmp is None:
+            return
         if writer is None:  # no rows reached it
             with contextlib.suppress(OSError):
                 file.close()
@@ -398,9 +514,8 @@ class PredictionLog:
             return
         try:
             writer.close()  # the footer; the file stays open
-            file.flush()
-            os.fsync(file.fileno())
             file.close()
+            _sync(tmp)
             os.replace(tmp, tmp.with_name(tmp.name[1:].removesuffix(".tmp")))
         except OSError as exc:
             self._file, self._tmp, self._in_file = file, tmp, rows
@@ -450,7 +565,7 @@ class PredictionLog:
             with contextlib.suppress(OSError):
                 self._file.close()
         self._file, self._tmp, self._writer, self._shape, self._schema = (None,) * 5
-        self._held, self._held_rows, self._in_file = [], 0, 0
+        self._held, self._held_rows, self._held_entries, self._in_file = [], 0, 0, 0
         if tmp is not None:
             self._discard_path(tmp)
 
@@ -466,8 +581,14 @@ class PredictionLog:
                 self.on_problem(problem)
 
 
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
+def _iso_times(times: Any) -> list[str]:
+    """UTC times (seconds since the epoch) as ISO 8601 to the millisecond, all at once:
+    ``datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")`` of each."""
+    import numpy as np
+
+    ms = np.round(times * 1e6).astype(np.int64) // 1000  # as datetime rounds, then cuts
+    text = np.datetime_as_string(ms.astype("datetime64[ms]"), unit="ms")
+    return [f"{t}+00:00" for t in text.tolist()]
 
 
 def _stamp() -> str:

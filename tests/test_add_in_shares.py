@@ -190,3 +190,20 @@ def test_workers_with_long_shares_write_what_they_learn_as_they_go(repo: Path) -
     # A row per workspace file and per object (copies: inodes of their own), manifest too.
     objects = [p for p in (repo / ".mlops" / "cache").glob("??/*")]
     assert sorted(inodes) == sorted({p.stat().st_ino for p in [*paths, *objects]})
+
+
+def test_a_file_removed_while_its_folder_is_being_added_is_a_clear_error(repo: Path) -> None:
+    """Between the listing and the workers' stat, a file goes: one line naming it."""
+    from mlops.errors import InputError
+
+    folder = repo / "data"
+    make_tricky_folder(folder)
+    gone = folder / "big" / "600.txt"
+
+    def remove_once_listed(task: str, done: int, total: int) -> None:
+        if task == "scanning" and total and gone.exists():
+            gone.unlink()
+
+    with pytest.raises(InputError, match=r"big/600\.txt: removed while its folder was being"):
+        add(Repo(repo), [str(folder)], jobs=2, progress=remove_once_listed)
+    assert not (repo / "data.mlops").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, groupby, islice
 from pathlib import Path
@@ -245,7 +245,7 @@ def _store_share(store: Store, share: Sequence[tuple[str, os.DirEntry[str]]]) ->
     stored = 0
     state, mark = store.state, store.state.pending_mark()
     listed = iter(share)  # read as it goes: the share's progress counts as it is read
-    while chunk := [scanned_file(*file) for file in islice(listed, _CHUNK)]:
+    while chunk := _scanned(islice(listed, _CHUNK)):
         if state.pending_mark() - mark >= _WRITE_EVERY:
             state.write_rows(mark)  # while the other workers hash: not all at the end
         known = state.get_many([f.st for f in chunk], preload=False)
@@ -278,6 +278,17 @@ def _store_share(store: Store, share: Sequence[tuple[str, os.DirEntry[str]]]) ->
         else:
             pieces += [(entry.path, manifest_rows([entry])) for entry in entries]
     return _Share(parts, pieces, sum(f.st.st_size for f in files), stored)
+
+
+def _scanned(listed: Iterable[tuple[str, os.DirEntry[str]]]) -> list[ScannedFile]:
+    """The files of ``list_files`` with their stats; one removed since it was listed
+    is a clear error (the folder changed while it was being added)."""
+    try:
+        return [scanned_file(*file) for file in listed]
+    except FileNotFoundError as exc:
+        raise InputError(
+            f"{exc.filename}: removed while its folder was being added; add it again"
+        ) from None
 
 
 def _joined_groups(shares: list[_Share]) -> dict[str, tuple[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, groupby, islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -29,9 +29,10 @@ from mlops.workspace.tracked import (
     changed_inside,
     file_monitor,
     find_targets,
-    group_of,
+    group_slices,
     group_updates,
     groups_touched,
+    line_groups,
     lines_fingerprint,
     list_files,
     remember_groups,
@@ -258,22 +259,17 @@ def _store_share(store: Store, share: Sequence[tuple[str, os.DirEntry[str]]]) ->
         files += chunk
         oids += chunk_oids
         stored += chunk_stored
+    lines = [stat_line(f.relpath, now.get(i, f.st)) for i, f in enumerate(files)]
     parts: list[tuple[str, str, str]] = []
     pieces: list[tuple[str, str]] = []
-    start = 0
-    runs = [(name, sum(1 for _ in run)) for name, run in groupby(files, key=_group)]
-    for k, (name, count) in enumerate(runs):
-        part = slice(start, start + count)
-        start += count
-        lines = [
-            stat_line(f.relpath, now.get(i, f.st)) for i, f in enumerate(files[part], part.start)
-        ]
-        parts.append((name, "\n".join(lines), group_text(lines, oids[part])))
+    groups = group_slices(line_groups(lines))  # each group's files are together
+    for k, (name, part) in enumerate(groups.items()):
+        parts.append((name, "\n".join(lines[part]), group_text(lines[part], oids[part])))
         entries = [
             Entry(f.relpath, oid, f.st.st_size, is_executable(f.st))
             for f, oid in zip(files[part], oids[part], strict=True)
         ]
-        if name and 0 < k < len(runs) - 1:
+        if name and 0 < k < len(groups) - 1:
             pieces.append((f"{name}/", manifest_rows(sorted(entries))))
         else:
             pieces += [(entry.path, manifest_rows([entry])) for entry in entries]
@@ -303,10 +299,6 @@ def _joined_groups(shares: list[_Share]) -> dict[str, tuple[str, str]]:
         name: (lines_fingerprint("\n".join(parts)), "\n".join(texts[name]))
         for name, parts in lines.items()
     }
-
-
-def _group(file: ScannedFile) -> str:
-    return group_of(file.relpath)
 
 
 def _remember(

@@ -82,6 +82,8 @@ def map_shares(
     jobs = min(jobs or default_jobs(), max(len(items), 1))
     cut = [len(items) * k // jobs for k in range(jobs + 1)]
     meter = _ShareMeter(jobs, len(items), progress, task)
+    if items:
+        meter.report()  # the bar, with its total, before any share has started
     shares = [meter.counted(k, items[cut[k] : cut[k + 1]]) for k in range(jobs)]
     if jobs == 1 or sys.platform != "linux":
         results = [fn(share) for share in shares]

@@ -245,8 +245,9 @@ def _store_share(store: Store, share: Sequence[tuple[str, os.DirEntry[str]]]) ->
     now: dict[int, os.stat_result] = {}  # the stats of files replaced by a link
     stored = 0
     state, mark = store.state, store.state.pending_mark()
-    listed = iter(share)  # read as it goes: the share's progress counts as it is read
-    while chunk := _scanned(islice(listed, _CHUNK)):
+    done = iter(share)  # advanced as files are done: the share's progress counts them
+    for start in range(0, len(share), _CHUNK):
+        chunk = _scanned(share[start : start + _CHUNK])  # a slice is not counted
         if state.pending_mark() - mark >= _WRITE_EVERY:
             state.write_rows(mark)  # while the other workers hash: not all at the end
         known = state.get_many([f.st for f in chunk], preload=False)
@@ -259,6 +260,8 @@ def _store_share(store: Store, share: Sequence[tuple[str, os.DirEntry[str]]]) ->
         files += chunk
         oids += chunk_oids
         stored += chunk_stored
+        for _ in islice(done, len(chunk)):
+            pass
     lines = [stat_line(f.relpath, now.get(i, f.st)) for i, f in enumerate(files)]
     parts: list[tuple[str, str, str]] = []
     pieces: list[tuple[str, str]] = []
